@@ -1,0 +1,199 @@
+//! Files under /etc the agent edits (fstab, hosts, iptables rules): atomic replacement (temp
+//! file in the same directory, fsync, rename, fsync the directory) and managed entries marked
+//! so that a re-run replaces them instead of adding duplicates. Every other line is kept byte
+//! for byte.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// The comment that marks the line after it as managed by Brickyard, keyed.
+const ENTRY_MARKER: &str = "# brickyard-managed:";
+
+/// Replaces `path` with `contents` atomically: readers see the old file or the new one, never
+/// a torn one. Keeps the old file's permissions (or `default_mode` for a new file).
+pub fn atomic_write(path: &Path, contents: &[u8], default_mode: u32) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| io::Error::other(format!("{} has no file name", path.display())))?;
+    let mode = match fs::metadata(path) {
+        Ok(meta) => meta.permissions().mode() & 0o7777,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => default_mode,
+        Err(e) => return Err(e),
+    };
+    let tmp = dir.join(format!(".{}.brickyard-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads `path`, treating a missing file as empty.
+pub fn read_or_empty(path: &Path) -> io::Result<String> {
+    match fs::read_to_string(path) {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets the managed entry `key` in `contents` to `line` (or removes it when `None`): the entry
+/// is a marker comment `# brickyard-managed: KEY` followed by the line. An existing entry is
+/// replaced in place; a new one is appended. Returns the new contents.
+pub fn set_entry(contents: &str, key: &str, line: Option<&str>) -> String {
+    let marker = format!("{ENTRY_MARKER} {key}");
+    let mut out = String::with_capacity(contents.len() + 128);
+    let mut lines = contents.split_inclusive('\n');
+    let mut replaced = false;
+    while let Some(current) = lines.next() {
+        if current.trim_end_matches('\n') == marker {
+            lines.next(); // the managed line itself
+            if let (Some(line), false) = (line, replaced) {
+                out.push_str(&marker);
+                out.push('\n');
+                out.push_str(line);
+                out.push('\n');
+            }
+            replaced = true;
+        } else {
+            out.push_str(current);
+        }
+    }
+    if let (Some(line), false) = (line, replaced) {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&marker);
+        out.push('\n');
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The managed line stored under `key`, if any.
+pub fn get_entry<'a>(contents: &'a str, key: &str) -> Option<&'a str> {
+    let marker = format!("{ENTRY_MARKER} {key}");
+    let mut lines = contents.lines();
+    while let Some(current) = lines.next() {
+        if current == marker {
+            return lines.next();
+        }
+    }
+    None
+}
+
+/// Replaces the block between `# BEGIN brickyard NAME` and `# END brickyard NAME` with
+/// `body` (appending the block if absent). Returns the new contents.
+pub fn set_block(contents: &str, name: &str, body: &[String]) -> String {
+    let begin = format!("# BEGIN brickyard {name}");
+    let end = format!("# END brickyard {name}");
+    let mut block = format!("{begin}\n");
+    for line in body {
+        block.push_str(line);
+        block.push('\n');
+    }
+    block.push_str(&end);
+    block.push('\n');
+
+    let mut out = String::with_capacity(contents.len() + block.len());
+    let mut inside = false;
+    let mut placed = false;
+    for current in contents.split_inclusive('\n') {
+        let bare = current.trim_end_matches('\n');
+        if !inside && bare == begin {
+            inside = true;
+            if !placed {
+                out.push_str(&block);
+                placed = true;
+            }
+        } else if inside {
+            if bare == end {
+                inside = false;
+            }
+        } else {
+            out.push_str(current);
+        }
+    }
+    if !placed {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&block);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FSTAB: &str = "# /etc/fstab\nUUID=abc / ext4 errors=remount-ro 0 1\n\n/swap none swap sw 0 0";
+
+    #[test]
+    fn entries_are_replaced_not_duplicated() {
+        let once = set_entry(FSTAB, "/vdisk", Some("UUID=1 /vdisk xfs defaults 0 0"));
+        assert!(once.starts_with("# /etc/fstab\nUUID=abc / ext4 errors=remount-ro 0 1\n\n/swap none swap sw 0 0\n"));
+        let twice = set_entry(&once, "/vdisk", Some("UUID=2 /vdisk xfs defaults 0 0"));
+        assert_eq!(twice.matches("/vdisk xfs").count(), 1);
+        assert_eq!(get_entry(&twice, "/vdisk"), Some("UUID=2 /vdisk xfs defaults 0 0"));
+        assert_eq!(set_entry(&twice, "/vdisk", Some("UUID=2 /vdisk xfs defaults 0 0")), twice);
+        let removed = set_entry(&twice, "/vdisk", None);
+        assert_eq!(removed, format!("{FSTAB}\n"));
+    }
+
+    #[test]
+    fn blocks_are_replaced_in_place() {
+        let hosts = "127.0.0.1 localhost\n::1 localhost\n";
+        let a = set_block(hosts, "pool", &["192.0.2.11 gluServer1".into()]);
+        let b = set_block(&(a.clone() + "10.0.0.1 other\n"), "pool", &["192.0.2.12 gluServer2".into()]);
+        assert_eq!(b, "127.0.0.1 localhost\n::1 localhost\n# BEGIN brickyard pool\n192.0.2.12 gluServer2\n# END brickyard pool\n10.0.0.1 other\n");
+    }
+
+    #[test]
+    fn atomic_write_keeps_mode_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fstab");
+        fs::write(&path, "old\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        atomic_write(&path, b"new\n", 0o644).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn readers_never_see_a_torn_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        let old = "a".repeat(1 << 20);
+        let new = "b".repeat(1 << 20);
+        fs::write(&path, &old).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (path, stop, old, new) = (path.clone(), stop.clone(), old.clone(), new.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let seen = fs::read_to_string(&path).unwrap();
+                    assert!(seen == old || seen == new, "torn read of {} bytes", seen.len());
+                    reads += 1;
+                }
+                reads
+            })
+        };
+        for i in 0..50 {
+            atomic_write(&path, if i % 2 == 0 { new.as_bytes() } else { old.as_bytes() }, 0o644).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+    }
+}

@@ -1,0 +1,21 @@
+//! `MountGlusterVolume` — placeholder until its issue lands: validates nothing and refuses to run.
+
+use brickyard_proto::v1;
+
+use super::{Check, Context, TaskError};
+
+pub struct MountGlusterVolume;
+
+impl MountGlusterVolume {
+    pub fn from_proto(_task: &v1::MountGlusterVolume) -> Result<Self, TaskError> {
+        Ok(Self)
+    }
+
+    pub async fn check(&self, _ctx: &Context) -> Result<Check, TaskError> {
+        Err(TaskError::Unsupported("MountGlusterVolume is not implemented yet".into()))
+    }
+
+    pub async fn apply(&self, _ctx: &Context) -> Result<Vec<String>, TaskError> {
+        Err(TaskError::Unsupported("MountGlusterVolume is not implemented yet".into()))
+    }
+}

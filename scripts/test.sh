@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite (README's test command): system packages, style gates, every test.
+# Must run as root: the OS tests attach loop devices and build namespaced lab hosts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "scripts/test.sh must run as root (loop devices, namespaces)" >&2; exit 1; }
+bash scripts/install-deps.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace

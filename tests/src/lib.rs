@@ -1,0 +1,1 @@
+//! Shared helpers for Brickyard's end-to-end tests (see `tests/tests/`).
