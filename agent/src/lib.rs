@@ -4,6 +4,9 @@
 //! packages, runs glusterd, opens firewall ports and drives the local gluster CLI.
 
 pub mod etcfile;
+pub mod gluster;
+pub mod lsblk;
 pub mod mountinfo;
 pub mod runner;
 pub mod tasks;
+pub mod verify_file;
