@@ -2,3 +2,4 @@
 //! applies typed tasks phase by phase, reads pool status. Stateless: the spec and what the
 //! agents report are the only truth. `lab` builds namespaced hosts on this machine.
 pub mod spec;
+pub mod validate;
