@@ -1,11 +1,266 @@
-//! The local gluster CLI (`--mode=script --xml`) and pure parsers of its XML (placeholder:
-//! the gluster issue fills it).
+//! The local gluster CLI, always `gluster --mode=script --xml ...` through the command runner
+//! (it talks to this host's glusterd over its local socket), typed wrappers around the queries
+//! the tasks need, and `GetGlusterStatus`. Parsing is pure and lives in [`xml`]. Reads
+//! /proc/self/mountinfo and statvfs()s glusterfs mounts for the status.
+
+pub mod xml;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use brickyard_proto::v1;
 
+use crate::mountinfo::{self, Mount};
+use crate::runner::{find_program, Cmd, CommandError};
 use crate::tasks::{Context, TaskError};
 
-/// The pool, volumes and glusterfs mounts as this host sees them (`GetGlusterStatus`).
-pub async fn status(_ctx: &Context) -> Result<v1::GlusterStatus, TaskError> {
-    Ok(v1::GlusterStatus::default())
+pub use xml::{BrickInfo, BrickProcess, PeerInfo, VolumeInfo};
+
+/// Filesystem type of a GlusterFS FUSE mount in mountinfo.
+pub const FUSE_FSTYPE: &str = "fuse.glusterfs";
+
+/// How long a statvfs() on a FUSE mount may take before the mount counts as not answering.
+const STATVFS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs `gluster --mode=script --xml ARGS` and returns its `<cliOutput>` when `opRet` is 0.
+/// gluster exits non-zero with the reason in `opErrstr`: that reason becomes the error's
+/// stderr, so the message reads `gluster ... failed (exit status 1): Volume gv0 already exists`.
+pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, TaskError> {
+    let cmd = Cmd::new(find_program("gluster")?).args(["--mode=script", "--xml"]).args(args.iter().copied());
+    let out = ctx.runner.output(&cmd).await?;
+    xml::cli_output(&out.stdout).map_err(|e| {
+        let stderr = match e {
+            xml::XmlError::Gluster { message, .. } => message,
+            // Not XML at all, e.g. "Connection failed. Please check if gluster daemon is operational."
+            _ if !out.success() => format!("{} {}", out.stdout.trim(), out.stderr.trim()).trim().to_owned(),
+            other => format!("unexpected output ({other}): {}", out.stdout.trim()),
+        };
+        TaskError::Command(CommandError::Failed { cmd: cmd.display(), code: out.code, stdout: out.stdout, stderr })
+    })
+}
+
+/// Wraps a parse failure of a successful command's XML as a command error naming the command.
+fn parsed<T>(what: &str, result: Result<T, xml::XmlError>) -> Result<T, TaskError> {
+    result.map_err(|e| {
+        TaskError::Command(CommandError::Failed {
+            cmd: format!("gluster --mode=script --xml {what}"),
+            code: Some(0),
+            stdout: String::new(),
+            stderr: format!("unexpected output: {e}"),
+        })
+    })
+}
+
+/// Every node of the trusted pool, this one included (`is_local`).
+pub async fn pool_list(ctx: &Context) -> Result<Vec<PeerInfo>, TaskError> {
+    parsed("pool list", xml::peers(&cli(ctx, &["pool", "list"]).await?))
+}
+
+/// The other nodes of the pool with their probe state.
+pub async fn peer_status(ctx: &Context) -> Result<Vec<PeerInfo>, TaskError> {
+    parsed("peer status", xml::peers(&cli(ctx, &["peer", "status"]).await?))
+}
+
+/// Every volume of the pool.
+pub async fn volume_info(ctx: &Context) -> Result<Vec<VolumeInfo>, TaskError> {
+    parsed("volume info", xml::volumes(&cli(ctx, &["volume", "info"]).await?))
+}
+
+/// The live value of every option of `volume` (defaults included).
+pub async fn volume_get_all(ctx: &Context, volume: &str) -> Result<BTreeMap<String, String>, TaskError> {
+    parsed("volume get", xml::volume_options(&cli(ctx, &["volume", "get", volume, "all"]).await?))
+}
+
+/// Brick processes (online, port, sizes) of every started volume.
+pub async fn volume_status_detail(ctx: &Context) -> Result<BTreeMap<String, Vec<BrickProcess>>, TaskError> {
+    parsed("volume status", xml::volume_status(&cli(ctx, &["volume", "status", "all", "detail"]).await?))
+}
+
+/// Entries waiting for self-heal on `volume` (`None`: no brick answered).
+pub async fn pending_heals(ctx: &Context, volume: &str) -> Result<Option<i64>, TaskError> {
+    parsed("volume heal", xml::pending_heals(&cli(ctx, &["volume", "heal", volume, "info", "summary"]).await?))
+}
+
+/// The glusterfs FUSE mounts among `mounts`.
+pub fn fuse_mounts(mounts: &[Mount]) -> impl Iterator<Item = &Mount> {
+    mounts.iter().filter(|m| m.fstype == FUSE_FSTYPE)
+}
+
+/// (total, free) bytes of the filesystem at `path`, or `None` when it does not answer within
+/// a few seconds (a FUSE mount whose servers are gone can hang a statvfs forever).
+pub async fn statvfs(path: &str) -> Option<(u64, u64)> {
+    let path = PathBuf::from(path);
+    let call = tokio::task::spawn_blocking(move || nix::sys::statvfs::statvfs(&path));
+    match tokio::time::timeout(STATVFS_TIMEOUT, call).await {
+        Ok(Ok(Ok(st))) => {
+            let frag = st.fragment_size();
+            Some((st.blocks() * frag, st.blocks_available() * frag))
+        }
+        _ => None,
+    }
+}
+
+/// The pool, volumes and glusterfs mounts as this host sees them (`GetGlusterStatus`). When
+/// glusterd does not answer (not installed, not running: a client), only mounts are reported.
+pub async fn status(ctx: &Context) -> Result<v1::GlusterStatus, TaskError> {
+    let mut status = v1::GlusterStatus { mounts: local_mounts().await?, ..Default::default() };
+    let Ok(pool) = pool_list(ctx).await else {
+        return Ok(status);
+    };
+    status.glusterd_running = true;
+    status.peers = pool
+        .into_iter()
+        .map(|p| v1::Peer {
+            uuid: p.uuid,
+            hostname: p.hostname,
+            other_names: p.names.into_iter().skip(1).collect(),
+            connected: p.connected,
+            state: p.state,
+            is_local: p.is_local,
+        })
+        .collect();
+
+    let infos = volume_info(ctx).await?;
+    let processes =
+        if infos.iter().any(VolumeInfo::started) { volume_status_detail(ctx).await? } else { BTreeMap::new() };
+    for info in infos {
+        let pending_heals = if info.started() && info.heals() {
+            pending_heals(ctx, &info.name).await.ok().flatten().unwrap_or(-1)
+        } else {
+            -1
+        };
+        let live = processes.get(&info.name).map(Vec::as_slice).unwrap_or_default();
+        status.volumes.push(volume_status(info, live, pending_heals));
+    }
+    Ok(status)
+}
+
+/// Joins `volume info` with the brick processes of `volume status detail`.
+fn volume_status(info: VolumeInfo, live: &[BrickProcess], pending_heals: i64) -> v1::VolumeStatus {
+    let bricks = info
+        .bricks
+        .iter()
+        .map(|b| {
+            let process = live.iter().find(|p| p.host == b.host && p.path == b.path);
+            v1::BrickStatus {
+                host: b.host.clone(),
+                path: b.path.clone(),
+                online: process.is_some_and(|p| p.online),
+                port: process.and_then(|p| p.port).unwrap_or(0),
+                size_total: process.and_then(|p| p.size_total).unwrap_or(0),
+                size_free: process.and_then(|p| p.size_free).unwrap_or(0),
+                is_arbiter: b.is_arbiter,
+            }
+        })
+        .collect();
+    v1::VolumeStatus {
+        name: info.name,
+        r#type: info.type_str,
+        status: info.status,
+        replica: info.replica,
+        arbiter: info.arbiter,
+        disperse: info.disperse,
+        redundancy: info.redundancy,
+        bricks,
+        options: info.options.into_iter().collect(),
+        pending_heals,
+    }
+}
+
+async fn local_mounts() -> Result<Vec<v1::GlusterMount>, TaskError> {
+    let mounts = mountinfo::read().map_err(TaskError::io("reading /proc/self/mountinfo"))?;
+    let mut out = Vec::new();
+    for m in fuse_mounts(&mounts) {
+        let (size_total, size_free) = statvfs(&m.mount_point).await.unwrap_or_default();
+        out.push(v1::GlusterMount {
+            source: m.source.clone(),
+            mount_point: m.mount_point.clone(),
+            size_total,
+            size_free,
+        });
+    }
+    Ok(out)
+}
+
+/// A captured gluster output from `fixtures/` (tests only).
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> String {
+    let path = format!("{}/src/gluster/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::fake::FakeRunner;
+    use crate::runner::Output;
+    use crate::tasks::ServiceManager;
+    use std::sync::Arc;
+
+    fn ctx(runner: FakeRunner) -> Context {
+        Context { runner: Arc::new(runner), service_manager: ServiceManager::Direct }
+    }
+
+    #[tokio::test]
+    async fn cli_failure_surfaces_op_errstr() {
+        let out = Output { code: Some(1), stdout: fixture("volume-create-exists.xml"), stderr: String::new() };
+        let c = ctx(FakeRunner::default().expect_output("/usr/sbin/gluster --mode=script --xml volume create", out));
+        let err = cli(&c, &["volume", "create", "gv0"]).await.unwrap_err().to_string();
+        assert!(err.contains("volume create gv0") && err.ends_with("Volume gv0 already exists"), "{err}");
+
+        let down = Output {
+            code: Some(1),
+            stdout: "Connection failed. Please check if gluster daemon is operational.\n".into(),
+            stderr: String::new(),
+        };
+        let c = ctx(FakeRunner::default().expect_output("/usr/sbin/gluster", down));
+        let err = cli(&c, &["pool", "list"]).await.unwrap_err().to_string();
+        assert!(err.contains("Connection failed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn status_joins_info_status_and_heals() {
+        let runner = FakeRunner::default()
+            .expect("/usr/sbin/gluster --mode=script --xml pool list", &fixture("pool-list.xml"))
+            .expect("/usr/sbin/gluster --mode=script --xml volume info", &fixture("volume-info.xml"))
+            .expect(
+                "/usr/sbin/gluster --mode=script --xml volume status all detail",
+                &fixture("volume-status-brick-down.xml"),
+            )
+            .expect(
+                "/usr/sbin/gluster --mode=script --xml volume heal gv0 info summary",
+                &fixture("heal-info-summary-pending.xml"),
+            );
+        let st = status(&ctx(runner)).await.unwrap();
+        assert!(st.glusterd_running);
+        assert_eq!(st.peers.len(), 2);
+        assert_eq!(
+            (st.peers[0].hostname.as_str(), st.peers[0].other_names.as_slice()),
+            ("198.18.250.2", &["gs2".to_owned()][..])
+        );
+        assert!(st.peers[1].is_local);
+        let v = &st.volumes[0];
+        assert_eq!(
+            (v.name.as_str(), v.r#type.as_str(), v.status.as_str(), v.replica),
+            ("gv0", "Replicate", "Started", 2)
+        );
+        assert_eq!(v.pending_heals, 2);
+        assert_eq!(v.options["performance.cache-size"], "512MB");
+        assert!(v.bricks[0].online && v.bricks[0].port == 60427 && v.bricks[0].size_total == 12638031872);
+        assert!(!v.bricks[1].online && v.bricks[1].port == 0);
+    }
+
+    #[tokio::test]
+    async fn status_without_glusterd_reports_only_mounts() {
+        let down = Output { code: Some(1), stdout: "Connection failed.\n".into(), stderr: String::new() };
+        let st = status(&ctx(FakeRunner::default().expect_output("/usr/sbin/gluster", down))).await.unwrap();
+        assert!(!st.glusterd_running && st.peers.is_empty() && st.volumes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn statvfs_reports_sizes() {
+        let (total, free) = statvfs("/").await.unwrap();
+        assert!(total > 0 && free <= total);
+    }
 }
