@@ -1,0 +1,451 @@
+//! Spec + facts → the typed task batches of every phase, per host, in the seed's order:
+//! servers (packages, /etc/hosts, firewall, partition, mkfs, mount, brick dirs, glusterd,
+//! FUSE) → pool (probe from the first server, then the first server back by name) → volumes
+//! (created on the first server) → clients (packages, /etc/hosts, FUSE, mounts). Pure: the
+//! agents check and apply what this produces.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use brickyard_proto::v1;
+use brickyard_proto::v1::task::Kind;
+
+use crate::spec::{Layout, Spec, VolumeKind};
+
+/// The phases that change hosts (facts before them and verify after them read only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Servers,
+    Pool,
+    Volumes,
+    Clients,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Servers => "servers",
+            Phase::Pool => "pool",
+            Phase::Volumes => "volumes",
+            Phase::Clients => "clients",
+        })
+    }
+}
+
+/// The tasks one host runs in one step of a phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostBatch {
+    pub host: String,
+    pub tasks: Vec<v1::Task>,
+}
+
+/// One phase: its steps run one after the other, the hosts of a step in parallel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhasePlan {
+    pub phase: Phase,
+    pub steps: Vec<Vec<HostBatch>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhaseError {
+    #[error(
+        "servers {first} and {second} have the same glusterd UUID {uuid} (cloned image?) and cannot form a \
+         pool; set `reset_duplicate_uuids = true` under [pool] to give {second} a fresh UUID"
+    )]
+    DuplicateUuid { uuid: String, first: String, second: String },
+    #[error("volume {volume}: {message}")]
+    Volume { volume: String, message: String },
+}
+
+/// The servers whose glusterd UUID repeats an earlier server's (spec order), with that UUID.
+/// Servers without facts or without a UUID are not compared.
+fn duplicate_uuids<'a>(spec: &'a Spec, facts: &'a BTreeMap<String, v1::Facts>) -> Vec<(&'a str, &'a str, &'a str)> {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut duplicates = Vec::new();
+    for server in &spec.servers {
+        let Some(uuid) = facts.get(&server.name).map(|f| f.glusterd_uuid.as_str()).filter(|u| !u.is_empty()) else {
+            continue;
+        };
+        match seen.get(uuid) {
+            Some(first) => duplicates.push((*first, server.name.as_str(), uuid)),
+            None => {
+                seen.insert(uuid, &server.name);
+            }
+        }
+    }
+    duplicates
+}
+
+/// Every phase's batches. `facts` holds what the hosts reported (hosts missing from it are
+/// planned without their facts).
+pub fn build(spec: &Spec, facts: &BTreeMap<String, v1::Facts>) -> Result<Vec<PhasePlan>, PhaseError> {
+    let mut resets: BTreeMap<&str, &str> = BTreeMap::new();
+    for (first, second, uuid) in duplicate_uuids(spec, facts) {
+        if !spec.pool.reset_duplicate_uuids {
+            return Err(PhaseError::DuplicateUuid { uuid: uuid.into(), first: first.into(), second: second.into() });
+        }
+        resets.insert(second, uuid);
+    }
+    Ok(vec![
+        PhasePlan { phase: Phase::Servers, steps: vec![servers(spec, &resets)] },
+        PhasePlan { phase: Phase::Pool, steps: pool(spec) },
+        PhasePlan { phase: Phase::Volumes, steps: vec![volumes(spec)?] },
+        PhasePlan { phase: Phase::Clients, steps: vec![clients(spec)] },
+    ])
+}
+
+fn task(id: impl Into<String>, kind: Kind) -> v1::Task {
+    v1::Task { id: id.into(), kind: Some(kind) }
+}
+
+fn hosts_task(spec: &Spec) -> v1::Task {
+    let entries = spec
+        .servers
+        .iter()
+        .map(|s| (&s.name, &s.address))
+        .chain(spec.clients.iter().map(|c| (&c.name, &c.address)))
+        .map(|(name, address)| v1::HostEntry { name: name.clone(), address: address.clone() })
+        .collect();
+    task("/etc/hosts", Kind::EnsureHosts(v1::EnsureHosts { entries }))
+}
+
+fn filesystem(name: Option<&str>) -> v1::FilesystemType {
+    match name {
+        Some("ext4") => v1::FilesystemType::Ext4,
+        _ => v1::FilesystemType::Xfs,
+    }
+}
+
+/// Where a server's bricks live: its disk mount, or `/` without a disk (volumes say force).
+fn brick_root(spec: &Spec, server: &str) -> String {
+    spec.server(server).and_then(|s| s.disk.as_ref()).map_or_else(|| "/".to_owned(), |d| d.mount.clone())
+}
+
+fn brick_path(spec: &Spec, server: &str, brick_dir: &str) -> String {
+    let root = brick_root(spec, server);
+    if root == "/" {
+        format!("/{brick_dir}")
+    } else {
+        format!("{root}/{brick_dir}")
+    }
+}
+
+fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
+    spec.servers
+        .iter()
+        .map(|server| {
+            let mut tasks = vec![
+                task(
+                    "packages (server)",
+                    Kind::EnsurePackages(v1::EnsurePackages { role: v1::PackageRole::Server.into() }),
+                ),
+                hosts_task(spec),
+                task("firewall ports", Kind::OpenPorts(v1::OpenPorts { nfs: spec.pool.nfs })),
+            ];
+            if let Some(disk) = &server.disk {
+                let fs = filesystem(disk.filesystem.as_deref());
+                let table = if disk.table.as_deref() == Some("msdos") {
+                    v1::PartitionTable::Msdos
+                } else {
+                    v1::PartitionTable::Gpt
+                };
+                tasks.push(task(
+                    format!("partition {}", disk.device),
+                    Kind::PartitionDisk(v1::PartitionDisk {
+                        disk: disk.device.clone(),
+                        table: table.into(),
+                        wipe: disk.wipe,
+                    }),
+                ));
+                tasks.push(task(
+                    format!("filesystem on {}", disk.device),
+                    Kind::MakeFilesystem(v1::MakeFilesystem {
+                        disk: disk.device.clone(),
+                        filesystem: fs.into(),
+                        label: disk.label.clone().unwrap_or_default(),
+                        wipe: disk.wipe,
+                    }),
+                ));
+                tasks.push(task(
+                    format!("mount {}", disk.mount),
+                    Kind::MountFilesystem(v1::MountFilesystem {
+                        disk: disk.device.clone(),
+                        filesystem: fs.into(),
+                        mount_point: disk.mount.clone(),
+                        options: Vec::new(),
+                    }),
+                ));
+            }
+            for volume in spec.volumes.iter().filter(|v| spec.volume_servers(v).iter().any(|s| s.name == server.name)) {
+                tasks.push(task(
+                    format!("brick dir {}", brick_path(spec, &server.name, &volume.brick_dir)),
+                    Kind::BrickDir(v1::BrickDir {
+                        mount_point: brick_root(spec, &server.name),
+                        dir: volume.brick_dir.clone(),
+                    }),
+                ));
+            }
+            if let Some(uuid) = resets.get(server.name.as_str()) {
+                tasks.push(task(
+                    "fresh glusterd UUID",
+                    Kind::ResetGlusterdUuid(v1::ResetGlusterdUuid { current_uuid: (*uuid).to_owned() }),
+                ));
+            }
+            tasks.push(task("glusterd", Kind::EnsureGlusterd(v1::EnsureGlusterd {})));
+            tasks.push(task("fuse", Kind::EnsureFuse(v1::EnsureFuse {})));
+            HostBatch { host: server.name.clone(), tasks }
+        })
+        .collect()
+}
+
+/// Probe every other server from the first; then the first back from the second, so the pool
+/// knows the first server by name rather than by address.
+fn pool(spec: &Spec) -> Vec<Vec<HostBatch>> {
+    let [first, second, ..] = spec.servers.as_slice() else { return Vec::new() };
+    let probe = |from: &str, peers: Vec<String>| HostBatch {
+        host: from.to_owned(),
+        tasks: vec![task(
+            format!("probe {}", peers.join(", ")),
+            Kind::ProbePeers(v1::ProbePeers { peers, timeout_seconds: 0 }),
+        )],
+    };
+    vec![
+        vec![probe(&first.name, spec.servers[1..].iter().map(|s| s.name.clone()).collect())],
+        vec![probe(&second.name, vec![first.name.clone()])],
+    ]
+}
+
+fn layout(layout: &Layout) -> v1::VolumeLayout {
+    let kind = match layout.kind {
+        VolumeKind::Distribute => v1::VolumeType::Distribute,
+        VolumeKind::Replicate => v1::VolumeType::Replicate,
+        VolumeKind::Arbiter => v1::VolumeType::Arbiter,
+        VolumeKind::Disperse => v1::VolumeType::Disperse,
+    };
+    v1::VolumeLayout {
+        r#type: kind.into(),
+        replica: layout.replica,
+        arbiter: layout.arbiter,
+        disperse: layout.disperse,
+        redundancy: layout.redundancy,
+    }
+}
+
+/// The bricks of a volume in replica-set order: one brick per volume server, so every set of
+/// consecutive bricks lies on distinct hosts.
+pub fn bricks(spec: &Spec, volume: &crate::spec::Volume) -> Vec<v1::Brick> {
+    spec.volume_servers(volume)
+        .iter()
+        .map(|s| v1::Brick { host: s.name.clone(), path: brick_path(spec, &s.name, &volume.brick_dir) })
+        .collect()
+}
+
+fn volumes(spec: &Spec) -> Result<Vec<HostBatch>, PhaseError> {
+    let Some(first) = spec.servers.first() else { return Ok(Vec::new()) };
+    let mut tasks = Vec::new();
+    for volume in &spec.volumes {
+        let volume_layout =
+            volume.layout().map_err(|message| PhaseError::Volume { volume: volume.name.clone(), message })?;
+        tasks.push(task(
+            format!("volume {}", volume.name),
+            Kind::EnsureVolume(v1::EnsureVolume {
+                name: volume.name.clone(),
+                layout: Some(layout(&volume_layout)),
+                bricks: bricks(spec, volume),
+                options: volume.options.clone().into_iter().collect(),
+                allow_replica2: volume.allow_replica2,
+                force: volume.force,
+            }),
+        ));
+    }
+    Ok(if tasks.is_empty() { Vec::new() } else { vec![HostBatch { host: first.name.clone(), tasks }] })
+}
+
+fn clients(spec: &Spec) -> Vec<HostBatch> {
+    spec.clients
+        .iter()
+        .map(|client| {
+            let mut tasks = vec![
+                task(
+                    "packages (client)",
+                    Kind::EnsurePackages(v1::EnsurePackages { role: v1::PackageRole::Client.into() }),
+                ),
+                hosts_task(spec),
+                task("fuse", Kind::EnsureFuse(v1::EnsureFuse {})),
+            ];
+            for mount in &client.mounts {
+                let servers = spec
+                    .volume(&mount.volume)
+                    .map(|v| spec.volume_servers(v).iter().map(|s| s.name.clone()).collect())
+                    .unwrap_or_default();
+                tasks.push(task(
+                    format!("mount {} on {}", mount.volume, mount.path),
+                    Kind::MountGlusterVolume(v1::MountGlusterVolume {
+                        volume: mount.volume.clone(),
+                        servers,
+                        mount_point: mount.path.clone(),
+                    }),
+                ));
+            }
+            HostBatch { host: client.name.clone(), tasks }
+        })
+        .collect()
+}
+
+/// Task kinds whose check never depends on what earlier tasks change (used by `plan` to tell
+/// a real refusal from one that only waits for an earlier change).
+pub fn independent(task: &v1::Task) -> bool {
+    matches!(
+        task.kind,
+        Some(
+            Kind::EnsurePackages(_)
+                | Kind::EnsureHosts(_)
+                | Kind::EnsureFuse(_)
+                | Kind::PartitionDisk(_)
+                | Kind::ResetGlusterdUuid(_)
+        )
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const SPEC: &str = r#"version = 1
+[pool]
+name = "lab"
+[[server]]
+name = "s1"
+address = "10.0.0.1"
+disk = { device = "/dev/loop0", mount = "/vdisk" }
+[[server]]
+name = "s2"
+address = "10.0.0.2"
+disk = { device = "/dev/loop1", mount = "/vdisk", filesystem = "ext4", table = "msdos" }
+[[server]]
+name = "s3"
+address = "10.0.0.3"
+[[volume]]
+name = "arb"
+type = "arbiter"
+brick_dir = "brick1"
+force = true
+options = { "performance.cache-size" = "64MB" }
+[[volume]]
+name = "two"
+type = "replicate"
+replica = 2
+allow_replica2 = true
+servers = ["s2", "s1"]
+brick_dir = "brick2"
+[[client]]
+name = "c1"
+address = "10.0.0.21"
+mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
+"#;
+
+    fn spec() -> Spec {
+        Spec::parse(SPEC, Path::new("cluster.toml")).unwrap()
+    }
+
+    fn ids(batch: &HostBatch) -> Vec<&str> {
+        batch.tasks.iter().map(|t| t.id.as_str()).collect()
+    }
+
+    fn facts(uuids: &[(&str, &str)]) -> BTreeMap<String, v1::Facts> {
+        uuids
+            .iter()
+            .map(|(h, u)| (h.to_string(), v1::Facts { glusterd_uuid: u.to_string(), ..Default::default() }))
+            .collect()
+    }
+
+    #[test]
+    fn phases_in_seed_order() {
+        let phases = build(&spec(), &BTreeMap::new()).unwrap();
+        let order: Vec<Phase> = phases.iter().map(|p| p.phase).collect();
+        assert_eq!(order, [Phase::Servers, Phase::Pool, Phase::Volumes, Phase::Clients]);
+
+        let servers = &phases[0].steps[0];
+        assert_eq!(
+            ids(&servers[0]),
+            [
+                "packages (server)",
+                "/etc/hosts",
+                "firewall ports",
+                "partition /dev/loop0",
+                "filesystem on /dev/loop0",
+                "mount /vdisk",
+                "brick dir /vdisk/brick1",
+                "brick dir /vdisk/brick2",
+                "glusterd",
+                "fuse"
+            ]
+        );
+        // No disk: only the arbiter volume (force) has a brick there, on the root filesystem.
+        assert_eq!(
+            ids(&servers[2]),
+            ["packages (server)", "/etc/hosts", "firewall ports", "brick dir /brick1", "glusterd", "fuse"]
+        );
+        let Some(Kind::MakeFilesystem(mkfs)) = &servers[1].tasks[4].kind else { panic!() };
+        assert_eq!(mkfs.filesystem(), v1::FilesystemType::Ext4);
+        let Some(Kind::EnsureHosts(hosts)) = &servers[1].tasks[1].kind else { panic!() };
+        assert_eq!(hosts.entries.len(), 4);
+
+        let pool = &phases[1].steps;
+        assert_eq!((pool[0][0].host.as_str(), ids(&pool[0][0])), ("s1", vec!["probe s2, s3"]));
+        assert_eq!((pool[1][0].host.as_str(), ids(&pool[1][0])), ("s2", vec!["probe s1"]));
+
+        let volumes = &phases[2].steps[0];
+        assert_eq!(volumes.len(), 1);
+        let Some(Kind::EnsureVolume(arb)) = &volumes[0].tasks[0].kind else { panic!() };
+        let layout = arb.layout.unwrap();
+        assert_eq!((layout.r#type(), layout.replica, layout.arbiter), (v1::VolumeType::Arbiter, 3, 1));
+        let bricks: Vec<_> = arb.bricks.iter().map(|b| format!("{}:{}", b.host, b.path)).collect();
+        assert_eq!(bricks, ["s1:/vdisk/brick1", "s2:/vdisk/brick1", "s3:/brick1"]);
+        assert!(arb.force);
+        let Some(Kind::EnsureVolume(two)) = &volumes[0].tasks[1].kind else { panic!() };
+        assert!(two.allow_replica2);
+        assert_eq!(two.bricks[0].host, "s2");
+
+        let clients = &phases[3].steps[0];
+        assert_eq!(ids(&clients[0]), ["packages (client)", "/etc/hosts", "fuse", "mount arb on /a", "mount two on /b"]);
+        let Some(Kind::MountGlusterVolume(m)) = &clients[0].tasks[4].kind else { panic!() };
+        assert_eq!(m.servers, ["s2", "s1"]);
+    }
+
+    #[test]
+    fn duplicate_uuids_are_refused_naming_both_hosts() {
+        let err = build(&spec(), &facts(&[("s1", "u1"), ("s2", "u2"), ("s3", "u1")])).unwrap_err();
+        assert_eq!(err, PhaseError::DuplicateUuid { uuid: "u1".into(), first: "s1".into(), second: "s3".into() });
+        assert!(err.to_string().contains("s1 and s3"));
+    }
+
+    #[test]
+    fn duplicate_uuids_reset_on_the_later_server_when_allowed() {
+        let mut spec = spec();
+        spec.pool.reset_duplicate_uuids = true;
+        let phases = build(&spec, &facts(&[("s1", "u1"), ("s2", "u1"), ("s3", "")])).unwrap();
+        let servers = &phases[0].steps[0];
+        assert!(!ids(&servers[0]).contains(&"fresh glusterd UUID"));
+        let reset = servers[1].tasks.iter().find(|t| t.id == "fresh glusterd UUID").unwrap();
+        assert_eq!(reset.kind, Some(Kind::ResetGlusterdUuid(v1::ResetGlusterdUuid { current_uuid: "u1".into() })));
+        // Before glusterd is ensured, so it comes up with the new UUID.
+        assert_eq!(
+            ids(&servers[1]).iter().rev().take(3).collect::<Vec<_>>(),
+            [&"fuse", &"glusterd", &"fresh glusterd UUID"]
+        );
+    }
+
+    #[test]
+    fn one_server_has_no_pool_step() {
+        let text = SPEC.split("[[server]]\nname = \"s2\"").next().unwrap().to_owned()
+            + "[[volume]]\nname = \"d\"\ntype = \"distribute\"\nbrick_dir = \"b\"\n";
+        let spec = Spec::parse(&text, Path::new("c.toml")).unwrap();
+        let phases = build(&spec, &BTreeMap::new()).unwrap();
+        assert!(phases[1].steps.is_empty());
+        assert!(phases[3].steps[0].is_empty());
+    }
+}
