@@ -1,21 +1,126 @@
-//! `EnsureFuse` — placeholder until its issue lands: validates nothing and refuses to run.
+//! `EnsureFuse`: the GlusterFS client needs FUSE — the `fuse` filesystem registered in
+//! /proc/filesystems and the /dev/fuse device. When either is missing the agent runs
+//! `modprobe fuse` (and nothing otherwise); when the kernel cannot provide it the error says
+//! which part is missing. Reads /proc/filesystems and /dev/fuse; may load a kernel module.
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::PathBuf;
 
 use brickyard_proto::v1;
 
 use super::{Check, Context, TaskError};
+use crate::runner::{find_program, Cmd};
 
-pub struct EnsureFuse;
+const DEV_FUSE: &str = "/dev/fuse";
+const PROC_FILESYSTEMS: &str = "/proc/filesystems";
+
+pub struct EnsureFuse {
+    dev_fuse: PathBuf,
+    proc_filesystems: PathBuf,
+}
+
+/// Whether /proc/filesystems (`[nodev]\tNAME` per line) lists the `fuse` filesystem.
+fn fuse_registered(proc_filesystems: &str) -> bool {
+    proc_filesystems.lines().any(|line| line.split_whitespace().last() == Some("fuse"))
+}
 
 impl EnsureFuse {
     pub fn from_proto(_task: &v1::EnsureFuse) -> Result<Self, TaskError> {
-        Ok(Self)
+        Ok(Self { dev_fuse: PathBuf::from(DEV_FUSE), proc_filesystems: PathBuf::from(PROC_FILESYSTEMS) })
+    }
+
+    /// What is missing, as human-readable parts (empty = FUSE is usable).
+    fn missing(&self) -> Result<Vec<String>, TaskError> {
+        let filesystems = std::fs::read_to_string(&self.proc_filesystems)
+            .map_err(TaskError::io(format!("reading {}", self.proc_filesystems.display())))?;
+        let mut missing = Vec::new();
+        if !fuse_registered(&filesystems) {
+            missing.push(format!("no fuse filesystem in {}", self.proc_filesystems.display()));
+        }
+        match std::fs::metadata(&self.dev_fuse) {
+            Ok(meta) if meta.file_type().is_char_device() => {}
+            Ok(_) => missing.push(format!("{} is not a character device", self.dev_fuse.display())),
+            Err(_) => missing.push(format!("no {}", self.dev_fuse.display())),
+        }
+        Ok(missing)
     }
 
     pub async fn check(&self, _ctx: &Context) -> Result<Check, TaskError> {
-        Err(TaskError::Unsupported("EnsureFuse is not implemented yet".into()))
+        let missing = self.missing()?;
+        Ok(if missing.is_empty() {
+            Check::unchanged()
+        } else {
+            Check::change(format!("load the fuse kernel module ({})", missing.join(", ")))
+        })
     }
 
-    pub async fn apply(&self, _ctx: &Context) -> Result<Vec<String>, TaskError> {
-        Err(TaskError::Unsupported("EnsureFuse is not implemented yet".into()))
+    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
+        let check = self.check(ctx).await?;
+        if check.changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cannot =
+            |why: String| TaskError::Unsupported(format!("FUSE is not available ({}) and {why}", self.missing_text()));
+        let modprobe = find_program("modprobe").map_err(|e| cannot(format!("the module cannot be loaded: {e}")))?;
+        let out = ctx.runner.output(&Cmd::new(modprobe).arg("fuse")).await?;
+        if !out.success() {
+            return Err(cannot(format!("`modprobe fuse` failed: {}", out.stderr.trim())));
+        }
+        let still = self.missing()?;
+        if !still.is_empty() {
+            return Err(cannot(format!("is still missing after `modprobe fuse`: {}", still.join(", "))));
+        }
+        Ok(check.changes)
+    }
+
+    fn missing_text(&self) -> String {
+        self.missing().map(|m| m.join(", ")).unwrap_or_else(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::fake::FakeRunner;
+    use crate::tasks::ServiceManager;
+    use std::sync::Arc;
+
+    #[test]
+    fn reads_proc_filesystems() {
+        assert!(fuse_registered("nodev\tsysfs\n\tfuseblk\nnodev\tfuse\nnodev\tfusectl\n"));
+        assert!(!fuse_registered("nodev\tsysfs\n\tfuseblk\nnodev\tfusectl\n\text4\n"));
+    }
+
+    fn task(dev: &str, filesystems: &str) -> (EnsureFuse, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let proc_filesystems = dir.path().join("filesystems");
+        std::fs::write(&proc_filesystems, filesystems).unwrap();
+        (EnsureFuse { dev_fuse: PathBuf::from(dev), proc_filesystems }, dir)
+    }
+
+    #[tokio::test]
+    async fn present_fuse_runs_nothing() {
+        // /dev/null stands in for a character device that is there.
+        let (t, _dir) = task("/dev/null", "nodev\tfuse\n");
+        let ctx = Context { runner: Arc::new(FakeRunner::default()), service_manager: ServiceManager::Direct };
+        assert_eq!(t.check(&ctx).await.unwrap(), Check::unchanged());
+        assert!(t.apply(&ctx).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn missing_fuse_is_named() {
+        let (t, _dir) = task("/nonexistent-brickyard/fuse", "nodev\tsysfs\n");
+        // modprobe is not installed here, or it runs and cannot make the device appear.
+        let script = match find_program("modprobe") {
+            Ok(_) => FakeRunner::default().expect("/", ""),
+            Err(_) => FakeRunner::default(),
+        };
+        let ctx = Context { runner: Arc::new(script), service_manager: ServiceManager::Direct };
+        let check = t.check(&ctx).await.unwrap();
+        assert_eq!(check.changes.len(), 1);
+        assert!(check.changes[0].contains("no fuse filesystem in") && check.changes[0].contains("no /nonexistent"));
+        let err = t.apply(&ctx).await.unwrap_err();
+        assert!(matches!(err, TaskError::Unsupported(_)), "{err}");
+        assert!(err.to_string().contains("FUSE is not available (no fuse filesystem"), "{err}");
     }
 }

@@ -1,21 +1,186 @@
-//! `EnsureHosts` — placeholder until its issue lands: validates nothing and refuses to run.
+//! `EnsureHosts`: a managed block in /etc/hosts (`# BEGIN brickyard pool` ... `# END brickyard
+//! pool`) holding exactly the given `ADDRESS NAME` entries, so every pool member resolves the
+//! others by name. The file is replaced atomically; every line outside the block is kept byte
+//! for byte. Touches /etc/hosts only.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use brickyard_proto::types::HostName;
 use brickyard_proto::v1;
 
 use super::{Check, Context, TaskError};
+use crate::etcfile;
 
-pub struct EnsureHosts;
+const HOSTS: &str = "/etc/hosts";
+/// The managed block's name in /etc/hosts.
+const BLOCK: &str = "pool";
+
+pub struct EnsureHosts {
+    /// In the order given; each name once.
+    entries: Vec<(IpAddr, HostName)>,
+    path: PathBuf,
+}
 
 impl EnsureHosts {
-    pub fn from_proto(_task: &v1::EnsureHosts) -> Result<Self, TaskError> {
-        Ok(Self)
+    pub fn from_proto(task: &v1::EnsureHosts) -> Result<Self, TaskError> {
+        let mut seen: BTreeMap<String, IpAddr> = BTreeMap::new();
+        let mut entries = Vec::with_capacity(task.entries.len());
+        for entry in &task.entries {
+            let name = HostName::new(&entry.name)?;
+            let address: IpAddr = entry
+                .address
+                .parse()
+                .map_err(|_| TaskError::InvalidTask(format!("host {name}: invalid IP address {:?}", entry.address)))?;
+            // Host names are case-insensitive: gluServer1 and glusterver1 are one name.
+            if let Some(first) = seen.insert(name.as_str().to_ascii_lowercase(), address) {
+                return Err(TaskError::InvalidTask(format!(
+                    "host {name} is listed twice (addresses {first} and {address})"
+                )));
+            }
+            entries.push((address, name));
+        }
+        Ok(Self { entries, path: PathBuf::from(HOSTS) })
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.entries.iter().map(|(address, name)| format!("{address} {name}")).collect()
+    }
+
+    /// The file's current contents and what they should be.
+    fn contents(&self) -> Result<(String, String), TaskError> {
+        let path = self.path.display().to_string();
+        let old = etcfile::read_or_empty(&self.path).map_err(TaskError::io(format!("reading {path}")))?;
+        let new = etcfile::set_block(&old, BLOCK, &self.lines());
+        Ok((old, new))
     }
 
     pub async fn check(&self, _ctx: &Context) -> Result<Check, TaskError> {
-        Err(TaskError::Unsupported("EnsureHosts is not implemented yet".into()))
+        let (old, new) = self.contents()?;
+        let mut check = Check::unchanged();
+        if old != new {
+            check.changes.push(format!(
+                "set the brickyard block in {} to: {}",
+                self.path.display(),
+                if self.entries.is_empty() { "(no entries)".to_owned() } else { self.lines().join(", ") }
+            ));
+        }
+        check.warnings = shadowing_lines(&new, &self.entries);
+        Ok(check)
     }
 
-    pub async fn apply(&self, _ctx: &Context) -> Result<Vec<String>, TaskError> {
-        Err(TaskError::Unsupported("EnsureHosts is not implemented yet".into()))
+    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
+        let check = self.check(ctx).await?;
+        if check.changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (_, new) = self.contents()?;
+        etcfile::atomic_write(&self.path, new.as_bytes(), 0o644)
+            .map_err(TaskError::io(format!("writing {}", self.path.display())))?;
+        Ok(check.changes)
+    }
+}
+
+/// Lines outside the managed block that map one of our names to another address and come
+/// before the block, so the resolver would answer with them instead (first match wins).
+fn shadowing_lines(contents: &str, entries: &[(IpAddr, HostName)]) -> Vec<String> {
+    let begin = format!("# BEGIN brickyard {BLOCK}");
+    let mut warnings = Vec::new();
+    for (number, line) in contents.lines().enumerate() {
+        if line == begin {
+            break;
+        }
+        let mut fields = line.split('#').next().unwrap_or("").split_whitespace();
+        let Some(Ok(address)) = fields.next().map(str::parse::<IpAddr>) else { continue };
+        for alias in fields {
+            if let Some((wanted, name)) = entries.iter().find(|(_, n)| n.as_str().eq_ignore_ascii_case(alias)) {
+                if *wanted != address {
+                    warnings.push(format!(
+                        "{HOSTS} line {} maps {name} to {address} before the brickyard block ({wanted}): \
+                         the resolver uses the first match",
+                        number + 1
+                    ));
+                }
+            }
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::fake::FakeRunner;
+    use crate::tasks::ServiceManager;
+    use std::sync::Arc;
+
+    fn task(entries: &[(&str, &str)]) -> v1::EnsureHosts {
+        v1::EnsureHosts {
+            entries: entries
+                .iter()
+                .map(|(name, address)| v1::HostEntry { name: (*name).into(), address: (*address).into() })
+                .collect(),
+        }
+    }
+
+    fn ctx() -> Context {
+        Context { runner: Arc::new(FakeRunner::default()), service_manager: ServiceManager::Direct }
+    }
+
+    #[test]
+    fn rejects_bad_names_addresses_and_duplicates() {
+        for (name, address, needle) in [
+            ("glu server", "192.0.2.1", "host name"),
+            ("-x", "192.0.2.1", "host name"),
+            ("a;b", "192.0.2.1", "host name"),
+            ("gluServer1", "192.0.2.300", "invalid IP address"),
+            ("gluServer1", "192.0.2.1 evil", "invalid IP address"),
+            ("gluServer1", "", "invalid IP address"),
+        ] {
+            let err = EnsureHosts::from_proto(&task(&[(name, address)])).err().expect("accepted");
+            assert!(err.to_string().contains(needle), "{name:?} {address:?}: {err}");
+        }
+        let err = EnsureHosts::from_proto(&task(&[("gluServer1", "192.0.2.1"), ("GLUSERVER1", "192.0.2.2")]))
+            .err()
+            .expect("duplicate accepted");
+        assert!(err.to_string().contains("listed twice"), "{err}");
+        assert!(EnsureHosts::from_proto(&task(&[("gluServer1", "2001:db8::1")])).is_ok());
+    }
+
+    #[tokio::test]
+    async fn check_apply_check_keeps_other_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        let original = "127.0.0.1\tlocalhost\n127.0.1.1 gluServer1\n# comment\n::1 localhost ip6-localhost\n";
+        std::fs::write(&path, original).unwrap();
+        let mut t =
+            EnsureHosts::from_proto(&task(&[("gluServer1", "192.0.2.11"), ("gluServer2", "192.0.2.12")])).unwrap();
+        t.path = path.clone();
+        let ctx = ctx();
+
+        let before = t.check(&ctx).await.unwrap();
+        assert_eq!(before.changes.len(), 1);
+        assert!(before.changes[0].contains("192.0.2.11 gluServer1, 192.0.2.12 gluServer2"), "{before:?}");
+        assert_eq!(before.warnings.len(), 1, "{before:?}");
+        assert!(before.warnings[0].contains("line 2 maps gluServer1 to 127.0.1.1"), "{before:?}");
+
+        assert_eq!(t.apply(&ctx).await.unwrap(), before.changes);
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            written,
+            format!("{original}# BEGIN brickyard pool\n192.0.2.11 gluServer1\n192.0.2.12 gluServer2\n# END brickyard pool\n")
+        );
+        assert!(t.check(&ctx).await.unwrap().changes.is_empty());
+        assert!(t.apply(&ctx).await.unwrap().is_empty());
+
+        // A new member replaces the block in place.
+        let mut t = EnsureHosts::from_proto(&task(&[("gluServer3", "192.0.2.13")])).unwrap();
+        t.path = path.clone();
+        t.apply(&ctx).await.unwrap();
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert!(written.starts_with(original));
+        assert_eq!(written.matches("brickyard pool").count(), 2);
+        assert!(!written.contains("gluServer2") && written.contains("192.0.2.13 gluServer3\n"));
     }
 }
