@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use brickyard_proto::v1;
 
 use super::{Check, Context, ServiceManager, TaskError};
+use crate::gluster;
 use crate::runner::{find_program, Cmd};
 
 /// The pid file of a glusterd the agent started itself.
@@ -139,11 +140,8 @@ pub(super) async fn start(ctx: &Context, pid_file: &Path) -> Result<(), TaskErro
 /// Polls `gluster pool list` until glusterd answers on its local socket, or the deadline.
 async fn wait_for_cli(ctx: &Context) -> Result<(), TaskError> {
     let deadline = Instant::now() + START_DEADLINE;
-    // TODO(gpool merge): gluster::pool_list.
-    let cmd = Cmd::new(find_program("gluster")?).args(["--mode=script", "--xml", "pool", "list"]);
     loop {
-        let answer = ctx.runner.run(&cmd).await.map_err(TaskError::from);
-        match answer {
+        match gluster::pool_list(ctx).await {
             Ok(_) => return Ok(()),
             Err(e) if Instant::now() > deadline => {
                 return Err(TaskError::Timeout(format!(
