@@ -3,6 +3,7 @@
 //! host: it partitions, formats and mounts disks, edits /etc/fstab and /etc/hosts, installs
 //! packages, runs glusterd, opens firewall ports and drives the local gluster CLI.
 
+pub mod blockdev;
 pub mod etcfile;
 pub mod gluster;
 pub mod lsblk;
