@@ -3,7 +3,9 @@
 # does nothing when everything is already there.
 set -euo pipefail
 packages=(glusterfs-server glusterfs-client parted xfsprogs e2fsprogs iptables iproute2 util-linux
-  psmisc rpm rpmlint cloud-init)
+  psmisc rpm rpmlint cloud-init
+  # packaging tests: systemd-analyze (unit check), readelf (GLIBC versions)
+  systemd binutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
