@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use brickyard_proto::v1;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 use super::{Check, Context, ServiceManager, TaskError};
 use crate::gluster;
@@ -22,6 +24,8 @@ use crate::runner::{find_program, Cmd};
 pub(super) const PID_FILE: &str = "/run/glusterd.pid";
 /// How long glusterd may take to answer on its socket after a start (≈1 s measured here).
 const START_DEADLINE: Duration = Duration::from_secs(60);
+/// How long glusterd may take to exit after SIGTERM / `systemctl stop`.
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
 
 pub struct EnsureGlusterd {
@@ -135,6 +139,28 @@ pub(super) async fn start(ctx: &Context, pid_file: &Path) -> Result<(), TaskErro
         }
     }
     wait_for_cli(ctx).await
+}
+
+/// Stops glusterd and waits until it is gone. Brick processes are not glusterd and keep running.
+pub(super) async fn stop(ctx: &Context, pid_file: &Path) -> Result<(), TaskError> {
+    match ctx.service_manager {
+        ServiceManager::Systemd => {
+            ctx.runner.run(&Cmd::new(find_program("systemctl")?).args(["stop", "glusterd"])).await?;
+        }
+        ServiceManager::Direct => {
+            let Some(pid) = running_pid(pid_file)? else { return Ok(()) };
+            kill(Pid::from_raw(pid), Signal::SIGTERM)
+                .map_err(|e| TaskError::io(format!("stopping glusterd (pid {pid})"))(e.into()))?;
+            let deadline = Instant::now() + STOP_DEADLINE;
+            while running_pid(pid_file)?.is_some() {
+                if Instant::now() > deadline {
+                    return Err(TaskError::Timeout(format!("glusterd (pid {pid}) to exit after SIGTERM")));
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Polls `gluster pool list` until glusterd answers on its local socket, or the deadline.
