@@ -82,6 +82,22 @@ pub async fn pending_heals(ctx: &Context, volume: &str) -> Result<Option<i64>, T
     parsed("volume heal", xml::pending_heals(&cli(ctx, &["volume", "heal", volume, "info", "summary"]).await?))
 }
 
+/// This host's name (the UTS hostname).
+pub fn local_hostname() -> Result<String, TaskError> {
+    let name =
+        nix::unistd::gethostname().map_err(|e| TaskError::Io { context: "gethostname".into(), source: e.into() })?;
+    Ok(name.to_string_lossy().into_owned())
+}
+
+/// Whether `name` designates the host whose hostname is `local`: equal ignoring case, or
+/// equal short names when one of the two is not qualified (`gs1` vs `gs1.example.org`).
+pub fn is_local_name(local: &str, name: &str) -> bool {
+    let short = |s: &str| s.split('.').next().unwrap_or(s).to_ascii_lowercase();
+    name.eq_ignore_ascii_case(local)
+        || name.eq_ignore_ascii_case("localhost")
+        || ((!name.contains('.') || !local.contains('.')) && short(name) == short(local))
+}
+
 /// The glusterfs FUSE mounts among `mounts`.
 pub fn fuse_mounts(mounts: &[Mount]) -> impl Iterator<Item = &Mount> {
     mounts.iter().filter(|m| m.fstype == FUSE_FSTYPE)
@@ -256,6 +272,14 @@ mod tests {
         let down = Output { code: Some(1), stdout: "Connection failed.\n".into(), stderr: String::new() };
         let st = status(&ctx(FakeRunner::default().expect_output("/usr/sbin/gluster", down))).await.unwrap();
         assert!(!st.glusterd_running && st.peers.is_empty() && st.volumes.is_empty());
+    }
+
+    #[test]
+    fn local_names() {
+        assert!(is_local_name("gs1", "GS1") && is_local_name("gs1.example.org", "gs1"));
+        assert!(is_local_name("gs1", "gs1.example.org") && is_local_name("gs1", "localhost"));
+        assert!(!is_local_name("gs1", "gs2") && !is_local_name("gs1.a.org", "gs1.b.org"));
+        assert!(!is_local_name("gs1", "gs10"));
     }
 
     #[tokio::test]

@@ -1,21 +1,511 @@
-//! `EnsureVolume` — placeholder until its issue lands: validates nothing and refuses to run.
+//! `EnsureVolume`: a gluster volume with exactly this layout and these bricks, started, with
+//! these options. Creates it (`gluster volume create`, `--mode=script` so replica 2 does not
+//! stop to ask), starts it, and `volume set`s only the options whose live value differs. A
+//! volume that exists with another layout or other bricks is an error naming the difference,
+//! and nothing is changed. Runs only the local gluster CLI; stat()s local brick paths to keep
+//! bricks off the root filesystem unless the task says `force`.
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use brickyard_proto::types::{AbsPath, HostName, OptionKey, OptionValue, VolumeName};
 use brickyard_proto::v1;
 
 use super::{Check, Context, TaskError};
+use crate::gluster::{self, VolumeInfo};
 
-pub struct EnsureVolume;
+/// How the bricks are arranged. The set size divides the brick count; more bricks than one
+/// set make the distributed form (e.g. 2 x replica 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Distribute,
+    Replicate {
+        replica: u32,
+    },
+    /// `replica 3 arbiter 1`: two data bricks and one metadata-only brick per set.
+    Arbiter,
+    Disperse {
+        disperse: u32,
+        redundancy: u32,
+    },
+}
+
+impl Layout {
+    fn from_proto(volume: &VolumeName, l: &v1::VolumeLayout, allow_replica2: bool) -> Result<Self, TaskError> {
+        use v1::VolumeType as T;
+        let invalid = |why: String| TaskError::InvalidTask(format!("volume {volume}: {why}"));
+        let kind = T::try_from(l.r#type).map_err(|_| invalid(format!("unknown volume type {}", l.r#type)))?;
+        let layout = match kind {
+            T::Unspecified => return Err(invalid("layout type is not given".into())),
+            T::Stripe => {
+                return Err(invalid(
+                    "stripe volumes were removed in Gluster 6; use distribute, replicate, arbiter or disperse".into(),
+                ))
+            }
+            T::Distribute => {
+                if l.replica > 1 || l.arbiter != 0 || l.disperse != 0 || l.redundancy != 0 {
+                    return Err(invalid("a distribute volume takes no replica, arbiter or disperse counts".into()));
+                }
+                Layout::Distribute
+            }
+            T::Replicate => {
+                if l.arbiter != 0 {
+                    return Err(invalid("an arbiter brick needs the arbiter volume type".into()));
+                }
+                if l.replica < 2 {
+                    return Err(invalid(format!("replica {} is not a replicate volume (needs 2 or more)", l.replica)));
+                }
+                if l.replica == 2 && !allow_replica2 {
+                    return Err(TaskError::Refused(format!(
+                        "volume {volume}: replica 2 without an arbiter is prone to split-brain; use replica 3 or \
+                         arbiter, or allow replica 2 explicitly"
+                    )));
+                }
+                Layout::Replicate { replica: l.replica }
+            }
+            T::Arbiter => {
+                if !matches!(l.replica, 0 | 3) || !matches!(l.arbiter, 0 | 1) {
+                    return Err(invalid(format!(
+                        "gluster supports arbiter only as replica 3 arbiter 1 (got replica {} arbiter {})",
+                        l.replica, l.arbiter
+                    )));
+                }
+                Layout::Arbiter
+            }
+            T::Disperse => {
+                if l.disperse < 3 || l.redundancy == 0 || 2 * l.redundancy >= l.disperse {
+                    return Err(invalid(format!(
+                        "disperse {} redundancy {}: needs disperse of 3 or more and 1 <= redundancy < disperse/2",
+                        l.disperse, l.redundancy
+                    )));
+                }
+                Layout::Disperse { disperse: l.disperse, redundancy: l.redundancy }
+            }
+        };
+        Ok(layout)
+    }
+
+    /// The layout of an existing volume, from `volume info` counts.
+    fn of_volume(v: &VolumeInfo) -> Self {
+        if v.disperse > 0 {
+            Layout::Disperse { disperse: v.disperse, redundancy: v.redundancy }
+        } else if v.arbiter > 0 {
+            Layout::Arbiter
+        } else if v.replica > 1 {
+            Layout::Replicate { replica: v.replica }
+        } else {
+            Layout::Distribute
+        }
+    }
+
+    fn set_size(self) -> usize {
+        match self {
+            Layout::Distribute => 1,
+            Layout::Replicate { replica } => replica as usize,
+            Layout::Arbiter => 3,
+            Layout::Disperse { disperse, .. } => disperse as usize,
+        }
+    }
+
+    /// The `volume create` words between the name and the bricks.
+    fn create_args(self) -> Vec<String> {
+        match self {
+            Layout::Distribute => vec![],
+            Layout::Replicate { replica } => vec!["replica".into(), replica.to_string()],
+            Layout::Arbiter => ["replica", "3", "arbiter", "1"].map(String::from).to_vec(),
+            Layout::Disperse { disperse, redundancy } => {
+                vec!["disperse".into(), disperse.to_string(), "redundancy".into(), redundancy.to_string()]
+            }
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Layout::Distribute => "distribute".into(),
+            other => other.create_args().join(" "),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Brick {
+    host: HostName,
+    path: AbsPath,
+}
+
+impl Brick {
+    fn spec(&self) -> String {
+        format!("{}:{}", self.host, self.path)
+    }
+}
+
+pub struct EnsureVolume {
+    name: VolumeName,
+    layout: Layout,
+    bricks: Vec<Brick>,
+    options: BTreeMap<OptionKey, OptionValue>,
+    force: bool,
+}
+
+/// What apply would do, in order.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Plan {
+    create: bool,
+    start: bool,
+    /// (key, wanted value, live value when known).
+    set: Vec<(String, String, Option<String>)>,
+}
 
 impl EnsureVolume {
-    pub fn from_proto(_task: &v1::EnsureVolume) -> Result<Self, TaskError> {
-        Ok(Self)
+    pub fn from_proto(task: &v1::EnsureVolume) -> Result<Self, TaskError> {
+        let name = VolumeName::new(&task.name)?;
+        let layout_proto =
+            task.layout.as_ref().ok_or_else(|| TaskError::InvalidTask(format!("volume {name}: no layout given")))?;
+        let layout = Layout::from_proto(&name, layout_proto, task.allow_replica2)?;
+        let mut bricks: Vec<Brick> = Vec::new();
+        for b in &task.bricks {
+            let brick = Brick { host: HostName::new(&b.host)?, path: AbsPath::checked("brick path", &b.path)? };
+            if brick.path.is_root() {
+                return Err(TaskError::InvalidTask(format!(
+                    "volume {name}: brick {} is the root directory",
+                    brick.spec()
+                )));
+            }
+            if bricks.iter().any(|o| same_host(&o.host, &brick.host) && o.path == brick.path) {
+                return Err(TaskError::InvalidTask(format!("volume {name}: brick {} is listed twice", brick.spec())));
+            }
+            bricks.push(brick);
+        }
+        let set = layout.set_size();
+        if bricks.is_empty() || !bricks.len().is_multiple_of(set) {
+            return Err(TaskError::InvalidTask(format!(
+                "volume {name}: {} bricks do not fit {} (a multiple of {set} bricks is needed)",
+                bricks.len(),
+                layout.describe()
+            )));
+        }
+        if set > 1 {
+            for (i, group) in bricks.chunks(set).enumerate() {
+                for (j, a) in group.iter().enumerate() {
+                    if let Some(b) = group[j + 1..].iter().find(|b| same_host(&a.host, &b.host)) {
+                        return Err(TaskError::InvalidTask(format!(
+                            "volume {name}: set {} has two bricks on host {} ({} and {}); order the bricks so \
+                             each set spans distinct hosts",
+                            i + 1,
+                            a.host,
+                            a.spec(),
+                            b.spec()
+                        )));
+                    }
+                }
+            }
+        }
+        let mut options = BTreeMap::new();
+        for (k, v) in &task.options {
+            options.insert(OptionKey::new(k)?, OptionValue::new(v)?);
+        }
+        Ok(Self { name, layout, bricks, options, force: task.force })
     }
 
-    pub async fn check(&self, _ctx: &Context) -> Result<Check, TaskError> {
-        Err(TaskError::Unsupported("EnsureVolume is not implemented yet".into()))
+    /// Refuses an existing volume whose layout or bricks differ from the task's.
+    fn compare(&self, live: &VolumeInfo) -> Result<(), TaskError> {
+        let mut diffs = Vec::new();
+        let live_layout = Layout::of_volume(live);
+        if live_layout != self.layout {
+            diffs.push(format!(
+                "its layout is {}, the task asks for {}",
+                live_layout.describe(),
+                self.layout.describe()
+            ));
+        }
+        let same_bricks = live.bricks.len() == self.bricks.len()
+            && live
+                .bricks
+                .iter()
+                .zip(&self.bricks)
+                .all(|(l, w)| l.host.eq_ignore_ascii_case(w.host.as_str()) && l.path == w.path.as_str());
+        if !same_bricks {
+            let live: Vec<String> = live.bricks.iter().map(|b| b.spec()).collect();
+            let want: Vec<String> = self.bricks.iter().map(Brick::spec).collect();
+            diffs.push(format!("its bricks are {}, the task asks for {}", live.join(" "), want.join(" ")));
+        }
+        if diffs.is_empty() {
+            Ok(())
+        } else {
+            Err(TaskError::Refused(format!(
+                "volume {} already exists and differs: {}; nothing changed",
+                self.name,
+                diffs.join("; ")
+            )))
+        }
     }
 
-    pub async fn apply(&self, _ctx: &Context) -> Result<Vec<String>, TaskError> {
-        Err(TaskError::Unsupported("EnsureVolume is not implemented yet".into()))
+    /// Refuses local bricks on the root filesystem unless `force`. Remote bricks are the
+    /// coordinator's to judge; gluster itself also refuses them without `force`.
+    fn check_local_bricks(&self) -> Result<(), TaskError> {
+        if self.force {
+            return Ok(());
+        }
+        let local = gluster::local_hostname()?;
+        let root_dev = std::fs::metadata("/").map_err(TaskError::io("stat /"))?.dev();
+        for brick in self.bricks.iter().filter(|b| gluster::is_local_name(&local, b.host.as_str())) {
+            let existing = Path::new(brick.path.as_str()).ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
+            let dev = std::fs::metadata(existing).map_err(TaskError::io(format!("stat {}", existing.display())))?.dev();
+            if dev == root_dev {
+                return Err(TaskError::Refused(format!(
+                    "brick {} of volume {} is on the root filesystem ({} is on the same device as /); mount a \
+                     separate disk there or set force",
+                    brick.spec(),
+                    self.name,
+                    existing.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Options whose live value differs from the wanted one.
+    fn option_changes(&self, live: &BTreeMap<String, String>) -> Vec<(String, String, Option<String>)> {
+        self.options
+            .iter()
+            .filter(|(k, v)| live.get(k.as_str()).map(String::as_str) != Some(v.as_str()))
+            .map(|(k, v)| (k.to_string(), v.to_string(), live.get(k.as_str()).cloned()))
+            .collect()
+    }
+
+    async fn plan(&self, ctx: &Context) -> Result<Plan, TaskError> {
+        let volumes = gluster::volume_info(ctx).await?;
+        match volumes.iter().find(|v| v.name == self.name.as_str()) {
+            None => {
+                self.check_local_bricks()?;
+                let set = self.options.iter().map(|(k, v)| (k.to_string(), v.to_string(), None)).collect();
+                Ok(Plan { create: true, start: true, set })
+            }
+            Some(live) => {
+                self.compare(live)?;
+                let options = gluster::volume_get_all(ctx, self.name.as_str()).await?;
+                Ok(Plan { create: false, start: !live.started(), set: self.option_changes(&options) })
+            }
+        }
+    }
+
+    fn create_description(&self) -> String {
+        let bricks: Vec<String> = self.bricks.iter().map(Brick::spec).collect();
+        let force = if self.force { " (force)" } else { "" };
+        format!("create volume {} ({}): {}{force}", self.name, self.layout.describe(), bricks.join(" "))
+    }
+
+    pub async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
+        let plan = self.plan(ctx).await?;
+        let mut changes = Vec::new();
+        if plan.create {
+            changes.push(self.create_description());
+        }
+        if plan.start {
+            changes.push(format!("start volume {}", self.name));
+        }
+        for (key, value, was) in &plan.set {
+            changes.push(set_description(&self.name, key, value, was.as_deref()));
+        }
+        Ok(Check { changes, warnings: Vec::new() })
+    }
+
+    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
+        let plan = self.plan(ctx).await?;
+        let name = self.name.as_str();
+        let mut changes = Vec::new();
+        if plan.create {
+            let mut args: Vec<String> = vec!["volume".into(), "create".into(), name.into()];
+            args.extend(self.layout.create_args());
+            args.extend(self.bricks.iter().map(Brick::spec));
+            if self.force {
+                args.push("force".into());
+            }
+            gluster::cli(ctx, &args.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+            changes.push(self.create_description());
+        }
+        if plan.start {
+            gluster::cli(ctx, &["volume", "start", name]).await?;
+            changes.push(format!("start volume {name}"));
+        }
+        let set = if plan.create { self.option_changes(&gluster::volume_get_all(ctx, name).await?) } else { plan.set };
+        for (key, value, was) in set {
+            gluster::cli(ctx, &["volume", "set", name, &key, &value]).await?;
+            changes.push(set_description(&self.name, &key, &value, was.as_deref()));
+        }
+        Ok(changes)
+    }
+}
+
+fn same_host(a: &HostName, b: &HostName) -> bool {
+    a.as_str().eq_ignore_ascii_case(b.as_str())
+}
+
+fn set_description(volume: &VolumeName, key: &str, value: &str, was: Option<&str>) -> String {
+    match was {
+        Some(was) => format!("set {key} = {value} on volume {volume} (was {was})"),
+        None => format!("set {key} = {value} on volume {volume}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gluster::fixture;
+    use crate::runner::fake::FakeRunner;
+    use crate::tasks::ServiceManager;
+    use std::sync::Arc;
+
+    const G: &str = "/usr/sbin/gluster --mode=script --xml";
+
+    fn proto(kind: v1::VolumeType, replica: u32, bricks: &[&str]) -> v1::EnsureVolume {
+        v1::EnsureVolume {
+            name: "gv0".into(),
+            layout: Some(v1::VolumeLayout { r#type: kind as i32, replica, ..Default::default() }),
+            bricks: bricks
+                .iter()
+                .map(|b| {
+                    let (host, path) = b.split_once(':').unwrap();
+                    v1::Brick { host: host.into(), path: path.into() }
+                })
+                .collect(),
+            options: [("performance.cache-size".to_owned(), "512MB".to_owned())].into(),
+            allow_replica2: true,
+            force: false,
+        }
+    }
+
+    fn replica2() -> v1::EnsureVolume {
+        proto(v1::VolumeType::Replicate, 2, &["gs1:/srv/b1", "gs2:/srv/b1"])
+    }
+
+    fn ctx(runner: FakeRunner) -> (Context, Arc<FakeRunner>) {
+        let runner = Arc::new(runner);
+        (Context { runner: runner.clone(), service_manager: ServiceManager::Direct }, runner)
+    }
+
+    fn err(task: v1::EnsureVolume) -> String {
+        EnsureVolume::from_proto(&task).err().expect("accepted").to_string()
+    }
+
+    #[test]
+    fn names_keys_and_values_are_validated_before_any_command() {
+        for bad in ["a b", "a;b", "a\nb", "-a"] {
+            let mut t = replica2();
+            t.name = bad.into();
+            assert!(err(t).contains("volume name"), "{bad:?}");
+            let mut t = replica2();
+            t.options = [(bad.to_owned(), "1".into())].into();
+            assert!(err(t).contains("option key"), "{bad:?}");
+            let mut t = replica2();
+            t.options = [("performance.cache-size".into(), bad.into())].into();
+            assert!(err(t).contains("option value"), "{bad:?}");
+            let mut t = replica2();
+            t.bricks[1].host = bad.into();
+            assert!(err(t).contains("host name"), "{bad:?}");
+            let mut t = replica2();
+            t.bricks[1].path = bad.into();
+            assert!(err(t).contains("brick path"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn layouts_are_validated() {
+        let stripe = err(proto(v1::VolumeType::Stripe, 2, &["gs1:/b", "gs2:/b"]));
+        assert!(stripe.contains("stripe volumes were removed in Gluster 6"), "{stripe}");
+        let mut t = replica2();
+        t.allow_replica2 = false;
+        assert!(err(t).contains("split-brain"));
+        assert!(err(proto(v1::VolumeType::Replicate, 2, &["gs1:/b", "gs2:/b", "gs3:/b"]))
+            .contains("3 bricks do not fit replica 2"));
+        let same = err(proto(v1::VolumeType::Replicate, 2, &["gs1:/b", "gs2:/b", "gs1:/c", "gs1:/d"]));
+        assert!(same.contains("set 2 has two bricks on host gs1"), "{same}");
+        assert!(err(proto(v1::VolumeType::Replicate, 2, &["gs1:/b", "gs1:/b"])).contains("listed twice"));
+        assert!(err(proto(v1::VolumeType::Unspecified, 0, &["gs1:/b"])).contains("not given"));
+        assert!(err(proto(v1::VolumeType::Arbiter, 2, &["gs1:/b", "gs2:/b"])).contains("replica 3 arbiter 1"));
+        assert!(err(proto(v1::VolumeType::Distribute, 0, &[])).contains("0 bricks"));
+
+        let mut disperse = proto(v1::VolumeType::Disperse, 0, &["gs1:/b", "gs2:/b", "gs3:/b"]);
+        disperse.layout = Some(v1::VolumeLayout {
+            r#type: v1::VolumeType::Disperse as i32,
+            disperse: 3,
+            redundancy: 2,
+            ..Default::default()
+        });
+        assert!(err(disperse.clone()).contains("redundancy < disperse/2"));
+        disperse.layout.as_mut().unwrap().redundancy = 1;
+        let t = EnsureVolume::from_proto(&disperse).unwrap();
+        assert_eq!(t.layout.create_args(), ["disperse", "3", "redundancy", "1"]);
+
+        let dr =
+            EnsureVolume::from_proto(&proto(v1::VolumeType::Replicate, 2, &["gs1:/b", "gs2:/b", "gs1:/c", "gs2:/c"]));
+        assert!(dr.is_ok());
+        let arb =
+            EnsureVolume::from_proto(&proto(v1::VolumeType::Arbiter, 0, &["gs1:/b", "gs2:/b", "gs3:/a"])).unwrap();
+        assert_eq!(arb.layout.create_args(), ["replica", "3", "arbiter", "1"]);
+    }
+
+    #[tokio::test]
+    async fn creates_starts_and_sets_only_changed_options() {
+        let (c, runner) = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &fixture("volume-info-none.xml"))
+            .expect(
+                &format!("{G} volume create gv0 replica 2 gs1:/srv/b1 gs2:/srv/b1"),
+                &fixture("volume-create-replica2.xml"),
+            )
+            .expect(&format!("{G} volume start gv0"), &fixture("volume-start.xml"))
+            .expect(
+                &format!("{G} volume get gv0 all"),
+                &fixture("volume-get.xml").replace("<Value>512MB</Value>", "<Value>32MB (DEFAULT)</Value>"),
+            )
+            .expect(&format!("{G} volume set gv0 performance.cache-size 512MB"), &fixture("volume-set.xml")));
+        let t = EnsureVolume::from_proto(&replica2()).unwrap();
+        let changes = t.apply(&c).await.unwrap();
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert_eq!(changes[2], "set performance.cache-size = 512MB on volume gv0 (was 32MB)");
+        assert!(!runner.seen()[1].contains("force"));
+    }
+
+    #[tokio::test]
+    async fn existing_volume_with_same_layout_is_unchanged() {
+        let (c, _) = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &fixture("volume-info-all.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml")));
+        assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().check(&c).await.unwrap(), Check::unchanged());
+    }
+
+    #[tokio::test]
+    async fn created_volume_is_started() {
+        let (c, _) = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &fixture("volume-info-created.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
+            .expect(&format!("{G} volume start gv0"), &fixture("volume-start.xml")));
+        assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().apply(&c).await.unwrap(), ["start volume gv0"]);
+    }
+
+    #[tokio::test]
+    async fn existing_volume_with_another_layout_is_refused_untouched() {
+        let (c, runner) = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &fixture("volume-info.xml")));
+        let t =
+            EnsureVolume::from_proto(&proto(v1::VolumeType::Arbiter, 3, &["gs1:/srv/b1", "gs2:/srv/b1", "gs3:/srv/a"]))
+                .unwrap();
+        let e = t.apply(&c).await.unwrap_err().to_string();
+        assert!(e.contains("its layout is replica 2, the task asks for replica 3 arbiter 1"), "{e}");
+        assert!(e.contains("its bricks are gs1:/srv/b1 gs2:/srv/b1") && e.contains("nothing changed"), "{e}");
+        assert_eq!(runner.seen().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn gluster_refusal_is_surfaced() {
+        let out = crate::runner::Output { code: Some(1), stdout: fixture("volume-set-bad.xml"), stderr: String::new() };
+        let (c, _) = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
+            .expect_output(&format!("{G} volume set gv0 no.such-option 1"), out));
+        let mut p = replica2();
+        p.options = [("no.such-option".to_owned(), "1".to_owned())].into();
+        let e = EnsureVolume::from_proto(&p).unwrap().apply(&c).await.unwrap_err().to_string();
+        assert!(e.contains("no.such-option does not exist"), "{e}");
     }
 }
