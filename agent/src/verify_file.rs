@@ -1,10 +1,222 @@
-//! `VerifyFile`: the seed's file test, limited to `.brickyard-verify-*` files on glusterfs
-//! mounts and local bricks (placeholder: the gluster issue fills it).
+//! `VerifyFile`: the seed's file test. Appends to, reads or removes one file named
+//! `.brickyard-verify-[A-Za-z0-9._-]+` directly in `dir`, where `dir` must be a glusterfs FUSE
+//! mount point of this host (all operations) or, for reads only, the directory of a brick of a
+//! volume that lives on this node (from `gluster volume info` and `pool list`). Everything
+//! else is refused. Reads /proc/self/mountinfo; opens files without following symlinks; every
+//! file operation has a timeout (a FUSE mount whose servers are gone can block forever).
 
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use brickyard_proto::types::AbsPath;
 use brickyard_proto::v1;
 
+use crate::gluster::{self, FUSE_FSTYPE};
+use crate::mountinfo;
 use crate::tasks::{Context, TaskError};
 
-pub async fn handle(_ctx: &Context, _req: &v1::VerifyFileRequest) -> Result<v1::VerifyFileResponse, TaskError> {
-    Err(TaskError::Unsupported("VerifyFile is not implemented yet".into()))
+const PREFIX: &str = ".brickyard-verify-";
+const MAX_NAME: usize = 255;
+const MAX_LINE: usize = 4096;
+/// The most of a file a read returns.
+const MAX_READ: u64 = 1 << 20;
+const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Checks `name` against `.brickyard-verify-[A-Za-z0-9._-]+`.
+fn check_file_name(name: &str) -> Result<(), TaskError> {
+    let ok = name.len() <= MAX_NAME
+        && name.strip_prefix(PREFIX).is_some_and(|rest| {
+            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(TaskError::InvalidTask(format!("verify file name {name:?} must match {PREFIX}[A-Za-z0-9._-]+")))
+    }
+}
+
+fn check_line(line: &str) -> Result<(), TaskError> {
+    if line.len() > MAX_LINE {
+        return Err(TaskError::InvalidTask(format!("verify line is longer than {MAX_LINE} bytes")));
+    }
+    if let Some(c) = line.chars().find(|c| c.is_control()) {
+        return Err(TaskError::InvalidTask(format!("verify line contains control character {c:?}")));
+    }
+    Ok(())
+}
+
+pub async fn handle(ctx: &Context, req: &v1::VerifyFileRequest) -> Result<v1::VerifyFileResponse, TaskError> {
+    let op = v1::VerifyOp::try_from(req.op)
+        .ok()
+        .filter(|op| *op != v1::VerifyOp::Unspecified)
+        .ok_or_else(|| TaskError::InvalidTask(format!("verify op {} is not append, read or remove", req.op)))?;
+    check_file_name(&req.file_name)?;
+    let dir = AbsPath::checked("verify dir", &req.dir)?;
+    if op == v1::VerifyOp::Append {
+        check_line(&req.line)?;
+    }
+
+    let mounts = mountinfo::read().map_err(TaskError::io("reading /proc/self/mountinfo"))?;
+    let on_mount = mountinfo::at(&mounts, dir.as_str()).is_some_and(|m| m.fstype == FUSE_FSTYPE);
+    if !on_mount {
+        if op != v1::VerifyOp::Read {
+            return Err(TaskError::Refused(format!(
+                "{dir} is not a glusterfs mount point on this host; append and remove work only there"
+            )));
+        }
+        if !is_local_brick(ctx, dir.as_str()).await {
+            return Err(TaskError::Refused(format!(
+                "{dir} is neither a glusterfs mount point nor a brick directory of this node"
+            )));
+        }
+    }
+
+    let path = Path::new(dir.as_str()).join(&req.file_name);
+    let line = req.line.clone();
+    let shown = path.display().to_string();
+    let work = tokio::task::spawn_blocking(move || file_op(op, &path, &line));
+    match tokio::time::timeout(IO_TIMEOUT, work).await {
+        Ok(Ok(result)) => result.map_err(TaskError::io(format!("{op:?} {shown}"))),
+        Ok(Err(join)) => Err(TaskError::Io { context: format!("{op:?} {shown}"), source: std::io::Error::other(join) }),
+        Err(_) => Err(TaskError::Timeout(format!("{shown} to answer ({}s)", IO_TIMEOUT.as_secs()))),
+    }
+}
+
+/// Whether `dir` is the path of a brick that lives on this node (its host UUID is the local
+/// node's). A host without a running glusterd has no bricks.
+async fn is_local_brick(ctx: &Context, dir: &str) -> bool {
+    let Ok(pool) = gluster::pool_list(ctx).await else { return false };
+    let Some(local) = pool.iter().find(|p| p.is_local) else { return false };
+    let Ok(volumes) = gluster::volume_info(ctx).await else { return false };
+    volumes.iter().flat_map(|v| &v.bricks).any(|b| b.host_uuid == local.uuid && b.path == dir)
+}
+
+fn file_op(op: v1::VerifyOp, path: &Path, line: &str) -> std::io::Result<v1::VerifyFileResponse> {
+    match op {
+        v1::VerifyOp::Append => {
+            let mut file =
+                OpenOptions::new().append(true).create(true).mode(0o644).custom_flags(libc::O_NOFOLLOW).open(path)?;
+            regular(&file)?;
+            file.write_all(format!("{line}\n").as_bytes())?;
+            file.sync_all()?;
+            read(path)
+        }
+        v1::VerifyOp::Read => read(path),
+        v1::VerifyOp::Remove => match std::fs::remove_file(path) {
+            Ok(()) => Ok(v1::VerifyFileResponse::default()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(v1::VerifyFileResponse::default()),
+            Err(e) => Err(e),
+        },
+        v1::VerifyOp::Unspecified => Err(std::io::Error::other("no verify op")),
+    }
+}
+
+fn regular(file: &File) -> std::io::Result<()> {
+    if file.metadata()?.is_file() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("not a regular file"))
+    }
+}
+
+/// The file's content (at most `MAX_READ` bytes); a missing file is `exists: false`.
+fn read(path: &Path) -> std::io::Result<v1::VerifyFileResponse> {
+    let file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(v1::VerifyFileResponse::default()),
+        Err(e) => return Err(e),
+    };
+    regular(&file)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_READ).read_to_end(&mut bytes)?;
+    Ok(v1::VerifyFileResponse { exists: true, content: String::from_utf8_lossy(&bytes).into_owned() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gluster::fixture;
+    use crate::runner::fake::FakeRunner;
+    use crate::tasks::ServiceManager;
+    use std::sync::Arc;
+
+    fn req(op: v1::VerifyOp, dir: &str, name: &str) -> v1::VerifyFileRequest {
+        v1::VerifyFileRequest { op: op as i32, dir: dir.into(), file_name: name.into(), line: "hello".into() }
+    }
+
+    fn ctx(runner: FakeRunner) -> Context {
+        Context { runner: Arc::new(runner), service_manager: ServiceManager::Direct }
+    }
+
+    #[test]
+    fn file_names_are_restricted() {
+        assert!(check_file_name(".brickyard-verify-client1.2026-11-26_x").is_ok());
+        for bad in [
+            ".brickyard-verify-",
+            "passwd",
+            ".brickyard-verify-a/b",
+            ".brickyard-verify-a b",
+            "../.brickyard-verify-a",
+            ".brickyard-verify-a;b",
+        ] {
+            assert!(check_file_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_line("a\nb").is_err() && check_line("client1 wrote this").is_ok());
+    }
+
+    #[tokio::test]
+    async fn refuses_what_is_not_a_glusterfs_mount_or_local_brick() {
+        let name = ".brickyard-verify-t";
+        let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Append, "/tmp", name)).await.unwrap_err();
+        assert!(e.to_string().contains("/tmp is not a glusterfs mount point"), "{e}");
+        let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Remove, "/etc", name)).await.unwrap_err();
+        assert!(matches!(e, TaskError::Refused(_)), "{e}");
+        let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Unspecified, "/tmp", name)).await.unwrap_err();
+        assert!(matches!(e, TaskError::InvalidTask(_)), "{e}");
+        let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Read, "/tmp/../etc", name)).await.unwrap_err();
+        assert!(matches!(e, TaskError::Invalid(_)), "{e}");
+
+        // A read of a directory that is no brick of this node (gs1 in pool-list.xml).
+        let pool = fixture("pool-list.xml");
+        let runner = FakeRunner::default()
+            .expect("/usr/sbin/gluster --mode=script --xml pool list", &pool)
+            .expect("/usr/sbin/gluster --mode=script --xml volume info", &fixture("volume-info.xml"));
+        let e = handle(&ctx(runner), &req(v1::VerifyOp::Read, "/srv/nobrick", name)).await.unwrap_err();
+        assert!(e.to_string().contains("neither a glusterfs mount point nor a brick directory"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn reads_a_local_brick() {
+        let dir = tempfile::tempdir().unwrap();
+        let brick = dir.path().to_str().unwrap().to_owned();
+        let name = ".brickyard-verify-t";
+        std::fs::write(dir.path().join(name), "from client1\n").unwrap();
+        // pool-list.xml's local node owns the gs1 bricks of volume-info.xml; point one at `brick`.
+        let info = fixture("volume-info.xml")
+            .replace("gs1:/srv/b1<name>gs1:/srv/b1</name>", &format!("gs1:{brick}<name>gs1:{brick}</name>"));
+        let runner = FakeRunner::default()
+            .expect("/usr/sbin/gluster --mode=script --xml pool list", &fixture("pool-list.xml"))
+            .expect("/usr/sbin/gluster --mode=script --xml volume info", &info);
+        let resp = handle(&ctx(runner), &req(v1::VerifyOp::Read, &brick, name)).await.unwrap();
+        assert_eq!(resp, v1::VerifyFileResponse { exists: true, content: "from client1\n".into() });
+    }
+
+    #[test]
+    fn file_ops_append_read_remove_without_following_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".brickyard-verify-x");
+        assert!(!file_op(v1::VerifyOp::Read, &path, "").unwrap().exists);
+        file_op(v1::VerifyOp::Append, &path, "one").unwrap();
+        let r = file_op(v1::VerifyOp::Append, &path, "two").unwrap();
+        assert_eq!(r.content, "one\ntwo\n");
+        assert!(!file_op(v1::VerifyOp::Remove, &path, "").unwrap().exists);
+        assert!(file_op(v1::VerifyOp::Remove, &path, "").is_ok());
+
+        std::os::unix::fs::symlink("/etc/hostname", &path).unwrap();
+        assert!(file_op(v1::VerifyOp::Read, &path, "").is_err());
+        assert!(file_op(v1::VerifyOp::Append, &path, "x").is_err());
+    }
 }
