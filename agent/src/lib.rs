@@ -4,10 +4,15 @@
 //! packages, runs glusterd, opens firewall ports and drives the local gluster CLI.
 
 pub mod blockdev;
+pub mod config;
+pub mod conversions;
 pub mod etcfile;
+pub mod facts;
 pub mod gluster;
 pub mod lsblk;
 pub mod mountinfo;
 pub mod runner;
+pub mod server;
 pub mod tasks;
+pub mod tls;
 pub mod verify_file;

@@ -1,6 +1,72 @@
-//! `brickyard-agent --config PATH`: serves the Brickyard agent over mutual TLS (placeholder
-//! until the foundation lands).
+//! `brickyard-agent --config PATH [--check-config]`: the Brickyard agent daemon. Loads and
+//! checks its config and key material, then serves `brickyard.v1.Agent` over mutual TLS on
+//! the configured address until SIGTERM/SIGINT. Runs as root; everything it changes on the
+//! host it changes through typed tasks (see the library).
 
-fn main() {
-    std::process::exit(0);
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use brickyard_agent::config::Config;
+use brickyard_agent::runner::SystemRunner;
+use brickyard_agent::tasks::Context;
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(version, about = "Brickyard agent: typed storage and GlusterFS tasks over mutual-TLS gRPC")]
+struct Args {
+    /// Agent configuration file (TOML).
+    #[arg(long, short = 'c', value_name = "PATH")]
+    config: PathBuf,
+    /// Validate the config and key material, then exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("brickyard-agent: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    if args.check_config {
+        brickyard_agent::tls::server_config(&config)?;
+        println!("{}: OK", config.path.display());
+        return Ok(());
+    }
+    let ctx = Context { runner: Arc::new(SystemRunner), service_manager: config.service_manager() };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(brickyard_agent::server::run(&config, ctx, shutdown_signal()))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
 }

@@ -1,0 +1,43 @@
+//! `GetFacts`: what this host is and has — hostname, OS, kernel, CPUs and memory (sysinfo),
+//! block devices (`crate::lsblk`), glusterfs version, glusterd state and node UUID, FUSE,
+//! firewall backends, service manager. Read-only: reads /proc, /etc/os-release, pid files,
+//! glusterd.info and runs `lsblk` and `glusterfs --version`.
+
+mod devices;
+mod gluster;
+mod host;
+mod os;
+pub mod process;
+
+use brickyard_proto::v1;
+use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
+
+use crate::conversions;
+use crate::tasks::{Context, TaskError};
+
+/// Collects this host's facts.
+pub async fn collect(ctx: &Context) -> Result<v1::Facts, TaskError> {
+    let devices = crate::lsblk::list(ctx.runner.as_ref()).await?;
+    let glusterfs_version = gluster::version(ctx.runner.as_ref()).await?;
+    let sys = System::new_with_specifics(
+        RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()).with_memory(MemoryRefreshKind::nothing().with_ram()),
+    );
+    let os = os::read_os_release();
+    Ok(v1::Facts {
+        hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        os_id: os.id,
+        os_version: os.version_id,
+        os_id_like: os.id_like,
+        kernel: os::kernel(),
+        cpus: u32::try_from(sys.cpus().len()).unwrap_or(u32::MAX),
+        memory_bytes: sys.total_memory(),
+        block_devices: devices.iter().map(devices::to_proto).collect(),
+        glusterfs_version: glusterfs_version.unwrap_or_default(),
+        glusterd_running: gluster::glusterd_running(),
+        glusterd_uuid: gluster::glusterd_uuid().unwrap_or_default(),
+        fuse_available: host::fuse_available(),
+        firewall: Some(host::firewall()),
+        service_manager: conversions::service_manager(ctx.service_manager) as i32,
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}

@@ -1,0 +1,65 @@
+//! Is a daemon running? Decided from its pid file and /proc (never by process-name search:
+//! lab hosts may share one process table). Pure parsers + a small read of /proc.
+
+use std::path::Path;
+
+/// The pid in a pid file's text (first line, trimmed).
+pub fn parse_pid(text: &str) -> Option<u32> {
+    text.lines().next()?.trim().parse().ok().filter(|&pid| pid > 0)
+}
+
+/// The state letter of /proc/PID/stat (`R`, `S`, `Z`, ...); the command name is in
+/// parentheses and may itself contain spaces and parentheses.
+pub fn parse_stat_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Whether a process is `name`: its command name, or (interpreted daemons such as firewalld)
+/// the base name of its first or second argument.
+pub fn is_named(comm: &str, cmdline: &str, name: &str) -> bool {
+    let base = |arg: &str| arg.rsplit('/').next().unwrap_or(arg).to_owned();
+    comm.trim() == name || cmdline.split('\0').take(2).any(|arg| base(arg) == name)
+}
+
+/// Whether the process named in the first existing pid file is alive (not a zombie) and is
+/// `name` (see [`is_named`]).
+pub fn running(pid_files: &[&str], name: &str) -> bool {
+    let Some(pid) = pid_files.iter().find_map(|p| std::fs::read_to_string(p).ok()).and_then(|t| parse_pid(&t)) else {
+        return false;
+    };
+    let proc_dir = Path::new("/proc").join(pid.to_string());
+    let read = |file: &str| std::fs::read_to_string(proc_dir.join(file)).unwrap_or_default();
+    let alive = matches!(parse_stat_state(&read("stat")), Some(s) if s != 'Z' && s != 'X');
+    alive && is_named(&read("comm"), &read("cmdline"), name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_and_state() {
+        assert_eq!(parse_pid("1234\n"), Some(1234));
+        assert_eq!(parse_pid(" 77 "), Some(77));
+        assert_eq!(parse_pid("0"), None);
+        assert_eq!(parse_pid("x"), None);
+        assert_eq!(parse_stat_state("1234 (glusterd) S 1 1234 1234 0 -1"), Some('S'));
+        assert_eq!(parse_stat_state("99 (a) b) Z 1 2"), Some('Z'));
+        assert_eq!(parse_stat_state("garbage"), None);
+        assert!(is_named("glusterd\n", "/usr/sbin/glusterd\0-p\0/run/glusterd.pid\0", "glusterd"));
+        assert!(is_named("python3\n", "/usr/bin/python3\0/usr/sbin/firewalld\0--nofork\0", "firewalld"));
+        assert!(!is_named("bash\n", "bash\0-c\0firewalld\0", "firewalld"));
+    }
+
+    #[test]
+    fn this_process_is_running_and_missing_pid_file_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("me.pid");
+        std::fs::write(&pid_file, format!("{}\n", std::process::id())).unwrap();
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        let files = [pid_file.to_str().unwrap()];
+        assert!(running(&files, comm.trim()));
+        assert!(!running(&files, "glusterd"));
+        assert!(!running(&["/nonexistent/brickyard.pid"], comm.trim()));
+    }
+}

@@ -1,0 +1,207 @@
+//! The gRPC layer: binds the listen address, serves `brickyard.v1.Agent` and the standard
+//! health service over mutual TLS only, and keeps every RPC thin: open a span, validate the
+//! whole batch into typed tasks before anything runs, call the task, convert the result
+//! (`crate::conversions`). One `Apply` runs at a time per agent so two coordinators cannot
+//! interleave changes on a host.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use brickyard_proto::v1;
+use brickyard_proto::v1::agent_server::{Agent, AgentServer};
+use tokio::sync::{mpsc, Mutex};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Server, ServerTlsConfig};
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::conversions;
+use crate::tasks::{Context, Task};
+use crate::tls::{self, CoordinatorOnly, TlsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr} (`listen` in {config}): {source}")]
+    Bind { addr: SocketAddr, config: std::path::PathBuf, source: std::io::Error },
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The `Agent` service: the host context plus the lock that serialises `Apply`.
+pub struct AgentService {
+    ctx: Arc<Context>,
+    apply_lock: Arc<Mutex<()>>,
+}
+
+impl AgentService {
+    pub fn new(ctx: Context) -> Self {
+        Self { ctx: Arc::new(ctx), apply_lock: Arc::new(Mutex::new(())) }
+    }
+}
+
+fn rpc_span<T>(method: &'static str, request: &Request<T>) -> tracing::Span {
+    tracing::info_span!("rpc", method, peer = ?request.remote_addr())
+}
+
+/// Validates every task of the batch; the first invalid one rejects the whole batch.
+fn validate(batch: &v1::TaskBatch) -> Result<Vec<(String, Task)>, Status> {
+    batch
+        .tasks
+        .iter()
+        .map(|t| Task::from_proto(t).map(|task| (t.id.clone(), task)).map_err(|e| conversions::invalid_task(&t.id, &e)))
+        .collect()
+}
+
+/// Applies `tasks` in order, sending events; after a failure the rest are reported skipped.
+async fn apply_batch(ctx: &Context, tasks: Vec<(String, Task)>, tx: mpsc::Sender<Result<v1::TaskEvent, Status>>) {
+    use v1::task_event::Event;
+    let mut failed: Option<String> = None;
+    for (id, task) in tasks {
+        let event = match &failed {
+            Some(first) => conversions::event(
+                &id,
+                Event::Skipped(v1::TaskError {
+                    kind: v1::ErrorKind::Refused as i32,
+                    message: format!("not run: task {first:?} failed"),
+                }),
+            ),
+            None => {
+                if tx.send(Ok(conversions::event(&id, Event::Started(v1::Unchanged {})))).await.is_err() {
+                    tracing::warn!(task = %id, "coordinator went away; stopping before this task");
+                    return;
+                }
+                let result = task.apply(ctx).instrument(tracing::info_span!("task", id = %id)).await;
+                match &result {
+                    Ok(changes) => tracing::info!(task = %id, ?changes, "applied"),
+                    Err(err) => {
+                        tracing::warn!(task = %id, %err, "failed");
+                        failed = Some(id.clone());
+                    }
+                }
+                conversions::applied(&id, result)
+            }
+        };
+        if tx.send(Ok(event)).await.is_err() {
+            tracing::warn!(task = %id, "coordinator went away; stopping after this task");
+            return;
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Agent for AgentService {
+    async fn get_facts(&self, request: Request<v1::GetFactsRequest>) -> Result<Response<v1::Facts>, Status> {
+        let span = rpc_span("GetFacts", &request);
+        async {
+            let facts = crate::facts::collect(&self.ctx).await.map_err(|e| conversions::status(&e))?;
+            Ok(Response::new(facts))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn plan(&self, request: Request<v1::TaskBatch>) -> Result<Response<v1::PlanReport>, Status> {
+        let span = rpc_span("Plan", &request);
+        async {
+            let tasks = validate(request.get_ref())?;
+            let mut verdicts = Vec::with_capacity(tasks.len());
+            for (id, task) in &tasks {
+                let check = task.check(&self.ctx).instrument(tracing::info_span!("task", id = %id)).await;
+                verdicts.push(conversions::verdict(id, check));
+            }
+            Ok(Response::new(v1::PlanReport { verdicts }))
+        }
+        .instrument(span)
+        .await
+    }
+
+    type ApplyStream = ReceiverStream<Result<v1::TaskEvent, Status>>;
+
+    async fn apply(&self, request: Request<v1::TaskBatch>) -> Result<Response<Self::ApplyStream>, Status> {
+        let span = rpc_span("Apply", &request);
+        let tasks = span.in_scope(|| validate(request.get_ref()))?;
+        let (tx, rx) = mpsc::channel(16);
+        let ctx = self.ctx.clone();
+        let lock = self.apply_lock.clone();
+        tokio::spawn(
+            async move {
+                let _serialised = lock.lock().await;
+                apply_batch(&ctx, tasks, tx).await;
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_gluster_status(
+        &self,
+        request: Request<v1::GlusterStatusRequest>,
+    ) -> Result<Response<v1::GlusterStatus>, Status> {
+        let span = rpc_span("GetGlusterStatus", &request);
+        async { crate::gluster::status(&self.ctx).await.map(Response::new).map_err(|e| conversions::status(&e)) }
+            .instrument(span)
+            .await
+    }
+
+    async fn verify_file(
+        &self,
+        request: Request<v1::VerifyFileRequest>,
+    ) -> Result<Response<v1::VerifyFileResponse>, Status> {
+        let span = rpc_span("VerifyFile", &request);
+        async {
+            crate::verify_file::handle(&self.ctx, request.get_ref())
+                .await
+                .map(Response::new)
+                .map_err(|e| conversions::status(&e))
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Binds the configured listen address (port in use → an error naming the address).
+pub fn bind(config: &Config) -> Result<tokio::net::TcpListener, ServeError> {
+    let bind_err = |source| ServeError::Bind { addr: config.listen, config: config.path.clone(), source };
+    let listener = std::net::TcpListener::bind(config.listen).map_err(bind_err)?;
+    listener.set_nonblocking(true).map_err(bind_err)?;
+    tokio::net::TcpListener::from_std(listener).map_err(bind_err)
+}
+
+/// Serves the agent on `listener` until `shutdown` completes.
+pub async fn serve(
+    config: &Config,
+    tls: ServerTlsConfig,
+    listener: tokio::net::TcpListener,
+    ctx: Context,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let only_coordinator = CoordinatorOnly::new(&config.coordinator_identity);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AgentServer<AgentService>>().await;
+    Server::builder()
+        .tls_config(tls)?
+        .add_service(InterceptedService::new(health_service, only_coordinator.clone()))
+        .add_service(AgentServer::with_interceptor(AgentService::new(ctx), only_coordinator))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Checks the key material, binds, logs `listening on ADDR` and serves until `shutdown`.
+pub async fn run(config: &Config, ctx: Context, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+    let tls = tls::server_config(config)?;
+    let listener = bind(config)?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        config: config.path.clone(),
+        source,
+    })?;
+    tracing::info!("listening on {addr}");
+    serve(config, tls, listener, ctx, shutdown).await
+}

@@ -1,0 +1,141 @@
+//! Mutual TLS for the agent: loads and checks the key material named in the config (CA,
+//! certificate, key: present, parseable, key matching the certificate, key file not
+//! accessible by group/others) and, per request, checks that the client certificate names the
+//! coordinator identity. rustls (through tonic) already requires a client certificate that
+//! chains to the pool CA and allows client authentication; the name check is ours, so an
+//! agent's certificate can never command another agent. Reads the three files only.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tonic::service::Interceptor;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use tonic::{Request, Status};
+use x509_parser::extensions::GeneralName;
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{field} {path}: {message} (config {config})")]
+    KeyMaterial { config: PathBuf, field: &'static str, path: PathBuf, message: String },
+}
+
+/// The server side of mutual TLS, checked and ready for tonic.
+pub fn server_config(config: &Config) -> Result<ServerTlsConfig, TlsError> {
+    let err = |field: &'static str, path: &Path, message: String| TlsError::KeyMaterial {
+        config: config.path.clone(),
+        field,
+        path: path.to_path_buf(),
+        message,
+    };
+    let read = |field: &'static str, path: &Path| std::fs::read(path).map_err(|e| err(field, path, e.to_string()));
+    let certs = |field: &'static str, path: &Path, pem: &[u8]| {
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| err(field, path, format!("not a PEM certificate file: {e}")))?;
+        if certs.is_empty() {
+            return Err(err(field, path, "contains no certificate".into()));
+        }
+        Ok(certs)
+    };
+
+    let ca_pem = read("ca", &config.ca)?;
+    certs("ca", &config.ca, &ca_pem)?;
+    let cert_pem = read("cert", &config.cert)?;
+    let chain = certs("cert", &config.cert, &cert_pem)?;
+
+    let mode = std::fs::metadata(&config.key).map_err(|e| err("key", &config.key, e.to_string()))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(err(
+            "key",
+            &config.key,
+            format!("is accessible by group or others (mode {:04o}); run chmod 600", mode & 0o7777),
+        ));
+    }
+    let key_pem = read("key", &config.key)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| err("key", &config.key, format!("not a PEM private key: {e}")))?;
+    rustls::sign::CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider()).map_err(|e| {
+        err("key", &config.key, format!("does not match the certificate {}: {e}", config.cert.display()))
+    })?;
+
+    Ok(ServerTlsConfig::new()
+        .identity(Identity::from_pem(cert_pem, key_pem))
+        .client_ca_root(Certificate::from_pem(ca_pem))
+        .timeout(std::time::Duration::from_secs(10)))
+}
+
+/// Checks that the client's end-entity certificate carries `identity` as a DNS SAN.
+pub fn check_peer_identity(peer_certs: Option<&[CertificateDer<'_>]>, identity: &str) -> Result<(), String> {
+    let cert = peer_certs.and_then(|c| c.first()).ok_or("no client certificate")?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(cert).map_err(|e| format!("unparseable client certificate: {e}"))?;
+    let names: Vec<String> = cert
+        .subject_alternative_name()
+        .map_err(|e| format!("bad subjectAltName in client certificate: {e}"))?
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    GeneralName::DNSName(name) => Some(name.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.iter().any(|n| n.eq_ignore_ascii_case(identity)) {
+        Ok(())
+    } else {
+        Err(format!("client certificate names {names:?}, not the coordinator {identity:?}"))
+    }
+}
+
+/// Refuses every request whose client certificate does not name the coordinator identity.
+#[derive(Clone)]
+pub struct CoordinatorOnly {
+    identity: Arc<str>,
+}
+
+impl CoordinatorOnly {
+    pub fn new(identity: &str) -> Self {
+        Self { identity: identity.into() }
+    }
+}
+
+impl Interceptor for CoordinatorOnly {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let certs = request.peer_certs();
+        match check_peer_identity(certs.as_deref().map(Vec::as_slice), &self.identity) {
+            Ok(()) => Ok(request),
+            Err(reason) => {
+                tracing::warn!(peer = ?request.remote_addr(), %reason, "refused client");
+                Err(Status::permission_denied(reason))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A certificate with DNS SANs `brickyard-coordinator` and `other`, made with `openssl req -x509`.
+    const CERT_PEM: &str = include_str!("../testdata/client-cert.pem");
+
+    #[test]
+    fn identity_check() {
+        let cert = CertificateDer::from_pem_slice(CERT_PEM.as_bytes()).unwrap();
+        let certs = [cert];
+        assert_eq!(check_peer_identity(Some(&certs), "brickyard-coordinator"), Ok(()));
+        assert_eq!(check_peer_identity(Some(&certs), "BRICKYARD-coordinator"), Ok(()));
+        let err = check_peer_identity(Some(&certs), "someone-else").unwrap_err();
+        assert!(err.contains("someone-else"), "{err}");
+        assert_eq!(check_peer_identity(None, "x").unwrap_err(), "no client certificate");
+        assert_eq!(check_peer_identity(Some(&[]), "x").unwrap_err(), "no client certificate");
+    }
+}

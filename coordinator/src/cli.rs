@@ -1,0 +1,95 @@
+//! The `brickyard` subcommands: one enum variant each, dispatched to its own function or
+//! module. Commands that talk to agents build a tokio runtime themselves (see `runtime`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use brickyard::spec::Spec;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "brickyard", version, about = "Turns cloud instances into a GlusterFS pool and mounts it on clients")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Pool PKI: the CA, the coordinator certificate and one certificate per agent.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// Asks every host of the spec for its facts (OS, disks, gluster, FUSE, firewall).
+    Facts {
+        /// Cluster spec (TOML).
+        #[arg(short = 'f', long = "file", value_name = "SPEC")]
+        spec: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Creates the pool CA and the coordinator certificate (refuses to overwrite a CA).
+    Init {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Issues (or re-issues) an agent certificate: SANs = its name and addresses.
+    Issue {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The host's name as the spec and gluster know it.
+        #[arg(long)]
+        name: String,
+        /// Addresses (IP or DNS) the coordinator reaches the agent at; repeatable.
+        #[arg(long = "address", value_name = "ADDR")]
+        addresses: Vec<String>,
+    },
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Pki(cmd) => pki(cmd),
+        Command::Facts { spec, json } => runtime()?.block_on(facts(spec, json)),
+    }
+}
+
+/// The async runtime for commands that talk to agents. Built only after argument parsing
+/// (and after any namespace switch a command needs), never by `#[tokio::main]`.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn pki(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PkiCommand::Init { dir } => {
+            brickyard::pki::init(&dir)?;
+            println!("pool CA and coordinator certificate written to {}", dir.display());
+        }
+        PkiCommand::Issue { dir, name, addresses } => {
+            let issued = brickyard::pki::issue(&dir, &name, &addresses)?;
+            println!("{}\n{}", issued.cert.display(), issued.key.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn facts(spec_path: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
+    let spec = Spec::load(&spec_path)?;
+    let answers = brickyard::facts::gather(&spec.pki_dir(), &spec.hosts()).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&brickyard::facts::render_json(&answers))?);
+    } else {
+        print!("{}", brickyard::facts::render_text(&answers));
+    }
+    let failed = answers.iter().filter(|a| a.result.is_err()).count();
+    if failed > 0 {
+        eprintln!("brickyard: {failed} of {} hosts did not answer", answers.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

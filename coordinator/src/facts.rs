@@ -1,0 +1,302 @@
+//! `brickyard facts`: asks every host of the spec for its facts, concurrently, over mutual
+//! TLS; renders them as a table or JSON. Network only (one connection per host).
+
+use std::path::Path;
+use std::time::Duration;
+
+use brickyard_proto::v1;
+use serde_json::{json, Value};
+use tokio::task::JoinSet;
+
+use crate::client::{self, ConnectError};
+use crate::output::{human_bytes, Table};
+use crate::spec::HostTarget;
+
+/// How long one host may take to answer `GetFacts` once connected.
+pub const FACTS_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FactsError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("host {host}: GetFacts failed: {code:?}: {message}")]
+    Rpc { host: String, code: tonic::Code, message: String },
+    #[error("host {host}: no facts within {FACTS_TIMEOUT:?}")]
+    Timeout { host: String },
+}
+
+/// One host's answer.
+#[derive(Debug)]
+pub struct HostFacts {
+    pub host: HostTarget,
+    pub result: Result<v1::Facts, FactsError>,
+}
+
+/// Facts of one host.
+pub async fn host_facts(pki_dir: &Path, host: &HostTarget) -> Result<v1::Facts, FactsError> {
+    let mut agent = client::connect(pki_dir, host).await?;
+    match tokio::time::timeout(FACTS_TIMEOUT, agent.get_facts(v1::GetFactsRequest {})).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) => {
+            Err(FactsError::Rpc { host: host.name.clone(), code: status.code(), message: status.message().to_owned() })
+        }
+        Err(_) => Err(FactsError::Timeout { host: host.name.clone() }),
+    }
+}
+
+/// Facts of every host, asked concurrently; answers in the order of `hosts`.
+pub async fn gather(pki_dir: &Path, hosts: &[HostTarget]) -> Vec<HostFacts> {
+    let mut set = JoinSet::new();
+    for (i, host) in hosts.iter().cloned().enumerate() {
+        let pki_dir = pki_dir.to_path_buf();
+        set.spawn(async move {
+            let result = host_facts(&pki_dir, &host).await;
+            (i, HostFacts { host, result })
+        });
+    }
+    let mut answers: Vec<(usize, HostFacts)> = Vec::with_capacity(hosts.len());
+    while let Some(joined) = set.join_next().await {
+        answers.push(joined.expect("facts task panicked"));
+    }
+    answers.sort_by_key(|(i, _)| *i);
+    answers.into_iter().map(|(_, a)| a).collect()
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "-"
+    } else {
+        s
+    }
+}
+
+fn firewall_text(fw: Option<&v1::Firewall>) -> String {
+    let fw = fw.copied().unwrap_or_default();
+    let names: Vec<&str> = [(fw.firewalld_running, "firewalld"), (fw.iptables, "iptables"), (fw.nft, "nft")]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join(",")
+    }
+}
+
+/// One line per device and child: `path type size [fs label uuid] [mounts] [root/boot]`.
+fn device_lines(dev: &v1::BlockDevice, depth: usize, out: &mut Vec<String>) {
+    let mut parts = vec![dev.path.clone(), dev.type_name.clone(), human_bytes(dev.size_bytes)];
+    if !dev.partition_table.is_empty() {
+        parts.push(format!("table={}", dev.partition_table));
+    }
+    parts.push(format!("fs={}", or_dash(&dev.filesystem)));
+    if !dev.label.is_empty() {
+        parts.push(format!("label={}", dev.label));
+    }
+    if !dev.uuid.is_empty() {
+        parts.push(format!("uuid={}", dev.uuid));
+    }
+    if !dev.mount_points.is_empty() {
+        parts.push(format!("on {}", dev.mount_points.join(",")));
+    }
+    if dev.carries_root {
+        parts.push("[root]".into());
+    }
+    if dev.carries_boot {
+        parts.push("[boot]".into());
+    }
+    out.push(format!("{}{}", "  ".repeat(depth + 1), parts.join(" ")));
+    for child in &dev.children {
+        device_lines(child, depth + 1, out);
+    }
+}
+
+/// The human view: a summary table, each host's block devices, then the unreachable hosts.
+pub fn render_text(answers: &[HostFacts]) -> String {
+    let mut table = Table::new([
+        "HOST",
+        "ADDRESS",
+        "HOSTNAME",
+        "OS",
+        "KERNEL",
+        "CPUS",
+        "MEMORY",
+        "GLUSTERFS",
+        "GLUSTERD",
+        "UUID",
+        "FUSE",
+        "FIREWALL",
+        "SERVICES",
+    ]);
+    let mut devices = String::new();
+    let mut failures = String::new();
+    for answer in answers {
+        let host = &answer.host;
+        match &answer.result {
+            Ok(f) => {
+                let services = match f.service_manager() {
+                    v1::ServiceManager::Systemd => "systemd",
+                    v1::ServiceManager::Direct => "direct",
+                    v1::ServiceManager::Unspecified => "-",
+                };
+                table.row([
+                    host.name.clone(),
+                    format!("{}:{}", host.address, host.port),
+                    f.hostname.clone(),
+                    format!("{} {}", f.os_id, f.os_version).trim().to_owned(),
+                    f.kernel.clone(),
+                    f.cpus.to_string(),
+                    human_bytes(f.memory_bytes),
+                    or_dash(&f.glusterfs_version).to_owned(),
+                    if f.glusterd_running { "running" } else { "stopped" }.to_owned(),
+                    or_dash(&f.glusterd_uuid).to_owned(),
+                    yes_no(f.fuse_available).to_owned(),
+                    firewall_text(f.firewall.as_ref()),
+                    services.to_owned(),
+                ]);
+                let mut lines = Vec::new();
+                for dev in &f.block_devices {
+                    device_lines(dev, 0, &mut lines);
+                }
+                devices.push_str(&format!("{} block devices:\n", host.name));
+                if lines.is_empty() {
+                    devices.push_str("  (none)\n");
+                }
+                for line in lines {
+                    devices.push_str(&line);
+                    devices.push('\n');
+                }
+            }
+            Err(err) => failures.push_str(&format!("  {} ({}:{}): {err}\n", host.name, host.address, host.port)),
+        }
+    }
+    let mut out = table.render();
+    if !devices.is_empty() {
+        out.push('\n');
+        out.push_str(&devices);
+    }
+    if !failures.is_empty() {
+        out.push_str("\nunreachable:\n");
+        out.push_str(&failures);
+    }
+    out
+}
+
+fn device_json(dev: &v1::BlockDevice) -> Value {
+    json!({
+        "name": dev.name,
+        "path": dev.path,
+        "size_bytes": dev.size_bytes,
+        "type": dev.type_name,
+        "partition_table": dev.partition_table,
+        "filesystem": dev.filesystem,
+        "label": dev.label,
+        "uuid": dev.uuid,
+        "mount_points": dev.mount_points,
+        "carries_root": dev.carries_root,
+        "carries_boot": dev.carries_boot,
+        "children": dev.children.iter().map(device_json).collect::<Vec<_>>(),
+    })
+}
+
+pub fn facts_json(f: &v1::Facts) -> Value {
+    let fw = f.firewall.unwrap_or_default();
+    json!({
+        "hostname": f.hostname,
+        "os_id": f.os_id,
+        "os_version": f.os_version,
+        "os_id_like": f.os_id_like,
+        "kernel": f.kernel,
+        "cpus": f.cpus,
+        "memory_bytes": f.memory_bytes,
+        "block_devices": f.block_devices.iter().map(device_json).collect::<Vec<_>>(),
+        "glusterfs_version": f.glusterfs_version,
+        "glusterd_running": f.glusterd_running,
+        "glusterd_uuid": f.glusterd_uuid,
+        "fuse_available": f.fuse_available,
+        "firewall": { "firewalld_running": fw.firewalld_running, "iptables": fw.iptables, "nft": fw.nft },
+        "service_manager": f.service_manager().as_str_name(),
+        "agent_version": f.agent_version,
+    })
+}
+
+/// The machine view: one object per host with `facts` or `error`.
+pub fn render_json(answers: &[HostFacts]) -> Value {
+    Value::Array(
+        answers
+            .iter()
+            .map(|a| {
+                let mut host = json!({ "name": a.host.name, "address": a.host.address, "port": a.host.port });
+                match &a.result {
+                    Ok(f) => host["facts"] = facts_json(f),
+                    Err(e) => host["error"] = Value::String(e.to_string()),
+                }
+                host
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answers() -> Vec<HostFacts> {
+        let disk = v1::BlockDevice {
+            name: "vdb".into(),
+            path: "/dev/vdb".into(),
+            size_bytes: 10 << 30,
+            type_name: "disk".into(),
+            children: vec![v1::BlockDevice {
+                path: "/dev/vdb1".into(),
+                type_name: "part".into(),
+                filesystem: "ext4".into(),
+                mount_points: vec!["/vdisk".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let facts = v1::Facts {
+            hostname: "gluServer1".into(),
+            os_id: "debian".into(),
+            os_version: "12".into(),
+            cpus: 2,
+            memory_bytes: 4 << 30,
+            glusterfs_version: "10.3".into(),
+            block_devices: vec![disk],
+            ..Default::default()
+        };
+        let host = |name: &str| HostTarget { name: name.into(), address: "192.0.2.11".into(), port: 7420 };
+        vec![
+            HostFacts { host: host("gluServer1"), result: Ok(facts) },
+            HostFacts { host: host("gluServer2"), result: Err(FactsError::Timeout { host: "gluServer2".into() }) },
+        ]
+    }
+
+    #[test]
+    fn text_lists_devices_and_unreachable_hosts() {
+        let text = render_text(&answers());
+        assert!(text.starts_with("HOST "), "{text}");
+        assert!(text.contains("debian 12") && text.contains("10.3") && text.contains("4.0 GiB"), "{text}");
+        assert!(text.contains("  /dev/vdb disk 10.0 GiB fs=-"), "{text}");
+        assert!(text.contains("    /dev/vdb1 part 0 B fs=ext4 on /vdisk"), "{text}");
+        assert!(text.contains("unreachable:\n  gluServer2 (192.0.2.11:7420): host gluServer2: no facts"), "{text}");
+    }
+
+    #[test]
+    fn json_has_facts_or_error() {
+        let v = render_json(&answers());
+        assert_eq!(v[0]["facts"]["block_devices"][0]["children"][0]["filesystem"], "ext4");
+        assert_eq!(v[0]["facts"]["service_manager"], "SERVICE_MANAGER_UNSPECIFIED");
+        assert!(v[1]["error"].as_str().unwrap().contains("gluServer2"));
+        assert!(v[1].get("facts").is_none());
+    }
+}

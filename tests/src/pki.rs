@@ -1,0 +1,112 @@
+//! A throw-away pool PKI for tests (in a temp dir): the real `brickyard::pki` CA, coordinator
+//! and agent certificates, agent config files, and deliberately wrong client certificates
+//! (another CA, expired, wrong name). Also a raw mTLS client to present any of them.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use brickyard::pki::{IssuedCert, Layout, COORDINATOR_IDENTITY};
+use brickyard_proto::v1::agent_client::AgentClient;
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, SanType};
+use time::{Duration, OffsetDateTime};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// A pool PKI in a temp dir with agents issued for 127.0.0.1.
+pub struct TestPki {
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    configs: std::sync::atomic::AtomicUsize,
+}
+
+impl TestPki {
+    pub fn new() -> anyhow::Result<TestPki> {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().join("pki");
+        brickyard::pki::init(&dir)?;
+        Ok(TestPki { _tmp: tmp, dir, configs: Default::default() })
+    }
+
+    pub fn layout(&self) -> Layout {
+        Layout::new(&self.dir)
+    }
+
+    /// Issues agent `name` for 127.0.0.1.
+    pub fn agent(&self, name: &str) -> anyhow::Result<IssuedCert> {
+        Ok(brickyard::pki::issue(&self.dir, name, &["127.0.0.1".to_owned()])?)
+    }
+
+    /// Writes an agent config for `name` (listening on `listen`, direct service manager) plus
+    /// `extra` TOML lines to a new file (`DIR/agent-N.toml`); returns its path.
+    pub fn agent_config(&self, name: &str, listen: &str, extra: &str) -> anyhow::Result<PathBuf> {
+        let issued = self.agent(name)?;
+        let n = self.configs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self.dir.join(format!("agent-{n}.toml"));
+        let text = format!(
+            "listen = {listen:?}\nca = {:?}\ncert = {:?}\nkey = {:?}\nservice_manager = \"direct\"\n{extra}",
+            self.layout().ca_cert,
+            issued.cert,
+            issued.key,
+        );
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    /// A client certificate signed by this pool's CA with DNS name `name`, EKU clientAuth,
+    /// valid until `not_after`; written as `DIR/extra-FILE.pem/.key`.
+    pub fn client_cert(&self, file: &str, name: &str, not_after: OffsetDateTime) -> anyhow::Result<IssuedCert> {
+        let issuer = brickyard::pki::load_issuer(&self.dir)?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.subject_alt_names = vec![SanType::DnsName(name.try_into()?)];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = not_after - Duration::days(30);
+        params.not_after = not_after;
+        let cert = params.signed_by(&key, &issuer)?;
+        let out = IssuedCert {
+            cert: self.dir.join(format!("extra-{file}.pem")),
+            key: self.dir.join(format!("extra-{file}.key")),
+        };
+        std::fs::write(&out.cert, cert.pem())?;
+        std::fs::write(&out.key, key.serialize_pem())?;
+        std::fs::set_permissions(&out.key, std::fs::Permissions::from_mode(0o600))?;
+        Ok(out)
+    }
+
+    /// A coordinator certificate that expired yesterday.
+    pub fn expired_coordinator(&self) -> anyhow::Result<IssuedCert> {
+        self.client_cert("expired", COORDINATOR_IDENTITY, OffsetDateTime::now_utc() - Duration::days(1))
+    }
+
+    /// The coordinator certificate of this pool.
+    pub fn coordinator(&self) -> IssuedCert {
+        let layout = self.layout();
+        IssuedCert { cert: layout.coordinator_cert, key: layout.coordinator_key }
+    }
+}
+
+/// Connects to `addr` trusting `ca`, expecting the server to be `server_name`, presenting
+/// `client` (or no certificate). Errors may surface here or only at the first RPC (TLS 1.3
+/// reports a refused client certificate after the handshake).
+pub async fn raw_connect(
+    ca: &Path,
+    client: Option<&IssuedCert>,
+    server_name: &str,
+    addr: SocketAddr,
+) -> anyhow::Result<AgentClient<Channel>> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(std::fs::read(ca)?))
+        .domain_name(server_name.to_owned());
+    if let Some(client) = client {
+        tls = tls.identity(Identity::from_pem(std::fs::read(&client.cert)?, std::fs::read(&client.key)?));
+    }
+    let channel = Endpoint::from_shared(format!("https://{addr}"))?
+        .tls_config(tls)?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    Ok(AgentClient::new(channel))
+}
