@@ -11,7 +11,7 @@ use std::time::Duration;
 use brickyard_proto::v1;
 
 use super::{Check, Context, TaskError};
-use crate::runner::{find_program, Cmd};
+use crate::runner::{find_program, Cmd, CommandError};
 
 const OS_RELEASE: &str = "/etc/os-release";
 /// Downloads and installs can take long on a slow mirror.
@@ -145,7 +145,19 @@ impl EnsurePackages {
             return Ok(Vec::new());
         }
         for cmd in install_cmds(family, &missing)? {
-            ctx.runner.run(&cmd).await?;
+            match ctx.runner.run(&cmd).await {
+                Ok(_) => {}
+                // RHEL and its rebuilds ship no GlusterFS server in their base repositories.
+                Err(CommandError::Failed { cmd, code, stdout, stderr }) if family == Family::Rpm => {
+                    let stderr = format!(
+                        "{} (GlusterFS for RHEL-family systems comes from the CentOS Storage SIG, e.g. \
+                         centos-release-gluster10, or gluster.org's repositories: is one enabled?)",
+                        stderr.trim()
+                    );
+                    return Err(CommandError::Failed { cmd, code, stdout, stderr }.into());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let (_, still) = self.missing(ctx).await?;
         if !still.is_empty() {
