@@ -132,6 +132,8 @@ pub struct Partition {
     /// In 512-byte sectors.
     pub start: u64,
     pub size: u64,
+    /// "major:minor", as /proc/self/mountinfo shows it.
+    pub dev: String,
 }
 
 impl Partition {
@@ -202,6 +204,7 @@ impl Disk {
                     number: read_number(&dir.join("partition"))? as u32,
                     start: read_number(&dir.join("start"))?,
                     size: read_number(&dir.join("size"))?,
+                    dev: std::fs::read_to_string(dir.join("dev")).ok()?.trim().to_owned(),
                     name: e.file_name().to_string_lossy().into_owned(),
                 })
             })
@@ -370,6 +373,8 @@ pub mod testhost {
             for (file, value) in [("partition", number as u64), ("start", start), ("size", size)] {
                 std::fs::write(sys.join(file), format!("{value}\n")).unwrap();
             }
+            std::fs::write(sys.join("dev"), format!("259:{}\n", number - 1)).unwrap();
+            std::os::unix::fs::symlink(&sys, self.paths.sys_block(&name)).unwrap();
             std::fs::write(self.paths.host(&format!("/dev/{name}")), "").unwrap();
             self
         }
@@ -445,7 +450,10 @@ mod tests {
         let r = FakeRunner::default().expect(&prog("lsblk"), &fixture("lsblk/loop-msdos.json"));
         let disk = Disk::inspect(&r, &host.paths, &DevicePath::new("/dev/loop0").unwrap()).await.unwrap();
         assert_eq!((disk.path.as_str(), disk.size), ("/dev/loop0", 1048576));
-        assert_eq!(disk.partitions, [Partition { name: "loop0p1".into(), number: 1, start: 2048, size: 1044480 }]);
+        assert_eq!(
+            disk.partitions,
+            [Partition { name: "loop0p1".into(), number: 1, start: 2048, size: 1044480, dev: "259:0".into() }]
+        );
         assert!(disk.has_one_spanning_partition());
         disk.require_whole_disk().unwrap();
         disk.refuse_system_disk().unwrap();

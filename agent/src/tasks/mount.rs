@@ -1,21 +1,356 @@
-//! `MountFilesystem` — placeholder until its issue lands: validates nothing and refuses to run.
+//! `MountFilesystem`: mounts the disk's single partition (found through sysfs) at a mount point
+//! and keeps a `UUID=` line for it in /etc/fstab, marked as managed and keyed by the mount point
+//! so re-runs replace it. Options default to brick-friendly ones (xfs `inode64,noatime`, ext4
+//! `noatime`) and always include `nofail`, so a missing disk does not stop the boot. Already
+//! mounted there → unchanged; anything else mounted there → refused. Touches: the mount point
+//! directory, the mount table (`mount`), /etc/fstab (atomic write); reads sysfs, mountinfo,
+//! `lsblk` and `blkid -p`.
 
+use brickyard_proto::types::{AbsPath, DevicePath};
 use brickyard_proto::v1;
 
+use super::filesystem::FsType;
 use super::{Check, Context, TaskError};
+use crate::blockdev::{self, Disk, HostPaths};
+use crate::etcfile;
+use crate::mountinfo;
+use crate::runner::{find_program, Cmd};
 
-pub struct MountFilesystem;
+/// Directories a data disk must never be mounted over.
+const SYSTEM_DIRS: &[&str] = &[
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys", "/tmp",
+    "/usr", "/var",
+];
+
+#[derive(Debug)]
+pub struct MountFilesystem {
+    disk: DevicePath,
+    fs: FsType,
+    mount_point: AbsPath,
+    /// Joined with `,`; `nofail` included.
+    options: String,
+    paths: HostPaths,
+}
+
+/// One step of apply, in order.
+enum Step {
+    Mkdir,
+    Mount(Cmd),
+    /// The fstab line to keep under the mount point's managed entry.
+    Fstab(String),
+}
+
+struct Plan {
+    steps: Vec<Step>,
+    warnings: Vec<String>,
+    /// False when the partition or its filesystem does not exist yet (plan only).
+    ready: bool,
+}
 
 impl MountFilesystem {
-    pub fn from_proto(_task: &v1::MountFilesystem) -> Result<Self, TaskError> {
-        Ok(Self)
+    pub fn from_proto(task: &v1::MountFilesystem) -> Result<Self, TaskError> {
+        let disk = DevicePath::new(&task.disk)?;
+        let fs = FsType::from_proto(task.filesystem)?;
+        let mount_point = AbsPath::checked("mount point", &task.mount_point)?;
+        if SYSTEM_DIRS.contains(&mount_point.as_str()) {
+            return Err(TaskError::InvalidTask(format!(
+                "mount point {mount_point} for {disk} is a system directory; choose a dedicated one such as /vdisk"
+            )));
+        }
+        let mut options: Vec<String> = if task.options.is_empty() {
+            fs.default_options().iter().map(|o| o.to_string()).collect()
+        } else {
+            task.options.clone()
+        };
+        for o in &options {
+            if o.is_empty()
+                || o.starts_with('-')
+                || !o.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '=' | '_' | '.' | '-' | ':' | '/' | '+'))
+            {
+                return Err(TaskError::InvalidTask(format!(
+                    "mount option {o:?} for {mount_point}: only letters, digits and = _ . - : / + are allowed"
+                )));
+            }
+        }
+        if !options.iter().any(|o| o == "nofail") {
+            options.push("nofail".into());
+        }
+        Ok(Self { disk, fs, mount_point, options: options.join(","), paths: HostPaths::system() })
     }
 
-    pub async fn check(&self, _ctx: &Context) -> Result<Check, TaskError> {
-        Err(TaskError::Unsupported("MountFilesystem is not implemented yet".into()))
+    fn fstab_line(&self, uuid: &str) -> String {
+        format!("UUID={uuid} {} {} {} 0 {}", self.mount_point, self.fs.name(), self.options, self.fs.fsck_pass())
     }
 
-    pub async fn apply(&self, _ctx: &Context) -> Result<Vec<String>, TaskError> {
-        Err(TaskError::Unsupported("MountFilesystem is not implemented yet".into()))
+    fn mount_cmd(&self, device: &str) -> Result<Cmd, TaskError> {
+        Ok(Cmd::new(find_program("mount")?).args([
+            "-t",
+            self.fs.name(),
+            "-o",
+            &self.options,
+            device,
+            self.mount_point.as_str(),
+        ]))
+    }
+
+    async fn plan(&self, ctx: &Context) -> Result<Plan, TaskError> {
+        let runner = ctx.runner.as_ref();
+        let mp = self.mount_point.as_str();
+        let disk = Disk::inspect(runner, &self.paths, &self.disk).await?;
+        disk.require_whole_disk()?;
+        disk.refuse_system_disk()?;
+        let mounts = self.paths.mounts()?;
+        let (device, dev_number, uuid, warnings) = match disk.single_partition()? {
+            None => {
+                let future = format!("/dev/{}", blockdev::first_partition_name(&disk.name));
+                let warning = format!("{} has no partition yet: PartitionDisk must create {future} first", disk.path);
+                (future, None, None, vec![warning])
+            }
+            Some(part) => {
+                let path = part.path();
+                let sig = blockdev::probe(runner, &path).await?;
+                match sig.fstype.as_deref() {
+                    Some(fs) if fs == self.fs.name() && !sig.ambivalent => {
+                        let uuid = sig.uuid.clone().ok_or_else(|| {
+                            TaskError::Refused(format!("{path}: the {fs} filesystem has no UUID for /etc/fstab"))
+                        })?;
+                        (path, Some(part.dev.clone()), Some(uuid), Vec::new())
+                    }
+                    None if sig.is_empty() => {
+                        let warning = format!("{path} has no filesystem yet: MakeFilesystem must make it first");
+                        (path, None, None, vec![warning])
+                    }
+                    _ => {
+                        return Err(TaskError::Refused(format!(
+                            "{path}: {} is there, {} asked to mount at {mp}",
+                            sig.fstype.clone().unwrap_or_else(|| sig.describe().unwrap_or_default()),
+                            self.fs.name()
+                        )))
+                    }
+                }
+            }
+        };
+        let ours = |m: &mountinfo::Mount| Some(&m.dev) == dev_number.as_ref() || m.source == device;
+        let mut steps = Vec::new();
+        match mountinfo::at(&mounts, mp) {
+            // Mounted with other options stays as is; fstab carries the new ones to the next mount.
+            Some(m) if ours(m) => {}
+            Some(m) => {
+                return Err(TaskError::Refused(format!(
+                    "{mp} already has {} ({}) mounted; {device} is not mounted there",
+                    m.source, m.fstype
+                )))
+            }
+            None => {
+                if let Some(elsewhere) = mounts.iter().find(|m| ours(m)) {
+                    return Err(TaskError::Refused(format!(
+                        "{device} is already mounted at {}; {mp} asked",
+                        elsewhere.mount_point
+                    )));
+                }
+                let dir = self.paths.host(mp);
+                match std::fs::symlink_metadata(&dir) {
+                    Ok(meta) if meta.is_dir() => {}
+                    Ok(_) => return Err(TaskError::Refused(format!("mount point {mp} exists and is not a directory"))),
+                    Err(_) => steps.push(Step::Mkdir),
+                }
+                steps.push(Step::Mount(self.mount_cmd(&device)?));
+            }
+        }
+        let fstab_path = self.paths.fstab();
+        let fstab =
+            etcfile::read_or_empty(&fstab_path).map_err(TaskError::io(format!("reading {}", fstab_path.display())))?;
+        if let Some(line) = unmanaged_fstab_line(&fstab, mp) {
+            return Err(TaskError::Refused(format!(
+                "/etc/fstab already mounts {mp} with a line brickyard does not manage: {line:?}; remove it first"
+            )));
+        }
+        let line = self.fstab_line(uuid.as_deref().unwrap_or("<uuid-of-the-new-filesystem>"));
+        if etcfile::get_entry(&fstab, mp) != Some(line.as_str()) {
+            steps.push(Step::Fstab(line));
+        }
+        Ok(Plan { steps, warnings, ready: uuid.is_some() })
+    }
+
+    fn describe(&self, step: &Step) -> String {
+        match step {
+            Step::Mkdir => format!("mkdir {}", self.mount_point),
+            Step::Mount(cmd) => cmd.display(),
+            Step::Fstab(line) => format!("/etc/fstab: {line}"),
+        }
+    }
+
+    pub async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
+        let plan = self.plan(ctx).await?;
+        Ok(Check { changes: plan.steps.iter().map(|s| self.describe(s)).collect(), warnings: plan.warnings })
+    }
+
+    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
+        let plan = self.plan(ctx).await?;
+        if !plan.ready {
+            return Err(TaskError::Refused(plan.warnings.join("; ")));
+        }
+        let mp = self.mount_point.as_str();
+        let mut done = Vec::new();
+        for step in &plan.steps {
+            match step {
+                Step::Mkdir => {
+                    let dir = self.paths.host(mp);
+                    std::fs::create_dir_all(&dir).map_err(TaskError::io(format!("creating {mp}")))?;
+                }
+                Step::Mount(cmd) => {
+                    ctx.runner.run(cmd).await?;
+                }
+                Step::Fstab(line) => {
+                    let path = self.paths.fstab();
+                    let old = etcfile::read_or_empty(&path).map_err(TaskError::io("reading /etc/fstab"))?;
+                    let new = etcfile::set_entry(&old, mp, Some(line));
+                    etcfile::atomic_write(&path, new.as_bytes(), 0o644).map_err(TaskError::io("writing /etc/fstab"))?;
+                }
+            }
+            done.push(self.describe(step));
+        }
+        Ok(done)
+    }
+}
+
+/// A line of `fstab` that mounts something at `mount_point` but is not brickyard's managed
+/// entry for it: keeping both would mount twice at boot.
+fn unmanaged_fstab_line<'a>(fstab: &'a str, mount_point: &str) -> Option<&'a str> {
+    let managed = etcfile::get_entry(fstab, mount_point);
+    let mut skip_next = false;
+    for line in fstab.lines() {
+        if std::mem::take(&mut skip_next) && Some(line) == managed {
+            continue;
+        }
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('#') {
+            skip_next = trimmed.starts_with("# brickyard-managed:");
+            continue;
+        }
+        if trimmed.split_whitespace().nth(1) == Some(mount_point) {
+            return Some(line);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::blockdev::testhost::{prog, FakeHost};
+    use crate::runner::fake::FakeRunner;
+    use crate::runner::Output;
+    use crate::tasks::ServiceManager;
+
+    const LSBLK: &str = include_str!("../fixtures/lsblk/loop-msdos.json");
+    const XFS: &str = include_str!("../fixtures/blkid/xfs-partition.txt");
+    const UUID: &str = "7b56d2b3-670e-4de9-9775-bcde44a7e225";
+    const FSTAB: &str = "# /etc/fstab\nUUID=abc / ext4 errors=remount-ro 0 1\n";
+
+    fn host() -> FakeHost {
+        let host = FakeHost::default();
+        host.disk("loop0", 1048576).partition("loop0", 1, 2048, 1046528);
+        std::fs::write(host.paths.fstab(), FSTAB).unwrap();
+        host
+    }
+
+    fn task(host: &FakeHost, options: &[&str]) -> MountFilesystem {
+        let proto = v1::MountFilesystem {
+            disk: "/dev/loop0".into(),
+            filesystem: v1::FilesystemType::Xfs.into(),
+            mount_point: "/vdisk".into(),
+            options: options.iter().map(|o| o.to_string()).collect(),
+        };
+        MountFilesystem { paths: host.paths.clone(), ..MountFilesystem::from_proto(&proto).unwrap() }
+    }
+
+    fn ctx(blkid: &str) -> Context {
+        let out = Output { code: Some(0), stdout: blkid.into(), stderr: String::new() };
+        let runner = FakeRunner::default()
+            .expect(&prog("lsblk"), LSBLK)
+            .expect_output(&prog("blkid"), out)
+            .expect(&format!("{} -t xfs -o inode64,noatime,nofail /dev/loop0p1 /vdisk", prog("mount")), "");
+        Context { runner: Arc::new(runner), service_manager: ServiceManager::Direct }
+    }
+
+    #[tokio::test]
+    async fn mounts_then_writes_one_fstab_entry() {
+        let host = host();
+        let done = task(&host, &[]).apply(&ctx(XFS)).await.unwrap();
+        let line = format!("UUID={UUID} /vdisk xfs inode64,noatime,nofail 0 0");
+        assert_eq!(
+            done,
+            [
+                "mkdir /vdisk".to_owned(),
+                format!("{} -t xfs -o inode64,noatime,nofail /dev/loop0p1 /vdisk", prog("mount")),
+                format!("/etc/fstab: {line}"),
+            ]
+        );
+        assert!(host.paths.host("/vdisk").is_dir());
+        let fstab = std::fs::read_to_string(host.paths.fstab()).unwrap();
+        assert_eq!(fstab, format!("{FSTAB}# brickyard-managed: /vdisk\n{line}\n"));
+
+        // Mounted and in fstab: unchanged.
+        host.mountinfo(
+            "22 1 254:0 / / rw - ext4 /dev/vda rw\n90 22 259:0 / /vdisk rw,noatime - xfs /dev/loop0p1 rw,inode64\n",
+        );
+        let runner = FakeRunner::default().expect(&prog("lsblk"), LSBLK).expect(&prog("blkid"), XFS);
+        let ctx = Context { runner: Arc::new(runner), service_manager: ServiceManager::Direct };
+        let check = task(&host, &[]).check(&ctx).await.unwrap();
+        assert_eq!(check, Check::unchanged());
+    }
+
+    #[tokio::test]
+    async fn something_else_mounted_there_is_refused() {
+        let host = host();
+        host.mountinfo("22 1 254:0 / / rw - ext4 /dev/vda rw\n90 22 0:40 / /vdisk rw - tmpfs tmpfs rw\n");
+        let err = task(&host, &[]).check(&ctx(XFS)).await.unwrap_err().to_string();
+        assert_eq!(err, "refused: /vdisk already has tmpfs (tmpfs) mounted; /dev/loop0p1 is not mounted there");
+    }
+
+    #[tokio::test]
+    async fn other_filesystem_is_named() {
+        let host = host();
+        let err = task(&host, &[]).check(&ctx("TYPE=ext4\nUUID=x\n")).await.unwrap_err().to_string();
+        assert_eq!(err, "refused: /dev/loop0p1: ext4 is there, xfs asked to mount at /vdisk");
+    }
+
+    #[tokio::test]
+    async fn hand_written_fstab_line_is_refused() {
+        let host = host();
+        std::fs::write(host.paths.fstab(), format!("{FSTAB}/dev/vdb1 /vdisk ext4 defaults 0 0\n")).unwrap();
+        std::fs::create_dir(host.paths.host("/vdisk")).unwrap();
+        let err = task(&host, &[]).check(&ctx(XFS)).await.unwrap_err().to_string();
+        assert!(err.contains("does not manage: \"/dev/vdb1 /vdisk ext4 defaults 0 0\""), "{err}");
+    }
+
+    #[test]
+    fn options_and_mount_points_are_validated() {
+        let host = host();
+        assert_eq!(task(&host, &["defaults"]).options, "defaults,nofail");
+        assert_eq!(task(&host, &["noatime", "nofail"]).options, "noatime,nofail");
+        let proto = |mp: &str, opt: &str| v1::MountFilesystem {
+            disk: "/dev/vdb".into(),
+            filesystem: 0,
+            mount_point: mp.into(),
+            options: vec![opt.into()],
+        };
+        assert!(MountFilesystem::from_proto(&proto("/", "noatime"))
+            .unwrap_err()
+            .to_string()
+            .contains("system directory"));
+        assert!(MountFilesystem::from_proto(&proto("/etc", "noatime")).is_err());
+        assert!(MountFilesystem::from_proto(&proto("/vdisk", "a,b")).is_err());
+        assert!(MountFilesystem::from_proto(&proto("/vdisk", "context=\"x\"")).is_err());
+        assert_eq!(
+            unmanaged_fstab_line(
+                "# brickyard-managed: /vdisk\nUUID=1 /vdisk xfs nofail 0 0\n/dev/x /vdiskette xfs 0 0\n",
+                "/vdisk"
+            ),
+            None
+        );
     }
 }

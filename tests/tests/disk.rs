@@ -1,0 +1,303 @@
+//! Server disk preparation (issue #4) on real loop devices: PartitionDisk, MakeFilesystem and
+//! MountFilesystem as the agent runs them, with the real parted, wipefs, mkfs and mount.
+//!
+//! Each test re-runs itself inside a private mount namespace (`unshare -m`, all mounts
+//! private) where /etc is an overlay on a tmpfs (so /etc/fstab is a private copy that rename()
+//! can replace) and /mnt is a tmpfs holding the mount points. Its disks are sparse files on
+//! loop devices attached with partition scanning. Touches only: loop devices it attaches (and
+//! detaches, even on failure), temp files, and mounts that die with the namespace. Needs root,
+//! util-linux, parted, xfsprogs and e2fsprogs; a missing capability fails the test naming it.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use brickyard_agent::lsblk;
+use brickyard_agent::runner::SystemRunner;
+use brickyard_agent::tasks::{Context, ServiceManager, Task};
+use brickyard_proto::v1::{self, task::Kind};
+
+/// Set in the re-executed test process that runs inside the private mount namespace.
+const INSIDE: &str = "BRICKYARD_DISK_TEST_NAMESPACE";
+/// mkfs.xfs wants at least 300 MB.
+const DISK_BYTES: u64 = 512 << 20;
+
+/// Runs `program args`; fails naming the program, its arguments, status and stderr.
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (is it installed? scripts/install-deps.sh): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the calling test's body in a private mount namespace: re-executes this test binary
+/// under `unshare -m` for the one test `name`, and fails when the inner run fails.
+fn in_namespace<F: std::future::Future<Output = ()>>(name: &str, body: impl FnOnce() -> F) {
+    if std::env::var_os(INSIDE).is_some() {
+        let _scratch = Scratch::new();
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(body());
+        return;
+    }
+    assert!(nix_is_root(), "the disk tests need root (loop devices, mounts, namespaces)");
+    let status = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .status()
+        .expect("cannot run unshare (util-linux) to make a private mount namespace");
+    assert!(status.success(), "{name} failed inside its private mount namespace ({status}); see its output above");
+}
+
+fn nix_is_root() -> bool {
+    run("id", &["-u"]).trim() == "0"
+}
+
+/// The namespace's private /etc and /mnt (mounted on scratch tmpfs; gone with the namespace).
+struct Scratch {
+    _dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        run("mount", &["-t", "tmpfs", "brickyard-test", d]);
+        for sub in ["upper", "work"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        let opts = format!("lowerdir=/etc,upperdir={d}/upper,workdir={d}/work");
+        run("mount", &["-t", "overlay", "brickyard-etc", "-o", &opts, "/etc"]);
+        run("mount", &["-t", "tmpfs", "brickyard-mnt", "/mnt"]);
+        Scratch { _dir: dir }
+    }
+}
+
+/// A sparse file on a loop device with partition scanning; detached on drop.
+struct LoopDisk {
+    dev: String,
+    _file: tempfile::NamedTempFile,
+}
+
+impl LoopDisk {
+    fn new() -> Self {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        file.as_file().set_len(DISK_BYTES).unwrap();
+        let dev = run("losetup", &["-P", "-f", "--show", file.path().to_str().unwrap()]).trim().to_owned();
+        assert!(dev.starts_with("/dev/loop"), "losetup gave {dev:?}");
+        LoopDisk { dev, _file: file }
+    }
+
+    fn part(&self) -> String {
+        format!("{}p1", self.dev)
+    }
+}
+
+impl Drop for LoopDisk {
+    fn drop(&mut self) {
+        // A device still mounted in the namespace is auto-cleared when the namespace goes.
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+fn partition(disk: &str, wipe: bool) -> v1::Task {
+    task(&format!("partition {disk}"), Kind::PartitionDisk(v1::PartitionDisk { disk: disk.into(), table: 0, wipe }))
+}
+
+fn mkfs(disk: &str, fs: v1::FilesystemType, wipe: bool) -> v1::Task {
+    task(
+        &format!("filesystem on {disk}"),
+        Kind::MakeFilesystem(v1::MakeFilesystem {
+            disk: disk.into(),
+            filesystem: fs.into(),
+            label: "brick".into(),
+            wipe,
+        }),
+    )
+}
+
+fn mount(disk: &str, fs: v1::FilesystemType, at: &str) -> v1::Task {
+    task(
+        &format!("mount {at}"),
+        Kind::MountFilesystem(v1::MountFilesystem {
+            disk: disk.into(),
+            filesystem: fs.into(),
+            mount_point: at.into(),
+            options: Vec::new(),
+        }),
+    )
+}
+
+fn task(id: &str, kind: Kind) -> v1::Task {
+    v1::Task { id: id.into(), kind: Some(kind) }
+}
+
+/// The seed's three disk tasks for `disk`, xfs at /mnt/vdisk.
+fn seed(disk: &str, wipe: bool) -> Vec<v1::Task> {
+    vec![
+        partition(disk, wipe),
+        mkfs(disk, v1::FilesystemType::Xfs, wipe),
+        mount(disk, v1::FilesystemType::Xfs, "/mnt/vdisk"),
+    ]
+}
+
+/// Applies `tasks` in order as the agent's Apply does; stops at the first failure. Returns
+/// each applied task's changes, or the failure's message.
+async fn apply(tasks: &[v1::Task]) -> Result<Vec<Vec<String>>, String> {
+    let ctx = Context { runner: Arc::new(SystemRunner), service_manager: ServiceManager::Direct };
+    let mut out = Vec::new();
+    for t in tasks {
+        let task = Task::from_proto(t).map_err(|e| format!("{}: {e}", t.id))?;
+        out.push(task.apply(&ctx).await.map_err(|e| format!("{}: {e}", t.id))?);
+    }
+    Ok(out)
+}
+
+/// Plans `tasks` (check only) as the agent's Plan does.
+async fn plan(tasks: &[v1::Task]) -> Result<Vec<Vec<String>>, String> {
+    let ctx = Context { runner: Arc::new(SystemRunner), service_manager: ServiceManager::Direct };
+    let mut out = Vec::new();
+    for t in tasks {
+        let task = Task::from_proto(t).map_err(|e| format!("{}: {e}", t.id))?;
+        out.push(task.check(&ctx).await.map_err(|e| format!("{}: {e}", t.id))?.changes);
+    }
+    Ok(out)
+}
+
+fn fstab() -> String {
+    std::fs::read_to_string("/etc/fstab").unwrap_or_default()
+}
+
+fn mounted_at(path: &str) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines()
+        .find(|l| l.split(' ').nth(4) == Some(path))
+        .map(|l| l.split(" - ").nth(1).unwrap_or_default().split(' ').nth(1).unwrap_or_default().to_owned())
+}
+
+/// Puts ext4 with one file on `dev` and returns the file's content checksum (sha256sum).
+fn ext4_with_file(dev: &str) -> String {
+    run("mkfs.ext4", &["-q", dev]);
+    let dir = Path::new("/mnt/data");
+    std::fs::create_dir_all(dir).unwrap();
+    run("mount", &[dev, "/mnt/data"]);
+    std::fs::write(dir.join("precious"), "the operator's data\n".repeat(1000)).unwrap();
+    let sum = checksum(&dir.join("precious"));
+    run("umount", &["/mnt/data"]);
+    sum
+}
+
+fn checksum(path: &Path) -> String {
+    run("sha256sum", &[path.to_str().unwrap()]).split_whitespace().next().unwrap().to_owned()
+}
+
+fn checksum_on(dev: &str) -> String {
+    run("mount", &["-o", "ro", dev, "/mnt/data"]);
+    let sum = checksum(Path::new("/mnt/data/precious"));
+    run("umount", &["/mnt/data"]);
+    sum
+}
+
+#[test]
+fn fresh_disk_is_partitioned_formatted_mounted_once() {
+    in_namespace("fresh_disk_is_partitioned_formatted_mounted_once", || async {
+        let disk = LoopDisk::new();
+        let before = fstab();
+        let planned = plan(&seed(&disk.dev, false)).await.unwrap();
+        assert!(planned[0][0].ends_with(&format!("parted -s {} mklabel gpt mkpart primary 0% 100%", disk.dev)));
+        assert!(planned[1][0].ends_with(&format!("mkfs.xfs -i size=512 -L brick {}", disk.part())), "{planned:?}");
+
+        let done = apply(&seed(&disk.dev, false)).await.unwrap();
+        assert_eq!(done[0], planned[0], "apply ran what check announced");
+        assert_eq!(done[1], planned[1]);
+        assert_eq!(mounted_at("/mnt/vdisk").as_deref(), Some(disk.part().as_str()));
+        let uuid = run("blkid", &["-p", "-s", "UUID", "-o", "value", &disk.part()]).trim().to_owned();
+        let line = format!("UUID={uuid} /mnt/vdisk xfs inode64,noatime,nofail 0 0");
+        assert!(fstab().starts_with(&before), "other fstab lines are kept byte for byte");
+        assert!(fstab().contains(&line), "{}", fstab());
+
+        let again = apply(&seed(&disk.dev, false)).await.unwrap();
+        assert_eq!(again, vec![Vec::<String>::new(); 3], "second apply changes nothing");
+        let with_wipe = apply(&seed(&disk.dev, true)).await.unwrap();
+        assert_eq!(with_wipe, vec![Vec::<String>::new(); 3], "wipe never reformats a satisfied disk");
+        assert_eq!(fstab().matches("/mnt/vdisk").count(), 2, "one marker + one entry:\n{}", fstab());
+    });
+}
+
+#[test]
+fn existing_data_is_refused_then_wiped_on_request() {
+    in_namespace("existing_data_is_refused_then_wiped_on_request", || async {
+        let disk = LoopDisk::new();
+        let sum = ext4_with_file(&disk.dev);
+        let err = apply(&seed(&disk.dev, false)).await.unwrap_err();
+        assert!(err.contains(&format!("refused: {} is not empty: found an ext4 filesystem", disk.dev)), "{err}");
+        assert_eq!(checksum_on(&disk.dev), sum, "the refused disk's file is intact");
+        assert!(!fstab().contains("/mnt/vdisk"));
+
+        apply(&seed(&disk.dev, true)).await.unwrap();
+        assert_eq!(mounted_at("/mnt/vdisk").as_deref(), Some(disk.part().as_str()));
+        let fs = run("blkid", &["-p", "-s", "TYPE", "-o", "value", &disk.part()]);
+        assert_eq!(fs.trim(), "xfs");
+    });
+}
+
+#[test]
+fn partition_table_without_filesystem_is_refused() {
+    in_namespace("partition_table_without_filesystem_is_refused", || async {
+        let disk = LoopDisk::new();
+        run("parted", &["-s", &disk.dev, "mklabel", "msdos"]);
+        let err = apply(&seed(&disk.dev, false)).await.unwrap_err();
+        assert!(err.contains(&format!("{} is not empty: found a dos partition table", disk.dev)), "{err}");
+    });
+}
+
+#[test]
+fn mounted_disk_and_root_disk_are_refused_even_with_wipe() {
+    in_namespace("mounted_disk_and_root_disk_are_refused_even_with_wipe", || async {
+        let disk = LoopDisk::new();
+        ext4_with_file(&disk.dev);
+        run("mount", &[&disk.dev, "/mnt/data"]);
+        let err = apply(&seed(&disk.dev, true)).await.unwrap_err();
+        assert!(
+            err.contains(&format!("refused: {} is in use: {} is mounted at /mnt/data", disk.dev, &disk.dev[5..])),
+            "{err}"
+        );
+        run("umount", &["/mnt/data"]);
+
+        // The root disk, as the facts report it.
+        let devices = lsblk::list(&SystemRunner).await.unwrap();
+        let root = devices
+            .iter()
+            .find(|d| d.carries_root())
+            .unwrap_or_else(|| panic!("no block device carries / here (lsblk: {devices:?}); the test needs one"));
+        let err = apply(&[partition(&root.path, true)]).await.unwrap_err();
+        assert!(err.contains(&format!("{} carries the system", root.path)) && err.contains("even with wipe"), "{err}");
+    });
+}
+
+#[test]
+fn other_filesystem_is_named_and_interrupted_run_converges() {
+    in_namespace("other_filesystem_is_named_and_interrupted_run_converges", || async {
+        let disk = LoopDisk::new();
+        apply(&[partition(&disk.dev, false)]).await.unwrap();
+        run("mkfs.ext4", &["-q", &disk.part()]);
+        let err = apply(&seed(&disk.dev, false)).await.unwrap_err();
+        assert!(err.contains(&format!("{}: ext4 is there, xfs asked", disk.part())), "{err}");
+
+        // Stopped after mkfs, before the mount: the next apply picks up from there.
+        let other = LoopDisk::new();
+        let first = apply(&seed(&other.dev, false)[..2]).await.unwrap();
+        assert!(first.iter().all(|changes| !changes.is_empty()));
+        let rest = apply(&seed(&other.dev, false)).await.unwrap();
+        assert!(rest[0].is_empty() && rest[1].is_empty(), "partition and filesystem reused: {rest:?}");
+        assert_eq!(rest[2].len(), 3, "mkdir, mount, fstab: {rest:?}");
+        assert_eq!(mounted_at("/mnt/vdisk").as_deref(), Some(other.part().as_str()));
+    });
+}
