@@ -4,8 +4,8 @@
 //! glusterd.info and runs `lsblk` and `glusterfs --version`.
 
 mod devices;
-mod gluster;
-mod host;
+pub(crate) mod gluster;
+pub(crate) mod host;
 mod os;
 pub mod process;
 

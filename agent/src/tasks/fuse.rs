@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use brickyard_proto::v1;
 
 use super::{Check, Context, TaskError};
+use crate::facts::host::filesystems_has_fuse;
 use crate::runner::{find_program, Cmd};
 
 const DEV_FUSE: &str = "/dev/fuse";
@@ -17,11 +18,6 @@ const PROC_FILESYSTEMS: &str = "/proc/filesystems";
 pub struct EnsureFuse {
     dev_fuse: PathBuf,
     proc_filesystems: PathBuf,
-}
-
-/// Whether /proc/filesystems (`[nodev]\tNAME` per line) lists the `fuse` filesystem.
-fn fuse_registered(proc_filesystems: &str) -> bool {
-    proc_filesystems.lines().any(|line| line.split_whitespace().last() == Some("fuse"))
 }
 
 impl EnsureFuse {
@@ -34,7 +30,7 @@ impl EnsureFuse {
         let filesystems = std::fs::read_to_string(&self.proc_filesystems)
             .map_err(TaskError::io(format!("reading {}", self.proc_filesystems.display())))?;
         let mut missing = Vec::new();
-        if !fuse_registered(&filesystems) {
+        if !filesystems_has_fuse(&filesystems) {
             missing.push(format!("no fuse filesystem in {}", self.proc_filesystems.display()));
         }
         match std::fs::metadata(&self.dev_fuse) {
@@ -84,12 +80,6 @@ mod tests {
     use crate::runner::fake::FakeRunner;
     use crate::tasks::ServiceManager;
     use std::sync::Arc;
-
-    #[test]
-    fn reads_proc_filesystems() {
-        assert!(fuse_registered("nodev\tsysfs\n\tfuseblk\nnodev\tfuse\nnodev\tfusectl\n"));
-        assert!(!fuse_registered("nodev\tsysfs\n\tfuseblk\nnodev\tfusectl\n\text4\n"));
-    }
 
     fn task(dev: &str, filesystems: &str) -> (EnsureFuse, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();

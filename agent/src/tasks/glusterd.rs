@@ -17,6 +17,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::{Check, Context, ServiceManager, TaskError};
+use crate::facts::process;
 use crate::gluster;
 use crate::runner::{find_program, Cmd};
 
@@ -97,27 +98,17 @@ pub(super) async fn is_running(ctx: &Context, pid_file: &Path) -> Result<bool, T
 
 /// The pid of the glusterd recorded in `pid_file`, if that process is alive (not a zombie)
 /// and is glusterd.
-pub(super) fn running_pid(pid_file: &Path) -> Result<Option<i32>, TaskError> {
+pub(super) fn running_pid(pid_file: &Path) -> Result<Option<u32>, TaskError> {
     let text = match std::fs::read_to_string(pid_file) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(TaskError::io(format!("reading {}", pid_file.display()))(e)),
     };
-    let Ok(pid) = text.trim().parse::<i32>() else { return Ok(None) };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    Ok(match parse_stat(&stat) {
-        Some(("glusterd", state)) if state != 'Z' && state != 'X' => Some(pid),
-        _ => None,
-    })
-}
-
-/// `(comm, state)` from /proc/PID/stat (`PID (COMM) STATE ...`; COMM may contain `)`).
-fn parse_stat(stat: &str) -> Option<(&str, char)> {
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat.get(open + 1..close)?;
-    let state = stat.get(close + 1..)?.trim_start().chars().next()?;
-    Some((comm, state))
+    let Some(pid) = process::parse_pid(&text) else { return Ok(None) };
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let read = |file: &str| std::fs::read_to_string(proc_dir.join(file)).unwrap_or_default();
+    let alive = matches!(process::parse_stat_state(&read("stat")), Some(s) if s != 'Z' && s != 'X');
+    Ok((alive && process::is_named(&read("comm"), &read("cmdline"), "glusterd")).then_some(pid))
 }
 
 /// Starts glusterd: `systemctl start` with systemd, else `glusterd -p PID_FILE`; then waits
@@ -149,7 +140,7 @@ pub(super) async fn stop(ctx: &Context, pid_file: &Path) -> Result<(), TaskError
         }
         ServiceManager::Direct => {
             let Some(pid) = running_pid(pid_file)? else { return Ok(()) };
-            kill(Pid::from_raw(pid), Signal::SIGTERM)
+            kill(Pid::from_raw(pid as i32), Signal::SIGTERM)
                 .map_err(|e| TaskError::io(format!("stopping glusterd (pid {pid})"))(e.into()))?;
             let deadline = Instant::now() + STOP_DEADLINE;
             while running_pid(pid_file)?.is_some() {
@@ -190,13 +181,6 @@ mod tests {
         <opRet>0</opRet><opErrno>0</opErrno><opErrstr/><peerStatus><peer>\
         <uuid>2827e0a4-2c4c-4ae1-8b9e-9ffd0d1b44b4</uuid><hostname>localhost</hostname><connected>1</connected>\
         </peer></peerStatus></cliOutput>";
-
-    #[test]
-    fn reads_proc_stat() {
-        assert_eq!(parse_stat("11 (glusterd) S 1 11 11 0 -1"), Some(("glusterd", 'S')));
-        assert_eq!(parse_stat("12 (a) b) Z 1"), Some(("a) b", 'Z')));
-        assert_eq!(parse_stat(""), None);
-    }
 
     #[test]
     fn pid_file_of_a_dead_or_foreign_process_is_not_glusterd() {

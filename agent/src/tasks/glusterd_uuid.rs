@@ -15,6 +15,7 @@ use brickyard_proto::v1;
 use super::glusterd::{self, PID_FILE};
 use super::{Check, Context, TaskError};
 use crate::etcfile;
+use crate::facts::gluster::parse_glusterd_info;
 use crate::gluster;
 
 const STATE_DIR: &str = "/var/lib/glusterd";
@@ -29,11 +30,6 @@ fn is_uuid(s: &str) -> bool {
             .iter()
             .zip([8, 4, 4, 4, 12])
             .all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
-/// The `UUID=` value of glusterd.info.
-fn info_uuid(info: &str) -> Option<&str> {
-    info.lines().find_map(|line| line.trim().strip_prefix("UUID=")).map(str::trim)
 }
 
 /// glusterd.info with the `UUID=` line replaced by `uuid`, every other line kept.
@@ -97,7 +93,7 @@ impl ResetGlusterdUuid {
             }
             Err(e) => return Err(TaskError::io(format!("reading {}", path.display()))(e)),
         };
-        let Some(uuid) = info_uuid(&info) else {
+        let Some(uuid) = parse_glusterd_info(&info) else {
             return Err(TaskError::Refused(format!("{} has no UUID= line", path.display())));
         };
         if !uuid.eq_ignore_ascii_case(&self.current) {
@@ -184,8 +180,6 @@ mod tests {
             assert!(!is_uuid(bad), "{bad:?}");
             assert!(ResetGlusterdUuid::from_proto(&v1::ResetGlusterdUuid { current_uuid: bad.into() }).is_err());
         }
-        assert_eq!(info_uuid(INFO), Some(UUID));
-        assert_eq!(info_uuid("operating-version=1\n"), None);
         assert_eq!(
             with_uuid(INFO, "00000000-0000-4000-8000-000000000000"),
             "UUID=00000000-0000-4000-8000-000000000000\noperating-version=100000\n"
@@ -247,10 +241,10 @@ mod tests {
         let done = t.apply(&ctx).await.unwrap();
         assert_eq!(runner.seen().len(), 7);
         let info = std::fs::read_to_string(dir.path().join("glusterd.info")).unwrap();
-        let fresh = info_uuid(&info).unwrap();
-        assert!(is_uuid(fresh) && fresh != UUID, "{info}");
+        let fresh = parse_glusterd_info(&info).unwrap();
+        assert!(is_uuid(&fresh) && fresh != UUID, "{info}");
         assert!(info.ends_with("\noperating-version=100000\n"));
-        assert!(done[0].contains(&format!("in place of {UUID}")) && done[0].contains(fresh), "{done:?}");
+        assert!(done[0].contains(&format!("in place of {UUID}")) && done[0].contains(&fresh), "{done:?}");
 
         // The UUID it was meant to replace is gone: nothing to do, and nothing is run.
         let check = t.check(&ctx).await.unwrap();
