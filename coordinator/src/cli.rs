@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use brickyard::commands;
 use brickyard::spec::Spec;
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Shows per phase and host what `apply` would change and why (checked by the agents).
+    Plan {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Exit 2 when there are changes to make (0: nothing to do, 1: errors).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Converges the pool: servers, pool, volumes, clients; hosts in parallel within a phase.
+    Apply {
+        #[command(flatten)]
+        spec: SpecArgs,
+    },
+    /// Peers, volumes, bricks, heals and client mounts. Exit 0 healthy, 1 degraded, 2 hosts
+    /// unreachable.
+    Status {
+        #[command(flatten)]
+        spec: SpecArgs,
+    },
+    /// The seed's file tests on every client mount and brick; exit 1 when a check fails.
+    Verify {
+        #[command(flatten)]
+        spec: SpecArgs,
+    },
+}
+
+/// The spec and output format of the coordinator commands.
+#[derive(clap::Args)]
+struct SpecArgs {
+    /// Cluster spec (TOML).
+    #[arg(short = 'f', long = "file", value_name = "SPEC")]
+    file: PathBuf,
+    /// Print JSON (`apply`: one event per line).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -55,7 +91,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Pki(cmd) => pki(cmd),
         Command::Facts { spec, json } => runtime()?.block_on(facts(spec, json)),
+        Command::Plan { spec: a, detailed_exitcode } => {
+            coordinate(&a, |spec| async move { commands::plan(&spec, a.json, detailed_exitcode).await })
+        }
+        Command::Apply { spec: a } => coordinate(&a, |spec| async move { commands::apply(&spec, a.json).await }),
+        Command::Status { spec: a } => coordinate(&a, |spec| async move { commands::status(&spec, a.json).await }),
+        Command::Verify { spec: a } => coordinate(&a, |spec| async move { commands::verify(&spec, a.json).await }),
     }
+}
+
+/// Loads (and validates) the spec before any host is contacted, then runs `command`.
+fn coordinate<F, Fut>(args: &SpecArgs, command: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(Spec) -> Fut,
+    Fut: std::future::Future<Output = u8>,
+{
+    let spec = Spec::load(&args.file)?;
+    Ok(ExitCode::from(runtime()?.block_on(command(spec))))
 }
 
 /// The async runtime for commands that talk to agents. Built only after argument parsing

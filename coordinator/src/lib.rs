@@ -1,10 +1,17 @@
 //! brickyard: the operator's CLI. Reads a cluster spec, asks every agent for facts, plans and
 //! applies typed tasks phase by phase, reads pool status. Stateless: the spec and what the
 //! agents report are the only truth. `lab` builds namespaced hosts on this machine.
+pub mod agents;
+pub mod apply;
 pub mod client;
+pub mod commands;
 pub mod facts;
 pub mod output;
 pub mod phases;
 pub mod pki;
+pub mod plan;
+pub mod progress;
 pub mod spec;
+pub mod status;
 pub mod validate;
+pub mod verify;

@@ -1,0 +1,126 @@
+//! The agents of one spec: one mutual-TLS connection per host, opened on first use and shared
+//! by every RPC of a run (plan, apply, status, verify), and the facts phase (`GetFacts` from
+//! every host concurrently). Every error names the host. Network only.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use brickyard_proto::v1;
+use brickyard_proto::v1::agent_client::AgentClient;
+use tokio::sync::OnceCell;
+use tokio::task::JoinSet;
+use tonic::transport::Channel;
+
+use crate::client::{self, ConnectError};
+use crate::spec::{HostTarget, Spec};
+
+/// How long a read-only RPC (facts, plan, status, verify) may take once connected. `Apply`
+/// has no overall deadline: its tasks carry their own (package installs can be slow).
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Connect(String),
+    #[error("host {host}: {rpc} failed: {code:?}: {message}")]
+    Rpc { host: String, rpc: &'static str, code: tonic::Code, message: String },
+    #[error("host {host}: no answer to {rpc} within {RPC_TIMEOUT:?}")]
+    Timeout { host: String, rpc: &'static str },
+    #[error("host {0} is not in the spec")]
+    UnknownHost(String),
+}
+
+impl From<ConnectError> for AgentError {
+    fn from(err: ConnectError) -> Self {
+        AgentError::Connect(client::error_chain(&err))
+    }
+}
+
+impl AgentError {
+    pub fn rpc(host: &str, rpc: &'static str, status: tonic::Status) -> Self {
+        AgentError::Rpc { host: host.to_owned(), rpc, code: status.code(), message: status.message().to_owned() }
+    }
+}
+
+/// The agents of a spec's hosts, connected lazily.
+pub struct Agents {
+    pki_dir: PathBuf,
+    hosts: BTreeMap<String, (HostTarget, OnceCell<AgentClient<Channel>>)>,
+}
+
+impl Agents {
+    pub fn new(spec: &Spec) -> Self {
+        let hosts = spec.hosts().into_iter().map(|h| (h.name.clone(), (h, OnceCell::new()))).collect();
+        Agents { pki_dir: spec.pki_dir(), hosts }
+    }
+
+    /// A client for `host`'s agent (connecting on first use; a failed connect is retried on
+    /// the next call).
+    pub async fn client(&self, host: &str) -> Result<AgentClient<Channel>, AgentError> {
+        let (target, cell) = self.hosts.get(host).ok_or_else(|| AgentError::UnknownHost(host.to_owned()))?;
+        let client = cell.get_or_try_init(|| client::connect(&self.pki_dir, target)).await?;
+        Ok(client.clone())
+    }
+
+    /// A unary RPC with the read-only deadline.
+    pub async fn call<T, F, Fut>(&self, host: &str, rpc: &'static str, f: F) -> Result<T, AgentError>
+    where
+        F: FnOnce(AgentClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let client = self.client(host).await?;
+        match tokio::time::timeout(RPC_TIMEOUT, f(client)).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(AgentError::rpc(host, rpc, status)),
+            Err(_) => Err(AgentError::Timeout { host: host.to_owned(), rpc }),
+        }
+    }
+
+    pub async fn facts(&self, host: &str) -> Result<v1::Facts, AgentError> {
+        self.call(host, "GetFacts", |mut c| async move { c.get_facts(v1::GetFactsRequest {}).await }).await
+    }
+
+    pub async fn gluster_status(&self, host: &str) -> Result<v1::GlusterStatus, AgentError> {
+        self.call(
+            host,
+            "GetGlusterStatus",
+            |mut c| async move { c.get_gluster_status(v1::GlusterStatusRequest {}).await },
+        )
+        .await
+    }
+
+    pub async fn plan(&self, host: &str, tasks: Vec<v1::Task>) -> Result<v1::PlanReport, AgentError> {
+        self.call(host, "Plan", |mut c| async move { c.plan(v1::TaskBatch { tasks }).await }).await
+    }
+
+    pub async fn verify_file(
+        &self,
+        host: &str,
+        request: v1::VerifyFileRequest,
+    ) -> Result<v1::VerifyFileResponse, AgentError> {
+        self.call(host, "VerifyFile", |mut c| async move { c.verify_file(request).await }).await
+    }
+}
+
+/// Runs `f` for every host name concurrently; results in the order of `hosts`.
+pub async fn each<'a, T, F, Fut>(hosts: impl IntoIterator<Item = &'a str>, f: F) -> Vec<(String, T)>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut set = JoinSet::new();
+    let mut order = Vec::new();
+    for (i, host) in hosts.into_iter().enumerate() {
+        order.push(host.to_owned());
+        let fut = f(host.to_owned());
+        set.spawn(async move { (i, fut.await) });
+    }
+    let mut results: Vec<Option<T>> = order.iter().map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        let (i, value) = joined.expect("a per-host task panicked");
+        results[i] = Some(value);
+    }
+    order.into_iter().zip(results).map(|(h, r)| (h, r.expect("every host answered"))).collect()
+}

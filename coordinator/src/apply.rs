@@ -1,0 +1,240 @@
+//! `brickyard apply`: facts from every host, then the phases of `crate::phases` in order, the
+//! hosts of a phase step in parallel, each through its agent's streaming `Apply` RPC. A
+//! failure lets the phase finish on the other hosts, is reported per host/task, and stops the
+//! run before the next phase; a re-run continues from what is done (every task is idempotent).
+//! Changes hosts only through their agents.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use brickyard_proto::v1;
+use brickyard_proto::v1::task_event::Event as AgentEvent;
+use tokio_stream::StreamExt;
+
+use crate::agents::{self, AgentError, Agents};
+use crate::phases::{self, HostBatch, PhaseError};
+use crate::progress::{Event, Reporter, TaskStatus};
+use crate::spec::Spec;
+
+/// Why a host's part of a phase failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFailure {
+    pub host: String,
+    /// The failing task's id (None: the agent could not be reached or the stream broke
+    /// between tasks).
+    pub task: Option<String>,
+    pub error: String,
+}
+
+impl fmt::Display for HostFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.task {
+            Some(task) => write!(f, "{}: task {task:?}: {}", self.host, self.error),
+            None => write!(f, "{}: {}", self.host, self.error),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("phase {phase} failed; stopped before the next phase:{}", failures.iter().map(|f| format!("\n  {f}")).collect::<String>())]
+    Phase { phase: String, failures: Vec<HostFailure> },
+    #[error(transparent)]
+    Plan(#[from] PhaseError),
+}
+
+/// Counts of a successful run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub changed: usize,
+    pub unchanged: usize,
+}
+
+/// What one host did in one phase step.
+#[derive(Debug, Default)]
+struct HostOutcome {
+    changed: usize,
+    unchanged: usize,
+    failure: Option<HostFailure>,
+}
+
+/// Facts from every host; any host that does not answer fails the facts phase.
+pub async fn facts(
+    agents: &Arc<Agents>,
+    spec: &Spec,
+    reporter: &dyn Reporter,
+) -> Result<BTreeMap<String, v1::Facts>, ApplyError> {
+    let hosts = spec.hosts();
+    let phase = "facts".to_owned();
+    reporter.event(&Event::PhaseStarted {
+        phase: phase.clone(),
+        hosts: hosts.iter().map(|h| (h.name.clone(), 0)).collect(),
+    });
+    let answers = agents::each(hosts.iter().map(|h| h.name.as_str()), |host| {
+        let agents = agents.clone();
+        async move { agents.facts(&host).await }
+    })
+    .await;
+    let mut facts = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (host, answer) in answers {
+        let error = answer.as_ref().err().map(AgentError::to_string);
+        reporter.event(&Event::HostDone { phase: phase.clone(), host: host.clone(), changed: 0, unchanged: 0, error });
+        match answer {
+            Ok(f) => {
+                facts.insert(host, f);
+            }
+            Err(e) => failures.push(HostFailure { host, task: None, error: e.to_string() }),
+        }
+    }
+    finish_phase(&phase, failures, reporter)?;
+    Ok(facts)
+}
+
+fn finish_phase(phase: &str, failures: Vec<HostFailure>, reporter: &dyn Reporter) -> Result<(), ApplyError> {
+    reporter.event(&Event::PhaseDone {
+        phase: phase.to_owned(),
+        ok: failures.is_empty(),
+        failed_hosts: failures.iter().map(|f| f.host.clone()).collect(),
+    });
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::Phase { phase: phase.to_owned(), failures })
+    }
+}
+
+/// Converges the pool the spec describes. Events go to `reporter` as they happen.
+pub async fn run(spec: &Spec, reporter: Arc<dyn Reporter>) -> Result<ApplyReport, ApplyError> {
+    let started = Instant::now();
+    let agents = Arc::new(Agents::new(spec));
+    let mut report = ApplyReport::default();
+    let result = run_phases(spec, &agents, &reporter, &mut report).await;
+    reporter.event(&Event::Done {
+        ok: result.is_ok(),
+        changed: report.changed,
+        unchanged: report.unchanged,
+        elapsed_ms: started.elapsed().as_millis(),
+    });
+    result.map(|()| report)
+}
+
+async fn run_phases(
+    spec: &Spec,
+    agents: &Arc<Agents>,
+    reporter: &Arc<dyn Reporter>,
+    report: &mut ApplyReport,
+) -> Result<(), ApplyError> {
+    let facts = facts(agents, spec, reporter.as_ref()).await?;
+    for plan in phases::build(spec, &facts)? {
+        if plan.steps.iter().all(|s| s.is_empty()) {
+            continue;
+        }
+        let phase = plan.phase.to_string();
+        let all: Vec<(String, usize)> = plan.steps.iter().flatten().map(|b| (b.host.clone(), b.tasks.len())).collect();
+        reporter.event(&Event::PhaseStarted { phase: phase.clone(), hosts: all });
+        let mut failures = Vec::new();
+        for step in plan.steps {
+            let mut set = tokio::task::JoinSet::new();
+            for batch in step {
+                let (agents, reporter, phase) = (agents.clone(), reporter.clone(), phase.clone());
+                set.spawn(async move { apply_batch(&agents, &phase, batch, reporter.as_ref()).await });
+            }
+            while let Some(joined) = set.join_next().await {
+                let outcome = joined.expect("apply task panicked");
+                report.changed += outcome.changed;
+                report.unchanged += outcome.unchanged;
+                failures.extend(outcome.failure);
+            }
+            if !failures.is_empty() {
+                break;
+            }
+        }
+        finish_phase(&phase, failures, reporter.as_ref())?;
+    }
+    Ok(())
+}
+
+/// Streams one host's batch through `Apply`, reporting each task event.
+async fn apply_batch(agents: &Agents, phase: &str, batch: HostBatch, reporter: &dyn Reporter) -> HostOutcome {
+    let host = batch.host.clone();
+    let mut outcome = HostOutcome::default();
+    let result = stream_batch(agents, phase, batch, reporter, &mut outcome).await;
+    if let Err(failure) = result {
+        outcome.failure = Some(failure);
+    }
+    reporter.event(&Event::HostDone {
+        phase: phase.to_owned(),
+        host,
+        changed: outcome.changed,
+        unchanged: outcome.unchanged,
+        error: outcome.failure.as_ref().map(|f| match &f.task {
+            Some(task) => format!("{task}: {}", f.error),
+            None => f.error.clone(),
+        }),
+    });
+    outcome
+}
+
+async fn stream_batch(
+    agents: &Agents,
+    phase: &str,
+    batch: HostBatch,
+    reporter: &dyn Reporter,
+    outcome: &mut HostOutcome,
+) -> Result<(), HostFailure> {
+    let host = batch.host.clone();
+    let expected = batch.tasks.len();
+    let fail = |task: Option<String>, error: String| HostFailure { host: host.clone(), task, error };
+    let mut client = agents.client(&host).await.map_err(|e| fail(None, e.to_string()))?;
+    let mut stream = client
+        .apply(v1::TaskBatch { tasks: batch.tasks })
+        .await
+        .map_err(|s| fail(None, AgentError::rpc(&host, "Apply", s).to_string()))?
+        .into_inner();
+    let mut current: Option<String> = None;
+    let mut done = 0;
+    let mut failure = None;
+    while let Some(item) = stream.next().await {
+        let event = item.map_err(|s| fail(current.clone(), AgentError::rpc(&host, "Apply", s).to_string()))?;
+        let task = event.id;
+        let (status, changes, error) = match event.event {
+            Some(AgentEvent::Started(_)) => {
+                reporter.event(&Event::TaskStarted { phase: phase.to_owned(), host: host.clone(), task: task.clone() });
+                current = Some(task);
+                continue;
+            }
+            Some(AgentEvent::Unchanged(_)) => (TaskStatus::Unchanged, Vec::new(), None),
+            Some(AgentEvent::Changed(c)) => (TaskStatus::Changed, c.changes, None),
+            Some(AgentEvent::Failed(e)) => (TaskStatus::Failed, Vec::new(), Some(task_error(&e))),
+            Some(AgentEvent::Skipped(e)) => (TaskStatus::Skipped, Vec::new(), Some(e.message)),
+            None => continue,
+        };
+        done += 1;
+        current = None;
+        match status {
+            TaskStatus::Unchanged => outcome.unchanged += 1,
+            TaskStatus::Changed => outcome.changed += 1,
+            TaskStatus::Failed => failure = Some(fail(Some(task.clone()), error.clone().unwrap_or_default())),
+            TaskStatus::Skipped => {}
+        }
+        reporter.event(&Event::TaskDone { phase: phase.to_owned(), host: host.clone(), task, status, changes, error });
+    }
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    if done < expected {
+        return Err(fail(current, format!("the agent's Apply stream ended after {done} of {expected} tasks")));
+    }
+    Ok(())
+}
+
+/// An agent's task error as one line: its kind and message.
+pub fn task_error(e: &v1::TaskError) -> String {
+    match v1::ErrorKind::try_from(e.kind).unwrap_or(v1::ErrorKind::Unspecified) {
+        v1::ErrorKind::Unspecified => e.message.clone(),
+        kind => format!("{} ({})", e.message, kind.as_str_name().trim_start_matches("ERROR_KIND_").to_lowercase()),
+    }
+}

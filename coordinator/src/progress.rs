@@ -1,0 +1,245 @@
+//! What `apply` reports while it runs: typed events, and the reporters that show them — a live
+//! per-host view on a terminal (indicatif), plain lines otherwise, or one JSON object per line
+//! (`--json`). Writes to stdout only.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+/// What a task came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Unchanged,
+    Changed,
+    Failed,
+    Skipped,
+}
+
+/// One step of a run. `phase` is `facts`, `servers`, `pool`, `volumes` or `clients`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A phase begins on these hosts, with this many tasks each.
+    PhaseStarted {
+        phase: String,
+        hosts: Vec<(String, usize)>,
+    },
+    TaskStarted {
+        phase: String,
+        host: String,
+        task: String,
+    },
+    TaskDone {
+        phase: String,
+        host: String,
+        task: String,
+        status: TaskStatus,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A host finished its part of a phase; `error` when it failed (a task, or the agent).
+    HostDone {
+        phase: String,
+        host: String,
+        changed: usize,
+        unchanged: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    PhaseDone {
+        phase: String,
+        ok: bool,
+        failed_hosts: Vec<String>,
+    },
+    /// The whole run.
+    Done {
+        ok: bool,
+        changed: usize,
+        unchanged: usize,
+        elapsed_ms: u128,
+    },
+}
+
+/// Receives the events of a run, in order per host.
+pub trait Reporter: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// Picks the reporter for a command: JSON lines, a live view on a terminal, plain lines.
+pub fn reporter(json: bool) -> Box<dyn Reporter> {
+    if json {
+        Box::new(JsonLines)
+    } else if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        Box::new(Live::default())
+    } else {
+        Box::new(Plain)
+    }
+}
+
+/// One JSON object per line on stdout.
+pub struct JsonLines;
+
+impl Reporter for JsonLines {
+    fn event(&self, event: &Event) {
+        let line = serde_json::to_string(event).expect("events serialize");
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (e.g. `| head`) must not abort the run.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// Human lines without cursor movement: phases, changes, failures, per-host summaries.
+pub struct Plain;
+
+/// The human line for an event (None: not worth a line of its own).
+fn line(event: &Event) -> Option<String> {
+    match event {
+        Event::PhaseStarted { phase, hosts } => {
+            let names: Vec<&str> = hosts.iter().map(|(h, _)| h.as_str()).collect();
+            Some(format!("== {phase}: {}", names.join(", ")))
+        }
+        Event::TaskStarted { .. } => None,
+        Event::TaskDone { host, task, status: TaskStatus::Changed, changes, .. } => {
+            Some(changes.iter().map(|c| format!("  {host}: {task}: {c}")).collect::<Vec<_>>().join("\n"))
+        }
+        Event::TaskDone { host, task, status: TaskStatus::Failed, error, .. } => {
+            Some(format!("  {host}: {task}: FAILED: {}", error.as_deref().unwrap_or("")))
+        }
+        Event::TaskDone { .. } => None,
+        Event::HostDone { host, .. } => Some(format!("  {host}: {}", host_summary(event).unwrap_or_default())),
+        Event::PhaseDone { phase, ok: false, failed_hosts } => {
+            Some(format!("== {phase} failed on {}; stopping before the next phase", failed_hosts.join(", ")))
+        }
+        Event::PhaseDone { .. } => None,
+        Event::Done { ok, changed, unchanged, elapsed_ms } => Some(format!(
+            "{} {changed} changed, {unchanged} unchanged in {:.1} s",
+            if *ok { "done:" } else { "FAILED:" },
+            *elapsed_ms as f64 / 1000.0
+        )),
+    }
+}
+
+/// How a host ended its part of a phase: `ok (N changed, M unchanged)` or `FAILED: error`.
+fn host_summary(event: &Event) -> Option<String> {
+    let Event::HostDone { changed, unchanged, error, .. } = event else { return None };
+    Some(match error {
+        Some(e) => format!("FAILED: {e}"),
+        None if changed + unchanged == 0 => "ok".to_owned(),
+        None => format!("ok ({changed} changed, {unchanged} unchanged)"),
+    })
+}
+
+impl Reporter for Plain {
+    fn event(&self, event: &Event) {
+        if let Some(text) = line(event) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+        }
+    }
+}
+
+/// A live view: one spinner line per host of the current phase showing the running task;
+/// changes and failures are printed above the spinners as they happen.
+#[derive(Default)]
+pub struct Live {
+    state: Mutex<LiveState>,
+}
+
+#[derive(Default)]
+struct LiveState {
+    multi: Option<MultiProgress>,
+    bars: HashMap<String, (ProgressBar, usize)>,
+}
+
+impl Reporter for Live {
+    fn event(&self, event: &Event) {
+        let mut state = self.state.lock().expect("progress state");
+        match event {
+            Event::PhaseStarted { phase, hosts } => {
+                let multi = MultiProgress::new();
+                let _ = multi.println(format!("== {phase}"));
+                let style = ProgressStyle::with_template("  {spinner} {prefix:<16} {pos}/{len} {wide_msg}")
+                    .expect("progress template");
+                state.bars.clear();
+                let width = hosts.iter().map(|(h, _)| h.len()).max().unwrap_or(0);
+                for (host, tasks) in hosts {
+                    let bar = multi.add(ProgressBar::new(*tasks as u64).with_style(style.clone()));
+                    bar.set_prefix(format!("{host:<width$}"));
+                    bar.enable_steady_tick(Duration::from_millis(100));
+                    state.bars.insert(host.clone(), (bar, 0));
+                }
+                state.multi = Some(multi);
+            }
+            Event::TaskStarted { host, task, .. } => {
+                if let Some((bar, _)) = state.bars.get(host) {
+                    bar.set_message(task.clone());
+                }
+            }
+            Event::TaskDone { host, .. } => {
+                if let (Some(text), Some(multi)) = (line(event), &state.multi) {
+                    let _ = multi.println(text);
+                }
+                if let Some((bar, done)) = state.bars.get_mut(host) {
+                    *done += 1;
+                    bar.set_position(*done as u64);
+                }
+            }
+            Event::HostDone { host, .. } => {
+                if let Some((bar, _)) = state.bars.get(host) {
+                    let style = ProgressStyle::with_template("  {prefix:<16} {wide_msg}").expect("progress template");
+                    bar.set_style(style);
+                    bar.finish_with_message(host_summary(event).unwrap_or_default());
+                }
+            }
+            Event::PhaseDone { .. } | Event::Done { .. } => {
+                state.bars.clear();
+                state.multi = None;
+                if let Some(text) = line(event) {
+                    println!("{text}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_events_are_tagged_lines() {
+        let event = Event::TaskDone {
+            phase: "servers".into(),
+            host: "gluServer1".into(),
+            task: "glusterd".into(),
+            status: TaskStatus::Changed,
+            changes: vec!["start glusterd".into()],
+            error: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"event":"task_done","phase":"servers","host":"gluServer1","task":"glusterd","status":"changed","changes":["start glusterd"]}"#
+        );
+    }
+
+    #[test]
+    fn plain_lines_name_host_and_task() {
+        let failed = Event::TaskDone {
+            phase: "servers".into(),
+            host: "s2".into(),
+            task: "partition /dev/vdb".into(),
+            status: TaskStatus::Failed,
+            changes: vec![],
+            error: Some("refused: /dev/vdb holds ext4".into()),
+        };
+        assert_eq!(line(&failed).unwrap(), "  s2: partition /dev/vdb: FAILED: refused: /dev/vdb holds ext4");
+    }
+}

@@ -1,0 +1,365 @@
+//! `brickyard status`: `GetGlusterStatus` from every host, checked against the spec — peers
+//! and their state, volumes (type, status, bricks online, pending heals, brick disk usage),
+//! client mounts. Exit code 0 healthy, 1 degraded, 2 hosts unreachable. Read-only.
+
+use std::sync::Arc;
+
+use brickyard_proto::v1;
+use serde_json::{json, Value};
+
+use crate::agents::{self, Agents};
+use crate::output::{human_bytes, Table};
+use crate::spec::Spec;
+
+/// A brick fuller than this (percent) makes the pool degraded.
+const BRICK_FULL_PERCENT: u64 = 95;
+
+#[derive(Debug, Clone, Default)]
+pub struct StatusReport {
+    /// Hosts whose agent did not answer, with the error.
+    pub unreachable: Vec<(String, String)>,
+    /// What each reachable host reported (servers first, spec order).
+    pub hosts: Vec<(String, v1::GlusterStatus)>,
+    /// Where the live state differs from the spec.
+    pub problems: Vec<String>,
+}
+
+impl StatusReport {
+    /// 0 healthy, 1 degraded, 2 hosts unreachable.
+    pub fn exit_code(&self) -> u8 {
+        if !self.unreachable.is_empty() {
+            2
+        } else if !self.problems.is_empty() {
+            1
+        } else {
+            0
+        }
+    }
+
+    fn host(&self, name: &str) -> Option<&v1::GlusterStatus> {
+        self.hosts.iter().find(|(h, _)| h == name).map(|(_, s)| s)
+    }
+
+    /// The volumes as the first reachable server with a running glusterd sees them.
+    fn volume_view<'a>(&'a self, spec: &Spec) -> Option<(&'a str, &'a v1::GlusterStatus)> {
+        spec.servers.iter().find_map(|s| {
+            self.hosts.iter().find(|(h, st)| h == &s.name && st.glusterd_running).map(|(h, st)| (h.as_str(), st))
+        })
+    }
+}
+
+/// Asks every host and compares with the spec.
+pub async fn run(spec: &Spec) -> StatusReport {
+    let agents = Arc::new(Agents::new(spec));
+    let answers = agents::each(spec.hosts().iter().map(|h| h.name.as_str()), |host| {
+        let agents = agents.clone();
+        async move { agents.gluster_status(&host).await }
+    })
+    .await;
+    let mut report = StatusReport::default();
+    for (host, answer) in answers {
+        match answer {
+            Ok(status) => report.hosts.push((host, status)),
+            Err(e) => report.unreachable.push((host, e.to_string())),
+        }
+    }
+    report.problems = problems(spec, &report);
+    report
+}
+
+/// Does `peer` stand for spec server `name` (by name, another name, or address)?
+fn is_peer(peer: &v1::Peer, name: &str, address: &str) -> bool {
+    peer.hostname == name || peer.hostname == address || peer.other_names.iter().any(|n| n == name || n == address)
+}
+
+/// Where the reported state differs from the spec. Pure.
+pub fn problems(spec: &Spec, report: &StatusReport) -> Vec<String> {
+    let mut problems = Vec::new();
+    for server in &spec.servers {
+        let Some(status) = report.host(&server.name) else { continue };
+        if !status.glusterd_running {
+            problems.push(format!("{}: glusterd is not running", server.name));
+            continue;
+        }
+        for other in spec.servers.iter().filter(|o| o.name != server.name) {
+            match status.peers.iter().find(|p| !p.is_local && is_peer(p, &other.name, &other.address)) {
+                None => problems.push(format!("{}: {} is not in its pool", server.name, other.name)),
+                Some(p) if !p.connected || p.state != "Peer in Cluster" => problems.push(format!(
+                    "{}: peer {} is {} ({})",
+                    server.name,
+                    other.name,
+                    p.state,
+                    if p.connected { "connected" } else { "disconnected" }
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+
+    if let Some((_, view)) = report.volume_view(spec) {
+        for volume in &spec.volumes {
+            let Some(live) = view.volumes.iter().find(|v| v.name == volume.name) else {
+                problems.push(format!("volume {}: does not exist", volume.name));
+                continue;
+            };
+            if live.status != "Started" {
+                problems.push(format!("volume {}: is {}, not Started", volume.name, live.status));
+            }
+            for brick in &live.bricks {
+                if !brick.online {
+                    problems.push(format!("volume {}: brick {}:{} is offline", volume.name, brick.host, brick.path));
+                } else if brick.size_total > 0
+                    && (brick.size_total - brick.size_free) * 100 > brick.size_total * BRICK_FULL_PERCENT
+                {
+                    problems.push(format!(
+                        "volume {}: brick {}:{} is more than {BRICK_FULL_PERCENT}% full",
+                        volume.name, brick.host, brick.path
+                    ));
+                }
+            }
+            if live.pending_heals > 0 {
+                problems.push(format!("volume {}: {} entries pending heal", volume.name, live.pending_heals));
+            }
+        }
+    } else if !spec.servers.is_empty() && !spec.volumes.is_empty() {
+        problems.push("no server with a running glusterd answered: volumes unknown".into());
+    }
+
+    for client in &spec.clients {
+        let Some(status) = report.host(&client.name) else { continue };
+        for mount in &client.mounts {
+            let mounted = status.mounts.iter().any(|m| {
+                m.mount_point == mount.path
+                    && m.source.rsplit(':').next().map(|v| v.trim_start_matches('/')) == Some(&mount.volume)
+            });
+            if !mounted {
+                problems.push(format!("{}: volume {} is not mounted on {}", client.name, mount.volume, mount.path));
+            }
+        }
+    }
+    problems
+}
+
+fn usage(total: u64, free: u64) -> String {
+    if total == 0 {
+        return "-".into();
+    }
+    format!("{} of {} used", human_bytes(total - free), human_bytes(total))
+}
+
+/// The human report.
+pub fn render_text(spec: &Spec, report: &StatusReport) -> String {
+    let mut out = String::new();
+    for (host, error) in &report.unreachable {
+        out.push_str(&format!("UNREACHABLE {host}: {error}\n"));
+    }
+    let mut peers = Table::new(["SERVER", "PEER", "STATE", "CONNECTED"]);
+    for server in &spec.servers {
+        if let Some(status) = report.host(&server.name) {
+            for p in status.peers.iter().filter(|p| !p.is_local) {
+                peers.row([server.name.as_str(), &p.hostname, &p.state, if p.connected { "yes" } else { "no" }]);
+            }
+        }
+    }
+    out.push_str("Peers\n");
+    out.push_str(&peers.render());
+
+    if let Some((from, view)) = report.volume_view(spec) {
+        out.push_str(&format!("\nVolumes (as {from} sees them)\n"));
+        let mut volumes = Table::new(["VOLUME", "TYPE", "STATUS", "BRICKS ONLINE", "PENDING HEALS"]);
+        let mut bricks = Table::new(["BRICK", "ONLINE", "PORT", "DISK"]);
+        for v in &view.volumes {
+            let online = v.bricks.iter().filter(|b| b.online).count();
+            let heals = if v.pending_heals < 0 { "-".to_owned() } else { v.pending_heals.to_string() };
+            volumes.row([
+                v.name.clone(),
+                v.r#type.clone(),
+                v.status.clone(),
+                format!("{online}/{}", v.bricks.len()),
+                heals,
+            ]);
+            for b in &v.bricks {
+                let name = format!("{}:{}:{}{}", v.name, b.host, b.path, if b.is_arbiter { " (arbiter)" } else { "" });
+                bricks.row([
+                    name,
+                    if b.online { "yes".into() } else { "no".into() },
+                    b.port.to_string(),
+                    usage(b.size_total, b.size_free),
+                ]);
+            }
+        }
+        out.push_str(&volumes.render());
+        out.push('\n');
+        out.push_str(&bricks.render());
+    }
+
+    let mut mounts = Table::new(["CLIENT", "MOUNT", "SOURCE", "DISK"]);
+    for client in &spec.clients {
+        if let Some(status) = report.host(&client.name) {
+            for m in &status.mounts {
+                mounts.row([
+                    client.name.clone(),
+                    m.mount_point.clone(),
+                    m.source.clone(),
+                    usage(m.size_total, m.size_free),
+                ]);
+            }
+        }
+    }
+    out.push_str("\nClient mounts\n");
+    out.push_str(&mounts.render());
+    out.push('\n');
+    match (report.unreachable.is_empty(), report.problems.is_empty()) {
+        (true, true) => out.push_str("status: healthy\n"),
+        _ => {
+            for problem in &report.problems {
+                out.push_str(&format!("problem: {problem}\n"));
+            }
+            out.push_str(if report.unreachable.is_empty() {
+                "status: degraded\n"
+            } else {
+                "status: hosts unreachable\n"
+            });
+        }
+    }
+    out
+}
+
+/// The machine-readable report.
+pub fn render_json(report: &StatusReport) -> Value {
+    let hosts: Vec<Value> = report
+        .hosts
+        .iter()
+        .map(|(host, s)| {
+            json!({
+                "host": host,
+                "glusterd_running": s.glusterd_running,
+                "peers": s.peers.iter().filter(|p| !p.is_local).map(|p| json!({
+                    "hostname": p.hostname, "uuid": p.uuid, "state": p.state, "connected": p.connected,
+                })).collect::<Vec<_>>(),
+                "volumes": s.volumes.iter().map(|v| json!({
+                    "name": v.name, "type": v.r#type, "status": v.status, "pending_heals": v.pending_heals,
+                    "bricks": v.bricks.iter().map(|b| json!({
+                        "host": b.host, "path": b.path, "online": b.online, "arbiter": b.is_arbiter,
+                        "size_total": b.size_total, "size_free": b.size_free,
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+                "mounts": s.mounts.iter().map(|m| json!({
+                    "source": m.source, "mount_point": m.mount_point,
+                    "size_total": m.size_total, "size_free": m.size_free,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "healthy": report.exit_code() == 0,
+        "exit_code": report.exit_code(),
+        "unreachable": report.unreachable.iter().map(|(h, e)| json!({"host": h, "error": e})).collect::<Vec<_>>(),
+        "problems": report.problems,
+        "hosts": hosts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const SPEC: &str = r#"version = 1
+[pool]
+name = "t"
+[[server]]
+name = "s1"
+address = "10.0.0.1"
+disk = { device = "/dev/loop0", mount = "/vdisk" }
+[[server]]
+name = "s2"
+address = "10.0.0.2"
+disk = { device = "/dev/loop1", mount = "/vdisk" }
+[[volume]]
+name = "v"
+type = "replicate"
+replica = 2
+allow_replica2 = true
+brick_dir = "b"
+[[client]]
+name = "c1"
+address = "10.0.0.21"
+mounts = [{ volume = "v", path = "/data" }]
+"#;
+
+    fn healthy() -> (Spec, StatusReport) {
+        let spec = Spec::parse(SPEC, Path::new("c.toml")).unwrap();
+        let peer = |name: &str| v1::Peer {
+            hostname: name.into(),
+            connected: true,
+            state: "Peer in Cluster".into(),
+            ..Default::default()
+        };
+        let brick = |host: &str| v1::BrickStatus {
+            host: host.into(),
+            path: "/vdisk/b".into(),
+            online: true,
+            size_total: 100,
+            size_free: 50,
+            ..Default::default()
+        };
+        let volume = v1::VolumeStatus {
+            name: "v".into(),
+            r#type: "Replicate".into(),
+            status: "Started".into(),
+            bricks: vec![brick("s1"), brick("s2")],
+            pending_heals: 0,
+            ..Default::default()
+        };
+        let server = |other: &str| v1::GlusterStatus {
+            glusterd_running: true,
+            peers: vec![peer(other), v1::Peer { hostname: "localhost".into(), is_local: true, ..Default::default() }],
+            volumes: vec![volume.clone()],
+            mounts: vec![],
+        };
+        let client = v1::GlusterStatus {
+            mounts: vec![v1::GlusterMount {
+                source: "s1:/v".into(),
+                mount_point: "/data".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let report = StatusReport {
+            hosts: vec![("s1".into(), server("s2")), ("s2".into(), server("s1")), ("c1".into(), client)],
+            ..Default::default()
+        };
+        (spec, report)
+    }
+
+    #[test]
+    fn a_healthy_pool_has_no_problems() {
+        let (spec, report) = healthy();
+        assert_eq!(problems(&spec, &report), Vec::<String>::new());
+        assert!(render_text(&spec, &report).contains("status: healthy"));
+    }
+
+    #[test]
+    fn degraded_and_unreachable() {
+        let (spec, mut report) = healthy();
+        report.hosts[0].1.peers[0].connected = false;
+        report.hosts[0].1.volumes[0].bricks[1].online = false;
+        report.hosts[0].1.volumes[0].pending_heals = 3;
+        report.hosts[2].1.mounts.clear();
+        report.problems = problems(&spec, &report);
+        assert_eq!(
+            report.problems,
+            [
+                "s1: peer s2 is Peer in Cluster (disconnected)",
+                "volume v: brick s2:/vdisk/b is offline",
+                "volume v: 3 entries pending heal",
+                "c1: volume v is not mounted on /data"
+            ]
+        );
+        assert_eq!(report.exit_code(), 1);
+        report.unreachable.push(("s2".into(), "connection refused".into()));
+        assert_eq!(report.exit_code(), 2);
+    }
+}

@@ -1,0 +1,221 @@
+//! `brickyard verify`: the seed's file tests through the agents' `VerifyFile` RPC. For each
+//! volume mounted by clients: every client appends a line naming itself to
+//! `.brickyard-verify-<random>`, every client reads all lines back, the bricks that should
+//! hold the file are read on the servers (replica bricks hold the whole file, an arbiter brick
+//! and disperse bricks hold it without the data), then the file is removed. Touches only that
+//! file on the volumes.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+use brickyard_proto::v1;
+use serde::Serialize;
+
+use crate::agents::Agents;
+use crate::phases;
+use crate::spec::{Spec, VolumeKind};
+
+/// One pass/fail check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub volume: String,
+    pub check: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    pub checks: Vec<Check>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
+    }
+}
+
+/// A file name no earlier run left behind: `.brickyard-verify-` + 16 random hex digits.
+fn file_name() -> String {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.write_u32(std::process::id());
+    format!(".brickyard-verify-{:016x}", hasher.finish())
+}
+
+/// Which bricks of one replica/disperse set hold the file's data (false: the file exists
+/// there without its content — an arbiter, or a disperse fragment).
+fn holds_data(kind: VolumeKind, set_size: usize, index_in_set: usize) -> bool {
+    match kind {
+        VolumeKind::Distribute | VolumeKind::Replicate => true,
+        VolumeKind::Arbiter => index_in_set + 1 < set_size,
+        VolumeKind::Disperse => false,
+    }
+}
+
+pub async fn run(spec: &Spec) -> VerifyReport {
+    let agents = Arc::new(Agents::new(spec));
+    let mut report = VerifyReport::default();
+    for volume in &spec.volumes {
+        let mounts: Vec<(&str, &str)> = spec
+            .clients
+            .iter()
+            .flat_map(|c| {
+                c.mounts.iter().filter(|m| m.volume == volume.name).map(move |m| (c.name.as_str(), m.path.as_str()))
+            })
+            .collect();
+        if mounts.is_empty() {
+            continue;
+        }
+        verify_volume(spec, &agents, volume, &mounts, &mut report.checks).await;
+    }
+    report
+}
+
+async fn verify_volume(
+    spec: &Spec,
+    agents: &Agents,
+    volume: &crate::spec::Volume,
+    mounts: &[(&str, &str)],
+    checks: &mut Vec<Check>,
+) {
+    let file = file_name();
+    let mut record = |check: String, result: Result<(), String>| {
+        let (ok, detail) = match result {
+            Ok(()) => (true, String::new()),
+            Err(detail) => (false, detail),
+        };
+        checks.push(Check { volume: volume.name.clone(), check, ok, detail });
+    };
+    let request = |op: v1::VerifyOp, dir: &str, line: String| v1::VerifyFileRequest {
+        op: op.into(),
+        dir: dir.to_owned(),
+        file_name: file.clone(),
+        line,
+    };
+
+    // Appends one after the other, so the expected content is known.
+    let mut expected = String::new();
+    let mut written = false;
+    for (client, path) in mounts {
+        let line = format!("written by {client} through {path}");
+        let result = agents.verify_file(client, request(v1::VerifyOp::Append, path, line.clone())).await;
+        written |= result.is_ok();
+        if result.is_ok() {
+            expected.push_str(&line);
+            expected.push('\n');
+        }
+        record(format!("{client} appends to {path}/{file}"), result.map(|_| ()).map_err(|e| e.to_string()));
+    }
+
+    if written {
+        for (client, path) in mounts {
+            let result = agents.verify_file(client, request(v1::VerifyOp::Read, path, String::new())).await;
+            let verdict = match result {
+                Err(e) => Err(e.to_string()),
+                Ok(r) if !r.exists => Err("the file is missing".into()),
+                Ok(r) if r.content != expected => Err(format!("read {:?}, expected {:?}", r.content, expected)),
+                Ok(_) => Ok(()),
+            };
+            record(format!("{client} reads every line back from {path}"), verdict);
+        }
+        check_bricks(spec, agents, volume, &file, &expected, &mut record, &request).await;
+
+        let (client, path) = mounts[0];
+        let removed = match agents.verify_file(client, request(v1::VerifyOp::Remove, path, String::new())).await {
+            Err(e) => Err(e.to_string()),
+            Ok(_) => match agents.verify_file(client, request(v1::VerifyOp::Read, path, String::new())).await {
+                Ok(r) if r.exists => Err("the file is still there after removal".into()),
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        record(format!("{client} removes {path}/{file}"), removed);
+    }
+}
+
+/// Exactly one replica/disperse set holds the file, on every brick of the set.
+async fn check_bricks(
+    spec: &Spec,
+    agents: &Agents,
+    volume: &crate::spec::Volume,
+    file: &str,
+    expected: &str,
+    record: &mut impl FnMut(String, Result<(), String>),
+    request: &impl Fn(v1::VerifyOp, &str, String) -> v1::VerifyFileRequest,
+) {
+    let Ok(layout) = volume.layout() else { return };
+    let set_size = layout.set_size() as usize;
+    let bricks = phases::bricks(spec, volume);
+    let mut reads = Vec::new();
+    for brick in &bricks {
+        reads.push(agents.verify_file(&brick.host, request(v1::VerifyOp::Read, &brick.path, String::new())).await);
+    }
+    let sets: Vec<usize> = (0..bricks.len() / set_size.max(1))
+        .filter(|s| (0..set_size).any(|i| reads[s * set_size + i].as_ref().is_ok_and(|r| r.exists)))
+        .collect();
+    if sets.len() != 1 {
+        record(
+            format!("exactly one brick set holds {file}"),
+            Err(format!("{} sets hold it (sets of {set_size} bricks in brick order)", sets.len())),
+        );
+        return;
+    }
+    let set = sets[0];
+    for i in 0..set_size {
+        let brick = &bricks[set * set_size + i];
+        let data = holds_data(layout.kind, set_size, i);
+        let verdict = match &reads[set * set_size + i] {
+            Err(e) => Err(e.to_string()),
+            Ok(r) if !r.exists => Err("the file is missing".into()),
+            Ok(r) if data && r.content != expected => Err(format!("holds {:?}, expected {expected:?}", r.content)),
+            Ok(_) => Ok(()),
+        };
+        let what = if data { "the file" } else { "the file (without its data)" };
+        record(format!("brick {}:{} holds {what}", brick.host, brick.path), verdict);
+    }
+}
+
+/// The human report: one line per check.
+pub fn render_text(report: &VerifyReport) -> String {
+    let mut out = String::new();
+    for c in &report.checks {
+        let mark = if c.ok { "PASS" } else { "FAIL" };
+        if c.detail.is_empty() {
+            out.push_str(&format!("{mark}  {}: {}\n", c.volume, c.check));
+        } else {
+            out.push_str(&format!("{mark}  {}: {}: {}\n", c.volume, c.check, c.detail));
+        }
+    }
+    if report.checks.is_empty() {
+        out.push_str("verify: no client mounts a volume; nothing to check\n");
+    } else {
+        let passed = report.checks.iter().filter(|c| c.ok).count();
+        out.push_str(&format!("verify: {passed} of {} checks passed\n", report.checks.len()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_bricks_hold_data() {
+        assert!(holds_data(VolumeKind::Replicate, 2, 1));
+        assert!(holds_data(VolumeKind::Arbiter, 3, 1));
+        assert!(!holds_data(VolumeKind::Arbiter, 3, 2));
+        assert!(!holds_data(VolumeKind::Disperse, 3, 0));
+    }
+
+    #[test]
+    fn file_names_are_fresh_and_allowed() {
+        let (a, b) = (file_name(), file_name());
+        assert_ne!(a, b);
+        assert!(a
+            .strip_prefix(".brickyard-verify-")
+            .is_some_and(|s| s.len() == 16 && s.chars().all(|c| c.is_ascii_hexdigit())));
+    }
+}
