@@ -1,16 +1,9 @@
 //! Block devices for facts: `crate::lsblk` devices converted to proto, with whether a device
-//! (itself or any descendant) carries `/` or `/boot`. Pure.
+//! (itself or any descendant) carries `/` or `/boot` (`lsblk::BlockDevice::carries_*`). Pure.
 
 use brickyard_proto::v1;
 
 use crate::lsblk::BlockDevice;
-
-const BOOT_MOUNTS: &[&str] = &["/boot", "/boot/efi"];
-
-fn carries(dev: &BlockDevice, mount_points: &[&str]) -> bool {
-    dev.mount_points.iter().any(|m| mount_points.contains(&m.as_str()))
-        || dev.children.iter().any(|c| carries(c, mount_points))
-}
 
 fn device_type(kind: &str) -> v1::DeviceType {
     match kind {
@@ -34,8 +27,8 @@ pub fn to_proto(dev: &BlockDevice) -> v1::BlockDevice {
         uuid: dev.uuid.clone().unwrap_or_default(),
         mount_points: dev.mount_points.clone(),
         children: dev.children.iter().map(to_proto).collect(),
-        carries_root: carries(dev, &["/"]),
-        carries_boot: carries(dev, BOOT_MOUNTS),
+        carries_root: dev.carries_root(),
+        carries_boot: dev.carries_boot(),
     }
 }
 
