@@ -2,7 +2,9 @@
 //! hosts of a phase step in parallel, each through its agent's streaming `Apply` RPC. A
 //! failure lets the phase finish on the other hosts, is reported per host/task, and stops the
 //! run before the next phase; a re-run continues from what is done (every task is idempotent).
-//! Changes hosts only through their agents.
+//! When every server's glusterd already runs, all phases are first checked at once (`Plan`)
+//! and the leading phases with nothing to do are not applied again, so a converged re-apply
+//! costs one parallel round of checks. Changes hosts only through their agents.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,10 +13,11 @@ use std::time::Instant;
 
 use brickyard_proto::v1;
 use brickyard_proto::v1::task_event::Event as AgentEvent;
+use brickyard_proto::v1::task_verdict::Verdict;
 use tokio_stream::StreamExt;
 
 use crate::agents::{self, AgentError, Agents};
-use crate::phases::{self, HostBatch, PhaseError};
+use crate::phases::{self, HostBatch, PhaseError, PhasePlan};
 use crate::progress::{Event, Reporter, TaskStatus};
 use crate::spec::Spec;
 
@@ -128,13 +131,20 @@ async fn run_phases(
     report: &mut ApplyReport,
 ) -> Result<(), ApplyError> {
     let facts = facts(agents, spec, reporter.as_ref()).await?;
-    for plan in phases::build(spec, &facts)? {
+    let plans = phases::build(spec, &facts)?;
+    let converged = if pool_is_up(spec, &facts) { converged_phases(agents, &plans).await } else { 0 };
+    for (index, plan) in plans.into_iter().enumerate() {
         if plan.steps.iter().all(|s| s.is_empty()) {
             continue;
         }
         let phase = plan.phase.to_string();
         let all: Vec<(String, usize)> = plan.steps.iter().flatten().map(|b| (b.host.clone(), b.tasks.len())).collect();
         reporter.event(&Event::PhaseStarted { phase: phase.clone(), hosts: all });
+        if index < converged {
+            report.unchanged += report_unchanged(&phase, &plan, reporter.as_ref());
+            finish_phase(&phase, Vec::new(), reporter.as_ref())?;
+            continue;
+        }
         let mut failures = Vec::new();
         for step in plan.steps {
             let mut set = tokio::task::JoinSet::new();
@@ -155,6 +165,66 @@ async fn run_phases(
         finish_phase(&phase, failures, reporter.as_ref())?;
     }
     Ok(())
+}
+
+/// Whether every server's glusterd already runs: then the pool is probably converged and
+/// checking all phases at once (one `Plan` round, hosts and phases in parallel) is cheaper than
+/// applying them one after the other. A fresh pool skips that round.
+fn pool_is_up(spec: &Spec, facts: &BTreeMap<String, v1::Facts>) -> bool {
+    !spec.servers.is_empty() && spec.servers.iter().all(|s| facts.get(&s.name).is_some_and(|f| f.glusterd_running))
+}
+
+/// How many leading phases have nothing to do, by asking every agent's `Plan` for every
+/// batch at once. Any change, refusal or error ends the run of converged phases (apply then
+/// re-checks from there, as always).
+async fn converged_phases(agents: &Arc<Agents>, plans: &[PhasePlan]) -> usize {
+    let mut set = tokio::task::JoinSet::new();
+    for (index, plan) in plans.iter().enumerate() {
+        for batch in plan.steps.iter().flatten() {
+            let (agents, host, tasks) = (agents.clone(), batch.host.clone(), batch.tasks.clone());
+            set.spawn(async move {
+                let unchanged = match agents.plan(&host, tasks).await {
+                    Ok(report) => report.verdicts.iter().all(|v| matches!(v.verdict, Some(Verdict::Unchanged(_)))),
+                    Err(_) => false,
+                };
+                (index, unchanged)
+            });
+        }
+    }
+    let mut first_pending = plans.len();
+    while let Some(joined) = set.join_next().await {
+        let (index, unchanged) = joined.expect("plan task panicked");
+        if !unchanged {
+            first_pending = first_pending.min(index);
+        }
+    }
+    first_pending
+}
+
+/// Reports every task of a converged phase as unchanged; returns how many there were.
+fn report_unchanged(phase: &str, plan: &PhasePlan, reporter: &dyn Reporter) -> usize {
+    let mut count = 0;
+    for batch in plan.steps.iter().flatten() {
+        for task in &batch.tasks {
+            reporter.event(&Event::TaskDone {
+                phase: phase.to_owned(),
+                host: batch.host.clone(),
+                task: task.id.clone(),
+                status: TaskStatus::Unchanged,
+                changes: Vec::new(),
+                error: None,
+            });
+        }
+        count += batch.tasks.len();
+        reporter.event(&Event::HostDone {
+            phase: phase.to_owned(),
+            host: batch.host.clone(),
+            changed: 0,
+            unchanged: batch.tasks.len(),
+            error: None,
+        });
+    }
+    count
 }
 
 /// Streams one host's batch through `Apply`, reporting each task event.

@@ -7,6 +7,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use brickyard_proto::v1;
 use serde::Serialize;
@@ -112,13 +113,7 @@ async fn verify_volume(
 
     if written {
         for (client, path) in mounts {
-            let result = agents.verify_file(client, request(v1::VerifyOp::Read, path, String::new())).await;
-            let verdict = match result {
-                Err(e) => Err(e.to_string()),
-                Ok(r) if !r.exists => Err("the file is missing".into()),
-                Ok(r) if r.content != expected => Err(format!("read {:?}, expected {:?}", r.content, expected)),
-                Ok(_) => Ok(()),
-            };
+            let verdict = read_back(agents, client, request(v1::VerifyOp::Read, path, String::new()), &expected).await;
             record(format!("{client} reads every line back from {path}"), verdict);
         }
         check_bricks(spec, agents, volume, &file, &expected, &mut record, &request).await;
@@ -133,6 +128,34 @@ async fn verify_volume(
             },
         };
         record(format!("{client} removes {path}/{file}"), removed);
+    }
+}
+
+/// How long a client may show a stale view of the file: FUSE caches attributes (1 s by
+/// default) and gluster's md-cache too, so another client's append can take a moment to show.
+const READ_BACK_DEADLINE: Duration = Duration::from_secs(10);
+const READ_BACK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Reads the file through a client mount until it holds `expected` or the deadline passes
+/// (awaiting every client's append to become visible on this client).
+async fn read_back(
+    agents: &Agents,
+    client: &str,
+    request: v1::VerifyFileRequest,
+    expected: &str,
+) -> Result<(), String> {
+    let deadline = Instant::now() + READ_BACK_DEADLINE;
+    loop {
+        let last = match agents.verify_file(client, request.clone()).await {
+            Err(e) => return Err(e.to_string()),
+            Ok(r) if !r.exists => "the file is missing".to_owned(),
+            Ok(r) if r.content != expected => format!("read {:?}, expected {expected:?}", r.content),
+            Ok(_) => return Ok(()),
+        };
+        if Instant::now() >= deadline {
+            return Err(format!("{last} (after waiting {READ_BACK_DEADLINE:?} for every append to show)"));
+        }
+        tokio::time::sleep(READ_BACK_INTERVAL).await;
     }
 }
 
