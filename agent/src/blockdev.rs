@@ -5,6 +5,7 @@
 //! Reads only: sysfs, /proc/self/mountinfo, `lsblk`, `blkid -p`.
 
 use std::collections::HashMap;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -282,6 +283,37 @@ impl Disk {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// Refuses the disk when the kernel will not let us open it, or one of its partitions,
+    /// exclusively although nothing in this mount namespace uses it: it is mounted or held
+    /// somewhere we cannot see (another mount namespace's root, as for a lab host or a
+    /// container). Never changed, even with wipe.
+    pub fn refuse_hidden_use(&self, paths: &HostPaths) -> Result<(), TaskError> {
+        let devices = std::iter::once((self.name.clone(), self.path.clone()))
+            .chain(self.partitions.iter().map(|p| (p.name.clone(), p.path())));
+        for (name, path) in devices {
+            if self.partition_device(&name).is_some_and(|d| refuse_in_use(d).is_err()) {
+                continue; // a use we can see; refuse_in_use names it when a change is needed
+            }
+            let open = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_EXCL).open(paths.host(&path));
+            match open {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    return Err(TaskError::Refused(format!(
+                        "{path} is in use outside this mount namespace (the kernel refuses an exclusive open: \
+                         mounted or held elsewhere, e.g. the machine's root); brickyard never changes it, even \
+                         with wipe"
+                    )))
+                }
+                Err(e) => {
+                    return Err(TaskError::Refused(format!(
+                        "{path}: cannot open it exclusively to check it is unused: {e}"
+                    )))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The lsblk tree of partition `name` of this disk.

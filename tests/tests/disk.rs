@@ -107,6 +107,32 @@ impl Drop for LoopDisk {
     }
 }
 
+/// A process in its own mount namespace that keeps `dev` mounted until dropped.
+struct MountedElsewhere(std::process::Child);
+
+impl MountedElsewhere {
+    fn new(dev: &str) -> Self {
+        use std::io::BufRead;
+        let script = format!("mount {dev} /mnt && echo mounted && exec sleep 600");
+        let mut child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("cannot run unshare");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "mounted", "mounting {dev} in another namespace failed");
+        MountedElsewhere(child)
+    }
+}
+
+impl Drop for MountedElsewhere {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn partition(disk: &str, wipe: bool) -> v1::Task {
     task(&format!("partition {disk}"), Kind::PartitionDisk(v1::PartitionDisk { disk: disk.into(), table: 0, wipe }))
 }
@@ -270,6 +296,13 @@ fn mounted_disk_and_root_disk_are_refused_even_with_wipe() {
             "{err}"
         );
         run("umount", &["/mnt/data"]);
+
+        // Mounted in another mount namespace: invisible here, but the kernel still holds it.
+        let hidden = LoopDisk::new();
+        run("mkfs.ext4", &["-q", &hidden.dev]);
+        let _holder = MountedElsewhere::new(&hidden.dev);
+        let err = apply(&[partition(&hidden.dev, true)]).await.unwrap_err();
+        assert!(err.contains(&format!("refused: {} is in use outside this mount namespace", hidden.dev)), "{err}");
 
         // The root disk, as the facts report it.
         let devices = lsblk::list(&SystemRunner).await.unwrap();

@@ -117,6 +117,7 @@ impl MakeFilesystem {
         let disk = Disk::inspect(runner, &self.paths, &self.disk).await?;
         disk.require_whole_disk()?;
         disk.refuse_system_disk()?;
+        disk.refuse_hidden_use(&self.paths)?;
         let Some(part) = disk.single_partition()? else {
             let future = format!("/dev/{}", blockdev::first_partition_name(&disk.name));
             return Ok(Plan {

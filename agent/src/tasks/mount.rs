@@ -99,6 +99,7 @@ impl MountFilesystem {
         let disk = Disk::inspect(runner, &self.paths, &self.disk).await?;
         disk.require_whole_disk()?;
         disk.refuse_system_disk()?;
+        disk.refuse_hidden_use(&self.paths)?;
         let mounts = self.paths.mounts()?;
         let (device, dev_number, uuid, warnings) = match disk.single_partition()? {
             None => {

@@ -61,6 +61,7 @@ impl PartitionDisk {
         let disk = Disk::inspect(runner, &self.paths, &self.disk).await?;
         disk.require_whole_disk()?;
         disk.refuse_system_disk()?;
+        disk.refuse_hidden_use(&self.paths)?;
         let sig = blockdev::probe(runner, &disk.path).await?;
         if sig.pttype.as_deref() == Some(self.table.blkid_name())
             && sig.fstype.is_none()
