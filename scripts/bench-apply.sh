@@ -17,6 +17,8 @@ hand=benchhand
 dir=$(mktemp -d /tmp/bench-apply.XXXXXX)
 
 cleanup() {
+    status=$?
+    [ "$status" -eq 0 ] || { echo "bench-apply failed ($status); by-hand log:" >&2; cat "$dir/hand.log" >&2 2>/dev/null; }
     "$bin" lab down --name "$lab" >/dev/null 2>&1 || true
     "$bin" lab down --name "$hand" >/dev/null 2>&1 || true
     rm -rf "$dir"
@@ -60,7 +62,7 @@ hosts="$a_s1 $s1
 $a_s2 $s2
 $a_c1 $c1
 $a_c2 $c2"
-x() { h=$1; shift; "$bin" lab exec --name "$hand" "$h" -- sh -euc "$*"; }
+x() { h=$1; shift; "$bin" lab exec --name "$hand" "$h" -- sh -euc "$*" >>"$dir/hand.log" 2>&1; }
 
 server_setup() { # the seed's server steps on one host
     dev=$(field "$1" device)
