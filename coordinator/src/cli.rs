@@ -54,6 +54,8 @@ enum Command {
         #[command(flatten)]
         spec: SpecArgs,
     },
+    /// Lab hosts on this machine (namespaces + loop disks) to try Brickyard and to test it.
+    Lab(brickyard::lab::cli::LabArgs),
 }
 
 /// The spec and output format of the coordinator commands.
@@ -97,6 +99,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply { spec: a } => coordinate(&a, |spec| async move { commands::apply(&spec, a.json).await }),
         Command::Status { spec: a } => coordinate(&a, |spec| async move { commands::status(&spec, a.json).await }),
         Command::Verify { spec: a } => coordinate(&a, |spec| async move { commands::verify(&spec, a.json).await }),
+        // No runtime: `lab init-host` becomes a host's single-threaded PID 1.
+        Command::Lab(args) => Ok(brickyard::lab::cli::main(args)),
     }
 }
 

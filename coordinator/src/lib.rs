@@ -6,6 +6,7 @@ pub mod apply;
 pub mod client;
 pub mod commands;
 pub mod facts;
+pub mod lab;
 pub mod output;
 pub mod phases;
 pub mod pki;

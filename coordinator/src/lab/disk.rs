@@ -1,0 +1,93 @@
+//! Server disks: a sparse 1 GiB file per server under DIR/disks, attached to a free loop device
+//! with partition scanning (`losetup -P`, so `parted` makes /dev/loopNp1 appear without udev).
+//! Loop devices are found again by their backing file (/sys/block/loopN/loop/backing_file).
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::cmd::run;
+use super::LabError;
+
+/// Size of every lab disk.
+pub const DISK_SIZE: u64 = 1 << 30;
+
+/// Creates the sparse backing file `path` (DISK_SIZE bytes, no data written).
+pub fn create_backing(path: &Path) -> Result<(), LabError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|source| LabError::Io { path: path.into(), source })?;
+    file.set_len(DISK_SIZE).map_err(|source| LabError::Io { path: path.into(), source })
+}
+
+/// Attaches `backing` to a free loop device with partition scanning; returns e.g. `/dev/loop3`.
+pub fn attach(backing: &Path) -> Result<String, LabError> {
+    let out = run("losetup", &["--partscan", "--find", "--show", &backing.to_string_lossy()])?;
+    let device = out.trim().to_string();
+    if !device.starts_with("/dev/loop") {
+        return Err(LabError::Unexpected { what: "losetup --show output".into(), found: out });
+    }
+    Ok(device)
+}
+
+/// The loop devices (`/dev/loopN`) whose backing file is `backing`.
+pub fn devices_backed_by(backing: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/sys/block") else { return Vec::new() };
+    let mut found: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let file = std::fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+            (parse_backing_file(&file) == backing).then(|| format!("/dev/{name}"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The path in a /sys/block/loopN/loop/backing_file (trailing newline and the ` (deleted)`
+/// the kernel appends for an unlinked file removed).
+pub fn parse_backing_file(text: &str) -> PathBuf {
+    let text = text.trim_end_matches('\n');
+    PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(text))
+}
+
+/// Detaches every loop device backed by `backing` and waits until the kernel has released
+/// them (a device still held by a dying mount is auto-cleared when the last user goes).
+pub fn detach_all(backing: &Path, deadline: Instant) -> Result<(), LabError> {
+    for device in devices_backed_by(backing) {
+        // Already gone between the scan and here: fine.
+        if let Err(e) = run("losetup", &["--detach", &device]) {
+            if !devices_backed_by(backing).contains(&device) {
+                continue;
+            }
+            return Err(e);
+        }
+    }
+    while !devices_backed_by(backing).is_empty() {
+        if Instant::now() > deadline {
+            return Err(LabError::Timeout {
+                what: format!(
+                    "loop devices {:?} backed by {} to detach",
+                    devices_backed_by(backing),
+                    backing.display()
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backing_file_text() {
+        assert_eq!(parse_backing_file("/var/lib/x/disk.img\n"), Path::new("/var/lib/x/disk.img"));
+        assert_eq!(parse_backing_file("/a b/disk.img (deleted)\n"), Path::new("/a b/disk.img"));
+    }
+}

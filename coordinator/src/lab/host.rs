@@ -1,0 +1,280 @@
+//! A lab host: a process tree in its own mount, UTS, IPC and PID namespaces, joined to the host's
+//! network namespace. Its PID 1 is `brickyard lab init-host` (this binary), which builds the
+//! host's root and then only starts the agent and reaps orphans; killing it (SIGKILL from
+//! `lab down`) makes the kernel kill everything else in the host.
+//!
+//! The root: a tmpfs at DIR/hosts/NAME/stage (visible only inside the host's mount namespace)
+//! carries the overlay's upper and work dirs, the overlay's lower is the real `/` (read-only in
+//! effect: every write lands in the tmpfs). Into it go: the real /dev (recursive bind), a new
+//! /proc (this PID namespace) and /sys (this network namespace), tmpfs on /run, on
+//! /var/lib/glusterd (seeded with the package's `hooks` and `groups`) and on /var/log/glusterfs,
+//! the host's agent config directory read-only on /etc/brickyard and the agent binary on
+//! /run/brickyard-lab/brickyard-agent. Then pivot_root, and the old root is detached.
+
+use std::ffi::{CString, OsString};
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{chdir, pivot_root, sethostname, Pid};
+
+use super::LabError;
+
+/// Where the host's agent binary and config appear inside the host.
+pub const AGENT_IN_HOST: &str = "/run/brickyard-lab/brickyard-agent";
+pub const CONF_IN_HOST: &str = "/etc/brickyard";
+pub const AGENT_CONFIG_IN_HOST: &str = "/etc/brickyard/agent.toml";
+/// The gluster package's state directory; only these parts of it are copied into a host.
+const GLUSTERD_DIR: &str = "/var/lib/glusterd";
+const GLUSTERD_SEED: [&str; 2] = ["hooks", "groups"];
+const PATH_IN_HOST: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Per-host paths on the real filesystem, under DIR/hosts/NAME.
+pub struct HostDir(pub PathBuf);
+
+impl HostDir {
+    /// Mount point of the host's private tmpfs (overlay upper/work and the merged root).
+    pub fn stage(&self) -> PathBuf {
+        self.0.join("stage")
+    }
+    /// Agent config, CA, certificate and key (bound read-only to /etc/brickyard in the host).
+    pub fn conf(&self) -> PathBuf {
+        self.0.join("conf")
+    }
+    /// Output of the host's init and agent.
+    pub fn log(&self) -> PathBuf {
+        self.0.join("host.log")
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {
+    move |source| LabError::Io { path: path.to_path_buf(), source }
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString, LabError> {
+    CString::new(bytes).map_err(|_| LabError::Unexpected { what: "argument".into(), found: "a NUL byte".into() })
+}
+
+/// Starts `exe args...` as PID 1 of new mount, UTS, IPC and PID namespaces inside network
+/// namespace `netns_file`, detached from our terminal (own session, stdin /dev/null, output
+/// appended to `log`). Returns its PID in our PID namespace.
+pub fn spawn_init(exe: &Path, args: &[OsString], netns_file: &Path, log: &Path) -> Result<Pid, LabError> {
+    let net = File::open(netns_file).map_err(io(netns_file))?;
+    let null = File::open("/dev/null").map_err(io(Path::new("/dev/null")))?;
+    let log_file = OpenOptions::new().create(true).append(true).open(log).map_err(io(log))?;
+    // Everything the child needs is prepared here: between clone and execve it may only make
+    // async-signal-safe system calls (this process may have other threads).
+    let prog = cstring(exe.as_os_str().as_bytes())?;
+    let argv: Vec<CString> = std::iter::once(Ok(prog.clone()))
+        .chain(args.iter().map(|a| cstring(a.as_bytes())))
+        .collect::<Result<_, _>>()?;
+    let envp: Vec<CString> =
+        std::env::vars_os().filter_map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()).ok()).collect();
+    let ptrs =
+        |v: &[CString]| v.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect::<Vec<_>>();
+    let (argv_p, envp_p) = (ptrs(&argv), ptrs(&envp));
+    let (net_fd, null_fd, log_fd) = (net.as_raw_fd(), null.as_raw_fd(), log_file.as_raw_fd());
+    let child = Box::new(|| -> isize {
+        // SAFETY: only async-signal-safe calls on memory prepared before clone.
+        unsafe {
+            if libc::setns(net_fd, libc::CLONE_NEWNET) != 0 {
+                libc::_exit(120);
+            }
+            libc::setsid();
+            if libc::dup2(null_fd, 0) < 0 || libc::dup2(log_fd, 1) < 0 || libc::dup2(log_fd, 2) < 0 {
+                libc::_exit(121);
+            }
+            libc::execve(prog.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr());
+            libc::_exit(127)
+        }
+    });
+    let mut stack = vec![0u8; 256 * 1024];
+    let flags =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWPID;
+    // SAFETY: the child runs `child` on its own copy of `stack` and only execs or exits.
+    unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) }
+        .map_err(|errno| LabError::Sys { what: format!("clone for {}", exe.display()), errno })
+}
+
+/// Whether our child `pid` (a host init started by this process) has exited; reaps it.
+pub fn child_exited(pid: Pid) -> Option<String> {
+    match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::StillAlive) => None,
+        Ok(status) => Some(format!("{status:?}")),
+        Err(errno) => Some(format!("waitpid: {errno}")),
+    }
+}
+
+/// The arguments of `init-host` (PID 1 of a host).
+#[derive(Debug, Clone, clap::Args)]
+pub struct InitArgs {
+    /// Host name (also the UTS hostname).
+    #[arg(long)]
+    pub host: String,
+    /// DIR/hosts/NAME on the real filesystem.
+    #[arg(long)]
+    pub host_dir: PathBuf,
+    /// The agent binary on the real filesystem.
+    #[arg(long)]
+    pub agent: PathBuf,
+}
+
+/// PID 1 of a host: builds the root, starts the agent, reaps orphans. The agent is the host's
+/// reason to exist: when it ends, init returns (and the kernel kills the rest of the host), so
+/// `lab up` sees a broken agent at once. Also returns when asked to stop (SIGTERM/SIGINT/SIGHUP).
+pub fn run_init(args: &InitArgs) -> Result<(), LabError> {
+    // Block the signals we wait for before any child exists, so none is lost; children get an
+    // empty mask from std's spawn.
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    signals.thread_block().map_err(|errno| LabError::Sys { what: "blocking signals".into(), errno })?;
+    build_root(args)?;
+    sethostname(&args.host).map_err(|errno| LabError::Sys { what: "sethostname".into(), errno })?;
+    std::fs::write("/etc/hostname", format!("{}\n", args.host)).map_err(io(Path::new("/etc/hostname")))?;
+    let mut agent = Command::new(AGENT_IN_HOST);
+    agent.args(["--config", AGENT_CONFIG_IN_HOST]).env("PATH", PATH_IN_HOST).stdin(Stdio::null());
+    let agent = agent.spawn().map_err(|source| LabError::Spawn { program: AGENT_IN_HOST.into(), source })?;
+    let agent = Pid::from_raw(agent.id() as i32);
+    eprintln!("lab host {}: agent started (pid {agent} in the host)", args.host);
+    loop {
+        match signals.wait().map_err(|errno| LabError::Sys { what: "sigwait".into(), errno })? {
+            Signal::SIGCHLD => {
+                if let Some(status) = reap(agent) {
+                    return Err(LabError::HostDied {
+                        host: args.host.clone(),
+                        why: format!("its agent ended: {status}"),
+                    });
+                }
+            }
+            other => {
+                eprintln!("lab host {}: {other:?}, stopping", args.host);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Reaps every exited child (orphans of the host are re-parented to us); returns how the agent
+/// ended if it did.
+fn reap(agent: Pid) -> Option<String> {
+    let mut agent_status = None;
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        match status {
+            WaitStatus::StillAlive => break,
+            WaitStatus::Exited(pid, code) if pid == agent => agent_status = Some(format!("exit status {code}")),
+            WaitStatus::Signaled(pid, signal, _) if pid == agent => {
+                agent_status = Some(format!("killed by {signal:?}"))
+            }
+            _ => {}
+        }
+    }
+    agent_status
+}
+
+fn sys(what: String) -> impl FnOnce(nix::errno::Errno) -> LabError {
+    move |errno| LabError::Sys { what, errno }
+}
+
+fn mount_fs(fstype: &str, target: &Path, flags: MsFlags, data: Option<&str>) -> Result<(), LabError> {
+    mount(Some(fstype), target, Some(fstype), flags, data)
+        .map_err(sys(format!("mount {fstype} on {}", target.display())))
+}
+
+fn bind(source: &Path, target: &Path, flags: MsFlags) -> Result<(), LabError> {
+    mount(Some(source), target, None::<&str>, MsFlags::MS_BIND | flags, None::<&str>).map_err(sys(format!(
+        "bind {} on {}",
+        source.display(),
+        target.display()
+    )))
+}
+
+fn mkdir(path: &Path) -> Result<(), LabError> {
+    std::fs::create_dir_all(path).map_err(io(path))
+}
+
+/// Builds the host's root and pivots into it (see the module header).
+fn build_root(args: &InitArgs) -> Result<(), LabError> {
+    let dir = HostDir(args.host_dir.clone());
+    // Nothing we mount may propagate back to the real mount namespace.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(sys("making / private".into()))?;
+    let stage = dir.stage();
+    mount_fs("tmpfs", &stage, MsFlags::empty(), Some("mode=0755"))?;
+    let (upper, work, root) = (stage.join("upper"), stage.join("work"), stage.join("root"));
+    for d in [&upper, &work, &root] {
+        mkdir(d)?;
+    }
+    let data = format!("lowerdir=/,upperdir={},workdir={}", upper.display(), work.display());
+    if data.contains(['\n']) || [&upper, &work].iter().any(|p| p.to_string_lossy().contains([',', ':'])) {
+        return Err(LabError::Unexpected {
+            what: "lab directory for overlayfs".into(),
+            found: stage.display().to_string(),
+        });
+    }
+    mount(Some("overlay"), &root, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
+        .map_err(sys(format!("mount overlay on {}", root.display())))?;
+
+    bind(Path::new("/dev"), &root.join("dev"), MsFlags::MS_REC)?;
+    mount_fs("proc", &root.join("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None)?;
+    mount_fs("sysfs", &root.join("sys"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None)?;
+    let run = root.join("run");
+    mount_fs("tmpfs", &run, MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755"))?;
+    mkdir(&run.join("lock"))?;
+
+    let glusterd = root.join(GLUSTERD_DIR.trim_start_matches('/'));
+    mkdir(&glusterd)?;
+    mount_fs("tmpfs", &glusterd, MsFlags::empty(), Some("mode=0755"))?;
+    for part in GLUSTERD_SEED {
+        let from = Path::new(GLUSTERD_DIR).join(part);
+        if from.is_dir() {
+            copy_tree(&from, &glusterd.join(part))?;
+        }
+    }
+    let logs = root.join("var/log/glusterfs");
+    mkdir(&logs)?;
+    mount_fs("tmpfs", &logs, MsFlags::empty(), Some("mode=0755"))?;
+
+    let conf = root.join(CONF_IN_HOST.trim_start_matches('/'));
+    mkdir(&conf)?;
+    bind(&dir.conf(), &conf, MsFlags::empty())?;
+    bind(&dir.conf(), &conf, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY)?;
+    let agent = root.join(AGENT_IN_HOST.trim_start_matches('/'));
+    mkdir(agent.parent().expect("agent path has a parent"))?;
+    File::create(&agent).map_err(io(&agent))?;
+    bind(&args.agent, &agent, MsFlags::empty())?;
+
+    chdir(&root).map_err(sys(format!("chdir {}", root.display())))?;
+    pivot_root(".", ".").map_err(sys(format!("pivot_root into {}", root.display())))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(sys("detaching the old root".into()))?;
+    chdir("/").map_err(sys("chdir /".into()))
+}
+
+/// Copies directory tree `from` to `to` (files, directories and symlinks, with permissions).
+fn copy_tree(from: &Path, to: &Path) -> Result<(), LabError> {
+    mkdir(to)?;
+    let mode = std::fs::metadata(from).map_err(io(from))?.permissions().mode();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode)).map_err(io(to))?;
+    for entry in std::fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().map_err(io(&src))?;
+        if kind.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if kind.is_symlink() {
+            let target = std::fs::read_link(&src).map_err(io(&src))?;
+            std::os::unix::fs::symlink(target, &dst).map_err(io(&dst))?;
+        } else if kind.is_file() {
+            std::fs::copy(&src, &dst).map_err(io(&dst))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! `brickyard lab`: the seed's instances on one machine. A lab host is a set of namespaces
+//! (network, mount with an overlay root, UTS, IPC, PID) running a real `brickyard-agent`;
+//! servers get a loop device as their disk. The hosts share a bridge inside the lab's control
+//! network namespace, where `lab run` executes the coordinator; nothing is routed from or to the
+//! root namespace. Touches: /run/netns/brickyard-<lab>-*, /run/brickyard-lab/<lab>, the lab
+//! directory (default /var/lib/brickyard-lab/<lab>), loop devices backed by files in it.
+//!
+//! Modules: `naming` (names, addresses), `net` (namespaces, bridge, veths), `host` (a host's
+//! init and root), `disk` (loop disks), `agent` (PKI, agent configs, readiness), `spec_file`
+//! (DIR/cluster.toml), `state` (what was made), `up` / `teardown` (sequencing), `procs` (/proc),
+//! `ns` (entering a lab network from this process), `cmd` (running `ip`, `losetup`, ...),
+//! `cli` (the subcommand).
+
+mod agent;
+pub mod cli;
+mod cmd;
+mod disk;
+mod host;
+pub mod naming;
+mod net;
+pub mod ns;
+mod procs;
+mod spec_file;
+mod state;
+mod teardown;
+mod up;
+
+use std::path::PathBuf;
+
+pub use naming::LabName;
+pub use spec_file::SPEC_FILE;
+pub use teardown::down;
+pub use up::{up, UpOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Name(#[from] naming::InvalidLabName),
+    #[error(transparent)]
+    Topology(#[from] naming::BadTopology),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{what}: {errno}")]
+    Sys { what: String, errno: nix::errno::Errno },
+    #[error("cannot run {program}: {source}")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command { command: String, status: String, stderr: String },
+    #[error("program `{0}` not found in /usr/sbin, /usr/bin, /sbin or /bin (run scripts/install-deps.sh)")]
+    MissingProgram(String),
+    #[error("unexpected {what}: {found}")]
+    Unexpected { what: String, found: String },
+    #[error("{}: corrupt lab state: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+    #[error(
+        "agent binary {} not found (build it with `cargo build --bins`, or pass --agent-bin / set BRICKYARD_AGENT_BIN)",
+        .0.display()
+    )]
+    NoAgent(PathBuf),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    #[error("lab {name} already exists (namespace {what}); remove it with `brickyard lab down --name {name}`")]
+    Exists { name: String, what: String },
+    #[error("lab {0} does not exist (see `brickyard lab status`)")]
+    NotFound(String),
+    #[error("lab {lab} has no host {host} (hosts: {known})")]
+    NoHost { lab: String, host: String, known: String },
+    #[error("host {host} is not running: {why}")]
+    HostDied { host: String, why: String },
+    #[error("timed out waiting for {what}")]
+    Timeout { what: String },
+    #[error("failure injected after step `{0}` (BRICKYARD_LAB_FAIL_AFTER)")]
+    Injected(String),
+    #[error("lab directory {} must be an absolute path without ',', ':' or newlines", .0.display())]
+    BadDir(PathBuf),
+    #[error("lab directory {} exists and is not empty; give an empty or new directory", .0.display())]
+    DirNotEmpty(PathBuf),
+    #[error("`brickyard lab` must run as root (namespaces, mounts, loop devices)")]
+    NotRoot,
+}

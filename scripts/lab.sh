@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# README's main-job command: builds Brickyard and starts a lab on this machine (2 servers with a
+# loop disk each + 2 clients, each host a set of namespaces running brickyard-agent). Extra
+# arguments go to `brickyard lab up` (e.g. --name, --servers, --clients, --dir).
+# Must run as root. Remove the lab with `target/release/brickyard lab down`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "scripts/lab.sh must run as root (namespaces, mounts, loop devices)" >&2; exit 1; }
+bash scripts/install-deps.sh
+cargo build --release --bins
+exec "${CARGO_TARGET_DIR:-target}/release/brickyard" lab up "$@"

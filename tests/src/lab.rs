@@ -1,0 +1,141 @@
+//! The lab fixture for OS tests: `TestLab::up` builds a uniquely named lab with the built
+//! `brickyard lab up` (real namespaces, loop disks, agents) and `Drop` removes it with
+//! `brickyard lab down`, also when the test panics. Tests reach the hosts with [`TestLab::exec`]
+//! and the agents with [`TestLab::brickyard`] (the CLI inside the lab's control namespace) or
+//! [`TestLab::in_control_ns`] (a closure on a thread inside it).
+//!
+//! The binaries come from the cargo target dir next to the test executable
+//! (`target/<profile>/brickyard` and `brickyard-agent`): run `cargo build --workspace --bins`
+//! before `cargo test` (scripts/test.sh does), or point $BRICKYARD_BIN at a `brickyard` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use brickyard::lab::LabName;
+use brickyard::spec::Spec;
+
+/// $BRICKYARD_BIN if set (`brickyard-agent` must sit next to it), else the workspace's
+/// `brickyard` (see [`crate::bins::bin`]).
+pub fn brickyard_bin() -> PathBuf {
+    let Some(bin) = std::env::var_os("BRICKYARD_BIN").map(PathBuf::from) else {
+        crate::bins::bin("brickyard-agent");
+        return crate::bins::bin("brickyard");
+    };
+    assert!(
+        bin.is_file() && bin.with_file_name("brickyard-agent").is_file(),
+        "BRICKYARD_BIN={}: it or brickyard-agent next to it is missing",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs a command; panics with its output if it cannot be started.
+fn output(command: &mut Command) -> Output {
+    command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+/// Panics with stdout and stderr unless `out` succeeded.
+pub fn assert_success(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A lab that exists for the lifetime of this value.
+pub struct TestLab {
+    name: String,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl TestLab {
+    /// A unique lab name `<prefix>-<pid>-<n>` (prefix: a-z, 0-9, '-').
+    pub fn unique_name(prefix: &str) -> String {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        LabName::new(&name).unwrap_or_else(|e| panic!("lab name prefix {prefix:?}: {e}"));
+        name
+    }
+
+    /// Builds a lab with `servers` servers (gluServer1..) and `clients` clients (client1..);
+    /// panics with `lab up`'s output if that fails (`up` cleans up after itself).
+    pub fn up(prefix: &str, servers: usize, clients: usize) -> TestLab {
+        let bin = brickyard_bin();
+        let name = Self::unique_name(prefix);
+        let dir = Path::new("/var/lib/brickyard-lab").join(&name);
+        let out = output(Command::new(&bin).args(["lab", "up", "--name", &name]).args([
+            "--servers",
+            &servers.to_string(),
+            "--clients",
+            &clients.to_string(),
+            "--dir",
+            &dir.to_string_lossy(),
+        ]));
+        assert_success(&format!("brickyard lab up --name {name}"), &out);
+        TestLab { name, dir, bin }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The lab directory (PKI in `pki/`, `cluster.toml`, `state.json`, per-host files).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// DIR/cluster.toml: the lab in the ordinary spec format.
+    pub fn spec_path(&self) -> PathBuf {
+        self.dir.join(brickyard::lab::SPEC_FILE)
+    }
+
+    pub fn spec(&self) -> Spec {
+        Spec::load(&self.spec_path()).expect("the lab's cluster.toml loads")
+    }
+
+    /// The control network namespace (`/run/netns/<this>`), where the coordinator runs.
+    pub fn control_netns(&self) -> String {
+        LabName::new(&self.name).expect("valid lab name").control_netns()
+    }
+
+    /// Runs `argv` inside lab host `host` (`brickyard lab exec`).
+    pub fn exec(&self, host: &str, argv: &[&str]) -> Output {
+        output(Command::new(&self.bin).args(["lab", "exec", "--name", &self.name, host, "--"]).args(argv))
+    }
+
+    /// Runs `brickyard args...` inside the control namespace (`brickyard lab run`).
+    pub fn brickyard(&self, args: &[&str]) -> Output {
+        output(Command::new(&self.bin).args(["lab", "run", "--name", &self.name, "--"]).args(args))
+    }
+
+    /// Runs `f` on a fresh thread inside the control network namespace: sockets it opens live in
+    /// the lab network. For async code build a runtime inside `f`:
+    /// `tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(...)`.
+    pub fn in_control_ns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        brickyard::lab::ns::in_netns(&self.control_netns(), f)
+            .unwrap_or_else(|e| panic!("entering lab {}'s control namespace: {e}", self.name))
+    }
+
+    /// Removes the lab now (also what `Drop` does); returns `lab down`'s output.
+    pub fn down(&self) -> Output {
+        output(Command::new(&self.bin).args(["lab", "down", "--name", &self.name]))
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let out = self.down();
+        if std::thread::panicking() {
+            if !out.status.success() {
+                eprintln!("lab down --name {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
+            }
+        } else {
+            assert_success(&format!("brickyard lab down --name {}", self.name), &out);
+        }
+    }
+}
