@@ -48,16 +48,26 @@ impl StatusReport {
     }
 }
 
-/// Asks every host and compares with the spec.
+/// Asks every host and compares with the spec. Servers are asked one after the other: each
+/// answer runs `gluster volume status`, which takes cluster-wide locks, and two at once can
+/// make glusterd skip a volume ("another transaction is in progress"). Clients are asked
+/// meanwhile.
 pub async fn run(spec: &Spec) -> StatusReport {
     let agents = Arc::new(Agents::new(spec));
-    let answers = agents::each(spec.hosts().iter().map(|h| h.name.as_str()), |host| {
+    let clients = agents::each(spec.clients.iter().map(|c| c.name.as_str()), |host| {
         let agents = agents.clone();
         async move { agents.gluster_status(&host).await }
-    })
-    .await;
+    });
+    let servers = async {
+        let mut answers = Vec::new();
+        for server in &spec.servers {
+            answers.push((server.name.clone(), agents.gluster_status(&server.name).await));
+        }
+        answers
+    };
+    let (servers, clients) = tokio::join!(servers, clients);
     let mut report = StatusReport::default();
-    for (host, answer) in answers {
+    for (host, answer) in servers.into_iter().chain(clients) {
         match answer {
             Ok(status) => report.hosts.push((host, status)),
             Err(e) => report.unreachable.push((host, e.to_string())),
