@@ -6,7 +6,8 @@
 //! (ports added to the runtime and the permanent configuration of the default zone); otherwise
 //! iptables: each rule is looked up with `iptables -C` and inserted at the top of INPUT (so a
 //! trailing REJECT, as in RHEL's stock rules, cannot shadow it) only when absent, marked
-//! `-m comment --comment brickyard`. iptables rules are persisted where the distribution's
+//! `-m comment --comment brickyard`; marked rules no longer wanted (another brick range, NFS
+//! turned off) are deleted. iptables rules are persisted where the distribution's
 //! loader reads them, if it is installed: /etc/sysconfig/iptables (RHEL iptables-services,
 //! when the file exists) or /etc/iptables/rules.v4 (Debian iptables-persistent, when
 //! /etc/iptables exists), written atomically from `iptables-save`. Otherwise the rules are
@@ -86,6 +87,19 @@ fn brick_port_range(glusterd_vol: &str) -> Result<(u16, u16), String> {
         return Err(format!("base-port {base} is above max-port {max}"));
     }
     Ok((base, max))
+}
+
+/// The rules marked as ours in `iptables -S INPUT` / iptables-save text, as `-A INPUT ...`
+/// lines with quotes dropped (older iptables print every comment quoted).
+fn marked_rules(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .map(|line| line.trim_end().replace('"', ""))
+        .filter(|line| {
+            line.starts_with("-A INPUT ")
+                && line.split_whitespace().collect::<Vec<_>>().windows(2).any(|w| w == ["--comment", COMMENT])
+        })
+        .collect()
 }
 
 fn wanted_ports(nfs: bool, (base, max): (u16, u16)) -> Vec<PortRange> {
@@ -213,12 +227,24 @@ impl OpenPorts {
                         _ => return Err(failed(&check, out)),
                     }
                 }
+                let wanted: Vec<String> = ports.iter().map(PortRange::saved_line).collect();
+                let listed = ctx.runner.run(&Cmd::new(&iptables).args(["-w", "-S", "INPUT"])).await?;
+                for stale in marked_rules(&listed.stdout).into_iter().filter(|r| !wanted.contains(r)) {
+                    let spec: Vec<String> = stale.split_whitespace().skip(2).map(str::to_owned).collect();
+                    steps.push((
+                        Step::Run(Cmd::new(&iptables).args(["-w", "-D", "INPUT"]).args(spec)),
+                        format!("iptables: remove the rule no longer wanted: {stale}"),
+                    ));
+                }
                 match save_to {
                     Some(path) => {
                         let saved = etcfile::read_or_empty(&path)
                             .map_err(TaskError::io(format!("reading {}", path.display())))?;
-                        let saved: Vec<&str> = saved.lines().map(str::trim_end).collect();
-                        if !ports.iter().all(|p| saved.contains(&p.saved_line().as_str())) {
+                        let mut saved = marked_rules(&saved);
+                        saved.sort();
+                        let mut wanted = wanted;
+                        wanted.sort();
+                        if saved != wanted {
                             let what = format!("save the iptables rules to {} (iptables-save)", path.display());
                             steps.push((
                                 Step::Save { iptables_save: Cmd::new(find_program("iptables-save")?), path },
@@ -344,7 +370,14 @@ end-volume
             FakeRunner::default()
                 .expect_output("/usr/sbin/iptables -w -C INPUT -p tcp -m tcp --dport 24007:24008", exit(0))
                 .expect_output("/usr/sbin/iptables -w -C INPUT -p tcp -m tcp --dport 49152:60999", exit(1))
+                .expect(
+                    "/usr/sbin/iptables -w -S INPUT",
+                    "-P INPUT ACCEPT\n-A INPUT -p tcp -m tcp --dport 24007:24008 -m comment --comment brickyard -j ACCEPT\n\
+                     -A INPUT -p tcp -m tcp --dport 49152:49155 -m comment --comment \"brickyard\" -j ACCEPT\n\
+                     -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n",
+                )
                 .expect("/usr/sbin/iptables -w -I INPUT -p tcp -m tcp --dport 49152:60999 -m comment", "")
+                .expect("/usr/sbin/iptables -w -D INPUT -p tcp -m tcp --dport 49152:49155 -m comment --comment brickyard -j ACCEPT", "")
                 .expect("/usr/sbin/iptables-save", saved),
         );
         let ctx = Context { runner: runner.clone(), service_manager: ServiceManager::Direct };
@@ -353,16 +386,20 @@ end-volume
             done,
             [
                 "iptables: accept 49152-60999/tcp in INPUT (comment brickyard)".to_owned(),
+                "iptables: remove the rule no longer wanted: -A INPUT -p tcp -m tcp --dport 49152:49155 -m comment \
+                 --comment brickyard -j ACCEPT"
+                    .to_owned(),
                 format!("save the iptables rules to {}/iptables/rules.v4 (iptables-save)", dir.path().display()),
             ]
         );
         assert_eq!(std::fs::read_to_string(dir.path().join("iptables/rules.v4")).unwrap(), saved);
 
-        // Everything in place: two lookups, nothing else, no warning.
+        // Everything in place: two lookups and a listing, nothing else, no warning.
         let runner = Arc::new(
             FakeRunner::default()
                 .expect_output("/usr/sbin/iptables -w -C INPUT", exit(0))
-                .expect_output("/usr/sbin/iptables -w -C INPUT", exit(0)),
+                .expect_output("/usr/sbin/iptables -w -C INPUT", exit(0))
+                .expect("/usr/sbin/iptables -w -S INPUT", saved),
         );
         let ctx = Context { runner, service_manager: ServiceManager::Direct };
         assert_eq!(t.check(&ctx).await.unwrap(), Check::unchanged());
@@ -375,7 +412,8 @@ end-volume
         let runner = Arc::new(
             FakeRunner::default()
                 .expect_output("/usr/sbin/iptables -w -C INPUT", exit(0))
-                .expect_output("/usr/sbin/iptables -w -C INPUT", exit(0)),
+                .expect_output("/usr/sbin/iptables -w -C INPUT", exit(0))
+                .expect("/usr/sbin/iptables -w -S INPUT", ""),
         );
         let ctx = Context { runner, service_manager: ServiceManager::Direct };
         let check = t.check(&ctx).await.unwrap();
