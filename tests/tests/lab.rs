@@ -186,3 +186,37 @@ fn a_failed_lab_up_cleans_up_after_itself() {
         Traces { name, dir, netns: vec![], backings: vec![], inits: vec![] }.assert_gone();
     }
 }
+
+#[test]
+fn lab_down_cleans_up_after_an_interrupted_lab_up() {
+    // An agent that never listens keeps `up` waiting with every host started; kill `up` there.
+    let scratch = tempfile::tempdir().unwrap();
+    let agent = scratch.path().join("silent-agent");
+    std::fs::write(&agent, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let name = TestLab::unique_name("lab-intr");
+    let dir = Path::new("/var/lib/brickyard-lab").join(&name);
+    let mut up = Command::new(brickyard_bin())
+        .args(["lab", "up", "--name", &name, "--servers", "1", "--clients", "1", "--agent-bin"])
+        .arg(&agent)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let traces = loop {
+        if let Ok(bytes) = std::fs::read(dir.join("state.json")) {
+            if serde_json::from_slice::<serde_json::Value>(&bytes)
+                .is_ok_and(|s| s["inits"].as_array().map(Vec::len) == Some(2))
+            {
+                break Traces::read(&name, &dir);
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "lab up never started both hosts");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    up.kill().unwrap();
+    up.wait().unwrap();
+    let out = Command::new(brickyard_bin()).args(["lab", "down", "--name", &name]).output().unwrap();
+    assert_success("lab down after an interrupted up", &out);
+    traces.assert_gone();
+}
