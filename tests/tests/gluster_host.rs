@@ -1,0 +1,174 @@
+//! Host-level GlusterFS tasks for real, through the agent of a lab server (its own network,
+//! mount and UTS namespaces and overlay root; the agent runs glusterd in direct mode): packages
+//! and FUSE already there (nothing runs), the /etc/hosts block, iptables rules in the host's own
+//! network namespace (present exactly once after two applies, saved to /etc/iptables/rules.v4),
+//! glusterd started and answering, and a glusterd UUID reset. Every task: check → apply → check
+//! reports nothing to do. Needs root (the lab).
+
+use std::time::Instant;
+
+use brickyard::client::connect;
+use brickyard_proto::v1::{self, task::Kind};
+use brickyard_tests::lab::{assert_success, TestLab};
+
+fn task(id: &str, kind: Kind) -> v1::Task {
+    v1::Task { id: id.to_owned(), kind: Some(kind) }
+}
+
+/// `id: unchanged` / `id: changed` / `id: failed ...` per task, from an Apply stream.
+async fn apply(
+    client: &mut v1::agent_client::AgentClient<tonic::transport::Channel>,
+    tasks: &[v1::Task],
+) -> Vec<String> {
+    use v1::task_event::Event;
+    let mut stream = client.apply(v1::TaskBatch { tasks: tasks.to_vec() }).await.expect("Apply accepted").into_inner();
+    let mut outcomes = Vec::new();
+    while let Some(event) = stream.message().await.expect("Apply stream") {
+        let outcome = match event.event {
+            Some(Event::Started(_)) | None => continue,
+            Some(Event::Unchanged(_)) => "unchanged".to_owned(),
+            Some(Event::Changed(c)) => format!("changed {:?}", c.changes),
+            Some(Event::Failed(e)) => format!("failed {}", e.message),
+            Some(Event::Skipped(e)) => format!("skipped {}", e.message),
+        };
+        outcomes.push(format!("{}: {outcome}", event.id));
+    }
+    outcomes
+}
+
+/// `id: unchanged` / `id: would change` / `id: refused ...` per task, with warnings.
+async fn plan(
+    client: &mut v1::agent_client::AgentClient<tonic::transport::Channel>,
+    tasks: &[v1::Task],
+) -> Vec<(String, Vec<String>)> {
+    use v1::task_verdict::Verdict;
+    let report = client.plan(v1::TaskBatch { tasks: tasks.to_vec() }).await.expect("Plan").into_inner();
+    report
+        .verdicts
+        .into_iter()
+        .map(|v| {
+            let verdict = match v.verdict {
+                Some(Verdict::Unchanged(_)) => "unchanged".to_owned(),
+                Some(Verdict::WouldChange(c)) => format!("would change {:?}", c.changes),
+                Some(Verdict::Refused(e)) => format!("refused {}", e.message),
+                None => "no verdict".to_owned(),
+            };
+            (format!("{}: {verdict}", v.id), v.warnings)
+        })
+        .collect()
+}
+
+fn starts(outcomes: &[String], expected: &[&str]) {
+    assert_eq!(outcomes.len(), expected.len(), "{outcomes:#?}");
+    for (outcome, prefix) in outcomes.iter().zip(expected) {
+        assert!(outcome.starts_with(prefix), "expected {prefix:?}, got {outcome:?}\nall: {outcomes:#?}");
+    }
+}
+
+#[test]
+fn host_tasks_on_a_lab_server() {
+    let lab = TestLab::up("ghost", 1, 0);
+    let spec = lab.spec();
+    let server = spec.hosts().into_iter().next().expect("one lab server");
+    let pki = spec.pki_dir();
+    let entries =
+        spec.hosts().iter().map(|h| v1::HostEntry { name: h.name.clone(), address: h.address.clone() }).collect();
+    let tasks = [
+        task("packages", Kind::EnsurePackages(v1::EnsurePackages { role: v1::PackageRole::Server as i32 })),
+        task("fuse", Kind::EnsureFuse(v1::EnsureFuse {})),
+        task("hosts", Kind::EnsureHosts(v1::EnsureHosts { entries })),
+        task("ports", Kind::OpenPorts(v1::OpenPorts { nfs: false })),
+        task("glusterd", Kind::EnsureGlusterd(v1::EnsureGlusterd {})),
+    ];
+    let exec = |argv: &[&str]| {
+        let out = lab.exec(&server.name, argv);
+        assert_success(&format!("{argv:?} on {}", server.name), &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let uuid_of = |info: &str| info.lines().find_map(|l| l.strip_prefix("UUID=")).expect("UUID= line").to_owned();
+
+    // Debian's iptables-persistent keeps its rules in /etc/iptables: with that directory there
+    // (on the host's private root) the rules are saved to rules.v4 too.
+    exec(&["mkdir", "/etc/iptables"]);
+
+    let rt = || tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    lab.in_control_ns(|| {
+        rt().block_on(async {
+            let mut client = connect(&pki, &server).await.expect("agent answers");
+            let before = plan(&mut client, &tasks).await;
+            let verdicts: Vec<String> = before.iter().map(|(v, _)| v.clone()).collect();
+            starts(
+                &verdicts,
+                &[
+                    "packages: unchanged",
+                    "fuse: unchanged",
+                    "hosts: would change",
+                    "ports: would change",
+                    "glusterd: would change",
+                ],
+            );
+            assert!(before[4].1.iter().any(|w| w.contains("not enabled at boot")), "{before:#?}");
+
+            let started = Instant::now();
+            starts(
+                &apply(&mut client, &tasks).await,
+                &["packages: unchanged", "fuse: unchanged", "hosts: changed", "ports: changed", "glusterd: changed"],
+            );
+            eprintln!("first apply took {:?}", started.elapsed());
+            starts(
+                &apply(&mut client, &tasks).await,
+                &[
+                    "packages: unchanged",
+                    "fuse: unchanged",
+                    "hosts: unchanged",
+                    "ports: unchanged",
+                    "glusterd: unchanged",
+                ],
+            );
+            let after: Vec<String> = plan(&mut client, &tasks).await.into_iter().map(|(v, _)| v).collect();
+            starts(
+                &after,
+                &[
+                    "packages: unchanged",
+                    "fuse: unchanged",
+                    "hosts: unchanged",
+                    "ports: unchanged",
+                    "glusterd: unchanged",
+                ],
+            );
+        })
+    });
+
+    // The host's own firewall (its network namespace): each rule exactly once after two applies.
+    let rules = exec(&["iptables", "-w", "-S", "INPUT"]);
+    let ours: Vec<&str> = rules.lines().filter(|l| l.contains("--comment brickyard")).collect();
+    assert_eq!(ours.len(), 2, "{rules}");
+    assert!(
+        ours.iter().any(|l| l.contains("--dport 24007:24008"))
+            && ours.iter().any(|l| l.contains("--dport 49152:60999")),
+        "{rules}"
+    );
+    let saved = exec(&["cat", "/etc/iptables/rules.v4"]);
+    assert_eq!(saved.lines().filter(|l| l.contains("--comment brickyard")).count(), 2, "{saved}");
+    let hosts = exec(&["cat", "/etc/hosts"]);
+    assert_eq!(hosts.matches("# BEGIN brickyard pool\n").count(), 1, "{hosts}");
+    assert!(hosts.contains(&format!("{} {}\n", server.address, server.name)), "{hosts}");
+    let pool = exec(&["gluster", "--mode=script", "--xml", "pool", "list"]);
+    let old_uuid = uuid_of(&exec(&["cat", "/var/lib/glusterd/glusterd.info"]));
+    assert!(pool.contains(&old_uuid), "{pool}");
+
+    // A cloned image's UUID: reset while glusterd runs alone, then nothing left to do.
+    let reset = [task("uuid", Kind::ResetGlusterdUuid(v1::ResetGlusterdUuid { current_uuid: old_uuid.clone() }))];
+    lab.in_control_ns(|| {
+        rt().block_on(async {
+            let mut client = connect(&pki, &server).await.expect("agent answers");
+            starts(&apply(&mut client, &reset).await, &["uuid: changed"]);
+            let again = plan(&mut client, &reset).await;
+            assert!(again[0].0 == "uuid: unchanged" && again[0].1[0].contains("nothing to reset"), "{again:#?}");
+        })
+    });
+    let new_uuid = uuid_of(&exec(&["cat", "/var/lib/glusterd/glusterd.info"]));
+    assert_ne!(new_uuid, old_uuid);
+    let pool = exec(&["gluster", "--mode=script", "--xml", "pool", "list"]);
+    assert!(pool.contains(&new_uuid), "glusterd runs again with the new UUID: {pool}");
+}
