@@ -112,9 +112,14 @@ pub async fn probe(runner: &dyn Runner, path: &str) -> Result<Signature, TaskErr
     let out = runner.output(&cmd).await?;
     match out.code {
         Some(0) => Ok(parse_blkid(&out.stdout)),
-        // 2 = nothing found; but an unreadable device also exits 2, with a message.
+        // 2 = nothing found; but an unreadable device also exits 2, with a message (refused below).
         Some(2) if out.stderr.trim().is_empty() => Ok(Signature::default()),
         Some(8) => Ok(Signature { ambivalent: true, ..parse_blkid(&out.stdout) }),
+        Some(2) => Err(TaskError::Refused(format!(
+            "{path}: cannot read it to see what is on it ({}); brickyard never changes a device it cannot \
+             inspect, even with wipe",
+            out.stderr.trim()
+        ))),
         code => Err(crate::runner::CommandError::Failed {
             cmd: cmd.display(),
             code,
@@ -462,7 +467,7 @@ mod tests {
             .expect_output(&format!("{} -p -o export /dev/vda", prog("blkid")), eperm)
             .expect_output(&format!("{} -p -o export /dev/loop1", prog("blkid")), ambivalent);
         assert!(probe(&r, "/dev/loop0").await.unwrap().is_empty());
-        assert!(probe(&r, "/dev/vda").await.unwrap_err().to_string().contains("Operation not permitted"));
+        assert!(probe(&r, "/dev/vda").await.unwrap_err().to_string().starts_with("refused: /dev/vda: cannot read it"));
         assert!(probe(&r, "/dev/loop1").await.unwrap().describe().unwrap().contains("conflicting"));
     }
 
