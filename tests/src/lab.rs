@@ -1,6 +1,6 @@
 //! The lab fixture for OS tests: `TestLab::up` builds a uniquely named lab with the built
-//! `brickyard lab up` (real namespaces, loop disks, agents) and `Drop` removes it with
-//! `brickyard lab down`, also when the test panics. Tests reach the hosts with [`TestLab::exec`]
+//! `brickyard lab up --bare` (real namespaces, loop disks, agents; nothing applied yet) and
+//! `Drop` removes it with `brickyard lab down`, also when the test panics. Tests reach the hosts with [`TestLab::exec`]
 //! and the agents with [`TestLab::brickyard`] (the CLI inside the lab's control namespace) or
 //! [`TestLab::in_control_ns`] (a closure on a thread inside it).
 //!
@@ -68,7 +68,7 @@ impl TestLab {
         let bin = brickyard_bin();
         let name = Self::unique_name(prefix);
         let dir = Path::new("/var/lib/brickyard-lab").join(&name);
-        let out = output(Command::new(&bin).args(["lab", "up", "--name", &name]).args([
+        let out = output(Command::new(&bin).args(["lab", "up", "--bare", "--name", &name]).args([
             "--servers",
             &servers.to_string(),
             "--clients",

@@ -45,6 +45,9 @@ pub enum LabCommand {
         /// brickyard-agent binary [default: $BRICKYARD_AGENT_BIN, else next to this binary]
         #[arg(long)]
         agent_bin: Option<PathBuf>,
+        /// Only build the hosts (raw disks, no gluster): skip apply, verify and status.
+        #[arg(long)]
+        bare: bool,
     },
     /// Remove a lab and everything it made (processes, namespaces, loop devices, files).
     Down {
@@ -88,7 +91,7 @@ pub fn main(args: LabArgs) -> ExitCode {
 
 fn run(command: LabCommand) -> Result<ExitCode, LabError> {
     match command {
-        LabCommand::Up { name, servers, clients, dir, agent_bin } => {
+        LabCommand::Up { name, servers, clients, dir, agent_bin, bare } => {
             let started = Instant::now();
             let name = LabName::new(&name.name)?;
             let report = super::up(&UpOptions { name: name.clone(), servers, clients, dir, agent_bin })?;
@@ -98,8 +101,11 @@ fn run(command: LabCommand) -> Result<ExitCode, LabError> {
                 println!("  {:<12} {:<15} {}", host.name, host.address, disk.unwrap_or(""));
             }
             println!("spec: {}", report.spec.display());
-            println!("try:  brickyard lab run --name {name} -- facts -f {}", report.spec.display());
-            Ok(ExitCode::SUCCESS)
+            if bare {
+                println!("try:  brickyard lab run --name {name} -- facts -f {}", report.spec.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            converge(&name, &report.spec)
         }
         LabCommand::Down { name } => {
             let started = Instant::now();
@@ -119,6 +125,21 @@ fn run(command: LabCommand) -> Result<ExitCode, LabError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The seed end to end on a new lab: `apply`, `verify` and `status` of its spec, each run from
+/// the control namespace like `lab run`. Stops at the first that fails (the lab stays up to
+/// look at); the exit code is that command's.
+fn converge(name: &LabName, spec: &std::path::Path) -> Result<ExitCode, LabError> {
+    let spec = spec.display().to_string();
+    for command in ["apply", "verify", "status"] {
+        println!("\n$ brickyard lab run --name {name} -- {command} -f {spec}");
+        let code = run_in_control(name, &[command.to_owned(), "-f".to_owned(), spec.clone()])?;
+        if code != ExitCode::SUCCESS {
+            return Ok(code);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn exit_code(status: ExitStatus) -> ExitCode {

@@ -1,0 +1,194 @@
+//! The coordinator end to end, on real lab hosts with real glusterd: `apply` converges the
+//! seed's 2+2 replica-2 pool (also when an agent drops out mid-run and comes back), `verify`,
+//! `plan --detailed-exitcode`, a no-op second `apply` and `status`; a 3-server lab carries an
+//! arbiter and a disperse volume; spec errors name the line and contact no host.
+//!
+//! Needs root (namespaces, loop devices) and the built binaries (`cargo build --bins`).
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use brickyard::spec::Spec;
+use brickyard_tests::lab::{assert_success, brickyard_bin, TestLab};
+use serde_json::Value;
+
+/// The JSON events of an `apply --json` run.
+fn events(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON event: {l:?}: {e}")))
+        .collect()
+}
+
+fn task_statuses(events: &[Value]) -> Vec<(String, String, String)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "task_done")
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (s("host"), s("task"), s("status"))
+        })
+        .collect()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn text(out: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A spec for the lab's hosts (servers with their disks, clients) with other volumes and mounts.
+fn lab_spec(lab: &TestLab, file: &str, volumes: &str, mounts: &str) -> PathBuf {
+    let base: Spec = lab.spec();
+    let mut text = format!("version = 1\n[pool]\nname = \"{}\"\npki_dir = {:?}\n", base.pool.name, base.pki_dir());
+    for s in &base.servers {
+        let disk = s.disk.as_ref().expect("lab servers have a disk");
+        text += &format!(
+            "[[server]]\nname = {:?}\naddress = {:?}\ndisk = {{ device = {:?}, mount = {:?} }}\n",
+            s.name, s.address, disk.device, disk.mount
+        );
+    }
+    text += volumes;
+    for c in &base.clients {
+        text += &format!("[[client]]\nname = {:?}\naddress = {:?}\nmounts = {mounts}\n", c.name, c.address);
+    }
+    let path = lab.dir().join(file);
+    std::fs::write(&path, text).expect("writing the test spec");
+    path
+}
+
+/// Makes `host`'s agent unreachable (every packet to its port is answered with a reset, also on
+/// the open connection) or reachable again, with iptables inside that host's own netns.
+fn agent_reachable(lab: &TestLab, host: &str, reachable: bool) {
+    let op = if reachable { "-D" } else { "-I" };
+    let out = lab.exec(
+        host,
+        &["iptables", op, "INPUT", "-p", "tcp", "--dport", "7420", "-j", "REJECT", "--reject-with", "tcp-reset"],
+    );
+    assert_success(&format!("iptables {op} on {host}"), &out);
+}
+
+#[test]
+fn replica2_pool_converges_verifies_and_reapplies_as_a_no_op() {
+    let lab = TestLab::up("coord22", 2, 2);
+    let spec = lab.spec_path();
+    let spec = spec.to_str().unwrap();
+
+    // First apply; client2's agent drops out as soon as the servers phase starts.
+    let mut child = Command::new(brickyard_bin())
+        .args(["lab", "run", "--name", lab.name(), "--", "apply", "--json", "-f", spec])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning brickyard apply");
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.expect("reading apply's output");
+        if line.contains(r#""event":"phase_started","phase":"servers""#) {
+            agent_reachable(&lab, "client2", false);
+        }
+        lines.push(line);
+    }
+    let out = child.wait_with_output().expect("waiting for apply");
+    let stdout = lines.join("\n");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "apply with client2 down must fail:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("phase clients failed") && stderr.contains("client2"), "{stderr}");
+    assert!(!stderr.contains("client1"), "only client2 failed: {stderr}");
+    // The others' clients phase completed: client1 mounted the volume.
+    let client1_done: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "host_done" && e["phase"] == "clients" && e["host"] == "client1")
+        .collect();
+    assert_eq!(client1_done.len(), 1, "{stdout}");
+    assert!(client1_done[0]["error"].is_null(), "{stdout}");
+    let mounted = lab.exec("client1", &["findmnt", "-n", "-t", "fuse.glusterfs", "/dataShare"]);
+    assert_success("client1's glusterfs mount", &mounted);
+
+    // Agent back: a re-run converges.
+    agent_reachable(&lab, "client2", true);
+    let out = lab.brickyard(&["apply", "--json", "-f", spec]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    let out = lab.brickyard(&["verify", "-f", spec]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("FAIL"), "{}", text(&out));
+
+    let out = lab.brickyard(&["plan", "--detailed-exitcode", "-f", spec]);
+    assert_eq!(code(&out), 0, "plan after apply must have nothing to do:\n{}", text(&out));
+
+    let out = lab.brickyard(&["apply", "--json", "-f", spec]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let statuses = task_statuses(&events(&out));
+    assert!(statuses.len() > 20, "{statuses:?}");
+    let changed: Vec<_> = statuses.iter().filter(|(_, _, s)| s != "unchanged").collect();
+    assert!(changed.is_empty(), "second apply changed {changed:?}");
+
+    let out = lab.brickyard(&["status", "-f", spec]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("status: healthy"), "{}", text(&out));
+}
+
+#[test]
+fn arbiter_and_disperse_volumes_on_three_servers() {
+    let lab = TestLab::up("coord3", 3, 1);
+    let volumes = "[[volume]]\nname = \"arb\"\ntype = \"arbiter\"\nreplica = 3\narbiter = 1\nbrick_dir = \"arb\"\n\
+                   [[volume]]\nname = \"ec\"\ntype = \"disperse\"\ndisperse = 3\nredundancy = 1\nbrick_dir = \"ec\"\n";
+    let mounts = r#"[{ volume = "arb", path = "/arb" }, { volume = "ec", path = "/ec" }]"#;
+    let spec = lab_spec(&lab, "arbiter-disperse.toml", volumes, mounts);
+    let spec = spec.to_str().unwrap();
+
+    let out = lab.brickyard(&["apply", "--json", "-f", spec]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let out = lab.brickyard(&["verify", "--json", "-f", spec]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("verify --json");
+    let checks = report["checks"].as_array().unwrap();
+    // Per volume: append, read, 3 bricks, remove.
+    assert_eq!(checks.len(), 12, "{report:#}");
+    assert!(checks.iter().any(|c| c["volume"] == "arb" && c["check"].as_str().unwrap().contains("without its data")));
+}
+
+#[test]
+fn spec_errors_name_the_line_and_contact_no_host() {
+    // Every host points at this listener: a connection attempt would show up here.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let good = format!(
+        "version = 1\n[pool]\nname = \"t\"\n\
+         [[server]]\nname = \"s1\"\naddress = \"127.0.0.1\"\nport = {port}\ndisk = {{ device = \"/dev/vdb\", mount = \"/vdisk\" }}\n\
+         [[server]]\nname = \"s2\"\naddress = \"127.0.0.2\"\nport = {port}\ndisk = {{ device = \"/dev/vdb\", mount = \"/vdisk\" }}\n\
+         [[volume]]\nname = \"v\"\ntype = \"replicate\"\nreplica = 2\nallow_replica2 = true\nbrick_dir = \"b\"\n"
+    );
+    let cases = [
+        ("unknown key", good.replace("brick_dir = \"b\"", "brick_dir = \"b\"\nreplicas = 2"), "line 20", "replicas"),
+        ("replica", good.replace("replica = 2", "replica = 3"), "line 17", "replica 3 does not fit 2 servers"),
+        ("duplicate", good.replace("name = \"s2\"", "name = \"s1\""), "line 10", "already used by server[0]"),
+    ];
+    for (what, text, line, needle) in cases {
+        let path: &Path = &dir.path().join(format!("{}.toml", what.replace(' ', "-")));
+        std::fs::write(path, &text).unwrap();
+        for command in ["plan", "apply"] {
+            let out = Command::new(brickyard_bin()).args([command, "-f", path.to_str().unwrap()]).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(code(&out), 1, "{what}: {command}: {}", self::text(&out));
+            assert!(
+                stderr.contains(line) && stderr.contains(needle),
+                "{what}: {command}: expected {line} and {needle:?}: {stderr}"
+            );
+        }
+    }
+    assert!(listener.accept().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock), "a host was contacted");
+}
