@@ -192,28 +192,7 @@ impl OpenPorts {
         let mut warnings: Vec<String> = warning.into_iter().collect();
         let mut steps = Vec::new();
         match self.backend(ctx).await? {
-            Backend::Firewalld(firewall_cmd) => {
-                for permanent in [false, true] {
-                    let scope = if permanent { "permanent" } else { "runtime" };
-                    for port in &ports {
-                        let flag = |verb: &str| {
-                            let mut args = if permanent { vec!["--permanent".to_owned()] } else { Vec::new() };
-                            args.push(format!("--{verb}-port={port}"));
-                            args
-                        };
-                        let query = Cmd::new(&firewall_cmd).args(flag("query"));
-                        let out = ctx.runner.output(&query).await?;
-                        match out.code {
-                            Some(0) => {}
-                            Some(1) => steps.push((
-                                Step::Run(Cmd::new(&firewall_cmd).args(flag("add"))),
-                                format!("firewalld: open {port} ({scope})"),
-                            )),
-                            _ => return Err(failed(&query, out)),
-                        }
-                    }
-                }
-            }
+            Backend::Firewalld(firewall_cmd) => steps = firewalld_steps(ctx, &firewall_cmd, &ports).await?,
             Backend::Iptables { iptables, save_to } => {
                 for port in &ports {
                     let check = Cmd::new(&iptables).args(["-w", "-C", "INPUT"]).args(port.iptables_spec());
@@ -287,6 +266,36 @@ impl OpenPorts {
         }
         Ok(done)
     }
+}
+
+/// The firewalld ports missing from the runtime or the permanent configuration (default zone).
+async fn firewalld_steps(
+    ctx: &Context,
+    firewall_cmd: &Path,
+    ports: &[PortRange],
+) -> Result<Vec<(Step, String)>, TaskError> {
+    let mut steps = Vec::new();
+    for permanent in [false, true] {
+        let scope = if permanent { "permanent" } else { "runtime" };
+        for port in ports {
+            let flag = |verb: &str| {
+                let mut args = if permanent { vec!["--permanent".to_owned()] } else { Vec::new() };
+                args.push(format!("--{verb}-port={port}"));
+                args
+            };
+            let query = Cmd::new(firewall_cmd).args(flag("query"));
+            let out = ctx.runner.output(&query).await?;
+            match out.code {
+                Some(0) => {}
+                Some(1) => steps.push((
+                    Step::Run(Cmd::new(firewall_cmd).args(flag("add"))),
+                    format!("firewalld: open {port} ({scope})"),
+                )),
+                _ => return Err(failed(&query, out)),
+            }
+        }
+    }
+    Ok(steps)
 }
 
 fn failed(cmd: &Cmd, out: crate::runner::Output) -> TaskError {
@@ -403,6 +412,37 @@ end-volume
         );
         let ctx = Context { runner, service_manager: ServiceManager::Direct };
         assert_eq!(t.check(&ctx).await.unwrap(), Check::unchanged());
+    }
+
+    /// firewalld: runtime and permanent are looked up separately; only the missing ones added.
+    #[tokio::test]
+    async fn firewalld_adds_what_each_configuration_lacks() {
+        let ports = wanted_ports(false, (49152, 60999));
+        let no = exit(1);
+        let runner = Arc::new(
+            FakeRunner::default()
+                .expect("/usr/bin/firewall-cmd --query-port=24007-24008/tcp", "yes\n")
+                .expect_output("/usr/bin/firewall-cmd --query-port=49152-60999/tcp", no.clone())
+                .expect_output("/usr/bin/firewall-cmd --permanent --query-port=24007-24008/tcp", no.clone())
+                .expect_output("/usr/bin/firewall-cmd --permanent --query-port=49152-60999/tcp", no),
+        );
+        let ctx = Context { runner, service_manager: ServiceManager::Systemd };
+        let steps = firewalld_steps(&ctx, Path::new("/usr/bin/firewall-cmd"), &ports).await.unwrap();
+        let shown: Vec<String> = steps
+            .iter()
+            .map(|(step, what)| match step {
+                Step::Run(cmd) => format!("{what}: {}", cmd.display()),
+                Step::Save { .. } => panic!("firewalld saves nothing itself"),
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "firewalld: open 49152-60999/tcp (runtime): /usr/bin/firewall-cmd --add-port=49152-60999/tcp",
+                "firewalld: open 24007-24008/tcp (permanent): /usr/bin/firewall-cmd --permanent --add-port=24007-24008/tcp",
+                "firewalld: open 49152-60999/tcp (permanent): /usr/bin/firewall-cmd --permanent --add-port=49152-60999/tcp",
+            ]
+        );
     }
 
     #[tokio::test]
