@@ -29,7 +29,7 @@ now() { date +%s.%N; }
 elapsed() { echo "$2 - $1" | bc; }
 
 # --- coordinator ------------------------------------------------------------------------------
-"$bin" lab up --name "$lab" --servers 2 --clients 2 --dir "$dir/$lab" >/dev/null
+"$bin" lab up --bare --name "$lab" --servers 2 --clients 2 --dir "$dir/$lab" >/dev/null
 spec="$dir/$lab/cluster.toml"
 t0=$(now)
 "$bin" lab run --name "$lab" -- apply -f "$spec" >"$dir/cold.log"
@@ -47,7 +47,7 @@ re_best=$(sort -n "$dir/re.txt" | head -1)
 re_median=$(sort -n "$dir/re.txt" | sed -n 3p)
 
 # --- by hand ----------------------------------------------------------------------------------
-"$bin" lab up --name "$hand" --servers 2 --clients 2 --dir "$dir/$hand" >/dev/null
+"$bin" lab up --bare --name "$hand" --servers 2 --clients 2 --dir "$dir/$hand" >/dev/null
 hspec="$dir/$hand/cluster.toml"
 field() { # field HOST KEY: a value of [[server]]/[[client]] HOST in the lab's spec
     awk -v host="$1" -v key="$2" '
