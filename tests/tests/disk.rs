@@ -1,7 +1,8 @@
 //! Server disk preparation (issue #4) on real loop devices: PartitionDisk, MakeFilesystem and
 //! MountFilesystem as the agent runs them, with the real parted, wipefs, mkfs and mount.
 //!
-//! Each test re-runs itself inside a private mount namespace (`unshare -m`, all mounts
+//! The last test sends them through a real agent in a lab host (`TestLab`). The others call the
+//! tasks directly; each re-runs itself inside a private mount namespace (`unshare -m`, all mounts
 //! private) where /etc is an overlay on a tmpfs (so /etc/fstab is a private copy that rename()
 //! can replace) and /mnt is a tmpfs holding the mount points. Its disks are sparse files on
 //! loop devices attached with partition scanning. Touches only: loop devices it attaches (and
@@ -16,6 +17,7 @@ use brickyard_agent::lsblk;
 use brickyard_agent::runner::SystemRunner;
 use brickyard_agent::tasks::{Context, ServiceManager, Task};
 use brickyard_proto::v1::{self, task::Kind};
+use brickyard_tests::lab::TestLab;
 
 /// Set in the re-executed test process that runs inside the private mount namespace.
 const INSIDE: &str = "BRICKYARD_DISK_TEST_NAMESPACE";
@@ -333,4 +335,74 @@ fn other_filesystem_is_named_and_interrupted_run_converges() {
         assert_eq!(rest[2].len(), 3, "mkdir, mount, fstab: {rest:?}");
         assert_eq!(mounted_at("/mnt/vdisk").as_deref(), Some(other.part().as_str()));
     });
+}
+
+/// Applies `tasks` through a lab agent's Apply RPC; per task (in order) its changes or its
+/// failure message (`skipped: ...` for tasks after a failure).
+async fn apply_rpc(
+    client: &mut brickyard_proto::v1::agent_client::AgentClient<tonic::transport::Channel>,
+    tasks: Vec<v1::Task>,
+) -> Vec<Result<Vec<String>, String>> {
+    use v1::task_event::Event;
+    let mut stream = client.apply(v1::TaskBatch { tasks }).await.expect("Apply RPC").into_inner();
+    let mut results = Vec::new();
+    while let Some(event) = stream.message().await.expect("Apply event stream") {
+        match event.event {
+            Some(Event::Started(_)) | None => {}
+            Some(Event::Unchanged(_)) => results.push(Ok(Vec::new())),
+            Some(Event::Changed(c)) => results.push(Ok(c.changes)),
+            Some(Event::Failed(e)) => results.push(Err(e.message)),
+            Some(Event::Skipped(e)) => results.push(Err(format!("skipped: {}", e.message))),
+        }
+    }
+    results
+}
+
+/// The same tasks through the real agent of a lab server (its own mount namespace, overlay
+/// root, private /etc/fstab): fresh disk → partitioned, formatted, mounted, in fstab once; a
+/// second apply changes nothing; and the machine's own root disk, which the lab host cannot
+/// see mounted, is refused even with wipe.
+#[test]
+fn lab_agent_prepares_its_disk_and_refuses_the_machines_root() {
+    let rt = || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let root = rt()
+        .block_on(lsblk::list(&SystemRunner))
+        .unwrap()
+        .into_iter()
+        .find(|d| d.carries_root())
+        .expect("no block device carries / on this machine; the test needs one")
+        .path;
+    let lab = TestLab::up("disk", 1, 0);
+    let spec = lab.spec();
+    let server = &spec.servers[0];
+    let disk = server.disk.as_ref().expect("lab server has a disk").device.clone();
+    let target = spec.hosts().into_iter().find(|h| h.name == server.name).unwrap();
+    let pki = spec.pki_dir();
+    let tasks = |wipe| {
+        vec![
+            partition(&disk, wipe),
+            mkfs(&disk, v1::FilesystemType::Xfs, wipe),
+            mount(&disk, v1::FilesystemType::Xfs, "/vdisk"),
+        ]
+    };
+    let (first, second, refused) = lab.in_control_ns(|| {
+        rt().block_on(async {
+            let mut client = brickyard::client::connect(&pki, &target).await.expect("connect to the lab agent");
+            let first = apply_rpc(&mut client, tasks(false)).await;
+            let second = apply_rpc(&mut client, tasks(true)).await;
+            let refused = apply_rpc(&mut client, vec![partition(&root, true)]).await;
+            (first, second, refused)
+        })
+    });
+    assert!(first.iter().all(|r| r.as_ref().is_ok_and(|c| !c.is_empty())), "first apply: {first:?}");
+    assert_eq!(second, vec![Ok(Vec::new()); 3], "second apply changes nothing");
+    let err = refused[0].as_ref().unwrap_err();
+    assert!(err.contains(&format!("refused: {root}")) && err.contains("even with wipe"), "{err}");
+
+    let out = lab.exec(&server.name, &["cat", "/etc/fstab"]);
+    let fstab = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(fstab.lines().filter(|l| l.contains(" /vdisk xfs inode64,noatime,nofail ")).count(), 1, "{fstab}");
+    assert!(!std::fs::read_to_string("/etc/fstab").unwrap_or_default().contains("/vdisk xfs"), "leaked to real fstab");
+    let out = lab.exec(&server.name, &["findmnt", "-n", "-o", "SOURCE", "/vdisk"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{disk}p1"));
 }
