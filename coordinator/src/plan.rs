@@ -57,10 +57,16 @@ pub struct PhaseReview {
     pub hosts: Vec<HostReview>,
 }
 
+/// A host whose agent did not answer `GetFacts`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unreachable {
+    pub host: String,
+    pub error: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PlanReport {
-    /// Hosts that did not answer `GetFacts`, with the error.
-    pub unreachable: Vec<(String, String)>,
+    pub unreachable: Vec<Unreachable>,
     /// Refusals before any task (e.g. duplicate glusterd UUIDs).
     pub errors: Vec<String>,
     /// Spec-level warnings (replica 2, bricks on the root filesystem).
@@ -136,7 +142,7 @@ pub async fn run(spec: &Spec) -> PlanReport {
             Ok(f) => {
                 facts.insert(host, f);
             }
-            Err(e) => report.unreachable.push((host, e.to_string())),
+            Err(e) => report.unreachable.push(Unreachable { host, error: e.to_string() }),
         }
     }
     let plans = match phases::build(spec, &facts) {
@@ -214,7 +220,7 @@ fn review_task(task: &v1::Task, verdict: v1::TaskVerdict, pending: bool) -> Task
 /// The human report: per phase and host, what would change and why.
 pub fn render_text(report: &PlanReport) -> String {
     let mut out = String::new();
-    for (host, error) in &report.unreachable {
+    for Unreachable { host, error } in &report.unreachable {
         out.push_str(&format!("UNREACHABLE {host}: {error}\n"));
     }
     for error in &report.errors {
@@ -308,7 +314,7 @@ mod tests {
         });
         assert_eq!((report.exit_code(true), report.exit_code(false)), (2, 0));
         assert!(render_text(&report).contains("~ glusterd: start glusterd"));
-        report.unreachable.push(("c1".into(), "connection refused".into()));
+        report.unreachable.push(Unreachable { host: "c1".into(), error: "connection refused".into() });
         assert_eq!(report.exit_code(true), 1);
     }
 }
