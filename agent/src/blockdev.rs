@@ -332,11 +332,14 @@ impl Disk {
 pub fn refuse_in_use(dev: &BlockDevice) -> Result<(), TaskError> {
     if let Some((name, mp)) = dev.mounts().first() {
         let at = if *mp == "[SWAP]" { "in use as swap".to_owned() } else { format!("mounted at {mp}") };
-        return Err(TaskError::Refused(format!("{} is in use: {name} is {at}", dev.path)));
+        return Err(TaskError::Refused(format!(
+            "{} is in use: {name} is {at} (never changed, even with wipe)",
+            dev.path
+        )));
     }
     if let Some(holder) = dev.walk().into_iter().skip(1).find(|d| d.kind != "part") {
         return Err(TaskError::Refused(format!(
-            "{} is in use: {} ({}) is active on it",
+            "{} is in use: {} ({}) is active on it (never changed, even with wipe)",
             dev.path, holder.name, holder.kind
         )));
     }
@@ -495,7 +498,7 @@ mod tests {
         disk.require_whole_disk().unwrap();
         disk.refuse_system_disk().unwrap();
         let err = refuse_in_use(&disk.device).unwrap_err().to_string();
-        assert_eq!(err, "refused: /dev/loop0 is in use: loop0p1 is mounted at /vdisk");
+        assert_eq!(err, "refused: /dev/loop0 is in use: loop0p1 is mounted at /vdisk (never changed, even with wipe)");
     }
 
     #[test]
@@ -515,7 +518,10 @@ mod tests {
         assert_eq!(part, "refused: /dev/nvme0n1p2 is a part (lsblk TYPE), not a whole disk");
         let lvm = lsblk::parse(&fixture("lsblk/lvm-member.json")).unwrap();
         let held = refuse_in_use(&lvm[0]).unwrap_err().to_string();
-        assert_eq!(held, "refused: /dev/sdb is in use: data-brick (lvm) is active on it");
+        assert_eq!(
+            held,
+            "refused: /dev/sdb is in use: data-brick (lvm) is active on it (never changed, even with wipe)"
+        );
         let md = lsblk::parse(&fixture("lsblk/md-member.json")).unwrap();
         assert!(refuse_in_use(&md[1]).unwrap_err().to_string().contains("md0 is mounted at /srv/bricks"));
         let swap = refuse_in_use(lsblk::find(&nvme, "nvme0n1p3").unwrap()).unwrap_err().to_string();

@@ -275,7 +275,7 @@ mod tests {
         let (ctx, _) =
             ctx(FakeRunner::default().expect(&prog("lsblk"), LSBLK).expect_output(&prog("blkid"), blkid(ext4)));
         let err = task(&host, v1::FilesystemType::Xfs, "", true).check(&ctx).await.unwrap_err().to_string();
-        assert_eq!(err, "refused: /dev/loop0p1 is in use: loop0p1 is mounted at /data");
+        assert_eq!(err, "refused: /dev/loop0p1 is in use: loop0p1 is mounted at /data (never changed, even with wipe)");
     }
 
     #[tokio::test]
