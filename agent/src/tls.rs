@@ -1,6 +1,6 @@
 //! Mutual TLS for the agent: loads and checks the key material named in the config (CA,
-//! certificate, key: present, parseable, key matching the certificate, key file not
-//! accessible by group/others) and, per request, checks that the client certificate names the
+//! certificate, key: present, parseable, certificate valid for serving and signed by the CA,
+//! key matching the certificate, key file not accessible by group/others) and, per request, checks that the client certificate names the
 //! coordinator identity. rustls (through tonic) already requires a client certificate that
 //! chains to the pool CA and allows client authentication; the name check is ours, so an
 //! agent's certificate can never command another agent. Reads the three files only.
@@ -9,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::service::Interceptor;
@@ -44,9 +45,11 @@ pub fn server_config(config: &Config) -> Result<ServerTlsConfig, TlsError> {
     };
 
     let ca_pem = read("ca", &config.ca)?;
-    certs("ca", &config.ca, &ca_pem)?;
+    let ca_certs = certs("ca", &config.ca, &ca_pem)?;
     let cert_pem = read("cert", &config.cert)?;
     let chain = certs("cert", &config.cert, &cert_pem)?;
+    check_server_cert(&chain, ca_certs)
+        .map_err(|e| err("cert", &config.cert, format!("{e} (checked against the CA {})", config.ca.display())))?;
 
     let mode = std::fs::metadata(&config.key).map_err(|e| err("key", &config.key, e.to_string()))?.permissions().mode();
     if mode & 0o077 != 0 {
@@ -69,14 +72,12 @@ pub fn server_config(config: &Config) -> Result<ServerTlsConfig, TlsError> {
         .timeout(std::time::Duration::from_secs(10)))
 }
 
-/// Checks that the client's end-entity certificate carries `identity` as a DNS SAN.
-pub fn check_peer_identity(peer_certs: Option<&[CertificateDer<'_>]>, identity: &str) -> Result<(), String> {
-    let cert = peer_certs.and_then(|c| c.first()).ok_or("no client certificate")?;
-    let (_, cert) =
-        x509_parser::parse_x509_certificate(cert).map_err(|e| format!("unparseable client certificate: {e}"))?;
-    let names: Vec<String> = cert
+/// The DNS names in a certificate's subjectAltName.
+fn dns_names(cert: &CertificateDer<'_>) -> Result<Vec<String>, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert).map_err(|e| format!("unparseable certificate: {e}"))?;
+    Ok(cert
         .subject_alternative_name()
-        .map_err(|e| format!("bad subjectAltName in client certificate: {e}"))?
+        .map_err(|e| format!("bad subjectAltName: {e}"))?
         .map(|san| {
             san.value
                 .general_names
@@ -87,7 +88,32 @@ pub fn check_peer_identity(peer_certs: Option<&[CertificateDer<'_>]>, identity: 
                 })
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+/// Checks, as a coordinator will, that this agent's certificate chains to the pool CA, is
+/// valid now and allows server authentication (so a coordinator certificate is refused).
+fn check_server_cert(chain: &[CertificateDer<'static>], ca_certs: Vec<CertificateDer<'static>>) -> Result<(), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(ca_certs);
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .map_err(|e| format!("unusable CA: {e}"))?;
+    let name = dns_names(&chain[0])?.into_iter().next().ok_or("names no host (no DNS subjectAltName)")?;
+    let server_name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(|e| format!("{name:?}: {e}"))?;
+    verifier
+        .verify_server_cert(&chain[0], &chain[1..], &server_name, &[], rustls::pki_types::UnixTime::now())
+        .map(|_| ())
+        .map_err(|e| format!("is not a valid agent certificate for {name}: {e}"))
+}
+
+/// Checks that the client's end-entity certificate carries `identity` as a DNS SAN.
+pub fn check_peer_identity(peer_certs: Option<&[CertificateDer<'_>]>, identity: &str) -> Result<(), String> {
+    let cert = peer_certs.and_then(|c| c.first()).ok_or("no client certificate")?;
+    let names = dns_names(cert).map_err(|e| format!("client certificate: {e}"))?;
     if names.iter().any(|n| n.eq_ignore_ascii_case(identity)) {
         Ok(())
     } else {

@@ -106,7 +106,9 @@ pub fn init(dir: &Path) -> Result<(), PkiError> {
     let now = OffsetDateTime::now_utc();
     let ca_key = KeyPair::generate().map_err(cert_err("generating the CA key"))?;
     let mut ca = CertificateParams::default();
-    ca.distinguished_name = common_name("Brickyard pool CA");
+    // A distinct name per pool, so a certificate of another pool is "unknown issuer".
+    let id: String = ca_key.public_key_raw().iter().rev().take(6).map(|b| format!("{b:02x}")).collect();
+    ca.distinguished_name = common_name(&format!("Brickyard pool CA {id}"));
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     ca.not_before = now - BACKDATE;

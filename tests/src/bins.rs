@@ -1,7 +1,7 @@
 //! The workspace binaries as the tests run them. Integration tests of this package cannot use
 //! `CARGO_BIN_EXE_*` of other packages, so binaries are looked up in the test executable's
 //! profile directory (`target/debug/`), which `cargo build --workspace --bins` fills
-//! (scripts/test.sh does that first). `AgentProcess` starts `brickyard-agent` and kills it on
+//! (scripts/test.sh does that first), or in `$BRICKYARD_BIN_DIR`. `AgentProcess` starts `brickyard-agent` and kills it on
 //! drop.
 
 use std::io::{BufRead, BufReader};
@@ -16,12 +16,19 @@ use anyhow::{bail, Context};
 /// How long an agent may take to start listening or to fail.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The path of workspace binary `name` next to the running test's profile directory.
+/// The path of workspace binary `name`: in `$BRICKYARD_BIN_DIR` when set (a private copy, e.g.
+/// when several worktrees share one target dir), else next to the running test's profile
+/// directory.
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
-    let profile_dir = exe.parent().and_then(Path::parent).expect("test executable has no profile directory");
-    let path = profile_dir.join(name);
+    let dir = match std::env::var_os("BRICKYARD_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().expect("current_exe");
+            // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+            exe.parent().and_then(Path::parent).expect("test executable has no profile directory").to_path_buf()
+        }
+    };
+    let path = dir.join(name);
     assert!(
         path.is_file(),
         "{} is missing: build the binaries first with `cargo build --workspace --bins` (scripts/test.sh does)",

@@ -140,6 +140,27 @@ fn bad_configs_are_named() {
     let err = check(&mismatched);
     assert!(err.contains("does not match") && err.contains(other.key.to_str().unwrap()), "{err}");
 
+    // The coordinator's certificate (client-only) and a certificate of another pool.
+    let coordinator = pki.coordinator();
+    let wrong_role = pki.agent_config("agent1", "127.0.0.1:0", "").unwrap();
+    let text = std::fs::read_to_string(&wrong_role).unwrap();
+    let text = text
+        .replace(pki.agent("agent1").unwrap().cert.to_str().unwrap(), coordinator.cert.to_str().unwrap())
+        .replace(issued.key.to_str().unwrap(), coordinator.key.to_str().unwrap());
+    std::fs::write(&wrong_role, text).unwrap();
+    let err = check(&wrong_role);
+    assert!(err.contains("not a valid agent certificate") && err.contains(coordinator.cert.to_str().unwrap()), "{err}");
+    let other_pool = TestPki::new().unwrap();
+    let foreign = other_pool.agent_config("agent1", "127.0.0.1:0", "").unwrap();
+    let text = std::fs::read_to_string(&foreign).unwrap();
+    std::fs::write(
+        &foreign,
+        text.replace(other_pool.layout().ca_cert.to_str().unwrap(), pki.layout().ca_cert.to_str().unwrap()),
+    )
+    .unwrap();
+    let err = check(&foreign);
+    assert!(err.contains("UnknownIssuer") && err.contains("ca.pem"), "{err}");
+
     // Missing CA file.
     let missing = pki.agent_config("agent1", "127.0.0.1:0", "").unwrap();
     std::fs::write(&missing, std::fs::read_to_string(&missing).unwrap().replace("ca.pem", "nope.pem")).unwrap();
