@@ -1,7 +1,7 @@
 //! The `brickyard` subcommands: one enum variant each, dispatched to its own function or
 //! module. Commands that talk to agents build a tokio runtime themselves (see `runtime`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -56,6 +56,19 @@ enum Command {
     },
     /// Lab hosts on this machine (namespaces + loop disks) to try Brickyard and to test it.
     Lab(brickyard::lab::cli::LabArgs),
+    /// Prints #cloud-config user-data that installs, configures and starts one host's agent
+    /// (contains the host's private key: see packaging/README.md on user-data exposure).
+    CloudInit {
+        /// Cluster spec (TOML).
+        #[arg(short = 'f', long = "file", value_name = "SPEC")]
+        spec: PathBuf,
+        /// The server or client of the spec to bootstrap.
+        #[arg(long, value_name = "NAME")]
+        host: String,
+        /// Install the agent RPM from this https URL instead of a repository the image has.
+        #[arg(long, value_name = "URL")]
+        package_url: Option<String>,
+    },
 }
 
 /// The spec and output format of the coordinator commands.
@@ -101,6 +114,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { spec: a } => coordinate(&a, |spec| async move { commands::verify(&spec, a.json).await }),
         // No runtime: `lab init-host` becomes a host's single-threaded PID 1.
         Command::Lab(args) => Ok(brickyard::lab::cli::main(args)),
+        Command::CloudInit { spec, host, package_url } => cloud_init(&spec, &host, package_url),
     }
 }
 
@@ -131,6 +145,13 @@ fn pki(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
             println!("{}\n{}", issued.cert.display(), issued.key.display());
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cloud_init(spec: &Path, host: &str, package_url: Option<String>) -> anyhow::Result<ExitCode> {
+    let spec = Spec::load(spec)?;
+    let package = brickyard::cloud_init::PackageSource::from_arg(package_url)?;
+    print!("{}", brickyard::cloud_init::user_data(&spec, host, package)?);
     Ok(ExitCode::SUCCESS)
 }
 

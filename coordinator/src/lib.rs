@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod apply;
 pub mod client;
+pub mod cloud_init;
 pub mod commands;
 pub mod facts;
 pub mod lab;

@@ -14,6 +14,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use brickyard_tests::bins::bin;
+
 /// The newest glibc the binaries may need: RHEL/CentOS 7's.
 const GLIBC_MAX: (u32, u32) = (2, 17);
 
@@ -302,4 +304,147 @@ fn systemd_unit_verifies_and_keeps_mounts_visible() {
     ] {
         assert!(directives.contains(&want), "the unit must set {}={}", want.0, want.1);
     }
+}
+
+/// A spec with a server and a client, its pool PKI made by the real CLI, and a certificate
+/// for the server only.
+fn pool() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = dir.path().join("cluster.toml");
+    std::fs::write(
+        &spec,
+        r#"version = 1
+[pool]
+name = "pkgtest"
+[[server]]
+name = "gluServer1"
+address = "192.0.2.11"
+disk = { device = "/dev/vdb", filesystem = "xfs", mount = "/vdisk" }
+[[client]]
+name = "client1"
+address = "192.0.2.21"
+"#,
+    )
+    .expect("write spec");
+    let pki = dir.path().join("pki");
+    let brickyard = bin("brickyard");
+    for args in [
+        vec!["pki", "init", "--dir", pki.to_str().expect("utf-8")],
+        vec!["pki", "issue", "--dir", pki.to_str().expect("utf-8"), "--name", "gluServer1", "--address", "192.0.2.11"],
+    ] {
+        let out = Command::new(&brickyard).args(&args).output().expect("running brickyard");
+        assert!(out.status.success(), "brickyard {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (dir, spec)
+}
+
+/// `brickyard cloud-init -f SPEC --host HOST EXTRA...`: (success, stdout, stderr).
+fn cloud_init(spec: &Path, host: &str, extra: &[&str]) -> (bool, String, String) {
+    let out = Command::new(bin("brickyard"))
+        .args(["cloud-init", "-f", spec.to_str().expect("utf-8"), "--host", host])
+        .args(extra)
+        .output()
+        .expect("running brickyard cloud-init");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// cloud-init's own validator accepts the user-data, and PyYAML (the parser cloud-init uses)
+/// reads back exactly the pool's files, with a config the agent accepts together with them.
+#[test]
+fn cloud_init_user_data_is_valid_and_carries_the_host_files() {
+    let (dir, spec) = pool();
+    let url = "https://repo.example/brickyard-agent-0.1.0-1.x86_64.rpm";
+    let (ok, user_data, stderr) = cloud_init(&spec, "gluServer1", &["--package-url", url]);
+    assert!(ok, "brickyard cloud-init failed: {stderr}");
+    let file = dir.path().join("user-data.yaml");
+    std::fs::write(&file, &user_data).expect("write user-data");
+    tool("cloud-init");
+    let schema = run("cloud-init", &["schema", "--config-file", file.to_str().expect("utf-8")]);
+    assert!(schema.contains("Valid cloud-config"), "cloud-init schema: {schema}");
+
+    let json = run(
+        "python3",
+        &[
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+            file.to_str().expect("utf-8"),
+        ],
+    );
+    let doc: serde_json::Value = serde_json::from_str(&json).expect("PyYAML output as JSON");
+    let files = doc["write_files"].as_array().expect("write_files");
+    let written = |path: &str| {
+        let f = files.iter().find(|f| f["path"] == path).unwrap_or_else(|| panic!("{path} not written: {doc}"));
+        assert_eq!(f["owner"], "root:root", "{path} owner");
+        (f["content"].as_str().expect("content").to_owned(), f["permissions"].as_str().expect("mode").to_owned())
+    };
+    let pki = dir.path().join("pki");
+    let read = |p: &str| std::fs::read_to_string(pki.join(p)).expect("read pki file");
+    assert_eq!(written("/etc/brickyard/pki/ca.pem"), (read("ca.pem"), "0644".into()));
+    assert_eq!(written("/etc/brickyard/pki/agent.pem"), (read("hosts/gluServer1.pem"), "0644".into()));
+    assert_eq!(written("/etc/brickyard/pki/agent.key"), (read("hosts/gluServer1.key"), "0600".into()));
+    let (config, mode) = written("/etc/brickyard/agent.toml");
+    assert_eq!(mode, "0644");
+    assert!(!user_data.contains(&read("ca.key")), "the CA key must never be in user-data");
+    assert_eq!(doc["runcmd"][0], serde_json::json!(["yum", "-y", "install", url]));
+
+    // The agent accepts the written config with the written key material: lay the files
+    // out as the instance would, with the config's absolute paths pointing into a temp dir.
+    let instance = tempfile::tempdir().expect("tempdir");
+    let moved = config.replace("/etc/brickyard", instance.path().to_str().expect("utf-8"));
+    std::fs::create_dir(instance.path().join("pki")).expect("mkdir");
+    for (path, name) in [("ca.pem", "ca.pem"), ("agent.pem", "agent.pem"), ("agent.key", "agent.key")] {
+        let (content, mode) = written(&format!("/etc/brickyard/pki/{path}"));
+        let target = instance.path().join("pki").join(name);
+        std::fs::write(&target, content).expect("write");
+        let mode = u32::from_str_radix(&mode, 8).expect("octal mode");
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let config_path = instance.path().join("agent.toml");
+    std::fs::write(&config_path, moved).expect("write config");
+    let out = Command::new(bin("brickyard-agent"))
+        .args(["--config", config_path.to_str().expect("utf-8"), "--check-config"])
+        .output()
+        .expect("running brickyard-agent --check-config");
+    assert!(out.status.success(), "agent refuses the cloud-init config: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn cloud_init_unknown_host_is_an_error_listing_the_known_ones() {
+    let (_dir, spec) = pool();
+    let (ok, stdout, stderr) = cloud_init(&spec, "gluServer9", &[]);
+    assert!(!ok && stdout.is_empty(), "unknown host must fail and print nothing: {stdout}");
+    for want in ["gluServer9", "gluServer1", "client1"] {
+        assert!(stderr.contains(want), "error must name {want}: {stderr}");
+    }
+}
+
+#[test]
+fn cloud_init_without_a_host_certificate_says_how_to_issue_it() {
+    let (_dir, spec) = pool();
+    let (ok, stdout, stderr) = cloud_init(&spec, "client1", &[]);
+    assert!(!ok && stdout.is_empty(), "missing certificate must fail and print nothing: {stdout}");
+    assert!(
+        stderr.contains("brickyard pki issue") && stderr.contains("--name client1") && stderr.contains("192.0.2.21"),
+        "error must give the command to run: {stderr}"
+    );
+    let (ok, _, stderr) = cloud_init(&spec, "gluServer1", &["--package-url", "http://repo.example/a.rpm"]);
+    assert!(!ok && stderr.contains("https"), "plain http package URL must be refused: {stderr}");
+}
+
+/// The packaged default config is one the agent parses, and the unit waits for the key file
+/// that config (and the cloud-init user-data) names.
+#[test]
+fn default_config_parses_and_matches_the_unit_condition() {
+    let path = repo().join("packaging/agent.toml");
+    let text = std::fs::read_to_string(&path).expect("read packaging/agent.toml");
+    let config = brickyard_agent::config::Config::parse(Path::new("/etc/brickyard/agent.toml"), &text)
+        .unwrap_or_else(|e| panic!("the agent rejects packaging/agent.toml: {e}"));
+    assert_eq!(config.listen.port(), 7420);
+    assert_eq!(config.key, Path::new("/etc/brickyard/pki/agent.key"));
+    let unit = std::fs::read_to_string(repo().join("packaging/brickyard-agent.service")).expect("read unit");
+    assert!(
+        unit.lines().any(|l| l == format!("ConditionPathExists={}", config.key.display())),
+        "the unit's ConditionPathExists must name the default key path {}",
+        config.key.display()
+    );
 }
