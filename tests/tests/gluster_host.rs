@@ -9,61 +9,8 @@ use std::time::Instant;
 
 use brickyard::client::connect;
 use brickyard_proto::v1::{self, task::Kind};
+use brickyard_tests::agent::{apply, plan, starts, task};
 use brickyard_tests::lab::{assert_success, TestLab};
-
-fn task(id: &str, kind: Kind) -> v1::Task {
-    v1::Task { id: id.to_owned(), kind: Some(kind) }
-}
-
-/// `id: unchanged` / `id: changed` / `id: failed ...` per task, from an Apply stream.
-async fn apply(
-    client: &mut v1::agent_client::AgentClient<tonic::transport::Channel>,
-    tasks: &[v1::Task],
-) -> Vec<String> {
-    use v1::task_event::Event;
-    let mut stream = client.apply(v1::TaskBatch { tasks: tasks.to_vec() }).await.expect("Apply accepted").into_inner();
-    let mut outcomes = Vec::new();
-    while let Some(event) = stream.message().await.expect("Apply stream") {
-        let outcome = match event.event {
-            Some(Event::Started(_)) | None => continue,
-            Some(Event::Unchanged(_)) => "unchanged".to_owned(),
-            Some(Event::Changed(c)) => format!("changed {:?}", c.changes),
-            Some(Event::Failed(e)) => format!("failed {}", e.message),
-            Some(Event::Skipped(e)) => format!("skipped {}", e.message),
-        };
-        outcomes.push(format!("{}: {outcome}", event.id));
-    }
-    outcomes
-}
-
-/// `id: unchanged` / `id: would change` / `id: refused ...` per task, with warnings.
-async fn plan(
-    client: &mut v1::agent_client::AgentClient<tonic::transport::Channel>,
-    tasks: &[v1::Task],
-) -> Vec<(String, Vec<String>)> {
-    use v1::task_verdict::Verdict;
-    let report = client.plan(v1::TaskBatch { tasks: tasks.to_vec() }).await.expect("Plan").into_inner();
-    report
-        .verdicts
-        .into_iter()
-        .map(|v| {
-            let verdict = match v.verdict {
-                Some(Verdict::Unchanged(_)) => "unchanged".to_owned(),
-                Some(Verdict::WouldChange(c)) => format!("would change {:?}", c.changes),
-                Some(Verdict::Refused(e)) => format!("refused {}", e.message),
-                None => "no verdict".to_owned(),
-            };
-            (format!("{}: {verdict}", v.id), v.warnings)
-        })
-        .collect()
-}
-
-fn starts(outcomes: &[String], expected: &[&str]) {
-    assert_eq!(outcomes.len(), expected.len(), "{outcomes:#?}");
-    for (outcome, prefix) in outcomes.iter().zip(expected) {
-        assert!(outcome.starts_with(prefix), "expected {prefix:?}, got {outcome:?}\nall: {outcomes:#?}");
-    }
-}
 
 #[test]
 fn host_tasks_on_a_lab_server() {
