@@ -1,8 +1,9 @@
 //! Server disk preparation (issue #4) on real loop devices: PartitionDisk, MakeFilesystem and
 //! MountFilesystem as the agent runs them, with the real parted, wipefs, mkfs and mount.
 //!
-//! The last test sends them through a real agent in a lab host (`TestLab`). The others call the
-//! tasks directly; each re-runs itself inside a private mount namespace (`unshare -m`, all mounts
+//! The last two tests send them through a real agent in a lab host (`TestLab`), one of them
+//! SIGKILLing the agent between mkfs and mount (the lab host's init restarts it). The others
+//! call the tasks directly; each re-runs itself inside a private mount namespace (`unshare -m`, all mounts
 //! private) where /etc is an overlay on a tmpfs (so /etc/fstab is a private copy that rename()
 //! can replace) and /mnt is a tmpfs holding the mount points. Its disks are sparse files on
 //! loop devices attached with partition scanning. Touches only: loop devices it attaches (and
@@ -12,12 +13,14 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use brickyard_agent::lsblk;
 use brickyard_agent::runner::SystemRunner;
 use brickyard_agent::tasks::{Context, ServiceManager, Task};
 use brickyard_proto::v1::{self, task::Kind};
-use brickyard_tests::lab::TestLab;
+use brickyard_tests::agent::{self as rpc, starts};
+use brickyard_tests::lab::{assert_success, TestLab};
 
 /// Set in the re-executed test process that runs inside the private mount namespace.
 const INSIDE: &str = "BRICKYARD_DISK_TEST_NAMESPACE";
@@ -318,22 +321,13 @@ fn mounted_disk_and_root_disk_are_refused_even_with_wipe() {
 }
 
 #[test]
-fn other_filesystem_is_named_and_interrupted_run_converges() {
-    in_namespace("other_filesystem_is_named_and_interrupted_run_converges", || async {
+fn other_filesystem_is_named() {
+    in_namespace("other_filesystem_is_named", || async {
         let disk = LoopDisk::new();
         apply(&[partition(&disk.dev, false)]).await.unwrap();
         run("mkfs.ext4", &["-q", &disk.part()]);
         let err = apply(&seed(&disk.dev, false)).await.unwrap_err();
         assert!(err.contains(&format!("{}: ext4 is there, xfs asked", disk.part())), "{err}");
-
-        // Stopped after mkfs, before the mount: the next apply picks up from there.
-        let other = LoopDisk::new();
-        let first = apply(&seed(&other.dev, false)[..2]).await.unwrap();
-        assert!(first.iter().all(|changes| !changes.is_empty()));
-        let rest = apply(&seed(&other.dev, false)).await.unwrap();
-        assert!(rest[0].is_empty() && rest[1].is_empty(), "partition and filesystem reused: {rest:?}");
-        assert_eq!(rest[2].len(), 3, "mkdir, mount, fstab: {rest:?}");
-        assert_eq!(mounted_at("/mnt/vdisk").as_deref(), Some(other.part().as_str()));
     });
 }
 
@@ -405,4 +399,94 @@ fn lab_agent_prepares_its_disk_and_refuses_the_machines_root() {
     assert!(!std::fs::read_to_string("/etc/fstab").unwrap_or_default().contains("/vdisk xfs"), "leaked to real fstab");
     let out = lab.exec(&server.name, &["findmnt", "-n", "-o", "SOURCE", "/vdisk"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{disk}p1"));
+}
+
+/// How long a killed lab agent may take to be restarted and answer again.
+const RESTART_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Issue #4's interrupted run, for real: a lab agent applies partition + mkfs, is SIGKILLed
+/// before the mount (its host's init restarts it), and the full batch then reuses the
+/// partition and filesystem, mounts, and records one fstab entry; a second apply changes
+/// nothing.
+#[test]
+fn lab_agent_killed_after_mkfs_restarts_and_apply_converges() {
+    let lab = TestLab::up("kill", 1, 0);
+    let spec = lab.spec();
+    let server = &spec.servers[0];
+    let host = server.name.as_str();
+    let disk = server.disk.as_ref().expect("lab server has a disk").device.clone();
+    let target = spec.hosts().into_iter().find(|h| h.name == server.name).unwrap();
+    let pki = spec.pki_dir();
+    let brick =
+        rpc::task("brick dir", Kind::BrickDir(v1::BrickDir { mount_point: "/vdisk".into(), dir: "brick".into() }));
+    let batch = vec![
+        partition(&disk, false),
+        mkfs(&disk, v1::FilesystemType::Xfs, false),
+        mount(&disk, v1::FilesystemType::Xfs, "/vdisk"),
+        brick,
+    ];
+    let rt = || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let agent_pid = || {
+        let out = lab.exec(host, &["cat", brickyard::lab::AGENT_PID_IN_HOST]);
+        assert_success("reading the agent's pid file in the host", &out);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+
+    let first = lab.in_control_ns(|| {
+        rt().block_on(async {
+            let mut client = brickyard::client::connect(&pki, &target).await.expect("connect to the lab agent");
+            rpc::apply(&mut client, &batch[..2]).await
+        })
+    });
+    starts(&first, &[&format!("{}: changed", batch[0].id), &format!("{}: changed", batch[1].id)]);
+
+    let killed = agent_pid();
+    assert_success("kill -KILL the agent in the host", &lab.exec(host, &["kill", "-KILL", &killed]));
+    let started = Instant::now();
+    let (second, third) = lab.in_control_ns(|| {
+        rt().block_on(async {
+            let mut client = loop {
+                let answer = match brickyard::client::connect(&pki, &target).await {
+                    Ok(mut c) => c.get_facts(v1::GetFactsRequest {}).await.map(|_| c).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match answer {
+                    Ok(client) if agent_pid() != killed => break client,
+                    last => assert!(
+                        started.elapsed() < RESTART_TIMEOUT,
+                        "awaited a restarted agent (pid other than {killed}) answering GetFacts on {host} for \
+                         {RESTART_TIMEOUT:?}; last: {:?}",
+                        last.map(|_| "answered, but the pid file still names the killed agent")
+                    ),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            eprintln!("agent restarted and answering after {:?}", started.elapsed());
+            (rpc::apply(&mut client, &batch).await, rpc::apply(&mut client, &batch).await)
+        })
+    });
+    let ids: Vec<&str> = batch.iter().map(|t| t.id.as_str()).collect();
+    starts(
+        &second,
+        &[
+            &format!("{}: unchanged", ids[0]),
+            &format!("{}: unchanged", ids[1]),
+            &format!("{}: changed", ids[2]),
+            &format!("{}: changed", ids[3]),
+        ],
+    );
+    let unchanged: Vec<String> = ids.iter().map(|id| format!("{id}: unchanged")).collect();
+    starts(&third, &unchanged.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let out = lab.exec(host, &["cat", "/etc/fstab"]);
+    let fstab = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        fstab.lines().filter(|l| l.contains(" /vdisk xfs inode64,noatime,nofail ")).count(),
+        1,
+        "one managed entry:\n{fstab}"
+    );
+    let out = lab.exec(host, &["findmnt", "-n", "-o", "SOURCE", "/vdisk"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{disk}p1"));
+    let log = std::fs::read_to_string(lab.dir().join("hosts").join(host).join("host.log")).unwrap_or_default();
+    assert!(log.contains(&format!("agent (pid {killed}) killed by SIGKILL, restarting it")), "host log:\n{log}");
 }

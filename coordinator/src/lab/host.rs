@@ -1,7 +1,16 @@
 //! A lab host: a process tree in its own mount, UTS, IPC and PID namespaces, joined to the host's
 //! network namespace. Its PID 1 is `brickyard lab init-host` (this binary), which builds the
-//! host's root and then only starts the agent and reaps orphans; killing it (SIGKILL from
+//! host's root and then only supervises the agent and reaps orphans; killing it (SIGKILL from
 //! `lab down`) makes the kernel kill everything else in the host.
+//!
+//! Agent supervision is systemd's `Restart=on-abnormal`: an agent killed by a signal other than
+//! the clean stop signals (SIGHUP, SIGINT, SIGTERM, SIGPIPE) — a crash or a `kill -9` — is
+//! logged to the host log and started again with the same command, so tests can kill it
+//! mid-batch like a real node would. An agent that exits with a status (e.g. a config error at
+//! startup) or is stopped by a clean signal ends the host, so `lab up` fails at once and shows
+//! the log. Crash-loop guard: more than `MAX_RESTARTS` abnormal deaths within `RESTART_WINDOW`
+//! end the host too. Init writes the running agent's PID (in the host's PID namespace) to
+//! /run/brickyard-lab/agent.pid, for `lab exec HOST -- kill ...`.
 //!
 //! The root: a tmpfs at DIR/hosts/NAME/stage (visible only inside the host's mount namespace)
 //! carries the overlay's upper and work dirs, the overlay's lower is the real `/` (read-only in
@@ -18,6 +27,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
@@ -31,6 +41,12 @@ use super::LabError;
 pub const AGENT_IN_HOST: &str = "/run/brickyard-lab/brickyard-agent";
 pub const CONF_IN_HOST: &str = "/etc/brickyard";
 pub const AGENT_CONFIG_IN_HOST: &str = "/etc/brickyard/agent.toml";
+/// The running agent's PID in the host's PID namespace, written by init at every (re)start.
+pub const AGENT_PID_IN_HOST: &str = "/run/brickyard-lab/agent.pid";
+/// Crash-loop guard: the host ends at the (MAX_RESTARTS + 1)th abnormal agent death within
+/// RESTART_WINDOW.
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
 /// The gluster package's state directory; only these parts of it are copied into a host.
 const GLUSTERD_DIR: &str = "/var/lib/glusterd";
 const GLUSTERD_SEED: [&str; 2] = ["hooks", "groups"];
@@ -127,8 +143,9 @@ pub struct InitArgs {
 }
 
 /// PID 1 of a host: builds the root, starts the agent, reaps orphans. The agent is the host's
-/// reason to exist: when it ends, init returns (and the kernel kills the rest of the host), so
-/// `lab up` sees a broken agent at once. Also returns when asked to stop (SIGTERM/SIGINT/SIGHUP).
+/// reason to exist: an abnormal death (see the module header) restarts it, any other end makes
+/// init return (and the kernel kill the rest of the host), so `lab up` sees a broken agent at
+/// once. Also returns when asked to stop (SIGTERM/SIGINT/SIGHUP).
 pub fn run_init(args: &InitArgs) -> Result<(), LabError> {
     // Block the signals we wait for before any child exists, so none is lost; children get an
     // empty mask from std's spawn.
@@ -140,21 +157,33 @@ pub fn run_init(args: &InitArgs) -> Result<(), LabError> {
     build_root(args)?;
     sethostname(&args.host).map_err(|errno| LabError::Sys { what: "sethostname".into(), errno })?;
     std::fs::write("/etc/hostname", format!("{}\n", args.host)).map_err(io(Path::new("/etc/hostname")))?;
-    let mut agent = Command::new(AGENT_IN_HOST);
-    agent.args(["--config", AGENT_CONFIG_IN_HOST]).env("PATH", PATH_IN_HOST).stdin(Stdio::null());
-    let agent = agent.spawn().map_err(|source| LabError::Spawn { program: AGENT_IN_HOST.into(), source })?;
-    let agent = Pid::from_raw(agent.id() as i32);
-    eprintln!("lab host {}: agent started (pid {agent} in the host)", args.host);
+    let mut agent = start_agent(&args.host)?;
+    let mut deaths: Vec<Instant> = Vec::new();
     loop {
         match signals.wait().map_err(|errno| LabError::Sys { what: "sigwait".into(), errno })? {
-            Signal::SIGCHLD => {
-                if let Some(status) = reap(agent) {
-                    return Err(LabError::HostDied {
-                        host: args.host.clone(),
-                        why: format!("its agent ended: {status}"),
-                    });
+            Signal::SIGCHLD => match reap(agent) {
+                None => {}
+                Some(AgentEnd::Abnormal(signal)) => {
+                    let now = Instant::now();
+                    deaths.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+                    deaths.push(now);
+                    if deaths.len() > MAX_RESTARTS {
+                        return Err(LabError::HostDied {
+                            host: args.host.clone(),
+                            why: format!(
+                                "its agent was killed by {signal:?}, the {}th abnormal death within {}s; not restarting",
+                                deaths.len(),
+                                RESTART_WINDOW.as_secs()
+                            ),
+                        });
+                    }
+                    eprintln!("lab host {}: agent (pid {agent}) killed by {signal:?}, restarting it", args.host);
+                    agent = start_agent(&args.host)?;
                 }
-            }
+                Some(AgentEnd::Final(why)) => {
+                    return Err(LabError::HostDied { host: args.host.clone(), why: format!("its agent ended: {why}") });
+                }
+            },
             other => {
                 eprintln!("lab host {}: {other:?}, stopping", args.host);
                 return Ok(());
@@ -163,21 +192,46 @@ pub fn run_init(args: &InitArgs) -> Result<(), LabError> {
     }
 }
 
+/// Starts the agent (in the host's root) and records its PID in AGENT_PID_IN_HOST.
+fn start_agent(host: &str) -> Result<Pid, LabError> {
+    let mut agent = Command::new(AGENT_IN_HOST);
+    agent.args(["--config", AGENT_CONFIG_IN_HOST]).env("PATH", PATH_IN_HOST).stdin(Stdio::null());
+    let agent = agent.spawn().map_err(|source| LabError::Spawn { program: AGENT_IN_HOST.into(), source })?;
+    let pid = Pid::from_raw(agent.id() as i32);
+    let pid_file = Path::new(AGENT_PID_IN_HOST);
+    std::fs::write(pid_file, format!("{pid}\n")).map_err(io(pid_file))?;
+    eprintln!("lab host {host}: agent started (pid {pid} in the host)");
+    Ok(pid)
+}
+
+/// How the agent ended: killed by a signal systemd's `on-abnormal` restarts after, or for good.
+enum AgentEnd {
+    Abnormal(Signal),
+    Final(String),
+}
+
 /// Reaps every exited child (orphans of the host are re-parented to us); returns how the agent
 /// ended if it did.
-fn reap(agent: Pid) -> Option<String> {
-    let mut agent_status = None;
+fn reap(agent: Pid) -> Option<AgentEnd> {
+    let mut agent_end = None;
     while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
         match status {
             WaitStatus::StillAlive => break,
-            WaitStatus::Exited(pid, code) if pid == agent => agent_status = Some(format!("exit status {code}")),
+            WaitStatus::Exited(pid, code) if pid == agent => {
+                agent_end = Some(AgentEnd::Final(format!("exit status {code}")))
+            }
             WaitStatus::Signaled(pid, signal, _) if pid == agent => {
-                agent_status = Some(format!("killed by {signal:?}"))
+                agent_end = Some(match signal {
+                    Signal::SIGHUP | Signal::SIGINT | Signal::SIGTERM | Signal::SIGPIPE => {
+                        AgentEnd::Final(format!("stopped by {signal:?}"))
+                    }
+                    _ => AgentEnd::Abnormal(signal),
+                })
             }
             _ => {}
         }
     }
-    agent_status
+    agent_end
 }
 
 fn sys(what: String) -> impl FnOnce(nix::errno::Errno) -> LabError {

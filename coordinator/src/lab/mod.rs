@@ -27,6 +27,7 @@ mod up;
 
 use std::path::PathBuf;
 
+pub use host::AGENT_PID_IN_HOST;
 pub use naming::LabName;
 pub use spec_file::SPEC_FILE;
 pub use teardown::down;
