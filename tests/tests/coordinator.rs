@@ -1,7 +1,9 @@
 //! The coordinator end to end, on real lab hosts with real glusterd: `apply` converges the
 //! seed's 2+2 replica-2 pool (also when an agent drops out mid-run and comes back), `verify`,
 //! `plan --detailed-exitcode`, a no-op second `apply` and `status`; a 3-server lab carries an
-//! arbiter and a disperse volume; spec errors name the line and contact no host.
+//! arbiter and a disperse volume; servers cloned with the same glusterd UUID are refused before
+//! any probe (and converge once `reset_duplicate_uuids` allows a fresh UUID); spec errors name
+//! the line and contact no host.
 //!
 //! Needs root (namespaces, loop devices) and the built binaries (`cargo build --bins`).
 
@@ -9,8 +11,12 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
+use brickyard::client::connect;
 use brickyard::spec::Spec;
+use brickyard_proto::v1::{self, task::Kind};
+use brickyard_tests::agent::{apply, starts, task};
 use brickyard_tests::lab::{assert_success, brickyard_bin, TestLab};
 use serde_json::Value;
 
@@ -157,6 +163,76 @@ fn arbiter_and_disperse_volumes_on_three_servers() {
     // Per volume: append, read, 3 bricks, remove.
     assert_eq!(checks.len(), 12, "{report:#}");
     assert!(checks.iter().any(|c| c["volume"] == "arb" && c["check"].as_str().unwrap().contains("without its data")));
+}
+
+#[test]
+fn cloned_servers_with_the_same_glusterd_uuid_are_refused_before_any_probe() {
+    let lab = TestLab::up("dupuuid", 2, 0);
+    let spec = lab.spec();
+    let pki = spec.pki_dir();
+    let exec = |host: &str, argv: &[&str]| {
+        let out = lab.exec(host, argv);
+        assert_success(&format!("{argv:?} on {host}"), &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let uuid_of = |host: &str| {
+        let info = exec(host, &["cat", "/var/lib/glusterd/glusterd.info"]);
+        info.lines().find_map(|l| l.strip_prefix("UUID=")).expect("UUID= line in glusterd.info").to_owned()
+    };
+    // EnsureGlusterd starts glusterd, whose first CLI call writes glusterd.info.
+    let ensure_glusterd = |hosts: &[&str]| {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let glusterd = [task("glusterd", Kind::EnsureGlusterd(v1::EnsureGlusterd {}))];
+        lab.in_control_ns(|| {
+            rt.block_on(async {
+                for target in spec.hosts().iter().filter(|h| hosts.contains(&h.name.as_str())) {
+                    let mut client = connect(&pki, target).await.expect("the lab agent answers");
+                    starts(&apply(&mut client, &glusterd).await, &["glusterd: changed"]);
+                }
+            })
+        })
+    };
+    ensure_glusterd(&["gluServer1", "gluServer2"]);
+    let uuid1 = uuid_of("gluServer1");
+    assert_ne!(uuid_of("gluServer2"), uuid1, "fresh hosts have their own UUIDs");
+
+    // gluServer2 becomes a clone of gluServer1: glusterd stopped, UUID copied, glusterd started.
+    let pid = exec("gluServer2", &["cat", "/run/glusterd.pid"]).trim().to_owned();
+    exec("gluServer2", &["kill", &pid]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lab.exec("gluServer2", &["kill", "-0", &pid]).status.success() {
+        assert!(Instant::now() < deadline, "gluServer2's glusterd (pid {pid}) still runs 20 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    exec("gluServer2", &["sed", "-i", &format!("s/^UUID=.*/UUID={uuid1}/"), "/var/lib/glusterd/glusterd.info"]);
+    ensure_glusterd(&["gluServer2"]);
+    assert_eq!(uuid_of("gluServer2"), uuid1);
+
+    let spec_path = lab.spec_path();
+    let out = lab.brickyard(&["apply", "-f", spec_path.to_str().unwrap()]);
+    assert_ne!(code(&out), 0, "apply with cloned servers must fail:\n{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("servers gluServer1 and gluServer2 have the same glusterd UUID") && stderr.contains(&uuid1),
+        "{}",
+        text(&out)
+    );
+    let pool = exec("gluServer1", &["gluster", "--mode=script", "pool", "list"]);
+    let peers: Vec<&str> = pool.lines().skip(1).filter(|l| !l.trim().is_empty()).collect();
+    assert!(peers.len() == 1 && peers[0].contains("localhost"), "a peer was probed: {pool}");
+
+    // Allowed to reset: gluServer2 gets a fresh UUID and the pool converges.
+    let lab_text = std::fs::read_to_string(&spec_path).expect("reading the lab spec");
+    let reset_text = lab_text.replacen("[pool]\n", "[pool]\nreset_duplicate_uuids = true\n", 1);
+    assert_ne!(reset_text, lab_text, "the lab spec has a [pool] table");
+    let reset_path = lab.dir().join("reset-duplicate-uuids.toml");
+    std::fs::write(&reset_path, reset_text).expect("writing the test spec");
+    let out = lab.brickyard(&["apply", "-f", reset_path.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    let uuid2 = uuid_of("gluServer2");
+    assert_ne!(uuid2, uuid1, "gluServer2 got a fresh UUID");
+    let pool = exec("gluServer1", &["gluster", "--mode=script", "pool", "list"]);
+    assert!(pool.contains(&uuid2) && pool.contains("gluServer2"), "{pool}");
 }
 
 #[test]
