@@ -12,7 +12,7 @@ use brickyard_proto::DEFAULT_AGENT_PORT;
 
 use super::host::{HostDir, CONF_IN_HOST};
 use super::naming::HostPlan;
-use super::LabError;
+use super::{poll, LabError};
 use crate::pki;
 
 /// Finds the agent binary: `--agent-bin`, else $BRICKYARD_AGENT_BIN, else `brickyard-agent`
@@ -97,21 +97,14 @@ pub fn wait_until_listening(
     dead: impl Fn(&str) -> Option<String>,
 ) -> Result<(), LabError> {
     let mut waiting: Vec<&HostPlan> = hosts.iter().collect();
-    while !waiting.is_empty() {
+    poll::until(deadline, || {
         if let Some((host, why)) = waiting.iter().find_map(|h| dead(&h.name).map(|why| (h.name.clone(), why))) {
             return Err(LabError::HostDied { host, why });
         }
         waiting.retain(|h| !answers(SocketAddr::new(h.address.into(), DEFAULT_AGENT_PORT)));
-        if waiting.is_empty() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let names: Vec<_> = waiting.iter().map(|h| h.name.as_str()).collect();
-            return Err(LabError::Timeout { what: format!("the agents of {} to listen", names.join(", ")) });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
+        let names: Vec<_> = waiting.iter().map(|h| h.name.as_str()).collect();
+        Ok((!names.is_empty()).then(|| format!("the agents of {} to listen", names.join(", "))))
+    })
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::cmd::run;
-use super::LabError;
+use super::{poll, LabError};
 
 /// Size of every lab disk.
 pub const DISK_SIZE: u64 = 1 << 30;
@@ -66,19 +66,10 @@ pub fn detach_all(backing: &Path, deadline: Instant) -> Result<(), LabError> {
             return Err(e);
         }
     }
-    while !devices_backed_by(backing).is_empty() {
-        if Instant::now() > deadline {
-            return Err(LabError::Timeout {
-                what: format!(
-                    "loop devices {:?} backed by {} to detach",
-                    devices_backed_by(backing),
-                    backing.display()
-                ),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
+    poll::until(deadline, || {
+        let left = devices_backed_by(backing);
+        Ok((!left.is_empty()).then(|| format!("loop devices {left:?} backed by {} to detach", backing.display())))
+    })
 }
 
 #[cfg(test)]

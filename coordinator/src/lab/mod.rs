@@ -8,7 +8,7 @@
 //! Modules: `naming` (names, addresses), `net` (namespaces, bridge, veths), `host` (a host's
 //! init and root), `disk` (loop disks), `agent` (PKI, agent configs, readiness), `spec_file`
 //! (DIR/cluster.toml), `state` (what was made), `up` / `teardown` (sequencing), `procs` (/proc),
-//! `ns` (entering a lab network from this process), `cmd` (running `ip`, `losetup`, ...),
+//! `ns` (entering a lab network from this process), `poll` (waiting with a deadline), `cmd` (running `ip`, `losetup`, ...),
 //! `cli` (the subcommand).
 
 mod agent;
@@ -19,6 +19,7 @@ mod host;
 pub mod naming;
 mod net;
 pub mod ns;
+mod poll;
 mod procs;
 mod spec_file;
 mod state;

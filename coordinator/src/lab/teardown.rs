@@ -17,7 +17,7 @@ use nix::unistd::Pid;
 use super::naming::LabName;
 use super::ns::netns_path;
 use super::state::{self, State};
-use super::{disk, net, procs, spec_file, LabError};
+use super::{disk, net, poll, procs, spec_file, LabError};
 
 /// How long processes and loop devices may take to go away.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -73,16 +73,10 @@ fn kill_processes(state: &State, netns: &[String], deadline: Instant) -> Result<
         // Gone meanwhile (ESRCH) is what we want anyway.
         let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
-    loop {
+    poll::until(deadline, || {
         targets.retain(|&(pid, t)| procs::is_alive(pid, t));
-        if targets.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(LabError::Timeout { what: format!("lab processes {targets:?} (pid, start time) to exit") });
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        Ok((!targets.is_empty()).then(|| format!("lab processes {targets:?} (pid, start time) to exit")))
+    })
 }
 
 fn remove_files(dir: &Path) -> Result<(), LabError> {
