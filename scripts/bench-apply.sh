@@ -3,15 +3,19 @@
 #   1. cold apply on a fresh lab, wall time;
 #   2. re-apply on the converged lab (target < 1 s), best and median of 5;
 #   3. the same work done "by hand" on a second fresh lab: the seed's commands run with
-#      `brickyard lab exec`, per-host work in parallel, phases in sequence; the coordinator's
+#      `brickyard-lab exec`, per-host work in parallel, phases in sequence; the coordinator's
 #      overhead is (cold apply - by hand) / by hand (target < 10%).
-# Needs root and the built binaries (default target/debug; BRICKYARD_BIN=path/to/brickyard).
+# Needs root and the built binaries (default target/debug; BRICKYARD_BIN=path/to/brickyard, with
+# brickyard-lab and brickyard-agent next to it).
 # Touches only the two labs it makes (removed at exit, also on failure).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${BRICKYARD_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/brickyard}
-[ -x "$bin" ] || { echo "bench-apply: $bin missing: cargo build --bins first" >&2; exit 1; }
+lab_bin=$(dirname "$bin")/brickyard-lab
+for b in "$bin" "$lab_bin"; do
+    [ -x "$b" ] || { echo "bench-apply: $b missing: cargo build --bins first" >&2; exit 1; }
+done
 lab=benchapply
 hand=benchhand
 dir=$(mktemp -d /tmp/bench-apply.XXXXXX)
@@ -19,8 +23,8 @@ dir=$(mktemp -d /tmp/bench-apply.XXXXXX)
 cleanup() {
     status=$?
     [ "$status" -eq 0 ] || { echo "bench-apply failed ($status); by-hand log:" >&2; cat "$dir/hand.log" >&2 2>/dev/null; }
-    "$bin" lab down --name "$lab" >/dev/null 2>&1 || true
-    "$bin" lab down --name "$hand" >/dev/null 2>&1 || true
+    "$lab_bin" down --name "$lab" >/dev/null 2>&1 || true
+    "$lab_bin" down --name "$hand" >/dev/null 2>&1 || true
     rm -rf "$dir"
 }
 trap cleanup EXIT INT TERM
@@ -29,17 +33,17 @@ now() { date +%s.%N; }
 elapsed() { echo "$2 - $1" | bc; }
 
 # --- coordinator ------------------------------------------------------------------------------
-"$bin" lab up --bare --name "$lab" --servers 2 --clients 2 --dir "$dir/$lab" >/dev/null
+"$lab_bin" up --bare --name "$lab" --servers 2 --clients 2 --dir "$dir/$lab" >/dev/null
 spec="$dir/$lab/cluster.toml"
 t0=$(now)
-"$bin" lab run --name "$lab" -- apply -f "$spec" >"$dir/cold.log"
+"$lab_bin" run --name "$lab" -- apply -f "$spec" >"$dir/cold.log"
 t1=$(now)
 cold=$(elapsed "$t0" "$t1")
 
 : >"$dir/re.txt"
 for _ in 1 2 3 4 5; do
     t0=$(now)
-    "$bin" lab run --name "$lab" -- apply -f "$spec" >/dev/null
+    "$lab_bin" run --name "$lab" -- apply -f "$spec" >/dev/null
     t1=$(now)
     elapsed "$t0" "$t1" >>"$dir/re.txt"
 done
@@ -47,7 +51,7 @@ re_best=$(sort -n "$dir/re.txt" | head -1)
 re_median=$(sort -n "$dir/re.txt" | sed -n 3p)
 
 # --- by hand ----------------------------------------------------------------------------------
-"$bin" lab up --bare --name "$hand" --servers 2 --clients 2 --dir "$dir/$hand" >/dev/null
+"$lab_bin" up --bare --name "$hand" --servers 2 --clients 2 --dir "$dir/$hand" >/dev/null
 hspec="$dir/$hand/cluster.toml"
 field() { # field HOST KEY: a value of [[server]]/[[client]] HOST in the lab's spec
     awk -v host="$1" -v key="$2" '
@@ -62,7 +66,7 @@ hosts="$a_s1 $s1
 $a_s2 $s2
 $a_c1 $c1
 $a_c2 $c2"
-x() { h=$1; shift; "$bin" lab exec --name "$hand" "$h" -- sh -euc "$*" >>"$dir/hand.log" 2>&1; }
+x() { h=$1; shift; "$lab_bin" exec --name "$hand" "$h" -- sh -euc "$*" >>"$dir/hand.log" 2>&1; }
 
 server_setup() { # the seed's server steps on one host
     dev=$(field "$1" device)

@@ -54,8 +54,6 @@ enum Command {
         #[command(flatten)]
         spec: SpecArgs,
     },
-    /// Lab hosts on this machine (namespaces + loop disks) to try Brickyard and to test it.
-    Lab(brickyard::lab::cli::LabArgs),
     /// Prints #cloud-config user-data that installs, configures and starts one host's agent
     /// (contains the host's private key: see packaging/README.md on user-data exposure).
     CloudInit {
@@ -112,8 +110,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply { spec: a } => coordinate(&a, |spec| async move { commands::apply(&spec, a.json).await }),
         Command::Status { spec: a } => coordinate(&a, |spec| async move { commands::status(&spec, a.json).await }),
         Command::Verify { spec: a } => coordinate(&a, |spec| async move { commands::verify(&spec, a.json).await }),
-        // No runtime: `lab init-host` becomes a host's single-threaded PID 1.
-        Command::Lab(args) => Ok(brickyard::lab::cli::main(args)),
         Command::CloudInit { spec, host, package_url } => cloud_init(&spec, &host, package_url),
     }
 }
@@ -128,8 +124,8 @@ where
     Ok(ExitCode::from(runtime()?.block_on(command(spec))))
 }
 
-/// The async runtime for commands that talk to agents. Built only after argument parsing
-/// (and after any namespace switch a command needs), never by `#[tokio::main]`.
+/// The async runtime for commands that talk to agents, built only after argument parsing
+/// (commands that talk to no agent never start one).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }

@@ -1,13 +1,13 @@
 //! brickyard: the operator's CLI. Reads a cluster spec, asks every agent for facts, plans and
 //! applies typed tasks phase by phase, reads pool status. Stateless: the spec and what the
-//! agents report are the only truth. `lab` builds namespaced hosts on this machine.
+//! agents report are the only truth. The lab (namespaced hosts on one machine) is a separate
+//! crate and binary, `brickyard-lab` (lab/), that uses this library; nothing here knows of it.
 pub mod agents;
 pub mod apply;
 pub mod client;
 pub mod cloud_init;
 pub mod commands;
 pub mod facts;
-pub mod lab;
 pub mod output;
 pub mod phases;
 pub mod pki;

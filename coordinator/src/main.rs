@@ -1,7 +1,6 @@
 //! `brickyard`: the operator CLI (see `cli.rs` for the subcommands). `main` parses the
-//! arguments before anything else and each subcommand builds its own tokio runtime, so a
-//! subcommand can change process-wide state (e.g. enter a network namespace) while the
-//! process is still single-threaded.
+//! arguments before anything else; the subcommands that talk to agents build their own tokio
+//! runtime. The lab is not here: it is its own binary, `brickyard-lab` (lab/).
 
 mod cli;
 

@@ -1,33 +1,48 @@
 //! The lab fixture for OS tests: `TestLab::up` builds a uniquely named lab with the built
-//! `brickyard lab up --bare` (real namespaces, loop disks, agents; nothing applied yet) and
-//! `Drop` removes it with `brickyard lab down`, also when the test panics. Tests reach the hosts with [`TestLab::exec`]
-//! and the agents with [`TestLab::brickyard`] (the CLI inside the lab's control namespace) or
-//! [`TestLab::in_control_ns`] (a closure on a thread inside it).
+//! `brickyard-lab up --bare` (real namespaces, loop disks, agents; nothing applied yet) and
+//! `Drop` removes it with `brickyard-lab down`, also when the test panics. Tests reach the
+//! hosts with [`TestLab::exec`] and the agents with [`TestLab::brickyard`] (the operator CLI
+//! inside the lab's control namespace) or [`TestLab::in_control_ns`] (a closure on a thread
+//! inside it).
 //!
 //! The binaries come from the cargo target dir next to the test executable
-//! (`target/<profile>/brickyard` and `brickyard-agent`): run `cargo build --workspace --bins`
-//! before `cargo test` (scripts/test.sh does), or point $BRICKYARD_BIN at a `brickyard` binary.
+//! (`target/<profile>/brickyard`, `brickyard-lab` and `brickyard-agent`; or $BRICKYARD_BIN_DIR,
+//! see [`crate::bins::bin`]): run `cargo build --workspace --bins` before `cargo test`
+//! (scripts/test.sh does), or point $BRICKYARD_BIN at a `brickyard` binary with the other two
+//! next to it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use brickyard::lab::LabName;
 use brickyard::spec::Spec;
+use brickyard_lab::LabName;
 
-/// $BRICKYARD_BIN if set (`brickyard-agent` must sit next to it), else the workspace's
-/// `brickyard` (see [`crate::bins::bin`]).
+/// The binaries a lab needs beside the operator's `brickyard` (the lab runs both from its own
+/// directory).
+const BESIDE_BRICKYARD: [&str; 2] = ["brickyard-lab", "brickyard-agent"];
+
+/// The operator CLI: $BRICKYARD_BIN if set (`brickyard-lab` and `brickyard-agent` must sit next
+/// to it), else the workspace's `brickyard`.
 pub fn brickyard_bin() -> PathBuf {
     let Some(bin) = std::env::var_os("BRICKYARD_BIN").map(PathBuf::from) else {
-        crate::bins::bin("brickyard-agent");
+        for name in BESIDE_BRICKYARD {
+            crate::bins::bin(name);
+        }
         return crate::bins::bin("brickyard");
     };
     assert!(
-        bin.is_file() && bin.with_file_name("brickyard-agent").is_file(),
-        "BRICKYARD_BIN={}: it or brickyard-agent next to it is missing",
-        bin.display()
+        bin.is_file() && BESIDE_BRICKYARD.iter().all(|name| bin.with_file_name(name).is_file()),
+        "BRICKYARD_BIN={}: it, or {} next to it, is missing",
+        bin.display(),
+        BESIDE_BRICKYARD.join(" or ")
     );
     bin
+}
+
+/// The lab binary `brickyard-lab`, next to [`brickyard_bin`].
+pub fn lab_bin() -> PathBuf {
+    brickyard_bin().with_file_name("brickyard-lab")
 }
 
 /// Runs a command; panics with its output if it cannot be started.
@@ -50,7 +65,7 @@ pub fn assert_success(what: &str, out: &Output) {
 pub struct TestLab {
     name: String,
     dir: PathBuf,
-    bin: PathBuf,
+    lab_bin: PathBuf,
 }
 
 impl TestLab {
@@ -65,10 +80,10 @@ impl TestLab {
     /// Builds a lab with `servers` servers (gluServer1..) and `clients` clients (client1..);
     /// panics with `lab up`'s output if that fails (`up` cleans up after itself).
     pub fn up(prefix: &str, servers: usize, clients: usize) -> TestLab {
-        let bin = brickyard_bin();
+        let lab_bin = lab_bin();
         let name = Self::unique_name(prefix);
         let dir = Path::new("/var/lib/brickyard-lab").join(&name);
-        let out = output(Command::new(&bin).args(["lab", "up", "--bare", "--name", &name]).args([
+        let out = output(Command::new(&lab_bin).args(["up", "--bare", "--name", &name]).args([
             "--servers",
             &servers.to_string(),
             "--clients",
@@ -76,8 +91,8 @@ impl TestLab {
             "--dir",
             &dir.to_string_lossy(),
         ]));
-        assert_success(&format!("brickyard lab up --name {name}"), &out);
-        TestLab { name, dir, bin }
+        assert_success(&format!("brickyard-lab up --name {name}"), &out);
+        TestLab { name, dir, lab_bin }
     }
 
     pub fn name(&self) -> &str {
@@ -91,7 +106,7 @@ impl TestLab {
 
     /// DIR/cluster.toml: the lab in the ordinary spec format.
     pub fn spec_path(&self) -> PathBuf {
-        self.dir.join(brickyard::lab::SPEC_FILE)
+        self.dir.join(brickyard_lab::SPEC_FILE)
     }
 
     pub fn spec(&self) -> Spec {
@@ -103,27 +118,27 @@ impl TestLab {
         LabName::new(&self.name).expect("valid lab name").control_netns()
     }
 
-    /// Runs `argv` inside lab host `host` (`brickyard lab exec`).
+    /// Runs `argv` inside lab host `host` (`brickyard-lab exec`).
     pub fn exec(&self, host: &str, argv: &[&str]) -> Output {
-        output(Command::new(&self.bin).args(["lab", "exec", "--name", &self.name, host, "--"]).args(argv))
+        output(Command::new(&self.lab_bin).args(["exec", "--name", &self.name, host, "--"]).args(argv))
     }
 
-    /// Runs `brickyard args...` inside the control namespace (`brickyard lab run`).
+    /// Runs `brickyard args...` inside the control namespace (`brickyard-lab run`).
     pub fn brickyard(&self, args: &[&str]) -> Output {
-        output(Command::new(&self.bin).args(["lab", "run", "--name", &self.name, "--"]).args(args))
+        output(Command::new(&self.lab_bin).args(["run", "--name", &self.name, "--"]).args(args))
     }
 
     /// Runs `f` on a fresh thread inside the control network namespace: sockets it opens live in
     /// the lab network. For async code build a runtime inside `f`:
     /// `tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(...)`.
     pub fn in_control_ns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        brickyard::lab::ns::in_netns(&self.control_netns(), f)
+        brickyard_lab::ns::in_netns(&self.control_netns(), f)
             .unwrap_or_else(|e| panic!("entering lab {}'s control namespace: {e}", self.name))
     }
 
-    /// Removes the lab now (also what `Drop` does); returns `lab down`'s output.
+    /// Removes the lab now (also what `Drop` does); returns `brickyard-lab down`'s output.
     pub fn down(&self) -> Output {
-        output(Command::new(&self.bin).args(["lab", "down", "--name", &self.name]))
+        output(Command::new(&self.lab_bin).args(["down", "--name", &self.name]))
     }
 }
 
@@ -132,10 +147,10 @@ impl Drop for TestLab {
         let out = self.down();
         if std::thread::panicking() {
             if !out.status.success() {
-                eprintln!("lab down --name {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
+                eprintln!("brickyard-lab down --name {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
             }
         } else {
-            assert_success(&format!("brickyard lab down --name {}", self.name), &out);
+            assert_success(&format!("brickyard-lab down --name {}", self.name), &out);
         }
     }
 }

@@ -17,7 +17,7 @@ use brickyard::client::connect;
 use brickyard::spec::Spec;
 use brickyard_proto::v1::{self, task::Kind};
 use brickyard_tests::agent::{apply, starts, task};
-use brickyard_tests::lab::{assert_success, brickyard_bin, TestLab};
+use brickyard_tests::lab::{assert_success, brickyard_bin, lab_bin, TestLab};
 use serde_json::Value;
 
 /// The JSON events of an `apply --json` run.
@@ -85,8 +85,8 @@ fn replica2_pool_converges_verifies_and_reapplies_as_a_no_op() {
     let spec = spec.to_str().unwrap();
 
     // First apply; client2's agent drops out as soon as the servers phase starts.
-    let mut child = Command::new(brickyard_bin())
-        .args(["lab", "run", "--name", lab.name(), "--", "apply", "--json", "-f", spec])
+    let mut child = Command::new(lab_bin())
+        .args(["run", "--name", lab.name(), "--", "apply", "--json", "-f", spec])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

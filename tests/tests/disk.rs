@@ -427,7 +427,7 @@ fn lab_agent_killed_after_mkfs_restarts_and_apply_converges() {
     ];
     let rt = || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let agent_pid = || {
-        let out = lab.exec(host, &["cat", brickyard::lab::AGENT_PID_IN_HOST]);
+        let out = lab.exec(host, &["cat", brickyard_lab::AGENT_PID_IN_HOST]);
         assert_success("reading the agent's pid file in the host", &out);
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };

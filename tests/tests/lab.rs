@@ -1,4 +1,4 @@
-//! `brickyard lab` on the real machine (root): hosts get their agent, a raw loop disk, private
+//! `brickyard-lab` on the real machine (root): hosts get their agent, a raw loop disk, private
 //! files and a private network; `lab down` and a failed `lab up` leave nothing behind.
 
 use std::net::{SocketAddr, TcpStream};
@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use brickyard_tests::lab::{assert_success, brickyard_bin, TestLab};
+use brickyard_tests::lab::{assert_success, brickyard_bin, lab_bin, TestLab};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -88,7 +88,7 @@ fn lab_hosts_have_an_agent_a_raw_disk_and_private_files_and_network() {
 
     // Every agent answers the coordinator, which runs inside the lab network.
     let out = lab.brickyard(&["facts", "-f", &lab.spec_path().to_string_lossy(), "--json"]);
-    assert_success("brickyard lab run -- facts", &out);
+    assert_success("brickyard-lab run -- facts", &out);
     let facts: serde_json::Value = serde_json::from_slice(&out.stdout).expect("facts JSON");
     let facts_of = |name: &str| {
         let host = facts.as_array().unwrap().iter().find(|h| h["name"] == name);
@@ -175,8 +175,8 @@ fn a_failed_lab_up_cleans_up_after_itself() {
     for step in ["disks", "hosts", "agents"] {
         let name = TestLab::unique_name("lab-fail");
         let dir = Path::new("/var/lib/brickyard-lab").join(&name);
-        let out = Command::new(brickyard_bin())
-            .args(["lab", "up", "--name", &name, "--servers", "1", "--clients", "1"])
+        let out = Command::new(lab_bin())
+            .args(["up", "--name", &name, "--servers", "1", "--clients", "1"])
             .env("BRICKYARD_LAB_FAIL_AFTER", step)
             .output()
             .unwrap();
@@ -196,8 +196,8 @@ fn lab_down_cleans_up_after_an_interrupted_lab_up() {
     std::fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let name = TestLab::unique_name("lab-intr");
     let dir = Path::new("/var/lib/brickyard-lab").join(&name);
-    let mut up = Command::new(brickyard_bin())
-        .args(["lab", "up", "--name", &name, "--servers", "1", "--clients", "1", "--agent-bin"])
+    let mut up = Command::new(lab_bin())
+        .args(["up", "--name", &name, "--servers", "1", "--clients", "1", "--agent-bin"])
         .arg(&agent)
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -216,7 +216,27 @@ fn lab_down_cleans_up_after_an_interrupted_lab_up() {
     };
     up.kill().unwrap();
     up.wait().unwrap();
-    let out = Command::new(brickyard_bin()).args(["lab", "down", "--name", &name]).output().unwrap();
+    let out = Command::new(lab_bin()).args(["down", "--name", &name]).output().unwrap();
     assert_success("lab down after an interrupted up", &out);
     traces.assert_gone();
+}
+
+/// Whether `needle` occurs anywhere in `haystack`.
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn the_operator_binary_has_no_lab_code() {
+    let read = |path: PathBuf| std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (operator, lab) = (read(brickyard_bin()), read(lab_bin()));
+    // What only the lab has: its hidden host init, the root switch and the failure injection.
+    for marker in ["init-host", "pivot_root", "BRICKYARD_LAB_FAIL_AFTER"] {
+        assert!(contains(&lab, marker), "brickyard-lab lacks {marker:?}: the check finds nothing");
+        assert!(!contains(&operator, marker), "the operator's brickyard contains {marker:?}");
+    }
+    let out = Command::new(brickyard_bin()).args(["lab", "status"]).output().unwrap();
+    assert!(!out.status.success(), "brickyard lab status succeeded: {}", stdout(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unrecognized subcommand 'lab'"), "{stderr}");
 }

@@ -12,19 +12,15 @@ use brickyard_proto::DEFAULT_AGENT_PORT;
 
 use super::host::{HostDir, CONF_IN_HOST};
 use super::naming::HostPlan;
-use super::{poll, LabError};
-use crate::pki;
+use super::{cmd, poll, LabError};
+use brickyard::pki;
 
 /// Finds the agent binary: `--agent-bin`, else $BRICKYARD_AGENT_BIN, else `brickyard-agent`
-/// next to the running `brickyard`.
+/// next to the running `brickyard-lab`.
 pub fn agent_binary(flag: Option<PathBuf>) -> Result<PathBuf, LabError> {
     let path = match flag.or_else(|| std::env::var_os("BRICKYARD_AGENT_BIN").map(PathBuf::from)) {
         Some(p) => p,
-        None => {
-            let exe =
-                std::env::current_exe().map_err(|source| LabError::Io { path: "/proc/self/exe".into(), source })?;
-            exe.with_file_name("brickyard-agent")
-        }
+        None => cmd::next_to_this_binary("brickyard-agent")?,
     };
     let path = std::path::absolute(&path).map_err(|source| LabError::Io { path: path.clone(), source })?;
     if !path.is_file() {
@@ -36,7 +32,7 @@ pub fn agent_binary(flag: Option<PathBuf>) -> Result<PathBuf, LabError> {
 /// The agent config of a lab host (paths as seen inside the host).
 pub fn agent_config(host: &HostPlan) -> String {
     format!(
-        "# Written by `brickyard lab up` for lab host {name}.\n\
+        "# Written by `brickyard-lab up` for lab host {name}.\n\
          listen = \"{addr}:{DEFAULT_AGENT_PORT}\"\n\
          ca = \"{CONF_IN_HOST}/ca.pem\"\n\
          cert = \"{CONF_IN_HOST}/agent.pem\"\n\
@@ -110,7 +106,7 @@ pub fn wait_until_listening(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::naming::{plan_hosts, LabName};
+    use crate::naming::{plan_hosts, LabName};
 
     #[test]
     fn agent_config_names_the_host_address_and_files_in_the_host() {

@@ -95,7 +95,7 @@ fn remove_files(dir: &Path) -> Result<(), LabError> {
     match std::fs::remove_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
-            eprintln!("brickyard lab: left {} in place: it holds files the lab did not make", dir.display());
+            eprintln!("brickyard-lab: left {} in place: it holds files the lab did not make", dir.display());
             Ok(())
         }
         other => other.map_err(io(dir)),

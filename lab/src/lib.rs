@@ -1,15 +1,18 @@
-//! `brickyard lab`: the seed's instances on one machine. A lab host is a set of namespaces
-//! (network, mount with an overlay root, UTS, IPC, PID) running a real `brickyard-agent`;
-//! servers get a loop device as their disk. The hosts share a bridge inside the lab's control
-//! network namespace, where `lab run` executes the coordinator; nothing is routed from or to the
-//! root namespace. Touches: /run/netns/brickyard-<lab>-*, /run/brickyard-lab/<lab>, the lab
-//! directory (default /var/lib/brickyard-lab/<lab>), loop devices backed by files in it.
+//! `brickyard-lab`: the seed's instances on one machine, to try Brickyard and to test it. A tool
+//! for developers, not part of the operator's `brickyard` and not in the packages; it stands on
+//! the `brickyard` library (PKI, spec) and runs the `brickyard` binary found next to it. A lab
+//! host is a set of namespaces (network, mount with an overlay root, UTS, IPC, PID) running a
+//! real `brickyard-agent`; servers get a loop device as their disk. The hosts share a bridge
+//! inside the lab's control network namespace, where `brickyard-lab run` executes the
+//! coordinator; nothing is routed from or to the root namespace. Touches:
+//! /run/netns/brickyard-<lab>-*, /run/brickyard-lab/<lab>, the lab directory (default
+//! /var/lib/brickyard-lab/<lab>), loop devices backed by files in it.
 //!
 //! Modules: `naming` (names, addresses), `net` (namespaces, bridge, veths), `host` (a host's
 //! init and root), `disk` (loop disks), `agent` (PKI, agent configs, readiness), `spec_file`
 //! (DIR/cluster.toml), `state` (what was made), `up` / `teardown` (sequencing), `procs` (/proc),
-//! `ns` (entering a lab network from this process), `poll` (waiting with a deadline), `cmd` (running `ip`, `losetup`, ...),
-//! `cli` (the subcommand).
+//! `ns` (entering a lab network from this process), `poll` (waiting with a deadline), `cmd`
+//! (running `ip`, `losetup`, ...), `cli` (the subcommands).
 
 mod agent;
 pub mod cli;
@@ -32,7 +35,7 @@ pub use host::AGENT_PID_IN_HOST;
 pub use naming::LabName;
 pub use spec_file::SPEC_FILE;
 pub use teardown::down;
-pub use up::{up, UpOptions};
+pub use up::{up, UpOptions, UpReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -59,11 +62,13 @@ pub enum LabError {
         .0.display()
     )]
     NoAgent(PathBuf),
+    #[error("operator CLI {} not found next to brickyard-lab (build both with `cargo build --bins`)", .0.display())]
+    NoCli(PathBuf),
     #[error(transparent)]
-    Pki(#[from] crate::pki::PkiError),
-    #[error("lab {name} already exists (namespace {what}); remove it with `brickyard lab down --name {name}`")]
+    Pki(#[from] brickyard::pki::PkiError),
+    #[error("lab {name} already exists (namespace {what}); remove it with `brickyard-lab down --name {name}`")]
     Exists { name: String, what: String },
-    #[error("lab {0} does not exist (see `brickyard lab status`)")]
+    #[error("lab {0} does not exist (see `brickyard-lab status`)")]
     NotFound(String),
     #[error("lab {lab} has no host {host} (hosts: {known})")]
     NoHost { lab: String, host: String, known: String },
@@ -77,6 +82,6 @@ pub enum LabError {
     BadDir(PathBuf),
     #[error("lab directory {} exists and is not empty; give an empty or new directory", .0.display())]
     DirNotEmpty(PathBuf),
-    #[error("`brickyard lab` must run as root (namespaces, mounts, loop devices)")]
+    #[error("`brickyard-lab` must run as root (namespaces, mounts, loop devices)")]
     NotRoot,
 }

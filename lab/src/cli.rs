@@ -1,7 +1,6 @@
-//! The `brickyard lab` subcommand: argument parsing, `exec` / `run` (which enter lab
+//! The `brickyard-lab` subcommands: argument parsing, `exec` / `run` (which enter lab
 //! namespaces and run a program there) and `status`, and the text output of every action.
-//! `main` must call [`main`] before it starts any async runtime: `init-host` becomes PID 1 of
-//! a host and must be single-threaded.
+//! No async runtime anywhere: `init-host` becomes PID 1 of a host and must be single-threaded.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -13,10 +12,15 @@ use brickyard_proto::DEFAULT_AGENT_PORT;
 use super::host::{run_init, InitArgs};
 use super::naming::{LabName, DEFAULT_LAB};
 use super::state::{self, State};
-use super::{agent, cmd, ns, procs, LabError, UpOptions};
+use super::{agent, cmd, ns, procs, LabError, UpOptions, UpReport};
 
-#[derive(Debug, clap::Args)]
-pub struct LabArgs {
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "brickyard-lab",
+    version,
+    about = "Lab hosts on this machine (namespaces + loop disks) to try Brickyard and to test it"
+)]
+pub struct Cli {
     #[command(subcommand)]
     pub command: LabCommand,
 }
@@ -65,8 +69,9 @@ pub enum LabCommand {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Run `brickyard ARGS...` inside the lab's control network namespace (where the agents are
-    /// reachable), e.g. `brickyard lab run -- facts -f /var/lib/brickyard-lab/lab/cluster.toml`.
+    /// Run `brickyard ARGS...` (the operator CLI next to this binary) inside the lab's control
+    /// network namespace, where the agents are reachable, e.g.
+    /// `brickyard-lab run -- facts -f /var/lib/brickyard-lab/lab/cluster.toml`.
     Run {
         #[command(flatten)]
         name: NameArg,
@@ -78,12 +83,12 @@ pub enum LabCommand {
     InitHost(InitArgs),
 }
 
-/// Runs a `lab` subcommand; prints errors and returns the process exit code.
-pub fn main(args: LabArgs) -> ExitCode {
-    match run(args.command) {
+/// Runs a subcommand; prints errors and returns the process exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    match run(cli.command) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("brickyard lab: error: {err}");
+            eprintln!("brickyard-lab: error: {err}");
             ExitCode::FAILURE
         }
     }
@@ -102,10 +107,10 @@ fn run(command: LabCommand) -> Result<ExitCode, LabError> {
             }
             println!("spec: {}", report.spec.display());
             if bare {
-                println!("try:  brickyard lab run --name {name} -- facts -f {}", report.spec.display());
+                println!("try:  brickyard-lab run --name {name} -- facts -f {}", report.spec.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            converge(&name, &report.spec)
+            converge(&name, &report)
         }
         LabCommand::Down { name } => {
             let started = Instant::now();
@@ -130,10 +135,10 @@ fn run(command: LabCommand) -> Result<ExitCode, LabError> {
 /// The seed end to end on a new lab: `apply`, `verify` and `status` of its spec, each run from
 /// the control namespace like `lab run`. Stops at the first that fails (the lab stays up to
 /// look at); the exit code is that command's.
-fn converge(name: &LabName, spec: &std::path::Path) -> Result<ExitCode, LabError> {
-    let spec = spec.display().to_string();
+fn converge(name: &LabName, report: &UpReport) -> Result<ExitCode, LabError> {
+    let spec = report.spec.display().to_string();
     for command in ["apply", "verify", "status"] {
-        println!("\n$ brickyard lab run --name {name} -- {command} -f {spec}");
+        println!("\n$ brickyard-lab run --name {name} -- {command} -f {spec}");
         let code = run_in_control(name, &[command.to_owned(), "-f".to_owned(), spec.clone()])?;
         if code != ExitCode::SUCCESS {
             return Ok(code);
@@ -170,12 +175,16 @@ fn exec(name: &LabName, host: &str, command: &[String]) -> Result<ExitCode, LabE
     Ok(exit_code(status))
 }
 
-/// `lab run`: this binary with `args`, its network namespace switched to the lab's control
-/// namespace between fork and exec (so no thread of ours ever changes namespace).
+/// `lab run`: the `brickyard` next to this binary with `args`, its network namespace switched to
+/// the lab's control namespace between fork and exec (so no thread of ours ever changes
+/// namespace).
 fn run_in_control(name: &LabName, args: &[String]) -> Result<ExitCode, LabError> {
     let path = ns::netns_path(&name.control_netns());
     let netns = std::fs::File::open(&path).map_err(|_| LabError::NotFound(name.to_string()))?;
-    let exe = std::env::current_exe().map_err(|source| LabError::Io { path: "/proc/self/exe".into(), source })?;
+    let exe = cmd::next_to_this_binary("brickyard")?;
+    if !exe.is_file() {
+        return Err(LabError::NoCli(exe));
+    }
     let mut command = Command::new(&exe);
     command.args(args);
     let fd = std::os::fd::AsRawFd::as_raw_fd(&netns);
@@ -202,7 +211,7 @@ fn status() -> Result<ExitCode, LabError> {
     for (name, dir) in labs {
         let Some(state) = State::load(&dir)? else {
             println!(
-                "lab {name}: {} has no state (interrupted? run `brickyard lab down --name {name}`)",
+                "lab {name}: {} has no state (interrupted? run `brickyard-lab down --name {name}`)",
                 dir.display()
             );
             continue;

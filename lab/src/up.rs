@@ -76,7 +76,7 @@ pub fn up(opts: &UpOptions) -> Result<UpReport, LabError> {
         Ok(disks) => Ok(UpReport { spec: dir.join(spec_file::SPEC_FILE), dir, hosts: build.hosts, disks }),
         Err(err) => {
             if let Err(cleanup) = teardown::down(&opts.name) {
-                eprintln!("brickyard lab: cleaning up after the failed `up` also failed: {cleanup}");
+                eprintln!("brickyard-lab: cleaning up after the failed `up` also failed: {cleanup}");
             }
             Err(err)
         }
@@ -198,7 +198,6 @@ impl Build {
     fn start_host(&mut self, exe: &Path, agent: &Path, host: &HostPlan, dir: &HostDir) -> Result<(), LabError> {
         mkdir(&dir.stage())?;
         let args: Vec<OsString> = vec![
-            "lab".into(),
             "init-host".into(),
             "--host".into(),
             host.name.clone().into(),

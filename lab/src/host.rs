@@ -1,5 +1,5 @@
 //! A lab host: a process tree in its own mount, UTS, IPC and PID namespaces, joined to the host's
-//! network namespace. Its PID 1 is `brickyard lab init-host` (this binary), which builds the
+//! network namespace. Its PID 1 is `brickyard-lab init-host` (this binary), which builds the
 //! host's root and then only supervises the agent and reaps orphans; killing it (SIGKILL from
 //! `lab down`) makes the kernel kill everything else in the host.
 //!

@@ -1,6 +1,7 @@
 //! Runs the system tools the lab needs (`ip`, `losetup`, `nsenter`) by absolute path with an
 //! argv, never through a shell; failures carry the program, the arguments, the exit status and
-//! stderr.
+//! stderr. Also finds the workspace binaries the lab runs (`brickyard`, `brickyard-agent`) next to
+//! this one.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -17,6 +18,12 @@ pub fn program(name: &str) -> Result<PathBuf, LabError> {
         .map(|dir| PathBuf::from(dir).join(name))
         .find(|p| p.is_file())
         .ok_or_else(|| LabError::MissingProgram(name.to_string()))
+}
+
+/// `name` in the directory of the running binary (it need not exist).
+pub fn next_to_this_binary(name: &str) -> Result<PathBuf, LabError> {
+    let exe = std::env::current_exe().map_err(|source| LabError::Io { path: "/proc/self/exe".into(), source })?;
+    Ok(exe.with_file_name(name))
 }
 
 /// Runs `name args...`; returns its stdout, or an error naming the command when it fails.
