@@ -10,7 +10,8 @@ use std::time::Instant;
 use brickyard_proto::DEFAULT_AGENT_PORT;
 
 use super::host::{run_init, InitArgs};
-use super::naming::{LabName, DEFAULT_LAB};
+use super::naming::{LabName, Role, DEFAULT_LAB};
+use super::spec_file::VOLUME;
 use super::state::{self, State};
 use super::{agent, cmd, ns, procs, LabError, UpOptions, UpReport};
 
@@ -133,8 +134,9 @@ fn run(command: LabCommand) -> Result<ExitCode, LabError> {
 }
 
 /// The seed end to end on a new lab: `apply`, `verify` and `status` of its spec, each run from
-/// the control namespace like `lab run`. Stops at the first that fails (the lab stays up to
-/// look at); the exit code is that command's.
+/// the control namespace like `lab run`, then the volume as gluster on the first server sees
+/// it (type, bricks, the options the spec set). Stops at the first command that fails (the lab
+/// stays up to look at); the exit code is that command's.
 fn converge(name: &LabName, report: &UpReport) -> Result<ExitCode, LabError> {
     let spec = report.spec.display().to_string();
     for command in ["apply", "verify", "status"] {
@@ -144,7 +146,12 @@ fn converge(name: &LabName, report: &UpReport) -> Result<ExitCode, LabError> {
             return Ok(code);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    let Some(server) = report.hosts.iter().find(|h| h.role == Role::Server) else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let volume_info = ["gluster", "--mode=script", "volume", "info", VOLUME].map(String::from);
+    println!("\n$ brickyard-lab exec --name {name} {} -- {}", server.name, volume_info.join(" "));
+    exec(name, &server.name, &volume_info)
 }
 
 fn exit_code(status: ExitStatus) -> ExitCode {

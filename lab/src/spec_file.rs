@@ -1,7 +1,7 @@
 //! DIR/cluster.toml: the lab written down in the ordinary cluster-spec format, so every
 //! `brickyard` command works on a lab unchanged. Servers carry their loop disk (xfs on
-//! /vdisk); one replicated volume `gluV1` over all servers; every client mounts it on
-//! /dataShare (the seed's names).
+//! /vdisk); one replicated volume `gluV1` over all servers, tuned as the seed tunes it
+//! (`performance.cache-size` 512MB); every client mounts it on /dataShare (the seed's names).
 
 use std::fmt::Write;
 
@@ -11,6 +11,8 @@ pub const SPEC_FILE: &str = "cluster.toml";
 pub const VOLUME: &str = "gluV1";
 pub const DISK_MOUNT: &str = "/vdisk";
 pub const CLIENT_MOUNT: &str = "/dataShare";
+/// The seed's volume tuning.
+pub const VOLUME_OPTIONS: [(&str, &str); 1] = [("performance.cache-size", "512MB")];
 
 /// The volume layout for `servers` bricks: replica 3 when the count allows it, else replica 2
 /// (which needs the explicit opt-in), a plain distribute volume for a single server.
@@ -43,7 +45,13 @@ pub fn render(lab: &LabName, hosts: &[HostPlan], disks: &[(String, String)]) -> 
     let servers = hosts.iter().filter(|h| h.role == Role::Server).count();
     let layout = volume_layout(servers);
     if let Some(layout) = &layout {
-        let _ = write!(out, "\n[[volume]]\nname = \"{VOLUME}\"\n{layout}brick_dir = \"brick1\"\n");
+        let options: Vec<String> =
+            VOLUME_OPTIONS.iter().map(|(key, value)| format!("\"{key}\" = \"{value}\"")).collect();
+        let _ = write!(
+            out,
+            "\n[[volume]]\nname = \"{VOLUME}\"\n{layout}brick_dir = \"brick1\"\noptions = {{ {} }}\n",
+            options.join(", ")
+        );
     }
     for host in hosts.iter().filter(|h| h.role == Role::Client) {
         let mounts = if layout.is_some() {
@@ -86,6 +94,9 @@ mod tests {
         let volume = &spec.volumes[0];
         assert_eq!((volume.name.as_str(), volume.kind.as_str(), volume.replica), ("gluV1", "replicate", Some(2)));
         assert!(volume.allow_replica2);
+        assert_eq!(volume.brick_dir, "brick1");
+        let options: Vec<_> = volume.options.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(options, [("performance.cache-size", "512MB")]);
         assert_eq!(spec.clients[1].mounts[0].path, "/dataShare");
         assert_eq!(spec.hosts().len(), 4);
         assert!(spec.hosts().iter().all(|h| h.port == 7420));
