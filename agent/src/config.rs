@@ -2,9 +2,9 @@
 //!
 //! ```toml
 //! listen = "0.0.0.0:7420"                       # address[:port], default port 7420
-//! ca = "/etc/brickyard/ca.pem"                  # pool CA: client certs must chain to it
-//! cert = "/etc/brickyard/agent.pem"             # this agent's certificate ...
-//! key = "/etc/brickyard/agent.key"              # ... and key (mode 0600)
+//! ca = "/etc/brickyard/pki/ca.pem"              # pool CA: client certs must chain to it
+//! cert = "/etc/brickyard/pki/agent.pem"         # this agent's certificate ...
+//! key = "/etc/brickyard/pki/agent.key"          # ... and key (mode 0600)
 //! coordinator_identity = "brickyard-coordinator" # the only client name accepted
 //! service_manager = "auto"                      # auto | systemd | direct
 //! ```
