@@ -14,7 +14,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use brickyard_proto::agent_config::AgentConfigFile;
+pub use brickyard_proto::agent_config::ServiceManagerSetting;
 
 use crate::tasks::ServiceManager;
 
@@ -27,29 +28,6 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ServiceManagerSetting {
-    #[default]
-    Auto,
-    Systemd,
-    Direct,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    #[serde(default)]
-    listen: Option<String>,
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-    #[serde(default)]
-    coordinator_identity: Option<String>,
-    #[serde(default)]
-    service_manager: ServiceManagerSetting,
 }
 
 /// A validated agent configuration.
@@ -74,7 +52,7 @@ impl Config {
     /// Parses `text` (read from `path`); relative key paths are resolved against its directory.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { path: path.into(), message };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
+        let raw = AgentConfigFile::parse(text).map_err(|e| invalid(e.to_string().trim_end().to_owned()))?;
         let listen = parse_listen(raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN)).map_err(invalid)?;
         let identity = raw.coordinator_identity.unwrap_or_else(|| DEFAULT_COORDINATOR_IDENTITY.to_owned());
         brickyard_proto::types::HostName::new(&identity).map_err(|e| invalid(format!("coordinator_identity: {e}")))?;

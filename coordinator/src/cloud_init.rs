@@ -15,6 +15,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use brickyard_proto::agent_config::{AgentConfigFile, ServiceManagerSetting};
 use yaml_rust2::yaml::Hash;
 use yaml_rust2::{Yaml, YamlEmitter};
 
@@ -132,17 +133,15 @@ pub fn agent_toml(host: &HostTarget) -> String {
         Ok(IpAddr::V6(_)) => "[::]",
         _ => "0.0.0.0",
     };
-    format!(
-        "# Written by `brickyard cloud-init` for host {name}.\n\
-         listen = \"{any}:{port}\"\n\
-         ca = \"{CA_PATH}\"\n\
-         cert = \"{CERT_PATH}\"\n\
-         key = \"{KEY_PATH}\"\n\
-         coordinator_identity = \"{COORDINATOR_IDENTITY}\"\n\
-         service_manager = \"systemd\"\n",
-        name = host.name,
-        port = host.port,
-    )
+    AgentConfigFile {
+        listen: Some(format!("{any}:{}", host.port)),
+        ca: CA_PATH.into(),
+        cert: CERT_PATH.into(),
+        key: KEY_PATH.into(),
+        coordinator_identity: Some(COORDINATOR_IDENTITY.into()),
+        service_manager: ServiceManagerSetting::Systemd,
+    }
+    .render(&format!("Written by `brickyard cloud-init` for host {}.", host.name))
 }
 
 /// Renders the `#cloud-config` document.

@@ -8,6 +8,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use brickyard_proto::agent_config::{AgentConfigFile, ServiceManagerSetting};
 use brickyard_proto::DEFAULT_AGENT_PORT;
 
 use super::host::{HostDir, CONF_IN_HOST};
@@ -31,18 +32,15 @@ pub fn agent_binary(flag: Option<PathBuf>) -> Result<PathBuf, LabError> {
 
 /// The agent config of a lab host (paths as seen inside the host).
 pub fn agent_config(host: &HostPlan) -> String {
-    format!(
-        "# Written by `brickyard-lab up` for lab host {name}.\n\
-         listen = \"{addr}:{DEFAULT_AGENT_PORT}\"\n\
-         ca = \"{CONF_IN_HOST}/ca.pem\"\n\
-         cert = \"{CONF_IN_HOST}/agent.pem\"\n\
-         key = \"{CONF_IN_HOST}/agent.key\"\n\
-         coordinator_identity = \"{id}\"\n\
-         service_manager = \"direct\"\n",
-        name = host.name,
-        addr = host.address,
-        id = pki::COORDINATOR_IDENTITY,
-    )
+    AgentConfigFile {
+        listen: Some(format!("{}:{DEFAULT_AGENT_PORT}", host.address)),
+        ca: format!("{CONF_IN_HOST}/ca.pem").into(),
+        cert: format!("{CONF_IN_HOST}/agent.pem").into(),
+        key: format!("{CONF_IN_HOST}/agent.key").into(),
+        coordinator_identity: Some(pki::COORDINATOR_IDENTITY.into()),
+        service_manager: ServiceManagerSetting::Direct,
+    }
+    .render(&format!("Written by `brickyard-lab up` for lab host {}.", host.name))
 }
 
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), LabError> {

@@ -1,0 +1,75 @@
+//! The agent's configuration file (`/etc/brickyard/agent.toml`) as one serde shape: the agent
+//! reads it (unknown keys rejected) and `brickyard cloud-init` and the lab write it, so the
+//! reader and the writers cannot drift apart. Validation of the values is the agent's.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How the agent starts daemons: `auto` = systemd when it runs the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceManagerSetting {
+    #[default]
+    Auto,
+    Systemd,
+    Direct,
+}
+
+/// The file's keys, as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfigFile {
+    /// `ADDR:PORT`, `[V6]:PORT` or a bare IP address; default `0.0.0.0:7420`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinator_identity: Option<String>,
+    #[serde(default)]
+    pub service_manager: ServiceManagerSetting,
+}
+
+impl AgentConfigFile {
+    /// The file's text, headed by `# {comment}`.
+    pub fn render(&self, comment: &str) -> String {
+        let body = toml::to_string(self).expect("an agent config always serializes to TOML");
+        format!("# {comment}\n{body}")
+    }
+
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_written_reads_back_the_same() {
+        let file = AgentConfigFile {
+            listen: Some("[::]:7421".into()),
+            ca: "/etc/brickyard/pki/ca.pem".into(),
+            cert: "/etc/brickyard/pki/agent.pem".into(),
+            key: "/etc/brickyard/pki/agent.key".into(),
+            coordinator_identity: Some("brickyard-coordinator".into()),
+            service_manager: ServiceManagerSetting::Systemd,
+        };
+        let text = file.render("Written for host gluServer1.");
+        assert!(text.starts_with("# Written for host gluServer1.\n"), "{text}");
+        assert!(
+            text.contains("listen = \"[::]:7421\"\n") && text.contains("service_manager = \"systemd\"\n"),
+            "{text}"
+        );
+        assert_eq!(AgentConfigFile::parse(&text).unwrap(), file);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = AgentConfigFile::parse("ca = \"a\"\ncert = \"b\"\nkey = \"c\"\ncolour = \"blue\"\n").unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+}
