@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brickyard_agent::lsblk;
+use brickyard_agent::blockdev::{self, HostPaths};
 use brickyard_agent::runner::SystemRunner;
 use brickyard_agent::tasks::{Context, ServiceManager, Task};
 use brickyard_proto::v1::{self, task::Kind};
@@ -310,11 +310,11 @@ fn mounted_disk_and_root_disk_are_refused_even_with_wipe() {
         assert!(err.contains(&format!("refused: {} is in use outside this mount namespace", hidden.dev)), "{err}");
 
         // The root disk, as the facts report it.
-        let devices = lsblk::list(&SystemRunner).await.unwrap();
+        let devices = blockdev::list(&SystemRunner, &HostPaths::system()).await.unwrap();
         let root = devices
             .iter()
             .find(|d| d.carries_root())
-            .unwrap_or_else(|| panic!("no block device carries / here (lsblk: {devices:?}); the test needs one"));
+            .unwrap_or_else(|| panic!("no block device carries / here (devices: {devices:?}); the test needs one"));
         let err = apply(&[partition(&root.path, true)]).await.unwrap_err();
         assert!(err.contains(&format!("{} carries the system", root.path)) && err.contains("even with wipe"), "{err}");
     });
@@ -360,7 +360,7 @@ async fn apply_rpc(
 fn lab_agent_prepares_its_disk_and_refuses_the_machines_root() {
     let rt = || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let root = rt()
-        .block_on(lsblk::list(&SystemRunner))
+        .block_on(blockdev::list(&SystemRunner, &HostPaths::system()))
         .unwrap()
         .into_iter()
         .find(|d| d.carries_root())
