@@ -331,6 +331,35 @@ fn other_filesystem_is_named() {
     });
 }
 
+/// A disk named by a stable link, as `/dev/disk/by-id/...` names it where udev runs. This
+/// machine has no udev and its /dev is the machine's, so the link sits on a tmpfs mounted over
+/// /dev/shm in this test's private mount namespace. The tasks resolve it: refusals name the
+/// link and the device, parted, mkfs and mount get the kernel's device, and a re-run is a no-op.
+#[test]
+fn disk_named_by_a_link_is_resolved_and_named_both_ways() {
+    in_namespace("disk_named_by_a_link_is_resolved_and_named_both_ways", || async {
+        run("mount", &["-t", "tmpfs", "brickyard-links", "/dev/shm"]);
+        let disk = LoopDisk::new();
+        let link = "/dev/shm/virtio-brickyard-test";
+        std::os::unix::fs::symlink(&disk.dev, link).unwrap();
+        let sum = ext4_with_file(&disk.dev);
+        let err = apply(&seed(link, false)).await.unwrap_err();
+        assert!(
+            err.contains(&format!("refused: {link} ({}) is not empty: found an ext4 filesystem", disk.dev))
+                && err.contains(&format!("set wipe = true for {link} to destroy it")),
+            "{err}"
+        );
+        assert_eq!(checksum_on(&disk.dev), sum, "the refused disk's file is intact");
+
+        let done = apply(&seed(link, true)).await.unwrap();
+        let parted = format!("parted -s {} mklabel gpt mkpart primary 0% 100%", disk.dev);
+        assert!(done[0].last().is_some_and(|c| c.ends_with(&parted)), "{done:?}");
+        assert!(done[1].last().is_some_and(|c| c.ends_with(&format!("mkfs.xfs -i size=512 -L brick {}", disk.part()))));
+        assert_eq!(mounted_at("/mnt/vdisk").as_deref(), Some(disk.part().as_str()));
+        assert_eq!(apply(&seed(link, false)).await.unwrap(), vec![Vec::<String>::new(); 3], "re-run changes nothing");
+    });
+}
+
 /// Applies `tasks` through a lab agent's Apply RPC; per task (in order) its changes or its
 /// failure message (`skipped: ...` for tasks after a failure).
 async fn apply_rpc(
