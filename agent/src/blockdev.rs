@@ -115,12 +115,13 @@ impl HostPaths {
 
 /// Every block device of the host as lsblk would list it, with every mount point of this
 /// mount namespace and the signatures `blkid -p` finds (best effort: a device blkid may not
-/// read, e.g. a hypervisor's disk, stays without).
+/// read, e.g. a hypervisor's disk, stays without; a suspended device-mapper device is not
+/// read at all, as lsblk does not, since the read would block until it is resumed).
 pub async fn list(runner: &dyn Runner, paths: &HostPaths) -> Result<Vec<BlockDevice>, Error> {
     let mut devices = sysfs::scan(paths)?;
     let mut probes: HashMap<String, Signature> = HashMap::new();
     for dev in devices.iter().flat_map(BlockDevice::walk) {
-        if probes.contains_key(&dev.kernel_name) {
+        if dev.suspended || probes.contains_key(&dev.kernel_name) {
             continue; // an md or dm device under each of its members: probed once
         }
         let node = format!("/dev/{}", dev.kernel_name);
@@ -581,6 +582,17 @@ mod tests {
             ["nvme0n1", "nvme0n1p1", "nvme0n1p2", "nvme0n1p3", "dm-0", "dm-1", "nvme1n1"],
             "kernel names, each once"
         );
+    }
+
+    #[tokio::test]
+    async fn suspended_mappings_are_not_read() {
+        let host = FakeHost::from_fixture("nvme-lvm-root");
+        std::fs::write(host.paths.sys_block("dm-1").join("dm/suspended"), "1\n").unwrap();
+        let runner = FixtureBlkid { paths: host.paths.clone(), probed: Mutex::default() };
+        let listed = list(&runner, &host.paths).await.unwrap();
+        assert!(find(&listed, "dm-1").unwrap().suspended);
+        assert!(!runner.probed.lock().unwrap().contains(&"dm-1".to_owned()), "a suspended mapping blocks readers");
+        assert!(find(&listed, "dm-0").unwrap().signature.fstype.is_some());
     }
 
     #[test]

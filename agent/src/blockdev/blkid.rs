@@ -50,11 +50,24 @@ impl Signature {
     }
 }
 
-/// Parses `blkid -p -o export` output (KEY=value lines).
+/// Parses `blkid -p -o export` output (KEY=value lines). The eras differ in two ways, both
+/// handled: a `DEVNAME=` first line (newer; ignored), and values shell-escaped with a
+/// backslash before spaces, `$`, quotes, ... (newer; undone, so `LABEL=my\ brick` and older
+/// blkid's `LABEL=my brick` read alike; an older label holding a backslash loses it).
 pub fn parse_blkid(text: &str) -> Signature {
     let fields: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
-    let get = |k: &str| fields.get(k).filter(|v| !v.is_empty()).map(|v| v.to_string());
+    let get = |k: &str| fields.get(k).filter(|v| !v.is_empty()).map(|v| unescape(v));
     Signature { fstype: get("TYPE"), pttype: get("PTTYPE"), uuid: get("UUID"), label: get("LABEL"), ambivalent: false }
+}
+
+/// Undoes blkid's shell escaping: a backslash stands for the character after it.
+fn unescape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\\' { chars.next().unwrap_or(c) } else { c });
+    }
+    out
 }
 
 /// Probes `path` for signatures with `blkid -p` (low-level: reads the device, no cache).
@@ -104,6 +117,17 @@ mod tests {
             "a LUKS encrypted volume (crypto_LUKS)"
         );
         assert!(parse_blkid("").is_empty());
+    }
+
+    /// Older blkid prints raw values (and, oldest, no DEVNAME line); 2.38 (captured here with
+    /// `mkfs.ext4 -L 'a b$c'` on a file) escapes them. Same answer.
+    #[test]
+    fn both_export_dialects_read_alike() {
+        let old = "UUID=940d37c5-662f-4dad-892d-447aa854091e\nLABEL=a b$c\nTYPE=ext4\n";
+        let debian12 = "DEVNAME=f.img\nLABEL=a\\ b\\$c\nUUID=940d37c5-662f-4dad-892d-447aa854091e\nVERSION=1.0\n\
+                        BLOCK_SIZE=1024\nTYPE=ext4\nUSAGE=filesystem\n";
+        assert_eq!(parse_blkid(old), parse_blkid(debian12));
+        assert_eq!(parse_blkid(debian12).label.as_deref(), Some("a b$c"));
     }
 
     #[tokio::test]

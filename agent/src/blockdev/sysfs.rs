@@ -84,6 +84,8 @@ pub struct BlockDevice {
     pub kind: Kind,
     pub read_only: bool,
     pub removable: bool,
+    /// A device-mapper device whose I/O is suspended (`dm/suspended`): reading it blocks.
+    pub suspended: bool,
     /// virtio's `serial`, NVMe's `device/serial`, SCSI's unit serial number (VPD page 0x80).
     pub serial: Option<String>,
     /// The kernel's world-wide id (`wwid` for NVMe, `device/wwid` for SCSI): `naa.…`, `eui.…`.
@@ -313,6 +315,7 @@ impl<'a> Scanner<'a> {
             size_bytes: read_number(&dir.join("size")).unwrap_or(0) * 512,
             read_only: read_number(&dir.join("ro")) == Some(1),
             removable: read_number(&dir.join("removable")) == Some(1),
+            suspended: read_number(&dir.join("dm/suspended")) == Some(1),
             serial: serial(dir),
             wwn: read_text(&dir.join("wwid")).or_else(|| read_text(&dir.join("device/wwid"))),
             by_id: self.by_id.get(kernel_name).cloned().unwrap_or_default(),
