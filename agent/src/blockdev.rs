@@ -1,27 +1,67 @@
-//! What the disk tasks know about one disk before they touch it: its lsblk tree (with every
-//! mount point of this mount namespace), its partitions from sysfs (/sys/class/block), and the
-//! on-disk signatures `blkid -p` finds (partition table, filesystem, LVM, RAID). Also the
-//! refusals shared by the disk tasks, and waiting for a partition's /dev node without udev.
-//! Reads only: sysfs, /proc/self/mountinfo, `lsblk`, `blkid -p`.
+//! Block devices from the kernel: the bottom layer that facts and the disk tasks stand on.
+//! Devices and their stacking come from sysfs (`sysfs`: /sys/class/block, with mount points from
+//! /proc/self/mountinfo and swap from /proc/swaps), on-disk signatures from `blkid -p`
+//! (`blkid`), and a task's name for a disk (a /dev path, a /dev/disk/by-id link, a Cinder
+//! volume id) is turned into the kernel's device by `reference`. Nothing depends on lsblk or
+//! its output format, so util-linux 2.23 (EL7) to 2.40 give the same answers. Here: what the
+//! disk tasks know about one disk before they touch it, the refusals they share, and waiting
+//! for a partition's /dev node without udev. Reads only: sysfs, /proc, /dev, `blkid -p`.
+//! Imports nothing above it (no `crate::tasks`); its [`Error`] says what kind of no it is.
+
+mod blkid;
+mod reference;
+mod sysfs;
 
 use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use brickyard_proto::types::DevicePath;
+pub use blkid::{parse_blkid, probe, Signature};
+pub use reference::{CinderVolume, DiskRef};
+pub use sysfs::{find, BlockDevice, Kind, Partition, SYSTEM_MOUNT_POINTS};
 
-use crate::lsblk::{self, BlockDevice};
 use crate::mountinfo::{self, Mount};
-use crate::runner::{find_program, Cmd, Runner};
-use crate::tasks::TaskError;
+use crate::runner::{find_program, Cmd, CommandError, Runner};
 
 /// How long a new partition may take to show up in sysfs and /dev.
 pub const PARTITION_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
 
-/// Where the host's files are: `/` on a real host; a scratch directory in unit tests, so the
-/// tasks can be run against a fake sysfs, /dev, mountinfo and /etc/fstab.
+/// Why the block-device layer says no, by what it means for the caller (the disk tasks map
+/// each kind to theirs with `From`). Every message names the device and what was found.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Data safety: changing the device would destroy or expose data (it carries the system,
+    /// is in use, holds signatures, cannot be inspected): done only on the operator's explicit
+    /// word, or never.
+    #[error("{0}")]
+    Unsafe(String),
+    /// The device is not what a disk task works on (a partition, an LVM volume, a disk whose
+    /// serial two disks share) and no task will change that.
+    #[error("{0}")]
+    Conflict(String),
+    /// The reference names no block device on this host (no such path, no disk with that
+    /// Cinder volume's serial).
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("timed out waiting for {0}")]
+    Timeout(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}
+
+/// Where the host's files are: `/` on a real host; a scratch directory or a fixture tree in
+/// unit tests, so sysfs, /proc, /dev and /etc/fstab can be fakes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostPaths {
     root: PathBuf,
@@ -33,7 +73,7 @@ impl HostPaths {
     }
 
     #[cfg(test)]
-    pub fn under(root: &Path) -> Self {
+    pub fn under(root: &std::path::Path) -> Self {
         Self { root: root.to_owned() }
     }
 
@@ -42,15 +82,30 @@ impl HostPaths {
         self.root.join(abs.trim_start_matches('/'))
     }
 
-    fn sys_block(&self, name: &str) -> PathBuf {
+    /// `/sys/class/block/NAME`.
+    pub fn sys_block(&self, name: &str) -> PathBuf {
         self.host("/sys/class/block").join(name)
     }
 
+    /// The kernel name of the device node `path` leads to (`/dev/disk/by-id/virtio-x` →
+    /// `vdb`, `/dev/mapper/vg-lv` → `dm-0`), when it resolves to a node directly under /dev.
+    pub fn device_name(&self, path: &str) -> Option<String> {
+        let real = std::fs::canonicalize(self.host(path)).ok()?;
+        let dev = std::fs::canonicalize(self.host("/dev")).ok()?;
+        let name = real.strip_prefix(dev).ok()?.to_str()?;
+        (!name.is_empty() && !name.contains('/')).then(|| name.to_owned())
+    }
+
     /// This mount namespace's mounts.
-    pub fn mounts(&self) -> Result<Vec<Mount>, TaskError> {
+    pub fn mounts(&self) -> Result<Vec<Mount>, Error> {
         let path = self.host("/proc/self/mountinfo");
-        let text = std::fs::read_to_string(&path).map_err(TaskError::io(format!("reading {}", path.display())))?;
+        let text = std::fs::read_to_string(&path).map_err(Error::io(format!("reading {}", path.display())))?;
         Ok(mountinfo::parse(&text))
+    }
+
+    /// The devices in use as swap (/proc/swaps; none when it cannot be read).
+    pub fn swaps(&self) -> Vec<String> {
+        std::fs::read_to_string(self.host("/proc/swaps")).map(|t| mountinfo::parse_swaps(&t)).unwrap_or_default()
     }
 
     pub fn fstab(&self) -> PathBuf {
@@ -58,94 +113,29 @@ impl HostPaths {
     }
 }
 
-/// What `blkid -p` found on a device.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Signature {
-    /// TYPE: ext4, xfs, LVM2_member, linux_raid_member, swap, ...
-    pub fstype: Option<String>,
-    /// PTTYPE: gpt, dos, ...
-    pub pttype: Option<String>,
-    pub uuid: Option<String>,
-    pub label: Option<String>,
-    /// blkid saw more than one signature and would not say which (exit status 8).
-    pub ambivalent: bool,
-}
-
-impl Signature {
-    pub fn is_empty(&self) -> bool {
-        self.fstype.is_none() && self.pttype.is_none() && !self.ambivalent
-    }
-
-    /// "a gpt partition table", "an ext4 filesystem", "an LVM physical volume", ... for
-    /// refusal messages; `None` when nothing was found.
-    pub fn describe(&self) -> Option<String> {
-        let mut found = Vec::new();
-        if let Some(pt) = &self.pttype {
-            found.push(format!("a {pt} partition table"));
+/// Every block device of the host as lsblk would list it, with every mount point of this
+/// mount namespace and the signatures `blkid -p` finds (best effort: a device blkid may not
+/// read, e.g. a hypervisor's disk, stays without; a suspended device-mapper device is not
+/// read at all, as lsblk does not, since the read would block until it is resumed).
+pub async fn list(runner: &dyn Runner, paths: &HostPaths) -> Result<Vec<BlockDevice>, Error> {
+    let mut devices = sysfs::scan(paths)?;
+    let mut probes: HashMap<String, Signature> = HashMap::new();
+    for dev in devices.iter().flat_map(BlockDevice::walk) {
+        if dev.suspended || probes.contains_key(&dev.kernel_name) {
+            continue; // an md or dm device under each of its members: probed once
         }
-        match self.fstype.as_deref() {
-            Some("LVM2_member") => found.push("an LVM physical volume (LVM2_member)".into()),
-            Some("linux_raid_member") => found.push("a RAID member (linux_raid_member)".into()),
-            Some("swap") => found.push("swap space".into()),
-            Some(fs) => {
-                found.push(format!("{} {fs} filesystem", if fs.starts_with(['a', 'e', 'x']) { "an" } else { "a" }))
+        let node = format!("/dev/{}", dev.kernel_name);
+        match probe(runner, &node).await {
+            Ok(sig) => {
+                probes.insert(dev.kernel_name.clone(), sig);
             }
-            None => {}
+            Err(e) => tracing::debug!(device = %node, error = %e, "blkid -p failed"),
         }
-        if self.ambivalent {
-            found.push("several conflicting signatures (see wipefs)".into());
-        }
-        (!found.is_empty()).then(|| found.join(" and "))
     }
-}
-
-/// Parses `blkid -p -o export` output (KEY=value lines).
-pub fn parse_blkid(text: &str) -> Signature {
-    let fields: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
-    let get = |k: &str| fields.get(k).filter(|v| !v.is_empty()).map(|v| v.to_string());
-    Signature { fstype: get("TYPE"), pttype: get("PTTYPE"), uuid: get("UUID"), label: get("LABEL"), ambivalent: false }
-}
-
-/// Probes `path` for signatures with `blkid -p` (low-level: reads the device, no cache).
-pub async fn probe(runner: &dyn Runner, path: &str) -> Result<Signature, TaskError> {
-    let cmd = Cmd::new(find_program("blkid")?).args(["-p", "-o", "export", path]);
-    let out = runner.output(&cmd).await?;
-    match out.code {
-        Some(0) => Ok(parse_blkid(&out.stdout)),
-        // 2 = nothing found; but an unreadable device also exits 2, with a message (refused below).
-        Some(2) if out.stderr.trim().is_empty() => Ok(Signature::default()),
-        Some(8) => Ok(Signature { ambivalent: true, ..parse_blkid(&out.stdout) }),
-        Some(2) => Err(TaskError::Refused(format!(
-            "{path}: cannot read it to see what is on it ({}); brickyard never changes a device it cannot \
-             inspect, even with wipe",
-            out.stderr.trim()
-        ))),
-        code => Err(crate::runner::CommandError::Failed {
-            cmd: cmd.display(),
-            code,
-            stdout: out.stdout,
-            stderr: out.stderr,
-        }
-        .into()),
+    for dev in &mut devices {
+        dev.fill_signatures(&probes);
     }
-}
-
-/// A partition as sysfs shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Partition {
-    pub name: String,
-    pub number: u32,
-    /// In 512-byte sectors.
-    pub start: u64,
-    pub size: u64,
-    /// "major:minor", as /proc/self/mountinfo shows it.
-    pub dev: String,
-}
-
-impl Partition {
-    pub fn path(&self) -> String {
-        format!("/dev/{}", self.name)
-    }
+    Ok(devices)
 }
 
 /// The kernel name partition 1 of `disk` gets: `vdb1`, but `nvme0n1p1` and `loop0p1` when the
@@ -158,17 +148,15 @@ pub fn first_partition_name(disk: &str) -> String {
     }
 }
 
-fn read_number(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
 /// Everything we know about one whole disk before changing it.
 #[derive(Debug, Clone)]
 pub struct Disk {
-    /// `/dev/NAME` (symlinks such as /dev/disk/by-id/... resolved).
+    /// The task's name for it, as given: `/dev/vdb`, `/dev/disk/by-id/...`, a Cinder volume.
+    pub asked: String,
+    /// `/dev/NAME`, NAME being the kernel's name.
     pub path: String,
     pub name: String,
-    /// The disk's lsblk tree with all mount points merged in.
+    /// The disk's tree (partitions, holders) with all mount points.
     pub device: BlockDevice,
     /// In 512-byte sectors (sysfs).
     pub size: u64,
@@ -177,65 +165,65 @@ pub struct Disk {
 }
 
 impl Disk {
-    /// Looks `disk` up: resolves symlinks, runs lsblk, reads mountinfo and sysfs.
-    pub async fn inspect(runner: &dyn Runner, paths: &HostPaths, disk: &DevicePath) -> Result<Disk, TaskError> {
-        let host_path = paths.host(disk.as_str());
-        let resolved =
-            std::fs::canonicalize(&host_path).map_err(|e| TaskError::InvalidTask(format!("device {disk}: {e}")))?;
-        let name = resolved
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| TaskError::InvalidTask(format!("device {disk} resolves to {}", resolved.display())))?;
-        let out = runner.run(&lsblk::command()?).await?;
-        let devices = lsblk::parse_with_mounts(&out.stdout, &paths.mounts()?)?;
-        let device = lsblk::find(&devices, &name).cloned().ok_or_else(|| {
-            TaskError::InvalidTask(format!("device {disk}: lsblk does not list {name} as a block device"))
+    /// Looks `disk` up: resolves the reference to the kernel's device, reads sysfs and mountinfo.
+    pub fn inspect(paths: &HostPaths, disk: &DiskRef) -> Result<Disk, Error> {
+        let name = reference::resolve(paths, disk)?;
+        let devices = sysfs::scan(paths)?;
+        let device = find(&devices, &name).cloned().ok_or_else(|| {
+            Error::NotFound(format!(
+                "{disk}: the kernel shows {name} without data (size 0 in /sys/class/block/{name}/size, or a RAM disk)"
+            ))
         })?;
-        let sys = paths.sys_block(&name);
-        let size = read_number(&sys.join("size"))
-            .ok_or_else(|| TaskError::InvalidTask(format!("device {disk}: no {}", sys.join("size").display())))?;
-        let mut disk = Disk { path: format!("/dev/{name}"), name, device, size, partitions: Vec::new() };
-        disk.partitions = disk.read_partitions(paths)?;
+        let partitions = sysfs::partitions(&paths.sys_block(&name))
+            .map_err(Error::io(format!("reading {}", paths.sys_block(&name).display())))?;
+        Ok(Disk {
+            asked: disk.to_string(),
+            path: format!("/dev/{name}"),
+            size: device.size_bytes / 512,
+            name,
+            device,
+            partitions,
+        })
+    }
+
+    /// [`Disk::inspect`], then the refusals every disk task makes before it plans a change:
+    /// not a whole disk, the system disk, in use where we cannot see it.
+    pub fn inspect_for_change(paths: &HostPaths, disk: &DiskRef) -> Result<Disk, Error> {
+        let disk = Disk::inspect(paths, disk)?;
+        disk.require_whole_disk()?;
+        disk.refuse_system_disk()?;
+        disk.refuse_hidden_use(paths)?;
         Ok(disk)
     }
 
-    fn read_partitions(&self, paths: &HostPaths) -> Result<Vec<Partition>, TaskError> {
-        let sys = paths.sys_block(&self.name);
-        let entries = std::fs::read_dir(&sys).map_err(TaskError::io(format!("reading {}", sys.display())))?;
-        let mut parts: Vec<Partition> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let dir = e.path();
-                Some(Partition {
-                    number: read_number(&dir.join("partition"))? as u32,
-                    start: read_number(&dir.join("start"))?,
-                    size: read_number(&dir.join("size"))?,
-                    dev: std::fs::read_to_string(dir.join("dev")).ok()?.trim().to_owned(),
-                    name: e.file_name().to_string_lossy().into_owned(),
-                })
-            })
-            .collect();
-        parts.sort_by_key(|p| p.number);
-        Ok(parts)
+    /// The disk for messages: `/dev/vdb`, or `/dev/disk/by-id/virtio-x (/dev/vdb)` when the
+    /// task named it by a link or a Cinder volume, so both names show.
+    pub fn label(&self) -> String {
+        if self.asked == self.path {
+            self.path.clone()
+        } else {
+            format!("{} ({})", self.asked, self.path)
+        }
     }
 
     /// Re-reads the partitions until `done` says they are as expected (the kernel adds them
-    /// after parted returns), then waits for partition 1's /dev node: there is no udev to
-    /// wait for, the kernel's devtmpfs creates it.
+    /// after parted returns), then waits for their /dev nodes: there is no udev to wait for,
+    /// the kernel's devtmpfs creates them.
     pub async fn await_partitions(
         &mut self,
         paths: &HostPaths,
         what: &str,
         done: impl Fn(&[Partition]) -> bool,
-    ) -> Result<(), TaskError> {
+    ) -> Result<(), Error> {
+        let sys = paths.sys_block(&self.name);
         let deadline = tokio::time::Instant::now() + PARTITION_TIMEOUT;
         loop {
-            self.partitions = self.read_partitions(paths)?;
+            self.partitions = sysfs::partitions(&sys).map_err(Error::io(format!("reading {}", sys.display())))?;
             if done(&self.partitions) {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(TaskError::Timeout(format!("{what} in {} (after {PARTITION_TIMEOUT:?})", self.path)));
+                return Err(Error::Timeout(format!("{what} in {} (after {PARTITION_TIMEOUT:?})", self.label())));
             }
             tokio::time::sleep(POLL).await;
         }
@@ -246,13 +234,13 @@ impl Disk {
     }
 
     /// The disk's only partition, the one the disk tasks act on. `Ok(None)`: no partition yet.
-    pub fn single_partition(&self) -> Result<Option<&Partition>, TaskError> {
+    pub fn single_partition(&self) -> Result<Option<&Partition>, Error> {
         match self.partitions.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(one)),
-            many => Err(TaskError::Refused(format!(
+            many => Err(Error::Unsafe(format!(
                 "{} has {} partitions ({}); brickyard uses a disk with exactly one",
-                self.path,
+                self.label(),
                 many.len(),
                 many.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
             ))),
@@ -266,25 +254,21 @@ impl Disk {
         matches!(self.partitions.as_slice(), [p] if p.number == 1 && p.size + slack >= self.size)
     }
 
-    /// Refuses anything that is not a whole disk (lsblk TYPE `disk`, or `loop`).
-    pub fn require_whole_disk(&self) -> Result<(), TaskError> {
-        if self.device.is_whole_disk() {
+    /// Refuses anything that is not a whole disk (a disk, or a loop device: lab and test disks).
+    pub fn require_whole_disk(&self) -> Result<(), Error> {
+        if self.device.kind.is_whole_disk() {
             Ok(())
         } else {
-            Err(TaskError::Refused(format!(
-                "{} is a {} (lsblk TYPE), not a whole disk",
-                self.path,
-                if self.device.kind.is_empty() { "device of unknown type" } else { &self.device.kind }
-            )))
+            Err(Error::Conflict(format!("{} is {}, not a whole disk", self.label(), self.device.kind.describe())))
         }
     }
 
     /// Refuses the disk that carries / or /boot (or /usr, /var): never touched, even with wipe.
-    pub fn refuse_system_disk(&self) -> Result<(), TaskError> {
+    pub fn refuse_system_disk(&self) -> Result<(), Error> {
         match self.device.system_mount() {
-            Some((dev, mp)) => Err(TaskError::Refused(format!(
+            Some((dev, mp)) => Err(Error::Unsafe(format!(
                 "{} carries the system ({dev} is mounted at {mp}); brickyard never changes it, even with wipe",
-                self.path
+                self.label()
             ))),
             None => Ok(()),
         }
@@ -294,26 +278,26 @@ impl Disk {
     /// exclusively although nothing in this mount namespace uses it: it is mounted or held
     /// somewhere we cannot see (another mount namespace's root, as for a lab host or a
     /// container). Never changed, even with wipe.
-    pub fn refuse_hidden_use(&self, paths: &HostPaths) -> Result<(), TaskError> {
-        let devices = std::iter::once((self.name.clone(), self.path.clone()))
-            .chain(self.partitions.iter().map(|p| (p.name.clone(), p.path())));
-        for (name, path) in devices {
-            if self.partition_device(&name).is_some_and(|d| refuse_in_use(d).is_err()) {
+    pub fn refuse_hidden_use(&self, paths: &HostPaths) -> Result<(), Error> {
+        let devices = std::iter::once((self.name.clone(), self.path.clone(), self.label()))
+            .chain(self.partitions.iter().map(|p| (p.name.clone(), p.path(), p.path())));
+        for (name, path, label) in devices {
+            if self.partition_device(&name).is_some_and(|d| refuse_in_use(d, &label).is_err()) {
                 continue; // a use we can see; refuse_in_use names it when a change is needed
             }
             let open = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_EXCL).open(paths.host(&path));
             match open {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    return Err(TaskError::Refused(format!(
-                        "{path} is in use outside this mount namespace (the kernel refuses an exclusive open: \
+                    return Err(Error::Unsafe(format!(
+                        "{label} is in use outside this mount namespace (the kernel refuses an exclusive open: \
                          mounted or held elsewhere, e.g. the machine's root); brickyard never changes it, even \
                          with wipe"
                     )))
                 }
                 Err(e) => {
-                    return Err(TaskError::Refused(format!(
-                        "{path}: cannot open it exclusively to check it is unused: {e}"
+                    return Err(Error::Unsafe(format!(
+                        "{label}: cannot open it exclusively to check it is unused: {e}"
                     )))
                 }
             }
@@ -321,38 +305,36 @@ impl Disk {
         Ok(())
     }
 
-    /// The lsblk tree of partition `name` of this disk.
+    /// The tree of this disk's partition `name` (or of the disk itself).
     pub fn partition_device(&self, name: &str) -> Option<&BlockDevice> {
-        lsblk::find(std::slice::from_ref(&self.device), name)
+        find(std::slice::from_ref(&self.device), name)
     }
 }
 
 /// Refuses when anything in `dev`'s tree is mounted (swap included) or held by LVM, RAID,
-/// dm-crypt...: even wipe does not pull an active device away.
-pub fn refuse_in_use(dev: &BlockDevice) -> Result<(), TaskError> {
+/// dm-crypt...: even wipe does not pull an active device away. `label` leads the message.
+pub fn refuse_in_use(dev: &BlockDevice, label: &str) -> Result<(), Error> {
     if let Some((name, mp)) = dev.mounts().first() {
-        let at = if *mp == "[SWAP]" { "in use as swap".to_owned() } else { format!("mounted at {mp}") };
-        return Err(TaskError::Refused(format!(
-            "{} is in use: {name} is {at} (never changed, even with wipe)",
-            dev.path
-        )));
+        let at = if *mp == sysfs::SWAP { "in use as swap".to_owned() } else { format!("mounted at {mp}") };
+        return Err(Error::Unsafe(format!("{label} is in use: {name} is {at} (never changed, even with wipe)")));
     }
-    if let Some(holder) = dev.walk().into_iter().skip(1).find(|d| d.kind != "part") {
-        return Err(TaskError::Refused(format!(
-            "{} is in use: {} ({}) is active on it (never changed, even with wipe)",
-            dev.path, holder.name, holder.kind
+    if let Some(holder) = dev.walk().into_iter().skip(1).find(|d| d.kind != Kind::Part) {
+        return Err(Error::Unsafe(format!(
+            "{label} is in use: {} ({}) is active on it (never changed, even with wipe)",
+            holder.name,
+            holder.kind.name()
         )));
     }
     Ok(())
 }
 
 /// Waits for `/dev/NAME` to exist (the kernel's devtmpfs creates it; there is no udev).
-pub async fn wait_for_node(paths: &HostPaths, dev_path: &str) -> Result<(), TaskError> {
+pub async fn wait_for_node(paths: &HostPaths, dev_path: &str) -> Result<(), Error> {
     let node = paths.host(dev_path);
     let deadline = tokio::time::Instant::now() + PARTITION_TIMEOUT;
     while !node.exists() {
         if tokio::time::Instant::now() >= deadline {
-            return Err(TaskError::Timeout(format!("device node {dev_path} to appear (after {PARTITION_TIMEOUT:?})")));
+            return Err(Error::Timeout(format!("device node {dev_path} to appear (after {PARTITION_TIMEOUT:?})")));
         }
         tokio::time::sleep(POLL).await;
     }
@@ -360,19 +342,27 @@ pub async fn wait_for_node(paths: &HostPaths, dev_path: &str) -> Result<(), Task
 }
 
 /// `wipefs -a PATH`: erases every signature blkid could find (only run when the task says wipe).
-pub fn wipefs(path: &str) -> Result<Cmd, TaskError> {
+pub fn wipefs(path: &str) -> Result<Cmd, Error> {
     Ok(Cmd::new(find_program("wipefs")?).args(["-a", path]))
 }
 
 #[cfg(test)]
 pub mod testhost {
-    //! A fake host for unit tests: sysfs, /dev, mountinfo and /etc under a temporary directory.
+    //! A fake host for unit tests: sysfs, /dev, /proc and /etc under a temporary directory,
+    //! empty or copied from a fixture tree (`src/fixtures/sysfs/CASE`).
+
+    use std::path::Path;
 
     use super::*;
 
     /// The absolute path a program runs from here, as FakeRunner expectations spell it.
     pub fn prog(name: &str) -> String {
         find_program(name).unwrap().display().to_string()
+    }
+
+    /// A fixture tree, read in place.
+    pub fn fixture(case: &str) -> HostPaths {
+        HostPaths::under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/fixtures/sysfs").join(case))
     }
 
     pub struct FakeHost {
@@ -392,12 +382,36 @@ pub mod testhost {
         }
     }
 
+    fn copy_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let (src, dst) = (entry.path(), to.join(entry.file_name()));
+            let kind = entry.file_type().unwrap();
+            if kind.is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst).unwrap();
+            } else if kind.is_dir() {
+                copy_tree(&src, &dst);
+            } else {
+                std::fs::copy(&src, &dst).unwrap();
+            }
+        }
+    }
+
     impl FakeHost {
+        /// A writable copy of fixture tree `case`, with an /etc to write fstab into.
+        pub fn from_fixture(case: &str) -> Self {
+            let host = FakeHost::default();
+            copy_tree(&fixture(case).host("/"), host.dir.path());
+            host
+        }
+
         /// A whole disk of `sectors` 512-byte sectors.
         pub fn disk(&self, name: &str, sectors: u64) -> &Self {
             let sys = self.paths.sys_block(name);
             std::fs::create_dir_all(&sys).unwrap();
             std::fs::write(sys.join("size"), format!("{sectors}\n")).unwrap();
+            std::fs::write(sys.join("dev"), "7:0\n").unwrap();
             std::fs::write(self.paths.host(&format!("/dev/{name}")), "").unwrap();
             self
         }
@@ -428,68 +442,287 @@ pub mod testhost {
 
 #[cfg(test)]
 mod tests {
-    use super::testhost::{prog, FakeHost};
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use brickyard_proto::types::DevicePath;
+
+    use super::testhost::{fixture, FakeHost};
     use super::*;
-    use crate::runner::fake::FakeRunner;
+    use crate::runner::Output;
 
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!("{}/src/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    /// Answers `blkid -p -o export /dev/NAME` from the fixture's `blkid/NAME` (exit 0) or
+    /// `blkid/NAME.err` (exit 2, that stderr); nothing found (exit 2) otherwise.
+    struct FixtureBlkid {
+        paths: HostPaths,
+        probed: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Runner for FixtureBlkid {
+        async fn output(&self, cmd: &Cmd) -> Result<Output, CommandError> {
+            let args: Vec<String> = cmd.args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            assert!(cmd.program.ends_with("blkid") && args[..3] == ["-p", "-o", "export"], "{}", cmd.display());
+            let name = args[3].strip_prefix("/dev/").unwrap().to_owned();
+            self.probed.lock().unwrap().push(name.clone());
+            let read = |suffix: &str| std::fs::read_to_string(self.paths.host(&format!("/blkid/{name}{suffix}"))).ok();
+            Ok(match (read(""), read(".err")) {
+                (Some(stdout), _) => Output { code: Some(0), stdout, stderr: String::new() },
+                (None, Some(stderr)) => Output { code: Some(2), stdout: String::new(), stderr },
+                (None, None) => Output { code: Some(2), ..Default::default() },
+            })
+        }
+    }
+
+    fn scan(case: &str) -> Vec<BlockDevice> {
+        sysfs::scan(&fixture(case)).unwrap()
+    }
+
+    fn names(devices: &[BlockDevice]) -> Vec<&str> {
+        devices.iter().map(|d| d.name.as_str()).collect()
+    }
+
+    fn path(p: &str) -> DiskRef {
+        DiskRef::Path(DevicePath::new(p).unwrap())
+    }
+
+    fn cinder(id: &str) -> DiskRef {
+        DiskRef::CinderVolume(CinderVolume::new(id).unwrap())
+    }
+
+    /// Captured on this machine: a loop device with a GPT partition holding mounted xfs.
+    #[test]
+    fn loop_device_captured_here() {
+        let devs = scan("loop-gpt-xfs");
+        assert_eq!(names(&devs), ["loop0"]);
+        let loop0 = &devs[0];
+        assert_eq!(
+            (&loop0.kind, loop0.size_bytes, loop0.path.as_str(), loop0.dev.as_str()),
+            (&Kind::Loop, 536870912, "/dev/loop0", "7:0")
+        );
+        assert!(loop0.kind.is_whole_disk() && !loop0.read_only && !loop0.removable);
+        assert_eq!((loop0.serial.as_ref(), loop0.wwn.as_ref()), (None, None));
+        let part = &loop0.children[0];
+        assert_eq!((part.name.as_str(), &part.kind, part.size_bytes), ("loop0p1", &Kind::Part, 1044480 * 512));
+        assert_eq!(part.mount_points, ["/tmp/sysfscap/mnt"]);
+        assert!(!loop0.carries_root() && loop0.system_mount().is_none());
+        let parts = sysfs::partitions(&fixture("loop-gpt-xfs").sys_block("loop0")).unwrap();
+        assert_eq!(
+            parts,
+            [Partition { name: "loop0p1".into(), number: 1, start: 2048, size: 1044480, dev: "259:0".into() }]
+        );
+    }
+
+    /// Captured on this machine: the VM's virtio disk (serial without a newline), the root
+    /// filesystem, mounted twice; blkid may not read it.
+    #[tokio::test]
+    async fn virtio_root_disk_captured_here() {
+        let devs = scan("virtio-root");
+        let vda = &devs[0];
+        assert_eq!((vda.name.as_str(), &vda.kind, vda.serial.as_deref()), ("vda", &Kind::Disk, Some("overlayblk")));
+        assert_eq!(vda.mount_points, ["/", "/run/netns"]);
+        assert!(vda.carries_root() && !vda.carries_boot());
+        assert_eq!(vda.system_mount(), Some(("vda", "/")));
+        let runner = FixtureBlkid { paths: fixture("virtio-root"), probed: Mutex::default() };
+        let listed = list(&runner, &fixture("virtio-root")).await.unwrap();
+        assert_eq!(listed[0].signature, Signature::default(), "an unreadable disk is listed without signatures");
     }
 
     #[test]
-    fn blkid_fixtures() {
-        let xfs = parse_blkid(&fixture("blkid/xfs-partition.txt"));
+    fn plain_scsi_disk_rom_and_what_lsblk_leaves_out() {
+        let devs = scan("plain-disk");
+        assert_eq!(names(&devs), ["sda", "sdb", "sr0"], "no RAM disk, no empty loop device");
+        let sdb = &devs[1];
         assert_eq!(
-            (xfs.fstype.as_deref(), xfs.label.as_deref(), xfs.pttype.as_deref()),
-            (Some("xfs"), Some("brick"), None)
+            (sdb.serial.as_deref(), sdb.wwn.as_deref()),
+            (Some("6000c29d8e5f4a1b"), Some("naa.6000c29d8e5f4a1b2c3d4e5f6a7b8c9d"))
         );
-        assert_eq!(xfs.uuid.as_deref(), Some("7b56d2b3-670e-4de9-9775-bcde44a7e225"));
-        assert_eq!(parse_blkid(&fixture("blkid/gpt-disk.txt")).describe().unwrap(), "a gpt partition table");
-        assert_eq!(parse_blkid(&fixture("blkid/dos-disk.txt")).pttype.as_deref(), Some("dos"));
-        assert_eq!(parse_blkid(&fixture("blkid/ext4-disk.txt")).describe().unwrap(), "an ext4 filesystem");
-        assert_eq!(
-            parse_blkid(&fixture("blkid/lvm-member.txt")).describe().unwrap(),
-            "an LVM physical volume (LVM2_member)"
-        );
-        assert_eq!(
-            parse_blkid(&fixture("blkid/md-member.txt")).describe().unwrap(),
-            "a RAID member (linux_raid_member)"
-        );
-        assert!(parse_blkid("").is_empty());
+        assert!(sdb.children.is_empty() && sdb.mount_points.is_empty() && sdb.system_mount().is_none());
+        assert_eq!(devs[0].system_mount(), Some(("sda1", "/boot")));
+        assert!(devs[0].carries_root() && devs[0].carries_boot());
+        assert_eq!((&devs[2].kind, devs[2].removable), (&Kind::Rom, true));
+        assert!(!devs[2].kind.is_whole_disk());
     }
 
     #[tokio::test]
-    async fn probe_tells_nothing_from_unreadable() {
-        use crate::runner::Output;
-        let blank = Output { code: Some(2), ..Default::default() };
-        let eperm =
-            Output { code: Some(2), stderr: "error: /dev/vda: Operation not permitted".into(), ..Default::default() };
-        let ambivalent = Output { code: Some(8), ..Default::default() };
-        let r = FakeRunner::default()
-            .expect_output(&format!("{} -p -o export /dev/loop0", prog("blkid")), blank)
-            .expect_output(&format!("{} -p -o export /dev/vda", prog("blkid")), eperm)
-            .expect_output(&format!("{} -p -o export /dev/loop1", prog("blkid")), ambivalent);
-        assert!(probe(&r, "/dev/loop0").await.unwrap().is_empty());
-        assert!(probe(&r, "/dev/vda").await.unwrap_err().to_string().starts_with("refused: /dev/vda: cannot read it"));
-        assert!(probe(&r, "/dev/loop1").await.unwrap().describe().unwrap().contains("conflicting"));
+    async fn nvme_with_lvm_root_and_swap() {
+        let devs = scan("nvme-lvm-root");
+        assert_eq!(names(&devs), ["nvme0n1", "nvme1n1"], "LVM volumes show under their physical volume only");
+        let sys = &devs[0];
+        assert!(sys.carries_root() && sys.carries_boot());
+        assert_eq!(names(&sys.children), ["nvme0n1p1", "nvme0n1p2", "nvme0n1p3"]);
+        let root = find(&devs, "dm-0").unwrap();
+        assert_eq!(
+            (root.name.as_str(), root.path.as_str(), root.kind.name()),
+            ("rhel-root", "/dev/mapper/rhel-root", "lvm")
+        );
+        assert_eq!(root.mount_points, ["/"]);
+        assert!(sys.mounts().contains(&("rhel-swap", "[SWAP]")), "swap from /proc/swaps: {:?}", sys.mounts());
+        let blank = &devs[1];
+        assert_eq!(
+            (blank.serial.as_deref(), blank.wwn.as_deref()),
+            (Some("S5GXNF0R654321"), Some("eui.002538b911b2c3d4"))
+        );
+        assert!(blank.children.is_empty() && blank.mount_points.is_empty());
+
+        let runner = FixtureBlkid { paths: fixture("nvme-lvm-root"), probed: Mutex::default() };
+        let listed = list(&runner, &fixture("nvme-lvm-root")).await.unwrap();
+        let sig = |name: &str| find(&listed, name).unwrap().signature.clone();
+        assert_eq!(sig("nvme0n1").pttype.as_deref(), Some("gpt"));
+        assert_eq!(sig("nvme0n1p3").fstype.as_deref(), Some("LVM2_member"));
+        assert_eq!(
+            (sig("dm-0").fstype, sig("dm-0").uuid.as_deref()),
+            (Some("xfs".into()), Some("5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"))
+        );
+        assert_eq!(sig("dm-1").fstype.as_deref(), Some("swap"));
+        assert!(sig("nvme1n1").is_empty());
+        let probed = runner.probed.lock().unwrap().clone();
+        assert_eq!(
+            probed,
+            ["nvme0n1", "nvme0n1p1", "nvme0n1p2", "nvme0n1p3", "dm-0", "dm-1", "nvme1n1"],
+            "kernel names, each once"
+        );
+    }
+
+    #[tokio::test]
+    async fn suspended_mappings_are_not_read() {
+        let host = FakeHost::from_fixture("nvme-lvm-root");
+        std::fs::write(host.paths.sys_block("dm-1").join("dm/suspended"), "1\n").unwrap();
+        let runner = FixtureBlkid { paths: host.paths.clone(), probed: Mutex::default() };
+        let listed = list(&runner, &host.paths).await.unwrap();
+        assert!(find(&listed, "dm-1").unwrap().suspended);
+        assert!(!runner.probed.lock().unwrap().contains(&"dm-1".to_owned()), "a suspended mapping blocks readers");
+        assert!(find(&listed, "dm-0").unwrap().signature.fstype.is_some());
     }
 
     #[test]
-    fn partition_names() {
-        assert_eq!(first_partition_name("vdb"), "vdb1");
-        assert_eq!(first_partition_name("nvme0n1"), "nvme0n1p1");
-        assert_eq!(first_partition_name("loop0"), "loop0p1");
+    fn lvm_member_is_held() {
+        let devs = scan("lvm-member");
+        let sdb = &devs[0];
+        assert_eq!(sdb.serial.as_deref(), Some("ZC1A2B3C"), "SCSI serial from VPD page 0x80");
+        assert_eq!((sdb.children[0].name.as_str(), sdb.children[0].kind.name()), ("data-brick", "lvm"));
+        let err = refuse_in_use(sdb, "/dev/sdb").unwrap_err();
+        assert!(matches!(err, Error::Unsafe(_)));
+        assert_eq!(
+            err.to_string(),
+            "/dev/sdb is in use: data-brick (lvm) is active on it (never changed, even with wipe)"
+        );
     }
 
-    #[tokio::test]
-    async fn inspects_a_fake_host() {
+    #[test]
+    fn md_members_share_their_array() {
+        let devs = scan("md-member");
+        assert_eq!(names(&devs), ["sdc", "sdd"]);
+        for disk in &devs {
+            let md0 = &disk.children[0].children[0];
+            assert_eq!((md0.name.as_str(), md0.kind.name(), md0.path.as_str()), ("md0", "raid1", "/dev/md0"));
+            assert_eq!(disk.mounts(), [("md0", "/srv/bricks")]);
+        }
+        let err = refuse_in_use(&devs[1], "/dev/sdd").unwrap_err().to_string();
+        assert_eq!(err, "/dev/sdd is in use: md0 is mounted at /srv/bricks (never changed, even with wipe)");
+    }
+
+    #[test]
+    fn dm_crypt_mapping_on_a_partition() {
+        let devs = scan("dm-crypt");
+        let crypt = find(&devs, "dm-0").unwrap();
+        assert_eq!(
+            (crypt.name.as_str(), crypt.path.as_str(), crypt.kind.name()),
+            ("cryptbrick", "/dev/mapper/cryptbrick", "crypt")
+        );
+        assert_eq!(crypt.kind.describe(), "a dm-crypt mapping");
+        assert_eq!(crypt.mount_points, ["/data"]);
+        let err = refuse_in_use(&devs[0], "/dev/vdb").unwrap_err().to_string();
+        assert_eq!(err, "/dev/vdb is in use: cryptbrick is mounted at /data (never changed, even with wipe)");
+    }
+
+    #[test]
+    fn virtio_serials_and_by_id_links() {
+        let devs = scan("virtio-cinder");
+        assert_eq!(names(&devs), ["vda", "vdb", "vdc"]);
+        let vdb = &devs[1];
+        assert_eq!(vdb.serial.as_deref(), Some("ec4eea2a-f0d9-4614-b"));
+        assert_eq!(vdb.by_id, ["/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b"]);
+        assert_eq!(vdb.children[0].by_id, ["/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b-part1"]);
+        assert_eq!(vdb.mounts(), [("vdb1", "/vdisk")]);
+        assert!(devs[0].carries_root() && !vdb.carries_root());
+    }
+
+    /// btrfs shows an anonymous major:minor in mountinfo: the source names the device.
+    #[test]
+    fn mounts_found_by_source_too() {
+        let host = FakeHost::default();
+        host.disk("vda", 1 << 21).partition("vda", 1, 2048, (1 << 21) - 4096).mountinfo(
+            "22 1 0:33 /root / rw - btrfs /dev/vda1 rw\n23 22 0:33 /home /home rw - btrfs /dev/vda1 rw\n\
+             24 22 0:40 / /tmp rw - tmpfs tmpfs rw\n",
+        );
+        let devs = sysfs::scan(&host.paths).unwrap();
+        assert_eq!(devs[0].children[0].mount_points, ["/", "/home"]);
+        assert!(devs[0].carries_root());
+    }
+
+    #[test]
+    fn vpd_unit_serial_page() {
+        assert_eq!(sysfs::parse_vpd_serial(b"\x00\x80\x00\x0a  ZC1A2B3C"), Some("ZC1A2B3C".into()));
+        assert_eq!(sysfs::parse_vpd_serial(b"\x00\x80\x00\x04"), None, "length past the end: what is there");
+        assert_eq!(sysfs::parse_vpd_serial(b"\x00\x83\x00\x04abcd"), None, "another page");
+        assert_eq!(sysfs::parse_vpd_serial(b""), None);
+    }
+
+    #[test]
+    fn paths_and_links_resolve_to_the_kernel_device() {
+        let paths = fixture("virtio-cinder");
+        let resolve = |p: &str| reference::resolve(&paths, &path(p));
+        assert_eq!(resolve("/dev/vdb").unwrap(), "vdb");
+        assert_eq!(resolve("/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b").unwrap(), "vdb");
+        assert_eq!(resolve("/dev/disk/by-path/pci-0000:00:06.0").unwrap(), "vdb");
+        assert_eq!(reference::resolve(&fixture("nvme-lvm-root"), &path("/dev/mapper/rhel-root")).unwrap(), "dm-0");
+        let err = resolve("/dev/disk/by-id/virtio-nothing").unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)));
+        assert!(err.to_string().starts_with("device /dev/disk/by-id/virtio-nothing: No such file"), "{err}");
+    }
+
+    #[test]
+    fn cinder_volumes_are_found_by_virtio_serial() {
+        let paths = fixture("virtio-cinder");
+        assert_eq!(reference::resolve(&paths, &cinder("ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4")).unwrap(), "vdb");
+        assert_eq!(reference::resolve(&paths, &cinder("0B5D3A51-77C2-4B8E-9F31-6A0D2C4E8B17")).unwrap(), "vdc");
+        let err = reference::resolve(&paths, &cinder("11111111-2222-4333-8444-555555555555")).unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)));
+        assert_eq!(
+            err.to_string(),
+            "Cinder volume 11111111-2222-4333-8444-555555555555 is not attached here: no disk has serial \
+             11111111-2222-4333-8 (/sys/block/*/serial) and there is no /dev/disk/by-id/virtio-11111111-2222-4333-8; \
+             disks here: vda (no serial), vdb (serial ec4eea2a-f0d9-4614-b), vdc (serial 0b5d3a51-77c2-4b8e-9)"
+        );
+        assert!(CinderVolume::new("ec4eea2a-f0d9-4614-bc00")
+            .unwrap_err()
+            .to_string()
+            .contains("must be a volume UUID"));
+        assert!(CinderVolume::new("/dev/vdb").is_err());
+    }
+
+    #[test]
+    fn cinder_volume_by_udev_link_when_sysfs_has_no_serial() {
+        let host = FakeHost::from_fixture("virtio-cinder");
+        std::fs::remove_file(host.paths.sys_block("vdc").join("serial")).unwrap();
+        let volume = cinder("0b5d3a51-77c2-4b8e-9f31-6a0d2c4e8b17");
+        assert_eq!(reference::resolve(&host.paths, &volume).unwrap(), "vdc");
+        // Two disks with one serial (a cloned volume attached twice): never a guess.
+        std::fs::write(host.paths.sys_block("vdc").join("serial"), "ec4eea2a-f0d9-4614-b").unwrap();
+        let err = reference::resolve(&host.paths, &cinder("ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4")).unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)));
+        assert!(err.to_string().contains("2 disks have serial ec4eea2a-f0d9-4614-b (vdb, vdc)"), "{err}");
+    }
+
+    #[test]
+    fn inspects_a_fake_host() {
         let host = FakeHost::default();
         host.disk("loop0", 1048576)
             .partition("loop0", 1, 2048, 1044480)
             .mountinfo("22 1 254:0 / / rw - ext4 /dev/vda rw\n119 22 259:0 / /vdisk rw - xfs /dev/loop0p1 rw\n");
-        let r = FakeRunner::default().expect(&prog("lsblk"), &fixture("lsblk/loop-msdos.json"));
-        let disk = Disk::inspect(&r, &host.paths, &DevicePath::new("/dev/loop0").unwrap()).await.unwrap();
-        assert_eq!((disk.path.as_str(), disk.size), ("/dev/loop0", 1048576));
+        let disk = Disk::inspect(&host.paths, &path("/dev/loop0")).unwrap();
+        assert_eq!((disk.path.as_str(), disk.size, disk.label()), ("/dev/loop0", 1048576, "/dev/loop0".to_owned()));
         assert_eq!(
             disk.partitions,
             [Partition { name: "loop0p1".into(), number: 1, start: 2048, size: 1044480, dev: "259:0".into() }]
@@ -497,34 +730,48 @@ mod tests {
         assert!(disk.has_one_spanning_partition());
         disk.require_whole_disk().unwrap();
         disk.refuse_system_disk().unwrap();
-        let err = refuse_in_use(&disk.device).unwrap_err().to_string();
-        assert_eq!(err, "refused: /dev/loop0 is in use: loop0p1 is mounted at /vdisk (never changed, even with wipe)");
+        let err = refuse_in_use(&disk.device, &disk.label()).unwrap_err().to_string();
+        assert_eq!(err, "/dev/loop0 is in use: loop0p1 is mounted at /vdisk (never changed, even with wipe)");
+        let err = Disk::inspect(&host.paths, &path("/dev/loop1")).unwrap_err();
+        assert!(matches!(err, Error::NotFound(_)) && err.to_string().starts_with("device /dev/loop1: "), "{err}");
     }
 
     #[test]
     fn refusals_name_device_and_finding() {
-        let nvme = lsblk::parse(&fixture("lsblk/nvme.json")).unwrap();
-        let disk = |name: &str, devs: &[BlockDevice]| Disk {
-            path: format!("/dev/{name}"),
-            name: name.into(),
-            device: lsblk::find(devs, name).unwrap().clone(),
-            size: 1 << 30,
-            partitions: Vec::new(),
-        };
-        let sys = disk("nvme0n1", &nvme).refuse_system_disk().unwrap_err().to_string();
-        assert!(sys.contains("/dev/nvme0n1 carries the system") && sys.contains("even with wipe"), "{sys}");
-        assert!(disk("nvme1n1", &nvme).refuse_system_disk().is_ok());
-        let part = disk("nvme0n1p2", &nvme).require_whole_disk().unwrap_err().to_string();
-        assert_eq!(part, "refused: /dev/nvme0n1p2 is a part (lsblk TYPE), not a whole disk");
-        let lvm = lsblk::parse(&fixture("lsblk/lvm-member.json")).unwrap();
-        let held = refuse_in_use(&lvm[0]).unwrap_err().to_string();
+        let nvme = fixture("nvme-lvm-root");
+        let sys = Disk::inspect(&nvme, &path("/dev/nvme0n1")).unwrap().refuse_system_disk().unwrap_err();
+        assert!(matches!(sys, Error::Unsafe(_)));
         assert_eq!(
-            held,
-            "refused: /dev/sdb is in use: data-brick (lvm) is active on it (never changed, even with wipe)"
+            sys.to_string(),
+            "/dev/nvme0n1 carries the system (nvme0n1p1 is mounted at /boot/efi); brickyard never changes it, even \
+             with wipe"
         );
-        let md = lsblk::parse(&fixture("lsblk/md-member.json")).unwrap();
-        assert!(refuse_in_use(&md[1]).unwrap_err().to_string().contains("md0 is mounted at /srv/bricks"));
-        let swap = refuse_in_use(lsblk::find(&nvme, "nvme0n1p3").unwrap()).unwrap_err().to_string();
-        assert!(swap.contains("in use as swap") || swap.contains("mounted at /"), "{swap}");
+        assert!(Disk::inspect_for_change(&nvme, &path("/dev/nvme1n1")).is_ok());
+        let part = Disk::inspect(&nvme, &path("/dev/nvme0n1p2")).unwrap().require_whole_disk().unwrap_err();
+        assert!(matches!(part, Error::Conflict(_)));
+        assert_eq!(part.to_string(), "/dev/nvme0n1p2 is a partition, not a whole disk");
+        let swap = find(&sysfs::scan(&nvme).unwrap(), "dm-1").cloned().unwrap();
+        assert_eq!(
+            refuse_in_use(&swap, "/dev/dm-1").unwrap_err().to_string(),
+            "/dev/dm-1 is in use: rhel-swap is in use as swap (never changed, even with wipe)"
+        );
+        let md = Disk::inspect(&fixture("md-member"), &path("/dev/md0")).unwrap().require_whole_disk().unwrap_err();
+        assert_eq!(md.to_string(), "/dev/md0 is an md RAID array (raid1), not a whole disk");
+        let cinder_disk =
+            Disk::inspect(&fixture("virtio-cinder"), &cinder("ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4")).unwrap();
+        assert_eq!(cinder_disk.label(), "Cinder volume ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4 (/dev/vdb)");
+        let many = Disk { partitions: vec![cinder_disk.partitions[0].clone(); 2], ..cinder_disk };
+        assert!(many
+            .single_partition()
+            .unwrap_err()
+            .to_string()
+            .ends_with("has 2 partitions (vdb1, vdb1); brickyard uses a disk with exactly one"));
+    }
+
+    #[test]
+    fn partition_names() {
+        assert_eq!(first_partition_name("vdb"), "vdb1");
+        assert_eq!(first_partition_name("nvme0n1"), "nvme0n1p1");
+        assert_eq!(first_partition_name("loop0"), "loop0p1");
     }
 }

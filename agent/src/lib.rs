@@ -9,7 +9,6 @@ pub mod conversions;
 pub mod etcfile;
 pub mod facts;
 pub mod gluster;
-pub mod lsblk;
 pub mod mountinfo;
 pub mod runner;
 pub mod server;

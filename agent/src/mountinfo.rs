@@ -1,5 +1,5 @@
-//! What is mounted where, from /proc/self/mountinfo (the agent's own mount namespace).
-//! The parser is pure; `read` is the only I/O.
+//! What is mounted where, from /proc/self/mountinfo (the agent's own mount namespace), and
+//! which devices are swap, from /proc/swaps. The parsers are pure; `read` is the only I/O.
 
 use std::io;
 
@@ -48,6 +48,18 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Parses /proc/swaps: the devices in use as swap (swap files left out), octal escapes decoded.
+pub fn parse_swaps(text: &str) -> Vec<String> {
+    text.lines()
+        .skip(1) // Filename Type Size Used Priority
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (file, kind) = (fields.next()?, fields.next()?);
+            (kind == "partition").then(|| unescape(file))
+        })
+        .collect()
+}
+
 /// The current mounts of this process's mount namespace.
 pub fn read() -> io::Result<Vec<Mount>> {
     Ok(parse(&std::fs::read_to_string("/proc/self/mountinfo")?))
@@ -79,5 +91,15 @@ mod tests {
             ("fuse.glusterfs", "gluServer1:/gluV1", "0:50")
         );
         assert!(at(&mounts, "/none").is_none());
+    }
+
+    #[test]
+    fn swap_devices_not_files() {
+        let swaps = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n\
+                     /dev/dm-1                               partition\t8388604\t\t0\t\t-2\n\
+                     /swap\\040file                         file\t\t1048572\t\t0\t\t-3\n\
+                     /dev/vdb2                               partition\t1048572\t\t0\t\t-4\n";
+        assert_eq!(parse_swaps(swaps), ["/dev/dm-1", "/dev/vdb2"]);
+        assert!(parse_swaps("Filename Type Size Used Priority\n").is_empty());
     }
 }

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brickyard_agent::lsblk;
+use brickyard_agent::blockdev::{self, HostPaths};
 use brickyard_agent::runner::SystemRunner;
 use brickyard_agent::tasks::{Context, ServiceManager, Task};
 use brickyard_proto::v1::{self, task::Kind};
@@ -310,11 +310,11 @@ fn mounted_disk_and_root_disk_are_refused_even_with_wipe() {
         assert!(err.contains(&format!("refused: {} is in use outside this mount namespace", hidden.dev)), "{err}");
 
         // The root disk, as the facts report it.
-        let devices = lsblk::list(&SystemRunner).await.unwrap();
+        let devices = blockdev::list(&SystemRunner, &HostPaths::system()).await.unwrap();
         let root = devices
             .iter()
             .find(|d| d.carries_root())
-            .unwrap_or_else(|| panic!("no block device carries / here (lsblk: {devices:?}); the test needs one"));
+            .unwrap_or_else(|| panic!("no block device carries / here (devices: {devices:?}); the test needs one"));
         let err = apply(&[partition(&root.path, true)]).await.unwrap_err();
         assert!(err.contains(&format!("{} carries the system", root.path)) && err.contains("even with wipe"), "{err}");
     });
@@ -328,6 +328,35 @@ fn other_filesystem_is_named() {
         run("mkfs.ext4", &["-q", &disk.part()]);
         let err = apply(&seed(&disk.dev, false)).await.unwrap_err();
         assert!(err.contains(&format!("{}: ext4 is there, xfs asked", disk.part())), "{err}");
+    });
+}
+
+/// A disk named by a stable link, as `/dev/disk/by-id/...` names it where udev runs. This
+/// machine has no udev and its /dev is the machine's, so the link sits on a tmpfs mounted over
+/// /dev/shm in this test's private mount namespace. The tasks resolve it: refusals name the
+/// link and the device, parted, mkfs and mount get the kernel's device, and a re-run is a no-op.
+#[test]
+fn disk_named_by_a_link_is_resolved_and_named_both_ways() {
+    in_namespace("disk_named_by_a_link_is_resolved_and_named_both_ways", || async {
+        run("mount", &["-t", "tmpfs", "brickyard-links", "/dev/shm"]);
+        let disk = LoopDisk::new();
+        let link = "/dev/shm/virtio-brickyard-test";
+        std::os::unix::fs::symlink(&disk.dev, link).unwrap();
+        let sum = ext4_with_file(&disk.dev);
+        let err = apply(&seed(link, false)).await.unwrap_err();
+        assert!(
+            err.contains(&format!("refused: {link} ({}) is not empty: found an ext4 filesystem", disk.dev))
+                && err.contains(&format!("set wipe = true for {link} to destroy it")),
+            "{err}"
+        );
+        assert_eq!(checksum_on(&disk.dev), sum, "the refused disk's file is intact");
+
+        let done = apply(&seed(link, true)).await.unwrap();
+        let parted = format!("parted -s {} mklabel gpt mkpart primary 0% 100%", disk.dev);
+        assert!(done[0].last().is_some_and(|c| c.ends_with(&parted)), "{done:?}");
+        assert!(done[1].last().is_some_and(|c| c.ends_with(&format!("mkfs.xfs -i size=512 -L brick {}", disk.part()))));
+        assert_eq!(mounted_at("/mnt/vdisk").as_deref(), Some(disk.part().as_str()));
+        assert_eq!(apply(&seed(link, false)).await.unwrap(), vec![Vec::<String>::new(); 3], "re-run changes nothing");
     });
 }
 
@@ -360,7 +389,7 @@ async fn apply_rpc(
 fn lab_agent_prepares_its_disk_and_refuses_the_machines_root() {
     let rt = || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let root = rt()
-        .block_on(lsblk::list(&SystemRunner))
+        .block_on(blockdev::list(&SystemRunner, &HostPaths::system()))
         .unwrap()
         .into_iter()
         .find(|d| d.carries_root())

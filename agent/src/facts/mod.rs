@@ -1,7 +1,8 @@
 //! `GetFacts`: what this host is and has — hostname, OS, kernel, CPUs and memory (sysinfo),
-//! block devices (`crate::lsblk`), glusterfs version, glusterd state and node UUID, FUSE,
-//! firewall backends, service manager. Read-only: reads /proc, /etc/os-release, pid files,
-//! glusterd.info and runs `lsblk` and `glusterfs --version`.
+//! block devices (`crate::blockdev`: sysfs, mountinfo, `blkid -p`), glusterfs version,
+//! glusterd state and node UUID, FUSE, firewall backends, service manager. Read-only: reads
+//! /sys, /proc, /dev, /etc/os-release, pid files, glusterd.info and runs `blkid -p` and
+//! `glusterfs --version`.
 
 mod devices;
 pub(crate) mod gluster;
@@ -12,12 +13,13 @@ pub mod process;
 use brickyard_proto::v1;
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
+use crate::blockdev;
 use crate::conversions;
 use crate::tasks::{Context, TaskError};
 
 /// Collects this host's facts.
 pub async fn collect(ctx: &Context) -> Result<v1::Facts, TaskError> {
-    let devices = crate::lsblk::list(ctx.runner.as_ref()).await?;
+    let devices = blockdev::list(ctx.runner.as_ref(), &blockdev::HostPaths::system()).await?;
     let glusterfs_version = gluster::version(ctx.runner.as_ref()).await?;
     let sys = System::new_with_specifics(
         RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()).with_memory(MemoryRefreshKind::nothing().with_ram()),

@@ -1,14 +1,14 @@
 //! `MakeFilesystem`: xfs (`-i size=512`, as GlusterFS recommends for bricks) or ext4 on the
 //! disk's single partition (found through sysfs). The same filesystem already there is reused,
 //! never reformatted; anything else there is refused, naming it, unless the task says wipe.
-//! Touches the partition only (`wipefs -a` when wiping, `mkfs.*`); reads sysfs, mountinfo,
-//! `lsblk` and `blkid -p`.
+//! Touches the partition only (`wipefs -a` when wiping, `mkfs.*`); reads sysfs, /proc, /dev
+//! and `blkid -p`.
 
-use brickyard_proto::types::DevicePath;
 use brickyard_proto::v1;
 
+use super::disk::disk_ref;
 use super::{Check, Context, TaskError};
-use crate::blockdev::{self, Disk, HostPaths};
+use crate::blockdev::{self, Disk, DiskRef, HostPaths};
 use crate::runner::{find_program, Cmd};
 
 /// The filesystems brickyard makes and mounts.
@@ -72,7 +72,7 @@ impl FsType {
 
 #[derive(Debug)]
 pub struct MakeFilesystem {
-    disk: DevicePath,
+    disk: DiskRef,
     fs: FsType,
     label: Option<String>,
     wipe: bool,
@@ -89,7 +89,7 @@ struct Plan {
 
 impl MakeFilesystem {
     pub fn from_proto(task: &v1::MakeFilesystem) -> Result<Self, TaskError> {
-        let disk = DevicePath::new(&task.disk)?;
+        let disk = disk_ref(&task.disk)?;
         let fs = FsType::from_proto(task.filesystem)?;
         let label = match task.label.as_str() {
             "" => None,
@@ -114,15 +114,15 @@ impl MakeFilesystem {
 
     async fn plan(&self, ctx: &Context) -> Result<Plan, TaskError> {
         let runner = ctx.runner.as_ref();
-        let disk = Disk::inspect(runner, &self.paths, &self.disk).await?;
-        disk.require_whole_disk()?;
-        disk.refuse_system_disk()?;
-        disk.refuse_hidden_use(&self.paths)?;
+        let disk = Disk::inspect_for_change(&self.paths, &self.disk)?;
         let Some(part) = disk.single_partition()? else {
             let future = format!("/dev/{}", blockdev::first_partition_name(&disk.name));
             return Ok(Plan {
                 cmds: vec![self.fs.mkfs(self.label.as_deref(), &future)?],
-                warnings: vec![format!("{} has no partition yet: PartitionDisk must create {future} first", disk.path)],
+                warnings: vec![format!(
+                    "{} has no partition yet: PartitionDisk must create {future} first",
+                    disk.label()
+                )],
                 partition: None,
             });
         };
@@ -156,7 +156,7 @@ impl MakeFilesystem {
             cmds.push(blockdev::wipefs(&path)?);
         }
         if let Some(dev) = disk.partition_device(&part.name) {
-            blockdev::refuse_in_use(dev)?;
+            blockdev::refuse_in_use(dev, &path)?;
         }
         cmds.push(self.fs.mkfs(self.label.as_deref(), &path)?);
         Ok(Plan { partition: Some(path), cmds, warnings: Vec::new() })
@@ -203,7 +203,6 @@ mod tests {
     use crate::runner::Output;
     use crate::tasks::ServiceManager;
 
-    const LSBLK: &str = include_str!("../fixtures/lsblk/loop-msdos.json");
     const XFS: &str = include_str!("../fixtures/blkid/xfs-partition.txt");
 
     fn task(host: &FakeHost, fs: v1::FilesystemType, label: &str, wipe: bool) -> MakeFilesystem {
@@ -230,21 +229,19 @@ mod tests {
     async fn formats_an_empty_partition_then_confirms() {
         let host = host();
         let (ctx, runner) = ctx(FakeRunner::default()
-            .expect(&prog("lsblk"), LSBLK)
             .expect_output(&prog("blkid"), blkid(""))
             .expect(&format!("{} -i size=512 -L brick /dev/loop0p1", prog("mkfs.xfs")), "")
             .expect_output(&prog("blkid"), blkid(XFS)));
         let t = task(&host, v1::FilesystemType::Unspecified, "brick", false);
         let done = t.apply(&ctx).await.unwrap();
         assert_eq!(done, [format!("{} -i size=512 -L brick /dev/loop0p1", prog("mkfs.xfs"))]);
-        assert_eq!(runner.seen().len(), 4);
+        assert_eq!(runner.seen().len(), 3);
     }
 
     #[tokio::test]
     async fn same_filesystem_is_reused() {
         let host = host();
-        let (ctx, _) =
-            ctx(FakeRunner::default().expect(&prog("lsblk"), LSBLK).expect_output(&prog("blkid"), blkid(XFS)));
+        let (ctx, _) = ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(XFS)));
         let check = task(&host, v1::FilesystemType::Xfs, "other", true).check(&ctx).await.unwrap();
         assert!(check.changes.is_empty());
         assert!(check.warnings[0].contains("labelled \"brick\" is reused"), "{:?}", check.warnings);
@@ -254,12 +251,10 @@ mod tests {
     async fn other_filesystem_is_refused_naming_it_or_wiped() {
         let host = host();
         let ext4 = "DEVNAME=/dev/loop0p1\nTYPE=ext4\nUSAGE=filesystem\n";
-        let (ctx1, _) =
-            ctx(FakeRunner::default().expect(&prog("lsblk"), LSBLK).expect_output(&prog("blkid"), blkid(ext4)));
+        let (ctx1, _) = ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(ext4)));
         let err = task(&host, v1::FilesystemType::Xfs, "", false).check(&ctx1).await.unwrap_err().to_string();
         assert!(err.starts_with("refused: /dev/loop0p1: ext4 is there, xfs asked"), "{err}");
-        let (ctx2, _) =
-            ctx(FakeRunner::default().expect(&prog("lsblk"), LSBLK).expect_output(&prog("blkid"), blkid(ext4)));
+        let (ctx2, _) = ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(ext4)));
         let check = task(&host, v1::FilesystemType::Xfs, "", true).check(&ctx2).await.unwrap();
         assert_eq!(
             check.changes,
@@ -272,8 +267,7 @@ mod tests {
         let host = host();
         host.mountinfo("22 1 254:0 / / rw - ext4 /dev/vda rw\n90 22 259:0 / /data rw - ext4 /dev/loop0p1 rw\n");
         let ext4 = "TYPE=ext4\n";
-        let (ctx, _) =
-            ctx(FakeRunner::default().expect(&prog("lsblk"), LSBLK).expect_output(&prog("blkid"), blkid(ext4)));
+        let (ctx, _) = ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(ext4)));
         let err = task(&host, v1::FilesystemType::Xfs, "", true).check(&ctx).await.unwrap_err().to_string();
         assert_eq!(err, "refused: /dev/loop0p1 is in use: loop0p1 is mounted at /data (never changed, even with wipe)");
     }
@@ -282,7 +276,7 @@ mod tests {
     async fn no_partition_yet_plans_but_does_not_apply() {
         let host = FakeHost::default();
         host.disk("loop0", 1048576);
-        let (ctx, _) = ctx(FakeRunner::default().expect(&prog("lsblk"), LSBLK).expect(&prog("lsblk"), LSBLK));
+        let (ctx, _) = ctx(FakeRunner::default());
         let t = task(&host, v1::FilesystemType::Ext4, "data", false);
         let check = t.check(&ctx).await.unwrap();
         assert_eq!(check.changes, [format!("{} -q -L data /dev/loop0p1", prog("mkfs.ext4"))]);

@@ -4,6 +4,7 @@
 //! explicit `match` on the proto `oneof`.
 
 mod brick_dir;
+mod disk;
 mod filesystem;
 mod firewall;
 mod fuse;

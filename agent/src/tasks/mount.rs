@@ -3,15 +3,16 @@
 //! so re-runs replace it. Options default to brick-friendly ones (xfs `inode64,noatime`, ext4
 //! `noatime`) and always include `nofail`, so a missing disk does not stop the boot. Already
 //! mounted there → unchanged; anything else mounted there → refused. Touches: the mount point
-//! directory, the mount table (`mount`), /etc/fstab (atomic write); reads sysfs, mountinfo,
-//! `lsblk` and `blkid -p`.
+//! directory, the mount table (`mount`), /etc/fstab (atomic write); reads sysfs, /proc, /dev
+//! and `blkid -p`.
 
-use brickyard_proto::types::{AbsPath, DevicePath};
+use brickyard_proto::types::AbsPath;
 use brickyard_proto::v1;
 
+use super::disk::disk_ref;
 use super::filesystem::FsType;
 use super::{Check, Context, TaskError};
-use crate::blockdev::{self, Disk, HostPaths};
+use crate::blockdev::{self, Disk, DiskRef, HostPaths};
 use crate::etcfile;
 use crate::mountinfo;
 use crate::runner::{find_program, Cmd};
@@ -24,7 +25,7 @@ const SYSTEM_DIRS: &[&str] = &[
 
 #[derive(Debug)]
 pub struct MountFilesystem {
-    disk: DevicePath,
+    disk: DiskRef,
     fs: FsType,
     mount_point: AbsPath,
     /// Joined with `,`; `nofail` included.
@@ -49,7 +50,7 @@ struct Plan {
 
 impl MountFilesystem {
     pub fn from_proto(task: &v1::MountFilesystem) -> Result<Self, TaskError> {
-        let disk = DevicePath::new(&task.disk)?;
+        let disk = disk_ref(&task.disk)?;
         let fs = FsType::from_proto(task.filesystem)?;
         let mount_point = AbsPath::checked("mount point", &task.mount_point)?;
         if SYSTEM_DIRS.contains(&mount_point.as_str()) {
@@ -96,15 +97,13 @@ impl MountFilesystem {
     async fn plan(&self, ctx: &Context) -> Result<Plan, TaskError> {
         let runner = ctx.runner.as_ref();
         let mp = self.mount_point.as_str();
-        let disk = Disk::inspect(runner, &self.paths, &self.disk).await?;
-        disk.require_whole_disk()?;
-        disk.refuse_system_disk()?;
-        disk.refuse_hidden_use(&self.paths)?;
+        let disk = Disk::inspect_for_change(&self.paths, &self.disk)?;
         let mounts = self.paths.mounts()?;
         let (device, dev_number, uuid, warnings) = match disk.single_partition()? {
             None => {
                 let future = format!("/dev/{}", blockdev::first_partition_name(&disk.name));
-                let warning = format!("{} has no partition yet: PartitionDisk must create {future} first", disk.path);
+                let warning =
+                    format!("{} has no partition yet: PartitionDisk must create {future} first", disk.label());
                 (future, None, None, vec![warning])
             }
             Some(part) => {
@@ -246,7 +245,6 @@ mod tests {
     use crate::runner::Output;
     use crate::tasks::ServiceManager;
 
-    const LSBLK: &str = include_str!("../fixtures/lsblk/loop-msdos.json");
     const XFS: &str = include_str!("../fixtures/blkid/xfs-partition.txt");
     const UUID: &str = "7b56d2b3-670e-4de9-9775-bcde44a7e225";
     const FSTAB: &str = "# /etc/fstab\nUUID=abc / ext4 errors=remount-ro 0 1\n";
@@ -271,7 +269,6 @@ mod tests {
     fn ctx(blkid: &str) -> Context {
         let out = Output { code: Some(0), stdout: blkid.into(), stderr: String::new() };
         let runner = FakeRunner::default()
-            .expect(&prog("lsblk"), LSBLK)
             .expect_output(&prog("blkid"), out)
             .expect(&format!("{} -t xfs -o inode64,noatime,nofail /dev/loop0p1 /vdisk", prog("mount")), "");
         Context { runner: Arc::new(runner), service_manager: ServiceManager::Direct }
@@ -298,7 +295,7 @@ mod tests {
         host.mountinfo(
             "22 1 254:0 / / rw - ext4 /dev/vda rw\n90 22 259:0 / /vdisk rw,noatime - xfs /dev/loop0p1 rw,inode64\n",
         );
-        let runner = FakeRunner::default().expect(&prog("lsblk"), LSBLK).expect(&prog("blkid"), XFS);
+        let runner = FakeRunner::default().expect(&prog("blkid"), XFS);
         let ctx = Context { runner: Arc::new(runner), service_manager: ServiceManager::Direct };
         let check = task(&host, &[]).check(&ctx).await.unwrap();
         assert_eq!(check, Check::unchanged());

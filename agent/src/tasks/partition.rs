@@ -2,14 +2,16 @@
 //! mkpart primary 0% 100%`), then waits for the kernel to show it in sysfs and /dev (no udev).
 //! A disk that already has exactly that layout is left alone; a disk with any other partition
 //! table, filesystem, LVM or RAID signature is refused, naming what was found, unless the task
-//! says wipe. The system disk and a disk in use are refused even with wipe. Touches the disk
-//! only in apply (`wipefs -a`, `parted`); reads sysfs, mountinfo, `lsblk` and `blkid -p`.
+//! says wipe. The system disk and a disk in use are refused even with wipe. The disk may be
+//! named by a stable link (`/dev/disk/by-id/...`); messages then name the link and the device.
+//! Touches the disk only in apply (`wipefs -a`, `parted`); reads sysfs, /proc, /dev and
+//! `blkid -p`.
 
-use brickyard_proto::types::DevicePath;
 use brickyard_proto::v1;
 
+use super::disk::disk_ref;
 use super::{Check, Context, TaskError};
-use crate::blockdev::{self, Disk, HostPaths};
+use crate::blockdev::{self, Disk, DiskRef, HostPaths};
 use crate::runner::{find_program, Cmd};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +40,7 @@ impl Table {
 
 #[derive(Debug)]
 pub struct PartitionDisk {
-    disk: DevicePath,
+    disk: DiskRef,
     table: Table,
     wipe: bool,
     paths: HostPaths,
@@ -46,7 +48,7 @@ pub struct PartitionDisk {
 
 impl PartitionDisk {
     pub fn from_proto(task: &v1::PartitionDisk) -> Result<Self, TaskError> {
-        let disk = DevicePath::new(&task.disk)?;
+        let disk = disk_ref(&task.disk)?;
         let table = match v1::PartitionTable::try_from(task.table) {
             Ok(v1::PartitionTable::Unspecified | v1::PartitionTable::Gpt) => Table::Gpt,
             Ok(v1::PartitionTable::Msdos) => Table::Msdos,
@@ -57,12 +59,8 @@ impl PartitionDisk {
 
     /// The disk as found and the commands apply would run, in order (none: satisfied).
     async fn plan(&self, ctx: &Context) -> Result<(Disk, Vec<Cmd>), TaskError> {
-        let runner = ctx.runner.as_ref();
-        let disk = Disk::inspect(runner, &self.paths, &self.disk).await?;
-        disk.require_whole_disk()?;
-        disk.refuse_system_disk()?;
-        disk.refuse_hidden_use(&self.paths)?;
-        let sig = blockdev::probe(runner, &disk.path).await?;
+        let disk = Disk::inspect_for_change(&self.paths, &self.disk)?;
+        let sig = blockdev::probe(ctx.runner.as_ref(), &disk.path).await?;
         if sig.pttype.as_deref() == Some(self.table.blkid_name())
             && sig.fstype.is_none()
             && !sig.ambivalent
@@ -70,7 +68,7 @@ impl PartitionDisk {
         {
             return Ok((disk, Vec::new()));
         }
-        blockdev::refuse_in_use(&disk.device)?;
+        blockdev::refuse_in_use(&disk.device, &disk.label())?;
         let mut found: Vec<String> = sig.describe().into_iter().collect();
         if !disk.partitions.is_empty() {
             let names: Vec<&str> = disk.partitions.iter().map(|p| p.name.as_str()).collect();
@@ -81,7 +79,7 @@ impl PartitionDisk {
             if !self.wipe {
                 return Err(TaskError::Refused(format!(
                     "{} is not empty: found {}; {} with one partition asked (set wipe = true for {} to destroy it)",
-                    disk.path,
+                    disk.label(),
                     found.join(" with "),
                     self.table.parted_name(),
                     self.disk
@@ -134,15 +132,12 @@ mod tests {
 
     use super::*;
     use crate::blockdev::testhost::{prog, FakeHost};
+    use crate::blockdev::CinderVolume;
     use crate::runner::fake::FakeRunner;
     use crate::runner::{CommandError, Output, Runner};
     use crate::tasks::ServiceManager;
 
-    const EMPTY_LOOP: &str = r#"{"blockdevices": [{"name": "loop0", "path": "/dev/loop0", "maj:min": "7:0",
-        "size": 536870912, "type": "loop", "pttype": null, "fstype": null, "label": null, "uuid": null,
-        "mountpoint": null}]}"#;
-    const ONE_PART: &str = include_str!("../fixtures/lsblk/loop-msdos.json");
-    const NVME: &str = include_str!("../fixtures/lsblk/nvme.json");
+    const DOS: &str = include_str!("../fixtures/blkid/dos-disk.txt");
 
     /// FakeRunner, plus the kernel's side of parted: the partition appears in sysfs and /dev.
     struct Kernel {
@@ -170,44 +165,41 @@ mod tests {
         PartitionDisk { paths: host.paths.clone(), ..PartitionDisk::from_proto(&proto).unwrap() }
     }
 
-    fn parted(table: &str) -> String {
-        format!("{} -s /dev/loop0 mklabel {table} mkpart primary 0% 100%", prog("parted"))
+    fn ctx(runner: FakeRunner) -> Context {
+        Context { runner: Arc::new(runner), service_manager: ServiceManager::Direct }
+    }
+
+    fn parted(disk: &str, table: &str) -> String {
+        format!("{} -s {disk} mklabel {table} mkpart primary 0% 100%", prog("parted"))
     }
 
     #[tokio::test]
     async fn empty_disk_is_partitioned_and_waited_for() {
         let host = FakeHost::default();
         host.disk("loop0", 1048576);
-        let fake = FakeRunner::default()
-            .expect(&prog("lsblk"), EMPTY_LOOP)
-            .expect_output(&prog("blkid"), blkid(""))
-            .expect(&parted("gpt"), "");
+        let fake =
+            FakeRunner::default().expect_output(&prog("blkid"), blkid("")).expect(&parted("/dev/loop0", "gpt"), "");
         let t = task(&host, "/dev/loop0", v1::PartitionTable::Unspecified, false);
         let runner = Arc::new(Kernel { fake, host });
         let ctx = Context { runner: runner.clone(), service_manager: ServiceManager::Direct };
-        assert_eq!(t.apply(&ctx).await.unwrap(), [parted("gpt")]);
+        assert_eq!(t.apply(&ctx).await.unwrap(), [parted("/dev/loop0", "gpt")]);
+        assert_eq!(runner.fake.seen().len(), 2);
     }
 
     #[tokio::test]
     async fn own_layout_is_unchanged() {
         let host = FakeHost::default();
         host.disk("loop0", 1048576).partition("loop0", 1, 2048, 1046528);
-        let runner = FakeRunner::default()
-            .expect(&prog("lsblk"), ONE_PART)
-            .expect_output(&prog("blkid"), blkid(include_str!("../fixtures/blkid/dos-disk.txt")));
-        let ctx = Context { runner: Arc::new(runner), service_manager: ServiceManager::Direct };
+        let runner = FakeRunner::default().expect_output(&prog("blkid"), blkid(DOS));
         let t = task(&host, "/dev/loop0", v1::PartitionTable::Msdos, false);
-        assert!(t.apply(&ctx).await.unwrap().is_empty());
+        assert!(t.apply(&ctx(runner)).await.unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn foreign_layouts_are_refused_or_wiped() {
         let host = FakeHost::default();
         host.disk("loop0", 1048576).partition("loop0", 1, 2048, 1046528);
-        let dos = include_str!("../fixtures/blkid/dos-disk.txt");
-        let script =
-            || FakeRunner::default().expect(&prog("lsblk"), ONE_PART).expect_output(&prog("blkid"), blkid(dos));
-        let ctx = |r: FakeRunner| Context { runner: Arc::new(r), service_manager: ServiceManager::Direct };
+        let script = || FakeRunner::default().expect_output(&prog("blkid"), blkid(DOS));
         let err = task(&host, "/dev/loop0", v1::PartitionTable::Gpt, false).check(&ctx(script())).await.unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -217,35 +209,72 @@ mod tests {
         let check = task(&host, "/dev/loop0", v1::PartitionTable::Gpt, true).check(&ctx(script())).await.unwrap();
         assert_eq!(
             check.changes,
-            [format!("{} -a /dev/loop0p1", prog("wipefs")), format!("{} -a /dev/loop0", prog("wipefs")), parted("gpt")]
+            [
+                format!("{} -a /dev/loop0p1", prog("wipefs")),
+                format!("{} -a /dev/loop0", prog("wipefs")),
+                parted("/dev/loop0", "gpt")
+            ]
         );
         // A filesystem on the whole disk.
         let host = FakeHost::default();
         host.disk("loop0", 1048576);
-        let r = FakeRunner::default()
-            .expect(&prog("lsblk"), EMPTY_LOOP)
-            .expect_output(&prog("blkid"), blkid(include_str!("../fixtures/blkid/ext4-disk.txt")));
+        let r =
+            FakeRunner::default().expect_output(&prog("blkid"), blkid(include_str!("../fixtures/blkid/ext4-disk.txt")));
         let err = task(&host, "/dev/loop0", v1::PartitionTable::Gpt, false).check(&ctx(r)).await.unwrap_err();
         assert!(err.to_string().contains("/dev/loop0 is not empty: found an ext4 filesystem;"), "{err}");
     }
 
+    /// No blkid expected: the FakeRunner panics on any command.
     #[tokio::test]
     async fn system_disk_and_partitions_are_refused_before_probing() {
-        let host = FakeHost::default();
-        host.disk("nvme0n1", 1 << 30).partition("nvme0n1", 1, 2048, 1 << 20);
-        let ctx = |r: FakeRunner| Context { runner: Arc::new(r), service_manager: ServiceManager::Direct };
+        let host = FakeHost::from_fixture("nvme-lvm-root");
         let err = task(&host, "/dev/nvme0n1", v1::PartitionTable::Gpt, true)
-            .check(&ctx(FakeRunner::default().expect(&prog("lsblk"), NVME)))
+            .check(&ctx(FakeRunner::default()))
             .await
             .unwrap_err();
-        assert!(
-            err.to_string().contains("/dev/nvme0n1 carries the system (nvme0n1p1 is mounted at /boot/efi)"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "refused: /dev/nvme0n1 carries the system (nvme0n1p1 is mounted at /boot/efi); brickyard never changes \
+             it, even with wipe"
         );
         let err = task(&host, "/dev/nvme0n1p1", v1::PartitionTable::Gpt, true)
-            .check(&ctx(FakeRunner::default().expect(&prog("lsblk"), NVME)))
+            .check(&ctx(FakeRunner::default()))
             .await
             .unwrap_err();
-        assert_eq!(err.to_string(), "refused: /dev/nvme0n1p1 is a part (lsblk TYPE), not a whole disk");
+        assert_eq!(err.to_string(), "refused: /dev/nvme0n1p1 is a partition, not a whole disk");
+        let err = task(&host, "/dev/mapper/rhel-root", v1::PartitionTable::Gpt, true)
+            .check(&ctx(FakeRunner::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refused: /dev/mapper/rhel-root (/dev/dm-0) is an LVM logical volume, not a whole disk"
+        );
+    }
+
+    /// The seed's disk named by its udev link, and by its Cinder volume: messages name both
+    /// the name given and the kernel's device.
+    #[tokio::test]
+    async fn disk_named_by_link_or_cinder_volume_is_named_both_ways() {
+        let host = FakeHost::from_fixture("virtio-cinder");
+        let link = "/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b";
+        let err = task(&host, link, v1::PartitionTable::Gpt, true)
+            .check(&ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(DOS))))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("refused: {link} (/dev/vdb) is in use: vdb1 is mounted at /vdisk (never changed, even with wipe)")
+        );
+        let volume = DiskRef::CinderVolume(CinderVolume::new("ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4").unwrap());
+        let by_volume = PartitionDisk { disk: volume, ..task(&host, "/dev/vdb", v1::PartitionTable::Msdos, false) };
+        let check =
+            by_volume.check(&ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(DOS)))).await.unwrap();
+        assert_eq!(check, Check::unchanged(), "the seed's layout on the volume's disk is kept");
+        // The blank second volume, by its Cinder id: partitioned as /dev/vdc.
+        let blank = DiskRef::CinderVolume(CinderVolume::new("0b5d3a51-77c2-4b8e-9f31-6a0d2c4e8b17").unwrap());
+        let t = PartitionDisk { disk: blank, ..task(&host, "/dev/vdb", v1::PartitionTable::Gpt, false) };
+        let check = t.check(&ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid("")))).await.unwrap();
+        assert_eq!(check.changes, [parted("/dev/vdc", "gpt")]);
     }
 }
