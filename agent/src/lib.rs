@@ -2,16 +2,14 @@
 //! `brickyard.v1.Agent` gRPC service over mutual TLS only and carries out typed tasks on its
 //! host: it partitions, formats and mounts disks, edits /etc/fstab and /etc/hosts, installs
 //! packages, runs glusterd, opens firewall ports and drives the local gluster CLI.
+//!
+//! Layers, bottom up; each imports only those below it: [`host`] (runner, /etc files,
+//! mountinfo, block devices, pid files, polling) → [`gluster`] (CLI + pure XML parsers) and
+//! [`facts`] → [`tasks`] (one module per task kind, one [`tasks::Task`] shape) → [`rpc`]
+//! (server, TLS, config, proto conversions).
 
-pub mod blockdev;
-pub mod config;
-pub mod conversions;
-pub mod etcfile;
 pub mod facts;
 pub mod gluster;
-pub mod mountinfo;
-pub mod runner;
-pub mod server;
+pub mod host;
+pub mod rpc;
 pub mod tasks;
-pub mod tls;
-pub mod verify_file;

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use brickyard_agent::config::Config;
-use brickyard_agent::runner::SystemRunner;
-use brickyard_agent::tasks::Context;
+use brickyard_agent::host::runner::SystemRunner;
+use brickyard_agent::host::Context;
+use brickyard_agent::rpc::config::Config;
 use clap::Parser;
 
 #[derive(Parser)]
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     if args.check_config {
-        brickyard_agent::tls::server_config(&config)?;
+        brickyard_agent::rpc::tls::server_config(&config)?;
         println!("{}: OK", config.path.display());
         return Ok(());
     }
@@ -54,7 +54,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(brickyard_agent::server::run(&config, ctx, shutdown_signal()))?;
+    runtime.block_on(brickyard_agent::rpc::server::run(&config, ctx, shutdown_signal()))?;
     tracing::info!("stopped");
     Ok(())
 }

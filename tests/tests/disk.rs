@@ -15,9 +15,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use brickyard_agent::blockdev::{self, HostPaths};
-use brickyard_agent::runner::SystemRunner;
-use brickyard_agent::tasks::{Context, ServiceManager, Task};
+use brickyard_agent::host::blockdev::{self, HostPaths};
+use brickyard_agent::host::runner::SystemRunner;
+use brickyard_agent::host::{Context, ServiceManager};
+use brickyard_agent::tasks::Task;
 use brickyard_proto::v1::{self, task::Kind};
 use brickyard_tests::agent::{self as rpc, starts};
 use brickyard_tests::lab::{assert_success, TestLab};

@@ -437,7 +437,7 @@ fn cloud_init_without_a_host_certificate_says_how_to_issue_it() {
 fn default_config_parses_and_matches_the_unit_condition() {
     let path = repo().join("packaging/agent.toml");
     let text = std::fs::read_to_string(&path).expect("read packaging/agent.toml");
-    let config = brickyard_agent::config::Config::parse(Path::new("/etc/brickyard/agent.toml"), &text)
+    let config = brickyard_agent::rpc::config::Config::parse(Path::new("/etc/brickyard/agent.toml"), &text)
         .unwrap_or_else(|e| panic!("the agent rejects packaging/agent.toml: {e}"));
     assert_eq!(config.listen.port(), 7420);
     assert_eq!(config.key, Path::new("/etc/brickyard/pki/agent.key"));

@@ -1,10 +1,10 @@
-//! Block devices for facts: `crate::blockdev` devices converted to proto, with whether a
+//! Block devices for facts: `crate::host::blockdev` devices converted to proto, with whether a
 //! device (itself or any device on it) carries `/` or `/boot`, and its serial, WWN and by-id
 //! names (so an operator can tell which disk a Cinder volume is). Pure.
 
 use brickyard_proto::v1;
 
-use crate::blockdev::{BlockDevice, Kind};
+use crate::host::blockdev::{BlockDevice, Kind};
 
 fn device_type(kind: &Kind) -> v1::DeviceType {
     match kind.name() {

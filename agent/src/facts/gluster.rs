@@ -2,8 +2,7 @@
 //! runs (its pid file + /proc) and the node UUID from /var/lib/glusterd/glusterd.info.
 //! Parsers are pure; the rest reads those files and runs that one program.
 
-use crate::runner::{find_program, Cmd, CommandError, Runner};
-use crate::tasks::TaskError;
+use crate::host::runner::{find_program, Cmd, CommandError, Runner};
 
 pub const GLUSTERD_INFO: &str = "/var/lib/glusterd/glusterd.info";
 pub const GLUSTERD_PID_FILES: &[&str] = &["/run/glusterd.pid", "/var/run/glusterd.pid"];
@@ -21,18 +20,18 @@ pub fn parse_glusterd_info(text: &str) -> Option<String> {
 }
 
 /// The installed glusterfs version; `None` when glusterfs is not installed.
-pub async fn version(runner: &dyn Runner) -> Result<Option<String>, TaskError> {
+pub async fn version(runner: &dyn Runner) -> Result<Option<String>, CommandError> {
     let program = match find_program("glusterfs") {
         Ok(p) => p,
         Err(CommandError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     let out = runner.run(&Cmd::new(program).arg("--version")).await?;
     Ok(parse_version(&out.stdout))
 }
 
 pub fn glusterd_running() -> bool {
-    super::process::running(GLUSTERD_PID_FILES, "glusterd")
+    crate::host::process::running(GLUSTERD_PID_FILES, "glusterd")
 }
 
 pub fn glusterd_uuid() -> Option<String> {

@@ -1,13 +1,19 @@
-//! Host capability facts: FUSE (/dev/fuse and `fuse` in /proc/filesystems) and the firewall
-//! backends (firewalld running per its pid file, iptables and nft installed). Reads only.
+//! Host capability facts: the running kernel, FUSE (/dev/fuse and `fuse` in /proc/filesystems)
+//! and the firewall backends (firewalld running per its pid file, iptables and nft installed).
+//! Reads only.
 
 use std::path::Path;
 
 use brickyard_proto::v1;
 
-use crate::runner::find_program;
+use crate::host::runner::find_program;
 
 const FIREWALLD_PID_FILES: &[&str] = &["/run/firewalld.pid", "/var/run/firewalld.pid"];
+
+/// The running kernel's release, e.g. `6.1.0-27-amd64`.
+pub fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
+}
 
 /// Whether /proc/filesystems lists the `fuse` filesystem (`nodev\tfuse`).
 pub fn filesystems_has_fuse(text: &str) -> bool {
@@ -21,7 +27,7 @@ pub fn fuse_available() -> bool {
 
 pub fn firewall() -> v1::Firewall {
     v1::Firewall {
-        firewalld_running: super::process::running(FIREWALLD_PID_FILES, "firewalld"),
+        firewalld_running: crate::host::process::running(FIREWALLD_PID_FILES, "firewalld"),
         iptables: find_program("iptables").is_ok(),
         nft: find_program("nft").is_ok(),
     }

@@ -1,5 +1,5 @@
 //! `GetFacts`: what this host is and has — hostname, OS, kernel, CPUs and memory (sysinfo),
-//! block devices (`crate::blockdev`: sysfs, mountinfo, `blkid -p`), glusterfs version,
+//! block devices (`crate::host::blockdev`: sysfs, mountinfo, `blkid -p`), glusterfs version,
 //! glusterd state and node UUID, FUSE, firewall backends, service manager. Read-only: reads
 //! /sys, /proc, /dev, /etc/os-release, pid files, glusterd.info and runs `blkid -p` and
 //! `glusterfs --version`.
@@ -7,30 +7,36 @@
 mod devices;
 pub(crate) mod gluster;
 pub(crate) mod host;
-mod os;
-pub mod process;
 
 use brickyard_proto::v1;
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
-use crate::blockdev;
-use crate::conversions;
-use crate::tasks::{Context, TaskError};
+use crate::host::runner::CommandError;
+use crate::host::{blockdev, os_release, Context, ServiceManager};
+
+/// Why the facts could not be gathered.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    BlockDevices(#[from] blockdev::Error),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
 
 /// Collects this host's facts.
-pub async fn collect(ctx: &Context) -> Result<v1::Facts, TaskError> {
+pub async fn collect(ctx: &Context) -> Result<v1::Facts, Error> {
     let devices = blockdev::list(ctx.runner.as_ref(), &blockdev::HostPaths::system()).await?;
     let glusterfs_version = gluster::version(ctx.runner.as_ref()).await?;
     let sys = System::new_with_specifics(
         RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()).with_memory(MemoryRefreshKind::nothing().with_ram()),
     );
-    let os = os::read_os_release();
+    let os = os_release::read();
     Ok(v1::Facts {
         hostname: nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         os_id: os.id,
         os_version: os.version_id,
         os_id_like: os.id_like,
-        kernel: os::kernel(),
+        kernel: host::kernel(),
         cpus: u32::try_from(sys.cpus().len()).unwrap_or(u32::MAX),
         memory_bytes: sys.total_memory(),
         block_devices: devices.iter().map(devices::to_proto).collect(),
@@ -39,7 +45,14 @@ pub async fn collect(ctx: &Context) -> Result<v1::Facts, TaskError> {
         glusterd_uuid: gluster::glusterd_uuid().unwrap_or_default(),
         fuse_available: host::fuse_available(),
         firewall: Some(host::firewall()),
-        service_manager: conversions::service_manager(ctx.service_manager) as i32,
+        service_manager: service_manager(ctx.service_manager) as i32,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
     })
+}
+
+fn service_manager(sm: ServiceManager) -> v1::ServiceManager {
+    match sm {
+        ServiceManager::Systemd => v1::ServiceManager::Systemd,
+        ServiceManager::Direct => v1::ServiceManager::Direct,
+    }
 }

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use brickyard_proto::v1;
 
-use crate::mountinfo::{self, Mount};
-use crate::runner::{find_program, Cmd, CommandError};
-use crate::tasks::{Context, TaskError};
+use crate::host::mountinfo::{self, Mount};
+use crate::host::runner::{find_program, Cmd, CommandError};
+use crate::host::Context;
 
 pub use xml::{BrickInfo, BrickProcess, PeerInfo, VolumeInfo};
 
@@ -23,10 +23,20 @@ pub const FUSE_FSTYPE: &str = "fuse.glusterfs";
 /// How long a statvfs() on a FUSE mount may take before the mount counts as not answering.
 const STATVFS_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a gluster query failed. The tasks map it to their error kinds with `From`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The CLI ran and failed (its message in `stderr`), or answered what cannot be parsed.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+}
+
 /// Runs `gluster --mode=script --xml ARGS` and returns its `<cliOutput>` when `opRet` is 0.
 /// gluster exits non-zero with the reason in `opErrstr`: that reason becomes the error's
 /// stderr, so the message reads `gluster ... failed (exit status 1): Volume gv0 already exists`.
-pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, TaskError> {
+pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, Error> {
     let cmd = Cmd::new(find_program("gluster")?).args(["--mode=script", "--xml"]).args(args.iter().copied());
     let out = ctx.runner.output(&cmd).await?;
     xml::cli_output(&out.stdout).map_err(|e| {
@@ -36,14 +46,14 @@ pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, TaskError
             _ if !out.success() => format!("{} {}", out.stdout.trim(), out.stderr.trim()).trim().to_owned(),
             other => format!("unexpected output ({other}): {}", out.stdout.trim()),
         };
-        TaskError::Command(CommandError::Failed { cmd: cmd.display(), code: out.code, stdout: out.stdout, stderr })
+        Error::Command(CommandError::Failed { cmd: cmd.display(), code: out.code, stdout: out.stdout, stderr })
     })
 }
 
 /// Wraps a parse failure of a successful command's XML as a command error naming the command.
-fn parsed<T>(what: &str, result: Result<T, xml::XmlError>) -> Result<T, TaskError> {
+fn parsed<T>(what: &str, result: Result<T, xml::XmlError>) -> Result<T, Error> {
     result.map_err(|e| {
-        TaskError::Command(CommandError::Failed {
+        Error::Command(CommandError::Failed {
             cmd: format!("gluster --mode=script --xml {what}"),
             code: Some(0),
             stdout: String::new(),
@@ -53,39 +63,38 @@ fn parsed<T>(what: &str, result: Result<T, xml::XmlError>) -> Result<T, TaskErro
 }
 
 /// Every node of the trusted pool, this one included (`is_local`).
-pub async fn pool_list(ctx: &Context) -> Result<Vec<PeerInfo>, TaskError> {
+pub async fn pool_list(ctx: &Context) -> Result<Vec<PeerInfo>, Error> {
     parsed("pool list", xml::peers(&cli(ctx, &["pool", "list"]).await?))
 }
 
 /// The other nodes of the pool with their probe state.
-pub async fn peer_status(ctx: &Context) -> Result<Vec<PeerInfo>, TaskError> {
+pub async fn peer_status(ctx: &Context) -> Result<Vec<PeerInfo>, Error> {
     parsed("peer status", xml::peers(&cli(ctx, &["peer", "status"]).await?))
 }
 
 /// Every volume of the pool.
-pub async fn volume_info(ctx: &Context) -> Result<Vec<VolumeInfo>, TaskError> {
+pub async fn volume_info(ctx: &Context) -> Result<Vec<VolumeInfo>, Error> {
     parsed("volume info", xml::volumes(&cli(ctx, &["volume", "info"]).await?))
 }
 
 /// The live value of every option of `volume` (defaults included).
-pub async fn volume_get_all(ctx: &Context, volume: &str) -> Result<BTreeMap<String, String>, TaskError> {
+pub async fn volume_get_all(ctx: &Context, volume: &str) -> Result<BTreeMap<String, String>, Error> {
     parsed("volume get", xml::volume_options(&cli(ctx, &["volume", "get", volume, "all"]).await?))
 }
 
 /// Brick processes (online, port, sizes) of every started volume.
-pub async fn volume_status_detail(ctx: &Context) -> Result<BTreeMap<String, Vec<BrickProcess>>, TaskError> {
+pub async fn volume_status_detail(ctx: &Context) -> Result<BTreeMap<String, Vec<BrickProcess>>, Error> {
     parsed("volume status", xml::volume_status(&cli(ctx, &["volume", "status", "all", "detail"]).await?))
 }
 
 /// Entries waiting for self-heal on `volume` (`None`: no brick answered).
-pub async fn pending_heals(ctx: &Context, volume: &str) -> Result<Option<i64>, TaskError> {
+pub async fn pending_heals(ctx: &Context, volume: &str) -> Result<Option<i64>, Error> {
     parsed("volume heal", xml::pending_heals(&cli(ctx, &["volume", "heal", volume, "info", "summary"]).await?))
 }
 
 /// This host's name (the UTS hostname).
-pub fn local_hostname() -> Result<String, TaskError> {
-    let name =
-        nix::unistd::gethostname().map_err(|e| TaskError::Io { context: "gethostname".into(), source: e.into() })?;
+pub fn local_hostname() -> Result<String, Error> {
+    let name = nix::unistd::gethostname().map_err(|e| Error::Io { context: "gethostname".into(), source: e.into() })?;
     Ok(name.to_string_lossy().into_owned())
 }
 
@@ -119,7 +128,7 @@ pub async fn statvfs(path: &str) -> Option<(u64, u64)> {
 
 /// The pool, volumes and glusterfs mounts as this host sees them (`GetGlusterStatus`). When
 /// glusterd does not answer (not installed, not running: a client), only mounts are reported.
-pub async fn status(ctx: &Context) -> Result<v1::GlusterStatus, TaskError> {
+pub async fn status(ctx: &Context) -> Result<v1::GlusterStatus, Error> {
     let mut status = v1::GlusterStatus { mounts: local_mounts().await?, ..Default::default() };
     let Ok(pool) = pool_list(ctx).await else {
         return Ok(status);
@@ -184,8 +193,9 @@ fn volume_status(info: VolumeInfo, live: &[BrickProcess], pending_heals: i64) ->
     }
 }
 
-async fn local_mounts() -> Result<Vec<v1::GlusterMount>, TaskError> {
-    let mounts = mountinfo::read().map_err(TaskError::io("reading /proc/self/mountinfo"))?;
+async fn local_mounts() -> Result<Vec<v1::GlusterMount>, Error> {
+    let mounts =
+        mountinfo::read().map_err(|source| Error::Io { context: "reading /proc/self/mountinfo".into(), source })?;
     let mut out = Vec::new();
     for m in fuse_mounts(&mounts) {
         let (size_total, size_free) = statvfs(&m.mount_point).await.unwrap_or_default();
@@ -209,9 +219,9 @@ pub(crate) fn fixture(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::fake::FakeRunner;
-    use crate::runner::Output;
-    use crate::tasks::ServiceManager;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::runner::Output;
+    use crate::host::ServiceManager;
     use std::sync::Arc;
 
     fn ctx(runner: FakeRunner) -> Context {

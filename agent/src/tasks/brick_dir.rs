@@ -8,8 +8,9 @@ use std::path::Path;
 use brickyard_proto::types::{AbsPath, RelPath};
 use brickyard_proto::v1;
 
-use super::{Check, Context, TaskError};
-use crate::mountinfo::{self, Mount};
+use super::shape::{Check, TaskError};
+use crate::host::mountinfo::{self, Mount};
+use crate::host::Context;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrickDir {
@@ -86,8 +87,8 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use crate::runner::SystemRunner;
-    use crate::tasks::ServiceManager;
+    use crate::host::runner::SystemRunner;
+    use crate::host::ServiceManager;
 
     fn task(mount_point: &str, dir: &str) -> Result<BrickDir, TaskError> {
         BrickDir::from_proto(&v1::BrickDir { mount_point: mount_point.into(), dir: dir.into() })

@@ -7,9 +7,10 @@
 use brickyard_proto::v1;
 
 use super::disk::disk_ref;
-use super::{Check, Context, TaskError};
-use crate::blockdev::{self, Disk, DiskRef, HostPaths};
-use crate::runner::{find_program, Cmd};
+use super::shape::{Check, TaskError};
+use crate::host::blockdev::{self, Disk, DiskRef, HostPaths};
+use crate::host::runner::{find_program, Cmd};
+use crate::host::Context;
 
 /// The filesystems brickyard makes and mounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,10 +199,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::blockdev::testhost::{prog, FakeHost};
-    use crate::runner::fake::FakeRunner;
-    use crate::runner::Output;
-    use crate::tasks::ServiceManager;
+    use crate::host::blockdev::testhost::{prog, FakeHost};
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::runner::Output;
+    use crate::host::ServiceManager;
 
     const XFS: &str = include_str!("../fixtures/blkid/xfs-partition.txt");
 

@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 
 use brickyard_proto::v1;
 
-use super::{Check, Context, TaskError};
-use crate::etcfile;
-use crate::runner::{find_program, Cmd, CommandError};
+use super::shape::{Check, TaskError};
+use crate::host::etcfile;
+use crate::host::runner::{find_program, Cmd, CommandError};
+use crate::host::Context;
 
 const GLUSTERD_VOL: &str = "/etc/glusterfs/glusterd.vol";
 const SYSCONFIG_IPTABLES: &str = "/etc/sysconfig/iptables";
@@ -298,7 +299,7 @@ async fn firewalld_steps(
     Ok(steps)
 }
 
-fn failed(cmd: &Cmd, out: crate::runner::Output) -> TaskError {
+fn failed(cmd: &Cmd, out: crate::host::runner::Output) -> TaskError {
     TaskError::Command(CommandError::Failed {
         cmd: cmd.display(),
         code: out.code,
@@ -310,9 +311,9 @@ fn failed(cmd: &Cmd, out: crate::runner::Output) -> TaskError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::fake::FakeRunner;
-    use crate::runner::Output;
-    use crate::tasks::ServiceManager;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::runner::Output;
+    use crate::host::ServiceManager;
     use std::sync::Arc;
 
     /// glusterd.vol as Debian's glusterfs-server 10.3 ships it.

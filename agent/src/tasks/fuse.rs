@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use brickyard_proto::v1;
 
-use super::{Check, Context, TaskError};
+use super::shape::{Check, TaskError};
 use crate::facts::host::filesystems_has_fuse;
-use crate::runner::{find_program, Cmd};
+use crate::host::runner::{find_program, Cmd};
+use crate::host::Context;
 
 const DEV_FUSE: &str = "/dev/fuse";
 const PROC_FILESYSTEMS: &str = "/proc/filesystems";
@@ -77,8 +78,8 @@ impl EnsureFuse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::fake::FakeRunner;
-    use crate::tasks::ServiceManager;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::ServiceManager;
     use std::sync::Arc;
 
     fn task(dev: &str, filesystems: &str) -> (EnsureFuse, tempfile::TempDir) {

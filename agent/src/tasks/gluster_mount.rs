@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use brickyard_proto::types::{AbsPath, HostName, VolumeName};
 use brickyard_proto::v1;
 
-use super::{Check, Context, TaskError};
-use crate::etcfile;
+use super::shape::{Check, TaskError};
 use crate::gluster::{self, FUSE_FSTYPE};
-use crate::mountinfo::{self, Mount};
-use crate::runner::{find_program, Cmd};
+use crate::host::etcfile;
+use crate::host::mountinfo::{self, Mount};
+use crate::host::runner::{find_program, Cmd};
+use crate::host::Context;
 
 const FSTAB: &str = "/etc/fstab";
 /// How long a fresh mount may take to show up and answer statvfs().

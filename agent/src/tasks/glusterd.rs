@@ -16,10 +16,11 @@ use brickyard_proto::v1;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::{Check, Context, ServiceManager, TaskError};
-use crate::facts::process;
+use super::shape::{Check, TaskError};
 use crate::gluster;
-use crate::runner::{find_program, Cmd};
+use crate::host::process;
+use crate::host::runner::{find_program, Cmd};
+use crate::host::{Context, ServiceManager};
 
 /// The pid file of a glusterd the agent started itself.
 pub(super) const PID_FILE: &str = "/run/glusterd.pid";
@@ -99,16 +100,7 @@ pub(super) async fn is_running(ctx: &Context, pid_file: &Path) -> Result<bool, T
 /// The pid of the glusterd recorded in `pid_file`, if that process is alive (not a zombie)
 /// and is glusterd.
 pub(super) fn running_pid(pid_file: &Path) -> Result<Option<u32>, TaskError> {
-    let text = match std::fs::read_to_string(pid_file) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(TaskError::io(format!("reading {}", pid_file.display()))(e)),
-    };
-    let Some(pid) = process::parse_pid(&text) else { return Ok(None) };
-    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-    let read = |file: &str| std::fs::read_to_string(proc_dir.join(file)).unwrap_or_default();
-    let alive = matches!(process::parse_stat_state(&read("stat")), Some(s) if s != 'Z' && s != 'X');
-    Ok((alive && process::is_named(&read("comm"), &read("cmdline"), "glusterd")).then_some(pid))
+    process::running_pid(pid_file, "glusterd").map_err(TaskError::io(format!("reading {}", pid_file.display())))
 }
 
 /// Starts glusterd: `systemctl start` with systemd, else `glusterd -p PID_FILE`; then waits
@@ -173,8 +165,8 @@ async fn wait_for_cli(ctx: &Context) -> Result<(), TaskError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::fake::FakeRunner;
-    use crate::runner::Output;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::runner::Output;
     use std::sync::Arc;
 
     const POOL_LIST: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<cliOutput>\

@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use brickyard_proto::v1;
 
 use super::glusterd::{self, PID_FILE};
-use super::{Check, Context, TaskError};
-use crate::etcfile;
+use super::shape::{Check, TaskError};
 use crate::facts::gluster::parse_glusterd_info;
 use crate::gluster;
+use crate::host::etcfile;
+use crate::host::Context;
 
 const STATE_DIR: &str = "/var/lib/glusterd";
 /// The kernel hands out a fresh random (version 4) UUID on every read.
@@ -161,8 +162,8 @@ fn dir_entries(dir: &Path) -> Result<Vec<String>, TaskError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::fake::FakeRunner;
-    use crate::tasks::ServiceManager;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::ServiceManager;
     use std::sync::Arc;
 
     const UUID: &str = "fca0ad99-8589-4e71-ae6f-b5a748661e38";
@@ -218,7 +219,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("vols/gluV1")).unwrap();
         let (ctx, _) = systemd(FakeRunner::default().expect_output(
             "/usr/bin/systemctl is-active glusterd",
-            crate::runner::Output { code: Some(3), stdout: "inactive\n".into(), stderr: String::new() },
+            crate::host::runner::Output { code: Some(3), stdout: "inactive\n".into(), stderr: String::new() },
         ));
         let err = t.check(&ctx).await.unwrap_err();
         assert!(err.to_string().contains("volumes [gluV1]"), "{err}");

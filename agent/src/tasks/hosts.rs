@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use brickyard_proto::types::HostName;
 use brickyard_proto::v1;
 
-use super::{Check, Context, TaskError};
-use crate::etcfile;
+use super::shape::{Check, TaskError};
+use crate::host::etcfile;
+use crate::host::Context;
 
 const HOSTS: &str = "/etc/hosts";
 /// The managed block's name in /etc/hosts.
@@ -111,8 +112,8 @@ fn shadowing_lines(contents: &str, entries: &[(IpAddr, HostName)]) -> Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::fake::FakeRunner;
-    use crate::tasks::ServiceManager;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::ServiceManager;
     use std::sync::Arc;
 
     fn task(entries: &[(&str, &str)]) -> v1::EnsureHosts {

@@ -18,70 +18,12 @@ mod partition;
 mod peers;
 mod volume;
 
-use std::sync::Arc;
+mod shape;
 
-use brickyard_proto::types::InvalidValue;
 use brickyard_proto::v1;
 
-use crate::runner::{CommandError, Runner};
-
-/// How the agent starts daemons: via systemd, or itself (no service manager, e.g. the lab).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServiceManager {
-    Systemd,
-    Direct,
-}
-
-/// What every task may use on the host.
-pub struct Context {
-    pub runner: Arc<dyn Runner>,
-    pub service_manager: ServiceManager,
-}
-
-/// Why a task could not be checked or applied. Mapped to `v1::ErrorKind` exhaustively in
-/// `crate::conversions`.
-#[derive(Debug, thiserror::Error)]
-pub enum TaskError {
-    #[error(transparent)]
-    Invalid(#[from] InvalidValue),
-    #[error("{0}")]
-    InvalidTask(String),
-    /// A data-safety or precondition refusal: names the device/host and what was found.
-    #[error("refused: {0}")]
-    Refused(String),
-    #[error(transparent)]
-    Command(#[from] CommandError),
-    #[error("timed out waiting for {0}")]
-    Timeout(String),
-    #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
-    #[error("unsupported on this host: {0}")]
-    Unsupported(String),
-}
-
-impl TaskError {
-    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TaskError {
-        let context = context.into();
-        move |source| TaskError::Io { context, source }
-    }
-}
-
-/// What `check` found: the changes `apply` would make (empty = satisfied) and warnings.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Check {
-    pub changes: Vec<String>,
-    pub warnings: Vec<String>,
-}
-
-impl Check {
-    pub fn unchanged() -> Self {
-        Self::default()
-    }
-
-    pub fn change(change: impl Into<String>) -> Self {
-        Self { changes: vec![change.into()], warnings: Vec::new() }
-    }
-}
+use crate::host::Context;
+pub use shape::{Check, TaskError};
 
 /// A validated task, ready to check or apply.
 pub enum Task {

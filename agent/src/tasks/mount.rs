@@ -11,11 +11,12 @@ use brickyard_proto::v1;
 
 use super::disk::disk_ref;
 use super::filesystem::FsType;
-use super::{Check, Context, TaskError};
-use crate::blockdev::{self, Disk, DiskRef, HostPaths};
-use crate::etcfile;
-use crate::mountinfo;
-use crate::runner::{find_program, Cmd};
+use super::shape::{Check, TaskError};
+use crate::host::blockdev::{self, Disk, DiskRef, HostPaths};
+use crate::host::etcfile;
+use crate::host::mountinfo;
+use crate::host::runner::{find_program, Cmd};
+use crate::host::Context;
 
 /// Directories a data disk must never be mounted over.
 const SYSTEM_DIRS: &[&str] = &[
@@ -240,10 +241,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::blockdev::testhost::{prog, FakeHost};
-    use crate::runner::fake::FakeRunner;
-    use crate::runner::Output;
-    use crate::tasks::ServiceManager;
+    use crate::host::blockdev::testhost::{prog, FakeHost};
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::runner::Output;
+    use crate::host::ServiceManager;
 
     const XFS: &str = include_str!("../fixtures/blkid/xfs-partition.txt");
     const UUID: &str = "7b56d2b3-670e-4de9-9775-bcde44a7e225";

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use brickyard_proto::v1;
 
-use super::{Check, Context, TaskError};
-use crate::runner::{find_program, Cmd, CommandError};
+use super::shape::{Check, TaskError};
+use crate::host::runner::{find_program, Cmd, CommandError};
+use crate::host::Context;
 
 const OS_RELEASE: &str = "/etc/os-release";
 /// Downloads and installs can take long on a slow mirror.
@@ -173,9 +174,9 @@ impl EnsurePackages {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::fake::FakeRunner;
-    use crate::runner::Output;
-    use crate::tasks::ServiceManager;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::runner::Output;
+    use crate::host::ServiceManager;
     use std::sync::Arc;
 
     const DEBIAN: &str = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\nID=debian\n";

@@ -10,9 +10,10 @@
 use brickyard_proto::v1;
 
 use super::disk::disk_ref;
-use super::{Check, Context, TaskError};
-use crate::blockdev::{self, Disk, DiskRef, HostPaths};
-use crate::runner::{find_program, Cmd};
+use super::shape::{Check, TaskError};
+use crate::host::blockdev::{self, Disk, DiskRef, HostPaths};
+use crate::host::runner::{find_program, Cmd};
+use crate::host::Context;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Table {
@@ -131,11 +132,11 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::blockdev::testhost::{prog, FakeHost};
-    use crate::blockdev::CinderVolume;
-    use crate::runner::fake::FakeRunner;
-    use crate::runner::{CommandError, Output, Runner};
-    use crate::tasks::ServiceManager;
+    use crate::host::blockdev::testhost::{prog, FakeHost};
+    use crate::host::blockdev::CinderVolume;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::runner::{CommandError, Output, Runner};
+    use crate::host::ServiceManager;
 
     const DOS: &str = include_str!("../fixtures/blkid/dos-disk.txt");
 

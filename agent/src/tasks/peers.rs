@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use brickyard_proto::types::HostName;
 use brickyard_proto::v1;
 
-use super::{Check, Context, TaskError};
+use super::shape::{Check, TaskError};
 use crate::gluster::{self, PeerInfo};
+use crate::host::Context;
 
 /// How long to wait for the peers when the task does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -130,8 +131,8 @@ impl ProbePeers {
 mod tests {
     use super::*;
     use crate::gluster::fixture;
-    use crate::runner::fake::FakeRunner;
-    use crate::tasks::ServiceManager;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::ServiceManager;
     use std::sync::Arc;
 
     const POOL: &str = "/usr/sbin/gluster --mode=script --xml pool list";
@@ -213,8 +214,11 @@ mod tests {
 
     #[tokio::test]
     async fn probe_failure_surfaces_glusterd_message() {
-        let out =
-            crate::runner::Output { code: Some(1), stdout: fixture("peer-probe-unknown.xml"), stderr: String::new() };
+        let out = crate::host::runner::Output {
+            code: Some(1),
+            stdout: fixture("peer-probe-unknown.xml"),
+            stderr: String::new(),
+        };
         let (c, _) = ctx(FakeRunner::default()
             .expect(POOL, &fixture("pool-list-single.xml"))
             .expect_output("/usr/sbin/gluster --mode=script --xml peer probe gs9", out));

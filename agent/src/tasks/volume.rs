@@ -12,8 +12,9 @@ use std::path::Path;
 use brickyard_proto::types::{AbsPath, HostName, OptionKey, OptionValue, VolumeName};
 use brickyard_proto::v1;
 
-use super::{Check, Context, TaskError};
+use super::shape::{Check, TaskError};
 use crate::gluster::{self, VolumeInfo};
+use crate::host::Context;
 
 /// How the bricks are arranged. The set size divides the brick count; more bricks than one
 /// set make the distributed form (e.g. 2 x replica 2).
@@ -353,8 +354,8 @@ fn set_description(volume: &VolumeName, key: &str, value: &str, was: Option<&str
 mod tests {
     use super::*;
     use crate::gluster::fixture;
-    use crate::runner::fake::FakeRunner;
-    use crate::tasks::ServiceManager;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::ServiceManager;
     use std::sync::Arc;
 
     const G: &str = "/usr/sbin/gluster --mode=script --xml";
@@ -498,7 +499,8 @@ mod tests {
 
     #[tokio::test]
     async fn gluster_refusal_is_surfaced() {
-        let out = crate::runner::Output { code: Some(1), stdout: fixture("volume-set-bad.xml"), stderr: String::new() };
+        let out =
+            crate::host::runner::Output { code: Some(1), stdout: fixture("volume-set-bad.xml"), stderr: String::new() };
         let (c, _) = ctx(FakeRunner::default()
             .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))

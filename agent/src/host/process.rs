@@ -21,16 +21,33 @@ pub fn is_named(comm: &str, cmdline: &str, name: &str) -> bool {
     comm.trim() == name || cmdline.split('\0').take(2).any(|arg| base(arg) == name)
 }
 
-/// Whether the process named in the first existing pid file is alive (not a zombie) and is
-/// `name` (see [`is_named`]).
-pub fn running(pid_files: &[&str], name: &str) -> bool {
-    let Some(pid) = pid_files.iter().find_map(|p| std::fs::read_to_string(p).ok()).and_then(|t| parse_pid(&t)) else {
-        return false;
-    };
+/// Whether process `pid` is alive (not a zombie) and is `name` (see [`is_named`]).
+fn alive_and_named(pid: u32, name: &str) -> bool {
     let proc_dir = Path::new("/proc").join(pid.to_string());
     let read = |file: &str| std::fs::read_to_string(proc_dir.join(file)).unwrap_or_default();
     let alive = matches!(parse_stat_state(&read("stat")), Some(s) if s != 'Z' && s != 'X');
     alive && is_named(&read("comm"), &read("cmdline"), name)
+}
+
+/// The pid recorded in `pid_file` when that process is alive and is `name`; `Ok(None)` when
+/// there is no pid file or it names another, dead or no process.
+pub fn running_pid(pid_file: &Path, name: &str) -> std::io::Result<Option<u32>> {
+    let text = match std::fs::read_to_string(pid_file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(parse_pid(&text).filter(|&pid| alive_and_named(pid, name)))
+}
+
+/// Whether the process named in the first readable pid file of `pid_files` is alive and is
+/// `name`.
+pub fn running(pid_files: &[&str], name: &str) -> bool {
+    pid_files
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| parse_pid(&t))
+        .is_some_and(|pid| alive_and_named(pid, name))
 }
 
 #[cfg(test)]
@@ -61,5 +78,8 @@ mod tests {
         assert!(running(&files, comm.trim()));
         assert!(!running(&files, "glusterd"));
         assert!(!running(&["/nonexistent/brickyard.pid"], comm.trim()));
+        assert_eq!(running_pid(&pid_file, comm.trim()).unwrap(), Some(std::process::id()));
+        assert_eq!(running_pid(&pid_file, "glusterd").unwrap(), None);
+        assert_eq!(running_pid(&dir.path().join("none.pid"), "glusterd").unwrap(), None);
     }
 }

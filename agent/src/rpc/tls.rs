@@ -17,7 +17,7 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Status};
 use x509_parser::extensions::GeneralName;
 
-use crate::config::Config;
+use crate::rpc::config::Config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -151,7 +151,7 @@ mod tests {
     use super::*;
 
     // A certificate with DNS SANs `brickyard-coordinator` and `other`, made with `openssl req -x509`.
-    const CERT_PEM: &str = include_str!("../testdata/client-cert.pem");
+    const CERT_PEM: &str = include_str!("../../testdata/client-cert.pem");
 
     #[test]
     fn identity_check() {

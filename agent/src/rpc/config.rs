@@ -9,7 +9,7 @@
 //! service_manager = "auto"                      # auto | systemd | direct
 //! ```
 //!
-//! Reads the file only; the key material is checked by `crate::tls`.
+//! Reads the file only; the key material is checked by `crate::rpc::tls`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use brickyard_proto::agent_config::AgentConfigFile;
 pub use brickyard_proto::agent_config::ServiceManagerSetting;
 
-use crate::tasks::ServiceManager;
+use crate::host::ServiceManager;
 
 pub const DEFAULT_COORDINATOR_IDENTITY: &str = "brickyard-coordinator";
 const DEFAULT_LISTEN: &str = "0.0.0.0";

@@ -1,7 +1,7 @@
 //! The gRPC layer: binds the listen address, serves `brickyard.v1.Agent` and the standard
 //! health service over mutual TLS only, and keeps every RPC thin: open a span, validate the
 //! whole batch into typed tasks before anything runs, call the task, convert the result
-//! (`crate::conversions`). One `Apply` runs at a time per agent so two coordinators cannot
+//! (`crate::rpc::conversions`). One `Apply` runs at a time per agent so two coordinators cannot
 //! interleave changes on a host.
 
 use std::future::Future;
@@ -18,10 +18,11 @@ use tonic::transport::{Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
-use crate::config::Config;
-use crate::conversions;
-use crate::tasks::{Context, Task};
-use crate::tls::{self, CoordinatorOnly, TlsError};
+use crate::host::Context;
+use crate::rpc::config::Config;
+use crate::rpc::conversions;
+use crate::rpc::tls::{self, CoordinatorOnly, TlsError};
+use crate::tasks::Task;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -99,7 +100,7 @@ impl Agent for AgentService {
     async fn get_facts(&self, request: Request<v1::GetFactsRequest>) -> Result<Response<v1::Facts>, Status> {
         let span = rpc_span("GetFacts", &request);
         async {
-            let facts = crate::facts::collect(&self.ctx).await.map_err(|e| conversions::status(&e))?;
+            let facts = crate::facts::collect(&self.ctx).await.map_err(|e| conversions::status(&e.into()))?;
             Ok(Response::new(facts))
         }
         .instrument(span)
@@ -144,7 +145,7 @@ impl Agent for AgentService {
         request: Request<v1::GlusterStatusRequest>,
     ) -> Result<Response<v1::GlusterStatus>, Status> {
         let span = rpc_span("GetGlusterStatus", &request);
-        async { crate::gluster::status(&self.ctx).await.map(Response::new).map_err(|e| conversions::status(&e)) }
+        async { crate::gluster::status(&self.ctx).await.map(Response::new).map_err(|e| conversions::status(&e.into())) }
             .instrument(span)
             .await
     }
@@ -155,7 +156,7 @@ impl Agent for AgentService {
     ) -> Result<Response<v1::VerifyFileResponse>, Status> {
         let span = rpc_span("VerifyFile", &request);
         async {
-            crate::verify_file::handle(&self.ctx, request.get_ref())
+            crate::rpc::verify_file::handle(&self.ctx, request.get_ref())
                 .await
                 .map(Response::new)
                 .map_err(|e| conversions::status(&e))

@@ -15,8 +15,9 @@ use brickyard_proto::types::AbsPath;
 use brickyard_proto::v1;
 
 use crate::gluster::{self, FUSE_FSTYPE};
-use crate::mountinfo;
-use crate::tasks::{Context, TaskError};
+use crate::host::mountinfo;
+use crate::host::Context;
+use crate::tasks::TaskError;
 
 const PREFIX: &str = ".brickyard-verify-";
 const MAX_NAME: usize = 255;
@@ -139,8 +140,8 @@ fn read(path: &Path) -> std::io::Result<v1::VerifyFileResponse> {
 mod tests {
     use super::*;
     use crate::gluster::fixture;
-    use crate::runner::fake::FakeRunner;
-    use crate::tasks::ServiceManager;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::ServiceManager;
     use std::sync::Arc;
 
     fn req(op: v1::VerifyOp, dir: &str, name: &str) -> v1::VerifyFileRequest {

@@ -68,13 +68,6 @@ pub fn applied(id: &str, result: Result<Vec<String>, TaskError>) -> v1::TaskEven
     )
 }
 
-pub fn service_manager(sm: crate::tasks::ServiceManager) -> v1::ServiceManager {
-    match sm {
-        crate::tasks::ServiceManager::Systemd => v1::ServiceManager::Systemd,
-        crate::tasks::ServiceManager::Direct => v1::ServiceManager::Direct,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

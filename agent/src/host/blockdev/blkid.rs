@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::Error;
-use crate::runner::{find_program, Cmd, CommandError, Runner};
+use crate::host::runner::{find_program, Cmd, CommandError, Runner};
 
 /// What `blkid -p` found on a device.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,9 +91,9 @@ pub async fn probe(runner: &dyn Runner, path: &str) -> Result<Signature, Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blockdev::testhost::prog;
-    use crate::runner::fake::FakeRunner;
-    use crate::runner::Output;
+    use crate::host::blockdev::testhost::prog;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::runner::Output;
 
     fn fixture(name: &str) -> String {
         std::fs::read_to_string(format!("{}/src/fixtures/blkid/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()

@@ -21,8 +21,8 @@ pub use blkid::{parse_blkid, probe, Signature};
 pub use reference::{CinderVolume, DiskRef};
 pub use sysfs::{find, BlockDevice, Kind, Partition, SYSTEM_MOUNT_POINTS};
 
-use crate::mountinfo::{self, Mount};
-use crate::runner::{find_program, Cmd, CommandError, Runner};
+use crate::host::mountinfo::{self, Mount};
+use crate::host::runner::{find_program, Cmd, CommandError, Runner};
 
 /// How long a new partition may take to show up in sysfs and /dev.
 pub const PARTITION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -449,7 +449,7 @@ mod tests {
 
     use super::testhost::{fixture, FakeHost};
     use super::*;
-    use crate::runner::Output;
+    use crate::host::runner::Output;
 
     /// Answers `blkid -p -o export /dev/NAME` from the fixture's `blkid/NAME` (exit 0) or
     /// `blkid/NAME.err` (exit 2, that stderr); nothing found (exit 2) otherwise.

@@ -1,5 +1,5 @@
-//! Operating system facts: /etc/os-release (pure parser + read) and the running kernel
-//! (/proc/sys/kernel/osrelease). Reads files only.
+//! /etc/os-release, parsed once for everyone who needs the distribution (facts, the package
+//! task): a pure parser and the read os-release(5) prescribes. Reads files only.
 
 /// The os-release fields Brickyard uses (`ID`, `VERSION_ID`, `ID_LIKE`).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -10,7 +10,7 @@ pub struct OsRelease {
 }
 
 /// Parses os-release(5): `KEY=value` lines, values optionally quoted; comments ignored.
-pub fn parse_os_release(text: &str) -> OsRelease {
+pub fn parse(text: &str) -> OsRelease {
     let mut os = OsRelease::default();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let Some((key, value)) = line.split_once('=') else { continue };
@@ -35,17 +35,12 @@ fn unquote(value: &str) -> String {
 }
 
 /// /etc/os-release, else /usr/lib/os-release (as os-release(5) says); empty if neither.
-pub fn read_os_release() -> OsRelease {
+pub fn read() -> OsRelease {
     ["/etc/os-release", "/usr/lib/os-release"]
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())
-        .map(|text| parse_os_release(&text))
+        .map(|text| parse(&text))
         .unwrap_or_default()
-}
-
-/// The running kernel's release, e.g. `6.1.0-27-amd64`.
-pub fn kernel() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -55,19 +50,16 @@ mod tests {
     #[test]
     fn debian_and_rhel() {
         let debian = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\nID=debian\n";
-        assert_eq!(
-            parse_os_release(debian),
-            OsRelease { id: "debian".into(), version_id: "12".into(), id_like: vec![] }
-        );
+        assert_eq!(parse(debian), OsRelease { id: "debian".into(), version_id: "12".into(), id_like: vec![] });
         let rhel = "# comment\nNAME=\"Rocky Linux\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID='9.3'\n";
         assert_eq!(
-            parse_os_release(rhel),
+            parse(rhel),
             OsRelease {
                 id: "rocky".into(),
                 version_id: "9.3".into(),
                 id_like: vec!["rhel".into(), "centos".into(), "fedora".into()]
             }
         );
-        assert_eq!(parse_os_release(""), OsRelease::default());
+        assert_eq!(parse(""), OsRelease::default());
     }
 }

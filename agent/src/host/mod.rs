@@ -1,0 +1,27 @@
+//! Host primitives, the bottom layer: the command runner, /etc files, mountinfo, block
+//! devices, pid files, os-release and the poll-with-deadline helper, plus [`Context`], what
+//! every layer above may use on the host. Imports nothing above it.
+
+pub mod blockdev;
+pub mod etcfile;
+pub mod mountinfo;
+pub mod os_release;
+pub mod process;
+pub mod runner;
+
+use std::sync::Arc;
+
+use runner::Runner;
+
+/// How the agent starts daemons: via systemd, or itself (no service manager, e.g. the lab).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceManager {
+    Systemd,
+    Direct,
+}
+
+/// What every task, query and fact may use on the host.
+pub struct Context {
+    pub runner: Arc<dyn Runner>,
+    pub service_manager: ServiceManager,
+}
