@@ -2,7 +2,7 @@
 //! runs (its pid file + /proc) and the node UUID from /var/lib/glusterd/glusterd.info.
 //! Parsers are pure; the rest reads those files and runs that one program.
 
-use crate::host::runner::{find_program, Cmd, CommandError, Runner};
+use crate::host::runner::{CommandError, Runner};
 
 pub const GLUSTERD_INFO: &str = "/var/lib/glusterd/glusterd.info";
 pub const GLUSTERD_PID_FILES: &[&str] = &["/run/glusterd.pid", "/var/run/glusterd.pid"];
@@ -21,12 +21,12 @@ pub fn parse_glusterd_info(text: &str) -> Option<String> {
 
 /// The installed glusterfs version; `None` when glusterfs is not installed.
 pub async fn version(runner: &dyn Runner) -> Result<Option<String>, CommandError> {
-    let program = match find_program("glusterfs") {
-        Ok(p) => p,
+    let cmd = match runner.cmd("glusterfs") {
+        Ok(cmd) => cmd,
         Err(CommandError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let out = runner.run(&Cmd::new(program).arg("--version")).await?;
+    let out = runner.run(&cmd.arg("--version")).await?;
     Ok(parse_version(&out.stdout))
 }
 

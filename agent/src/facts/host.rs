@@ -6,7 +6,7 @@ use std::path::Path;
 
 use brickyard_proto::v1;
 
-use crate::host::runner::find_program;
+use crate::host::runner::Runner;
 
 const FIREWALLD_PID_FILES: &[&str] = &["/run/firewalld.pid", "/var/run/firewalld.pid"];
 
@@ -25,11 +25,11 @@ pub fn fuse_available() -> bool {
     Path::new("/dev/fuse").exists() && filesystems_has_fuse(&fs)
 }
 
-pub fn firewall() -> v1::Firewall {
+pub fn firewall(runner: &dyn Runner) -> v1::Firewall {
     v1::Firewall {
         firewalld_running: crate::host::process::running(FIREWALLD_PID_FILES, "firewalld"),
-        iptables: find_program("iptables").is_ok(),
-        nft: find_program("nft").is_ok(),
+        iptables: runner.find("iptables").is_ok(),
+        nft: runner.find("nft").is_ok(),
     }
 }
 

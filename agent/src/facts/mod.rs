@@ -44,7 +44,7 @@ pub async fn collect(ctx: &Context) -> Result<v1::Facts, Error> {
         glusterd_running: gluster::glusterd_running(),
         glusterd_uuid: gluster::glusterd_uuid().unwrap_or_default(),
         fuse_available: host::fuse_available(),
-        firewall: Some(host::firewall()),
+        firewall: Some(host::firewall(ctx.runner.as_ref())),
         service_manager: service_manager(ctx.service_manager) as i32,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
     })

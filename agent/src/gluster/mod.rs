@@ -12,7 +12,7 @@ use std::time::Duration;
 use brickyard_proto::v1;
 
 use crate::host::mountinfo::{self, Mount};
-use crate::host::runner::{find_program, Cmd, CommandError};
+use crate::host::runner::CommandError;
 use crate::host::Context;
 
 pub use xml::{BrickInfo, BrickProcess, PeerInfo, VolumeInfo};
@@ -37,7 +37,7 @@ pub enum Error {
 /// gluster exits non-zero with the reason in `opErrstr`: that reason becomes the error's
 /// stderr, so the message reads `gluster ... failed (exit status 1): Volume gv0 already exists`.
 pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, Error> {
-    let cmd = Cmd::new(find_program("gluster")?).args(["--mode=script", "--xml"]).args(args.iter().copied());
+    let cmd = ctx.runner.cmd("gluster")?.args(["--mode=script", "--xml"]).args(args.iter().copied());
     let out = ctx.runner.output(&cmd).await?;
     xml::cli_output(&out.stdout).map_err(|e| {
         let stderr = match e {
@@ -221,17 +221,16 @@ mod tests {
     use super::*;
     use crate::host::runner::fake::FakeRunner;
     use crate::host::runner::Output;
-    use crate::host::ServiceManager;
-    use std::sync::Arc;
 
     fn ctx(runner: FakeRunner) -> Context {
-        Context { runner: Arc::new(runner), service_manager: ServiceManager::Direct }
+        Context::direct(runner)
     }
 
     #[tokio::test]
     async fn cli_failure_surfaces_op_errstr() {
         let out = Output { code: Some(1), stdout: fixture("volume-create-exists.xml"), stderr: String::new() };
-        let c = ctx(FakeRunner::default().expect_output("/usr/sbin/gluster --mode=script --xml volume create", out));
+        let c =
+            ctx(FakeRunner::default().expect_output("/usr/sbin/gluster --mode=script --xml volume create gv0", out));
         let err = cli(&c, &["volume", "create", "gv0"]).await.unwrap_err().to_string();
         assert!(err.contains("volume create gv0") && err.ends_with("Volume gv0 already exists"), "{err}");
 
@@ -240,7 +239,7 @@ mod tests {
             stdout: "Connection failed. Please check if gluster daemon is operational.\n".into(),
             stderr: String::new(),
         };
-        let c = ctx(FakeRunner::default().expect_output("/usr/sbin/gluster", down));
+        let c = ctx(FakeRunner::default().expect_output("/usr/sbin/gluster --mode=script --xml pool list", down));
         let err = cli(&c, &["pool", "list"]).await.unwrap_err().to_string();
         assert!(err.contains("Connection failed"), "{err}");
     }
@@ -280,7 +279,8 @@ mod tests {
     #[tokio::test]
     async fn status_without_glusterd_reports_only_mounts() {
         let down = Output { code: Some(1), stdout: "Connection failed.\n".into(), stderr: String::new() };
-        let st = status(&ctx(FakeRunner::default().expect_output("/usr/sbin/gluster", down))).await.unwrap();
+        let runner = FakeRunner::default().expect_output("/usr/sbin/gluster --mode=script --xml pool list", down);
+        let st = status(&ctx(runner)).await.unwrap();
         assert!(!st.glusterd_running && st.peers.is_empty() && st.volumes.is_empty());
     }
 

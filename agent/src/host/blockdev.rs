@@ -22,7 +22,7 @@ pub use reference::{CinderVolume, DiskRef};
 pub use sysfs::{find, BlockDevice, Kind, Partition, SYSTEM_MOUNT_POINTS};
 
 use crate::host::mountinfo::{self, Mount};
-use crate::host::runner::{find_program, Cmd, CommandError, Runner};
+use crate::host::runner::{Cmd, CommandError, Runner};
 
 /// How long a new partition may take to show up in sysfs and /dev.
 pub const PARTITION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -342,8 +342,8 @@ pub async fn wait_for_node(paths: &HostPaths, dev_path: &str) -> Result<(), Erro
 }
 
 /// `wipefs -a PATH`: erases every signature blkid could find (only run when the task says wipe).
-pub fn wipefs(path: &str) -> Result<Cmd, Error> {
-    Ok(Cmd::new(find_program("wipefs")?).args(["-a", path]))
+pub fn wipefs(runner: &dyn Runner, path: &str) -> Result<Cmd, Error> {
+    Ok(runner.cmd("wipefs")?.args(["-a", path]))
 }
 
 #[cfg(test)]
@@ -354,11 +354,6 @@ pub mod testhost {
     use std::path::Path;
 
     use super::*;
-
-    /// The absolute path a program runs from here, as FakeRunner expectations spell it.
-    pub fn prog(name: &str) -> String {
-        find_program(name).unwrap().display().to_string()
-    }
 
     /// A fixture tree, read in place.
     pub fn fixture(case: &str) -> HostPaths {
@@ -460,6 +455,11 @@ mod tests {
 
     #[async_trait]
     impl Runner for FixtureBlkid {
+        fn find(&self, name: &str) -> Result<PathBuf, CommandError> {
+            assert_eq!(name, "blkid", "listing block devices runs blkid only");
+            Ok(PathBuf::from("/usr/sbin/blkid"))
+        }
+
         async fn output(&self, cmd: &Cmd) -> Result<Output, CommandError> {
             let args: Vec<String> = cmd.args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
             assert!(cmd.program.ends_with("blkid") && args[..3] == ["-p", "-o", "export"], "{}", cmd.display());

@@ -25,3 +25,16 @@ pub struct Context {
     pub runner: Arc<dyn Runner>,
     pub service_manager: ServiceManager,
 }
+
+#[cfg(test)]
+impl Context {
+    /// A host whose programs are `runner`'s, starting daemons itself (unit tests).
+    pub fn direct(runner: impl Runner + 'static) -> Self {
+        Self { runner: Arc::new(runner), service_manager: ServiceManager::Direct }
+    }
+
+    /// A host whose programs are `runner`'s, with systemd (unit tests).
+    pub fn systemd(runner: impl Runner + 'static) -> Self {
+        Self { runner: Arc::new(runner), service_manager: ServiceManager::Systemd }
+    }
+}

@@ -1,6 +1,7 @@
-//! The one way the agent runs programs: an absolute path and an argv, a timeout, captured
-//! output. Never a shell. A failure carries the program, its arguments, the exit status and
-//! stderr. `FakeRunner` (tests only) scripts outputs to unit-test sequencing and parsing.
+//! The one way the agent finds and runs programs: looked up by name through the runner, run
+//! by absolute path with an argv, a timeout and captured output. Never a shell. A failure
+//! carries the program, its arguments, the exit status and stderr. `FakeRunner` (tests only)
+//! is a host whose programs and their answers the test scripts, argv for argv.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ pub struct Cmd {
 }
 
 impl Cmd {
-    /// `program` is an absolute path (see [`find_program`]).
+    /// `program` is an absolute path (see [`Runner::find`]).
     pub fn new(program: impl Into<PathBuf>) -> Self {
         Self { program: program.into(), args: Vec::new(), stdin: None, timeout: DEFAULT_TIMEOUT }
     }
@@ -100,17 +101,16 @@ fn status_text(code: Option<i32>) -> String {
     }
 }
 
-/// Finds `name` in the system program directories and returns its absolute path.
-pub fn find_program(name: &str) -> Result<PathBuf, CommandError> {
-    PROGRAM_DIRS
-        .iter()
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| CommandError::NotFound { name: name.to_owned() })
-}
-
 #[async_trait]
 pub trait Runner: Send + Sync {
+    /// The absolute path of program `name` on this host (`NotFound` naming it otherwise).
+    fn find(&self, name: &str) -> Result<PathBuf, CommandError>;
+
+    /// A command running program `name` (see [`Runner::find`]), without arguments yet.
+    fn cmd(&self, name: &str) -> Result<Cmd, CommandError> {
+        Ok(Cmd::new(self.find(name)?))
+    }
+
     /// Runs `cmd` and returns its output whatever the exit status (spawn errors and timeouts
     /// are errors).
     async fn output(&self, cmd: &Cmd) -> Result<Output, CommandError>;
@@ -126,12 +126,20 @@ pub trait Runner: Send + Sync {
     }
 }
 
-/// Runs real programs.
+/// Runs real programs, found in the system program directories.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemRunner;
 
 #[async_trait]
 impl Runner for SystemRunner {
+    fn find(&self, name: &str) -> Result<PathBuf, CommandError> {
+        PROGRAM_DIRS
+            .iter()
+            .map(|dir| Path::new(dir).join(name))
+            .find(|p| p.is_file())
+            .ok_or_else(|| CommandError::NotFound { name: name.to_owned() })
+    }
+
     async fn output(&self, cmd: &Cmd) -> Result<Output, CommandError> {
         let spawn_err = |source| CommandError::Spawn { cmd: cmd.display(), source };
         if !cmd.program.is_absolute() {
@@ -164,30 +172,74 @@ impl Runner for SystemRunner {
     }
 }
 
-/// A scripted runner for unit tests: records every command and answers from a queue of
-/// `(expected command prefix, output)` pairs, in order.
+/// A scripted host for unit tests: its programs are exactly those the test installs or expects
+/// to run (nothing is looked up on the machine running the tests), and it answers a queue of
+/// expected commands, in order, each matched argv for argv. An unexpected command, or one
+/// that differs from the next expectation, panics; so does dropping it with expectations left.
 #[cfg(test)]
 pub mod fake {
     use super::*;
+    use std::collections::{BTreeMap, VecDeque};
     use std::sync::Mutex;
+
+    /// A command line as a test writes it: `"/usr/sbin/gluster --mode=script pool list"`
+    /// (split on whitespace) or, for an argument holding a space, an array of words.
+    pub struct Argv(Vec<String>);
+
+    impl From<&str> for Argv {
+        fn from(line: &str) -> Self {
+            Argv(line.split_whitespace().map(str::to_owned).collect())
+        }
+    }
+
+    impl From<&String> for Argv {
+        fn from(line: &String) -> Self {
+            Argv::from(line.as_str())
+        }
+    }
+
+    impl<const N: usize> From<[&str; N]> for Argv {
+        fn from(words: [&str; N]) -> Self {
+            Argv::from(words.as_slice())
+        }
+    }
+
+    impl From<&[&str]> for Argv {
+        fn from(words: &[&str]) -> Self {
+            Argv(words.iter().map(|w| w.to_string()).collect())
+        }
+    }
 
     #[derive(Default)]
     pub struct FakeRunner {
-        pub script: Mutex<std::collections::VecDeque<(String, Output)>>,
-        pub seen: Mutex<Vec<String>>,
+        /// Program name → absolute path: what is installed on this host.
+        programs: Mutex<BTreeMap<String, PathBuf>>,
+        script: Mutex<VecDeque<(Vec<String>, Output)>>,
+        seen: Mutex<Vec<String>>,
     }
 
     impl FakeRunner {
-        /// Expects a command whose display starts with `prefix`; answers `stdout`, exit 0.
-        pub fn expect(self, prefix: &str, stdout: &str) -> Self {
-            self.expect_output(prefix, Output { code: Some(0), stdout: stdout.into(), stderr: String::new() })
-        }
-
-        pub fn expect_output(self, prefix: &str, out: Output) -> Self {
-            self.script.lock().unwrap().push_back((prefix.to_owned(), out));
+        /// Installs the program at absolute `path` (found by its file name).
+        pub fn installed(self, path: &str) -> Self {
+            let name = Path::new(path).file_name().expect("a program path").to_string_lossy().into_owned();
+            self.programs.lock().unwrap().insert(name, PathBuf::from(path));
             self
         }
 
+        /// Expects exactly `argv` next (its program is installed); answers `stdout`, exit 0.
+        pub fn expect(self, argv: impl Into<Argv>, stdout: &str) -> Self {
+            self.expect_output(argv, Output { code: Some(0), stdout: stdout.into(), stderr: String::new() })
+        }
+
+        /// Expects exactly `argv` next (its program is installed); answers `out`.
+        pub fn expect_output(self, argv: impl Into<Argv>, out: Output) -> Self {
+            let Argv(argv) = argv.into();
+            let this = self.installed(argv.first().expect("an argv names its program"));
+            this.script.lock().unwrap().push_back((argv, out));
+            this
+        }
+
+        /// Every command run so far, as displayed.
         pub fn seen(&self) -> Vec<String> {
             self.seen.lock().unwrap().clone()
         }
@@ -195,13 +247,32 @@ pub mod fake {
 
     #[async_trait]
     impl Runner for FakeRunner {
+        fn find(&self, name: &str) -> Result<PathBuf, CommandError> {
+            self.programs.lock().unwrap().get(name).cloned().ok_or_else(|| CommandError::NotFound { name: name.into() })
+        }
+
         async fn output(&self, cmd: &Cmd) -> Result<Output, CommandError> {
             let shown = cmd.display();
             self.seen.lock().unwrap().push(shown.clone());
-            let (prefix, out) =
-                self.script.lock().unwrap().pop_front().unwrap_or_else(|| panic!("unexpected command {shown}"));
-            assert!(shown.starts_with(&prefix), "expected {prefix:?}, got {shown:?}");
+            let argv: Vec<String> = std::iter::once(cmd.program.as_os_str())
+                .chain(cmd.args.iter().map(OsString::as_os_str))
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let (expected, out) =
+                self.script.lock().unwrap().pop_front().unwrap_or_else(|| panic!("unexpected command {argv:?}"));
+            assert_eq!(argv, expected, "the command run (left) is not the one expected next (right)");
             Ok(out)
+        }
+    }
+
+    impl Drop for FakeRunner {
+        fn drop(&mut self) {
+            let left = self.script.get_mut().map(|s| s.iter().map(|(argv, _)| argv.join(" ")).collect::<Vec<_>>());
+            if let Ok(left) = left {
+                if !left.is_empty() && !std::thread::panicking() {
+                    panic!("expected commands that never ran: {left:#?}");
+                }
+            }
         }
     }
 }
@@ -213,9 +284,9 @@ mod tests {
     #[tokio::test]
     async fn runs_real_program_and_reports_failure() {
         let r = SystemRunner;
-        let out = r.run(&Cmd::new(find_program("echo").unwrap()).arg("hi")).await.unwrap();
+        let out = r.run(&r.cmd("echo").unwrap().arg("hi")).await.unwrap();
         assert_eq!(out.stdout, "hi\n");
-        let err = r.run(&Cmd::new(find_program("ls").unwrap()).arg("/nonexistent-brickyard")).await.unwrap_err();
+        let err = r.run(&r.cmd("ls").unwrap().arg("/nonexistent-brickyard")).await.unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("ls /nonexistent-brickyard") && msg.contains("exit status 2") && msg.contains("No such file"),
@@ -225,13 +296,35 @@ mod tests {
 
     #[tokio::test]
     async fn times_out() {
-        let cmd = Cmd::new(find_program("sleep").unwrap()).arg("5").timeout(Duration::from_millis(100));
+        let cmd = SystemRunner.cmd("sleep").unwrap().arg("5").timeout(Duration::from_millis(100));
         assert!(matches!(SystemRunner.output(&cmd).await, Err(CommandError::Timeout { .. })));
     }
 
     #[test]
     fn missing_program_is_named() {
-        let err = find_program("no-such-program-brickyard").unwrap_err();
+        let err = SystemRunner.find("no-such-program-brickyard").unwrap_err();
         assert!(err.to_string().contains("no-such-program-brickyard"));
+    }
+
+    #[tokio::test]
+    async fn fake_runner_knows_only_its_programs_and_matches_argv_exactly() {
+        let fake = fake::FakeRunner::default().installed("/usr/sbin/parted").expect(["/usr/bin/echo", "a b"], "a b\n");
+        assert_eq!(fake.find("parted").unwrap(), Path::new("/usr/sbin/parted"));
+        assert!(matches!(fake.find("gluster"), Err(CommandError::NotFound { .. })));
+        let out = fake.run(&fake.cmd("echo").unwrap().arg("a b")).await.unwrap();
+        assert_eq!(out.stdout, "a b\n");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "not the one expected next")]
+    async fn fake_runner_refuses_another_argv() {
+        let fake = fake::FakeRunner::default().expect("/usr/bin/echo a b", "");
+        let _ = fake.output(&Cmd::new("/usr/bin/echo").arg("a b")).await;
+    }
+
+    #[test]
+    #[should_panic(expected = "expected commands that never ran")]
+    fn fake_runner_panics_on_unmet_expectations() {
+        drop(fake::FakeRunner::default().expect("/usr/bin/echo hi", ""));
     }
 }

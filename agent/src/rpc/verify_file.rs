@@ -141,15 +141,13 @@ mod tests {
     use super::*;
     use crate::gluster::fixture;
     use crate::host::runner::fake::FakeRunner;
-    use crate::host::ServiceManager;
-    use std::sync::Arc;
 
     fn req(op: v1::VerifyOp, dir: &str, name: &str) -> v1::VerifyFileRequest {
         v1::VerifyFileRequest { op: op as i32, dir: dir.into(), file_name: name.into(), line: "hello".into() }
     }
 
     fn ctx(runner: FakeRunner) -> Context {
-        Context { runner: Arc::new(runner), service_manager: ServiceManager::Direct }
+        Context::direct(runner)
     }
 
     #[test]

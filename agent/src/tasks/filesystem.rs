@@ -9,7 +9,7 @@ use brickyard_proto::v1;
 use super::disk::disk_ref;
 use super::shape::{Check, TaskError};
 use crate::host::blockdev::{self, Disk, DiskRef, HostPaths};
-use crate::host::runner::{find_program, Cmd};
+use crate::host::runner::{Cmd, Runner};
 use crate::host::Context;
 
 /// The filesystems brickyard makes and mounts.
@@ -59,10 +59,10 @@ impl FsType {
         }
     }
 
-    fn mkfs(self, label: Option<&str>, device: &str) -> Result<Cmd, TaskError> {
+    fn mkfs(self, runner: &dyn Runner, label: Option<&str>, device: &str) -> Result<Cmd, TaskError> {
         let mut cmd = match self {
-            FsType::Xfs => Cmd::new(find_program("mkfs.xfs")?).args(["-i", "size=512"]),
-            FsType::Ext4 => Cmd::new(find_program("mkfs.ext4")?).arg("-q"),
+            FsType::Xfs => runner.cmd("mkfs.xfs")?.args(["-i", "size=512"]),
+            FsType::Ext4 => runner.cmd("mkfs.ext4")?.arg("-q"),
         };
         if let Some(label) = label {
             cmd = cmd.args(["-L", label]);
@@ -119,7 +119,7 @@ impl MakeFilesystem {
         let Some(part) = disk.single_partition()? else {
             let future = format!("/dev/{}", blockdev::first_partition_name(&disk.name));
             return Ok(Plan {
-                cmds: vec![self.fs.mkfs(self.label.as_deref(), &future)?],
+                cmds: vec![self.fs.mkfs(runner, self.label.as_deref(), &future)?],
                 warnings: vec![format!(
                     "{} has no partition yet: PartitionDisk must create {future} first",
                     disk.label()
@@ -154,12 +154,12 @@ impl MakeFilesystem {
                     self.disk
                 )));
             }
-            cmds.push(blockdev::wipefs(&path)?);
+            cmds.push(blockdev::wipefs(runner, &path)?);
         }
         if let Some(dev) = disk.partition_device(&part.name) {
             blockdev::refuse_in_use(dev, &path)?;
         }
-        cmds.push(self.fs.mkfs(self.label.as_deref(), &path)?);
+        cmds.push(self.fs.mkfs(runner, self.label.as_deref(), &path)?);
         Ok(Plan { partition: Some(path), cmds, warnings: Vec::new() })
     }
 
@@ -196,13 +196,10 @@ impl MakeFilesystem {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::host::blockdev::testhost::{prog, FakeHost};
+    use crate::host::blockdev::testhost::FakeHost;
     use crate::host::runner::fake::FakeRunner;
     use crate::host::runner::Output;
-    use crate::host::ServiceManager;
 
     const XFS: &str = include_str!("../fixtures/blkid/xfs-partition.txt");
 
@@ -211,13 +208,19 @@ mod tests {
         MakeFilesystem { paths: host.paths.clone(), ..MakeFilesystem::from_proto(&proto).unwrap() }
     }
 
-    fn ctx(runner: FakeRunner) -> (Context, Arc<FakeRunner>) {
-        let runner = Arc::new(runner);
-        (Context { runner: runner.clone(), service_manager: ServiceManager::Direct }, runner)
-    }
+    const PROBE: &str = "/usr/sbin/blkid -p -o export /dev/loop0p1";
 
     fn blkid(stdout: &str) -> Output {
         Output { code: Some(if stdout.is_empty() { 2 } else { 0 }), stdout: stdout.into(), stderr: String::new() }
+    }
+
+    /// A host with the mkfs programs and wipefs whose blkid finds `stdout` on loop0p1.
+    fn probed(stdout: &str) -> FakeRunner {
+        FakeRunner::default()
+            .installed("/usr/sbin/mkfs.xfs")
+            .installed("/usr/sbin/mkfs.ext4")
+            .installed("/usr/sbin/wipefs")
+            .expect_output(PROBE, blkid(stdout))
     }
 
     fn host() -> FakeHost {
@@ -229,20 +232,20 @@ mod tests {
     #[tokio::test]
     async fn formats_an_empty_partition_then_confirms() {
         let host = host();
-        let (ctx, runner) = ctx(FakeRunner::default()
-            .expect_output(&prog("blkid"), blkid(""))
-            .expect(&format!("{} -i size=512 -L brick /dev/loop0p1", prog("mkfs.xfs")), "")
-            .expect_output(&prog("blkid"), blkid(XFS)));
+        let ctx = Context::direct(
+            probed("")
+                .expect("/usr/sbin/mkfs.xfs -i size=512 -L brick /dev/loop0p1", "")
+                .expect_output(PROBE, blkid(XFS)),
+        );
         let t = task(&host, v1::FilesystemType::Unspecified, "brick", false);
         let done = t.apply(&ctx).await.unwrap();
-        assert_eq!(done, [format!("{} -i size=512 -L brick /dev/loop0p1", prog("mkfs.xfs"))]);
-        assert_eq!(runner.seen().len(), 3);
+        assert_eq!(done, ["/usr/sbin/mkfs.xfs -i size=512 -L brick /dev/loop0p1"]);
     }
 
     #[tokio::test]
     async fn same_filesystem_is_reused() {
         let host = host();
-        let (ctx, _) = ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(XFS)));
+        let ctx = Context::direct(probed(XFS));
         let check = task(&host, v1::FilesystemType::Xfs, "other", true).check(&ctx).await.unwrap();
         assert!(check.changes.is_empty());
         assert!(check.warnings[0].contains("labelled \"brick\" is reused"), "{:?}", check.warnings);
@@ -252,15 +255,12 @@ mod tests {
     async fn other_filesystem_is_refused_naming_it_or_wiped() {
         let host = host();
         let ext4 = "DEVNAME=/dev/loop0p1\nTYPE=ext4\nUSAGE=filesystem\n";
-        let (ctx1, _) = ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(ext4)));
+        let ctx1 = Context::direct(probed(ext4));
         let err = task(&host, v1::FilesystemType::Xfs, "", false).check(&ctx1).await.unwrap_err().to_string();
         assert!(err.starts_with("refused: /dev/loop0p1: ext4 is there, xfs asked"), "{err}");
-        let (ctx2, _) = ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(ext4)));
+        let ctx2 = Context::direct(probed(ext4));
         let check = task(&host, v1::FilesystemType::Xfs, "", true).check(&ctx2).await.unwrap();
-        assert_eq!(
-            check.changes,
-            [format!("{} -a /dev/loop0p1", prog("wipefs")), format!("{} -i size=512 /dev/loop0p1", prog("mkfs.xfs"))]
-        );
+        assert_eq!(check.changes, ["/usr/sbin/wipefs -a /dev/loop0p1", "/usr/sbin/mkfs.xfs -i size=512 /dev/loop0p1"]);
     }
 
     #[tokio::test]
@@ -268,7 +268,7 @@ mod tests {
         let host = host();
         host.mountinfo("22 1 254:0 / / rw - ext4 /dev/vda rw\n90 22 259:0 / /data rw - ext4 /dev/loop0p1 rw\n");
         let ext4 = "TYPE=ext4\n";
-        let (ctx, _) = ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(ext4)));
+        let ctx = Context::direct(probed(ext4));
         let err = task(&host, v1::FilesystemType::Xfs, "", true).check(&ctx).await.unwrap_err().to_string();
         assert_eq!(err, "refused: /dev/loop0p1 is in use: loop0p1 is mounted at /data (never changed, even with wipe)");
     }
@@ -277,10 +277,10 @@ mod tests {
     async fn no_partition_yet_plans_but_does_not_apply() {
         let host = FakeHost::default();
         host.disk("loop0", 1048576);
-        let (ctx, _) = ctx(FakeRunner::default());
+        let ctx = Context::direct(FakeRunner::default().installed("/usr/sbin/mkfs.ext4"));
         let t = task(&host, v1::FilesystemType::Ext4, "data", false);
         let check = t.check(&ctx).await.unwrap();
-        assert_eq!(check.changes, [format!("{} -q -L data /dev/loop0p1", prog("mkfs.ext4"))]);
+        assert_eq!(check.changes, ["/usr/sbin/mkfs.ext4 -q -L data /dev/loop0p1"]);
         assert!(check.warnings[0].contains("PartitionDisk must create /dev/loop0p1 first"));
         assert!(t.apply(&ctx).await.unwrap_err().to_string().contains("no partition yet"));
     }

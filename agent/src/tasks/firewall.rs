@@ -20,7 +20,7 @@ use brickyard_proto::v1;
 
 use super::shape::{Check, TaskError};
 use crate::host::etcfile;
-use crate::host::runner::{find_program, Cmd, CommandError};
+use crate::host::runner::{Cmd, CommandError};
 use crate::host::Context;
 
 const GLUSTERD_VOL: &str = "/etc/glusterfs/glusterd.vol";
@@ -170,13 +170,13 @@ impl OpenPorts {
     }
 
     async fn backend(&self, ctx: &Context) -> Result<Backend, TaskError> {
-        if let Ok(firewall_cmd) = find_program("firewall-cmd") {
+        if let Ok(firewall_cmd) = ctx.runner.find("firewall-cmd") {
             let state = ctx.runner.output(&Cmd::new(&firewall_cmd).arg("--state")).await?;
             if state.success() && state.stdout.trim() == "running" {
                 return Ok(Backend::Firewalld(firewall_cmd));
             }
         }
-        let iptables = find_program("iptables").map_err(|_| {
+        let iptables = ctx.runner.find("iptables").map_err(|_| {
             TaskError::Unsupported(
                 "no firewall to configure: firewalld is not running and iptables is not installed".into(),
             )
@@ -226,10 +226,7 @@ impl OpenPorts {
                         wanted.sort();
                         if saved != wanted {
                             let what = format!("save the iptables rules to {} (iptables-save)", path.display());
-                            steps.push((
-                                Step::Save { iptables_save: Cmd::new(find_program("iptables-save")?), path },
-                                what,
-                            ));
+                            steps.push((Step::Save { iptables_save: ctx.runner.cmd("iptables-save")?, path }, what));
                         }
                     }
                     None => warnings.push(format!(
@@ -366,11 +363,13 @@ end-volume
         }
     }
 
-    /// iptables backend (firewall-cmd is not installed on the test machine): checks each rule,
-    /// inserts only the missing one, saves to the Debian location that exists.
+    const RULE_24007: &str = "-p tcp -m tcp --dport 24007:24008 -m comment --comment brickyard -j ACCEPT";
+    const RULE_BRICKS: &str = "-p tcp -m tcp --dport 49152:60999 -m comment --comment brickyard -j ACCEPT";
+
+    /// iptables backend (no firewall-cmd on this host): checks each rule, inserts only the
+    /// missing one, saves to the Debian location that exists.
     #[tokio::test]
     async fn iptables_adds_missing_rules_and_saves() {
-        assert!(find_program("firewall-cmd").is_err(), "these tests expect no firewalld");
         let dir = tempfile::tempdir().unwrap();
         let t = task(dir.path());
         std::fs::create_dir(dir.path().join("iptables")).unwrap();
@@ -378,15 +377,15 @@ end-volume
                      -A INPUT -p tcp -m tcp --dport 49152:60999 -m comment --comment brickyard -j ACCEPT\nCOMMIT\n";
         let runner = Arc::new(
             FakeRunner::default()
-                .expect_output("/usr/sbin/iptables -w -C INPUT -p tcp -m tcp --dport 24007:24008", exit(0))
-                .expect_output("/usr/sbin/iptables -w -C INPUT -p tcp -m tcp --dport 49152:60999", exit(1))
+                .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_24007}"), exit(0))
+                .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_BRICKS}"), exit(1))
                 .expect(
                     "/usr/sbin/iptables -w -S INPUT",
                     "-P INPUT ACCEPT\n-A INPUT -p tcp -m tcp --dport 24007:24008 -m comment --comment brickyard -j ACCEPT\n\
                      -A INPUT -p tcp -m tcp --dport 49152:49155 -m comment --comment \"brickyard\" -j ACCEPT\n\
                      -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n",
                 )
-                .expect("/usr/sbin/iptables -w -I INPUT -p tcp -m tcp --dport 49152:60999 -m comment", "")
+                .expect(&format!("/usr/sbin/iptables -w -I INPUT {RULE_BRICKS}"), "")
                 .expect("/usr/sbin/iptables -w -D INPUT -p tcp -m tcp --dport 49152:49155 -m comment --comment brickyard -j ACCEPT", "")
                 .expect("/usr/sbin/iptables-save", saved),
         );
@@ -407,9 +406,10 @@ end-volume
         // Everything in place: two lookups and a listing, nothing else, no warning.
         let runner = Arc::new(
             FakeRunner::default()
-                .expect_output("/usr/sbin/iptables -w -C INPUT", exit(0))
-                .expect_output("/usr/sbin/iptables -w -C INPUT", exit(0))
-                .expect("/usr/sbin/iptables -w -S INPUT", saved),
+                .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_24007}"), exit(0))
+                .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_BRICKS}"), exit(0))
+                .expect("/usr/sbin/iptables -w -S INPUT", saved)
+                .installed("/usr/sbin/iptables-save"),
         );
         let ctx = Context { runner, service_manager: ServiceManager::Direct };
         assert_eq!(t.check(&ctx).await.unwrap(), Check::unchanged());
@@ -452,8 +452,8 @@ end-volume
         let t = task(dir.path());
         let runner = Arc::new(
             FakeRunner::default()
-                .expect_output("/usr/sbin/iptables -w -C INPUT", exit(0))
-                .expect_output("/usr/sbin/iptables -w -C INPUT", exit(0))
+                .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_24007}"), exit(0))
+                .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_BRICKS}"), exit(0))
                 .expect("/usr/sbin/iptables -w -S INPUT", ""),
         );
         let ctx = Context { runner, service_manager: ServiceManager::Direct };

@@ -10,7 +10,6 @@ use brickyard_proto::v1;
 
 use super::shape::{Check, TaskError};
 use crate::facts::host::filesystems_has_fuse;
-use crate::host::runner::{find_program, Cmd};
 use crate::host::Context;
 
 const DEV_FUSE: &str = "/dev/fuse";
@@ -58,8 +57,8 @@ impl EnsureFuse {
         }
         let cannot =
             |why: String| TaskError::Unsupported(format!("FUSE is not available ({}) and {why}", self.missing_text()));
-        let modprobe = find_program("modprobe").map_err(|e| cannot(format!("the module cannot be loaded: {e}")))?;
-        let out = ctx.runner.output(&Cmd::new(modprobe).arg("fuse")).await?;
+        let modprobe = ctx.runner.cmd("modprobe").map_err(|e| cannot(format!("the module cannot be loaded: {e}")))?;
+        let out = ctx.runner.output(&modprobe.arg("fuse")).await?;
         if !out.success() {
             return Err(cannot(format!("`modprobe fuse` failed: {}", out.stderr.trim())));
         }
@@ -79,8 +78,6 @@ impl EnsureFuse {
 mod tests {
     use super::*;
     use crate::host::runner::fake::FakeRunner;
-    use crate::host::ServiceManager;
-    use std::sync::Arc;
 
     fn task(dev: &str, filesystems: &str) -> (EnsureFuse, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -93,7 +90,7 @@ mod tests {
     async fn present_fuse_runs_nothing() {
         // /dev/null stands in for a character device that is there.
         let (t, _dir) = task("/dev/null", "nodev\tfuse\n");
-        let ctx = Context { runner: Arc::new(FakeRunner::default()), service_manager: ServiceManager::Direct };
+        let ctx = Context::direct(FakeRunner::default());
         assert_eq!(t.check(&ctx).await.unwrap(), Check::unchanged());
         assert!(t.apply(&ctx).await.unwrap().is_empty());
     }
@@ -101,17 +98,17 @@ mod tests {
     #[tokio::test]
     async fn missing_fuse_is_named() {
         let (t, _dir) = task("/nonexistent-brickyard/fuse", "nodev\tsysfs\n");
-        // modprobe is not installed here, or it runs and cannot make the device appear.
-        let script = match find_program("modprobe") {
-            Ok(_) => FakeRunner::default().expect("/", ""),
-            Err(_) => FakeRunner::default(),
-        };
-        let ctx = Context { runner: Arc::new(script), service_manager: ServiceManager::Direct };
+        // modprobe runs and cannot make the device appear.
+        let ctx = Context::direct(FakeRunner::default().expect("/usr/sbin/modprobe fuse", ""));
         let check = t.check(&ctx).await.unwrap();
         assert_eq!(check.changes.len(), 1);
         assert!(check.changes[0].contains("no fuse filesystem in") && check.changes[0].contains("no /nonexistent"));
         let err = t.apply(&ctx).await.unwrap_err();
         assert!(matches!(err, TaskError::Unsupported(_)), "{err}");
         assert!(err.to_string().contains("FUSE is not available (no fuse filesystem"), "{err}");
+        assert!(err.to_string().contains("is still missing after `modprobe fuse`"), "{err}");
+        // No modprobe at all.
+        let err = t.apply(&Context::direct(FakeRunner::default())).await.unwrap_err().to_string();
+        assert!(err.contains("and the module cannot be loaded: program \"modprobe\" not found"), "{err}");
     }
 }

@@ -14,7 +14,6 @@ use super::shape::{Check, TaskError};
 use crate::gluster::{self, FUSE_FSTYPE};
 use crate::host::etcfile;
 use crate::host::mountinfo::{self, Mount};
-use crate::host::runner::{find_program, Cmd};
 use crate::host::Context;
 
 const FSTAB: &str = "/etc/fstab";
@@ -143,7 +142,7 @@ impl MountGlusterVolume {
             std::fs::create_dir_all(mp).map_err(TaskError::io(format!("creating {mp}")))?;
         }
         if plan.mount {
-            let mut cmd = Cmd::new(find_program("mount")?).args(["-t", "glusterfs"]).arg(self.source()).arg(mp);
+            let mut cmd = ctx.runner.cmd("mount")?.args(["-t", "glusterfs"]).arg(self.source()).arg(mp);
             if let Some(backup) = self.backup_option() {
                 cmd = cmd.arg("-o").arg(backup);
             }

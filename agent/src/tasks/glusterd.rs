@@ -19,7 +19,6 @@ use nix::unistd::Pid;
 use super::shape::{Check, TaskError};
 use crate::gluster;
 use crate::host::process;
-use crate::host::runner::{find_program, Cmd};
 use crate::host::{Context, ServiceManager};
 
 /// The pid file of a glusterd the agent started itself.
@@ -43,7 +42,7 @@ impl EnsureGlusterd {
         match ctx.service_manager {
             ServiceManager::Systemd => {
                 let active = is_running(ctx, &self.pid_file).await?;
-                let is_enabled = Cmd::new(find_program("systemctl")?).args(["is-enabled", "glusterd"]);
+                let is_enabled = ctx.runner.cmd("systemctl")?.args(["is-enabled", "glusterd"]);
                 let enabled = ctx.runner.output(&is_enabled).await?.stdout.trim() == "enabled";
                 let mut check = Check::unchanged();
                 if !active {
@@ -77,7 +76,7 @@ impl EnsureGlusterd {
         }
         match ctx.service_manager {
             ServiceManager::Systemd => {
-                ctx.runner.run(&Cmd::new(find_program("systemctl")?).args(["enable", "--now", "glusterd"])).await?;
+                ctx.runner.run(&ctx.runner.cmd("systemctl")?.args(["enable", "--now", "glusterd"])).await?;
                 wait_for_cli(ctx).await?;
             }
             ServiceManager::Direct => start(ctx, &self.pid_file).await?,
@@ -90,7 +89,7 @@ impl EnsureGlusterd {
 pub(super) async fn is_running(ctx: &Context, pid_file: &Path) -> Result<bool, TaskError> {
     Ok(match ctx.service_manager {
         ServiceManager::Systemd => {
-            let query = Cmd::new(find_program("systemctl")?).args(["is-active", "glusterd"]);
+            let query = ctx.runner.cmd("systemctl")?.args(["is-active", "glusterd"]);
             ctx.runner.output(&query).await?.stdout.trim() == "active"
         }
         ServiceManager::Direct => running_pid(pid_file)?.is_some(),
@@ -108,11 +107,11 @@ pub(super) fn running_pid(pid_file: &Path) -> Result<Option<u32>, TaskError> {
 pub(super) async fn start(ctx: &Context, pid_file: &Path) -> Result<(), TaskError> {
     match ctx.service_manager {
         ServiceManager::Systemd => {
-            ctx.runner.run(&Cmd::new(find_program("systemctl")?).args(["start", "glusterd"])).await?;
+            ctx.runner.run(&ctx.runner.cmd("systemctl")?.args(["start", "glusterd"])).await?;
         }
         ServiceManager::Direct => {
             // glusterd forks, and its parent exits once the daemon is set up.
-            ctx.runner.run(&Cmd::new(find_program("glusterd")?).arg("-p").arg(pid_file)).await?;
+            ctx.runner.run(&ctx.runner.cmd("glusterd")?.arg("-p").arg(pid_file)).await?;
             if running_pid(pid_file)?.is_none() {
                 return Err(TaskError::Refused(format!(
                     "glusterd exited right after starting (pid file {}); see /var/log/glusterfs/glusterd.log",
@@ -128,7 +127,7 @@ pub(super) async fn start(ctx: &Context, pid_file: &Path) -> Result<(), TaskErro
 pub(super) async fn stop(ctx: &Context, pid_file: &Path) -> Result<(), TaskError> {
     match ctx.service_manager {
         ServiceManager::Systemd => {
-            ctx.runner.run(&Cmd::new(find_program("systemctl")?).args(["stop", "glusterd"])).await?;
+            ctx.runner.run(&ctx.runner.cmd("systemctl")?.args(["stop", "glusterd"])).await?;
         }
         ServiceManager::Direct => {
             let Some(pid) = running_pid(pid_file)? else { return Ok(()) };

@@ -15,7 +15,7 @@ use super::shape::{Check, TaskError};
 use crate::host::blockdev::{self, Disk, DiskRef, HostPaths};
 use crate::host::etcfile;
 use crate::host::mountinfo;
-use crate::host::runner::{find_program, Cmd};
+use crate::host::runner::{Cmd, Runner};
 use crate::host::Context;
 
 /// Directories a data disk must never be mounted over.
@@ -84,15 +84,8 @@ impl MountFilesystem {
         format!("UUID={uuid} {} {} {} 0 {}", self.mount_point, self.fs.name(), self.options, self.fs.fsck_pass())
     }
 
-    fn mount_cmd(&self, device: &str) -> Result<Cmd, TaskError> {
-        Ok(Cmd::new(find_program("mount")?).args([
-            "-t",
-            self.fs.name(),
-            "-o",
-            &self.options,
-            device,
-            self.mount_point.as_str(),
-        ]))
+    fn mount_cmd(&self, runner: &dyn Runner, device: &str) -> Result<Cmd, TaskError> {
+        Ok(runner.cmd("mount")?.args(["-t", self.fs.name(), "-o", &self.options, device, self.mount_point.as_str()]))
     }
 
     async fn plan(&self, ctx: &Context) -> Result<Plan, TaskError> {
@@ -155,7 +148,7 @@ impl MountFilesystem {
                     Ok(_) => return Err(TaskError::Refused(format!("mount point {mp} exists and is not a directory"))),
                     Err(_) => steps.push(Step::Mkdir),
                 }
-                steps.push(Step::Mount(self.mount_cmd(&device)?));
+                steps.push(Step::Mount(self.mount_cmd(runner, &device)?));
             }
         }
         let fstab_path = self.paths.fstab();
@@ -238,13 +231,9 @@ fn unmanaged_fstab_line<'a>(fstab: &'a str, mount_point: &str) -> Option<&'a str
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::host::blockdev::testhost::{prog, FakeHost};
+    use crate::host::blockdev::testhost::FakeHost;
     use crate::host::runner::fake::FakeRunner;
-    use crate::host::runner::Output;
-    use crate::host::ServiceManager;
 
     const XFS: &str = include_str!("../fixtures/blkid/xfs-partition.txt");
     const UUID: &str = "7b56d2b3-670e-4de9-9775-bcde44a7e225";
@@ -267,27 +256,23 @@ mod tests {
         MountFilesystem { paths: host.paths.clone(), ..MountFilesystem::from_proto(&proto).unwrap() }
     }
 
+    const MOUNT: &str = "/usr/bin/mount -t xfs -o inode64,noatime,nofail /dev/loop0p1 /vdisk";
+
+    /// A host with mount(8) whose blkid finds `blkid` on loop0p1.
+    fn probed(blkid: &str) -> FakeRunner {
+        FakeRunner::default().installed("/usr/bin/mount").expect("/usr/sbin/blkid -p -o export /dev/loop0p1", blkid)
+    }
+
     fn ctx(blkid: &str) -> Context {
-        let out = Output { code: Some(0), stdout: blkid.into(), stderr: String::new() };
-        let runner = FakeRunner::default()
-            .expect_output(&prog("blkid"), out)
-            .expect(&format!("{} -t xfs -o inode64,noatime,nofail /dev/loop0p1 /vdisk", prog("mount")), "");
-        Context { runner: Arc::new(runner), service_manager: ServiceManager::Direct }
+        Context::direct(probed(blkid))
     }
 
     #[tokio::test]
     async fn mounts_then_writes_one_fstab_entry() {
         let host = host();
-        let done = task(&host, &[]).apply(&ctx(XFS)).await.unwrap();
+        let done = task(&host, &[]).apply(&Context::direct(probed(XFS).expect(MOUNT, ""))).await.unwrap();
         let line = format!("UUID={UUID} /vdisk xfs inode64,noatime,nofail 0 0");
-        assert_eq!(
-            done,
-            [
-                "mkdir /vdisk".to_owned(),
-                format!("{} -t xfs -o inode64,noatime,nofail /dev/loop0p1 /vdisk", prog("mount")),
-                format!("/etc/fstab: {line}"),
-            ]
-        );
+        assert_eq!(done, ["mkdir /vdisk".to_owned(), MOUNT.to_owned(), format!("/etc/fstab: {line}"),]);
         assert!(host.paths.host("/vdisk").is_dir());
         let fstab = std::fs::read_to_string(host.paths.fstab()).unwrap();
         assert_eq!(fstab, format!("{FSTAB}# brickyard-managed: /vdisk\n{line}\n"));
@@ -296,9 +281,7 @@ mod tests {
         host.mountinfo(
             "22 1 254:0 / / rw - ext4 /dev/vda rw\n90 22 259:0 / /vdisk rw,noatime - xfs /dev/loop0p1 rw,inode64\n",
         );
-        let runner = FakeRunner::default().expect(&prog("blkid"), XFS);
-        let ctx = Context { runner: Arc::new(runner), service_manager: ServiceManager::Direct };
-        let check = task(&host, &[]).check(&ctx).await.unwrap();
+        let check = task(&host, &[]).check(&ctx(XFS)).await.unwrap();
         assert_eq!(check, Check::unchanged());
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use brickyard_proto::v1;
 
 use super::shape::{Check, TaskError};
-use crate::host::runner::{find_program, Cmd, CommandError};
+use crate::host::runner::{Cmd, CommandError, Runner};
 use crate::host::Context;
 
 const OS_RELEASE: &str = "/etc/os-release";
@@ -63,12 +63,10 @@ fn packages(family: Family, role: Role) -> &'static [&'static str] {
 
 /// The query that lists which of `names` are installed: one line per installed package
 /// (`NAME installed` / `NAME`), nothing (or an error line) for the others.
-fn query_cmd(family: Family, names: &[&str]) -> Result<Cmd, TaskError> {
+fn query_cmd(runner: &dyn Runner, family: Family, names: &[&str]) -> Result<Cmd, TaskError> {
     Ok(match family {
-        Family::Debian => {
-            Cmd::new(find_program("dpkg-query")?).arg("-W").arg("-f=${Package} ${db:Status-Status}\\n").args(names)
-        }
-        Family::Rpm => Cmd::new(find_program("rpm")?).args(["-q", "--qf", "%{NAME} installed\\n"]).args(names),
+        Family::Debian => runner.cmd("dpkg-query")?.arg("-W").arg("-f=${Package} ${db:Status-Status}\\n").args(names),
+        Family::Rpm => runner.cmd("rpm")?.args(["-q", "--qf", "%{NAME} installed\\n"]).args(names),
     })
 }
 
@@ -85,19 +83,19 @@ fn missing<'a>(names: &[&'a str], query_stdout: &str) -> Vec<&'a str> {
 }
 
 /// The commands that install `names`, in order.
-fn install_cmds(family: Family, names: &[&str]) -> Result<Vec<Cmd>, TaskError> {
+fn install_cmds(runner: &dyn Runner, family: Family, names: &[&str]) -> Result<Vec<Cmd>, TaskError> {
     Ok(match family {
         Family::Debian => {
             // `env` only sets debconf's frontend so no question can wait for a terminal.
-            let env = find_program("env")?;
-            let apt_get = find_program("apt-get")?;
+            let env = runner.find("env")?;
+            let apt_get = runner.find("apt-get")?;
             let apt = |args: &[&str]| {
                 Cmd::new(&env).arg("DEBIAN_FRONTEND=noninteractive").arg(&apt_get).args(args).timeout(INSTALL_TIMEOUT)
             };
             vec![apt(&["update", "-q"]), apt(&["install", "-y", "-q", "--no-install-recommends"]).args(names)]
         }
         Family::Rpm => {
-            let manager = find_program("dnf").or_else(|_| find_program("yum"))?;
+            let manager = runner.find("dnf").or_else(|_| runner.find("yum"))?;
             vec![Cmd::new(manager).args(["install", "-y"]).args(names).timeout(INSTALL_TIMEOUT)]
         }
     })
@@ -127,7 +125,7 @@ impl EnsurePackages {
         let family = family(&os_release).map_err(TaskError::Unsupported)?;
         let names = packages(family, self.role);
         // Both queries exit non-zero when a package is not installed: the output says which.
-        let out = ctx.runner.output(&query_cmd(family, names)?).await?;
+        let out = ctx.runner.output(&query_cmd(ctx.runner.as_ref(), family, names)?).await?;
         Ok((family, missing(names, &out.stdout)))
     }
 
@@ -145,7 +143,7 @@ impl EnsurePackages {
         if missing.is_empty() {
             return Ok(Vec::new());
         }
-        for cmd in install_cmds(family, &missing)? {
+        for cmd in install_cmds(ctx.runner.as_ref(), family, &missing)? {
             match ctx.runner.run(&cmd).await {
                 Ok(_) => {}
                 // RHEL and its rebuilds ship no GlusterFS server in their base repositories.
@@ -174,7 +172,7 @@ impl EnsurePackages {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::runner::fake::FakeRunner;
+    use crate::host::runner::fake::{Argv, FakeRunner};
     use crate::host::runner::Output;
     use crate::host::ServiceManager;
     use std::sync::Arc;
@@ -231,11 +229,23 @@ mod tests {
         (EnsurePackages { role, os_release: dir.path().join("os-release") }, dir)
     }
 
+    const SERVER: &[&str] = &["glusterfs-server", "glusterfs-client"];
+    const APT_UPDATE: &str = "/usr/bin/env DEBIAN_FRONTEND=noninteractive /usr/bin/apt-get update -q";
+    const APT_INSTALL: &str = "/usr/bin/env DEBIAN_FRONTEND=noninteractive /usr/bin/apt-get install -y -q \
+                               --no-install-recommends glusterfs-server";
+
+    /// `dpkg-query` asking for `names` (its format argument holds a space).
+    fn dpkg_query(names: &[&str]) -> Argv {
+        let mut argv = vec!["/usr/bin/dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\\n"];
+        argv.extend(names);
+        Argv::from(argv.as_slice())
+    }
+
     #[tokio::test]
     async fn installed_packages_run_no_package_manager() {
         let (t, _dir) = task(Role::Server, DEBIAN);
         let runner = Arc::new(FakeRunner::default().expect(
-            "/usr/bin/dpkg-query -W -f=${Package} ${db:Status-Status}\\n glusterfs-server glusterfs-client",
+            dpkg_query(&["glusterfs-server", "glusterfs-client"]),
             "glusterfs-server installed\nglusterfs-client installed\n",
         ));
         let ctx = Context { runner: runner.clone(), service_manager: ServiceManager::Direct };
@@ -243,10 +253,10 @@ mod tests {
         assert_eq!(runner.seen().len(), 1);
 
         let (t, _dir) = task(Role::Client, ROCKY);
-        let runner = Arc::new(
-            FakeRunner::default()
-                .expect("/usr/bin/rpm -q --qf %{NAME} installed\\n glusterfs-fuse", "glusterfs-fuse installed\n"),
-        );
+        let runner = Arc::new(FakeRunner::default().expect(
+            ["/usr/bin/rpm", "-q", "--qf", "%{NAME} installed\\n", "glusterfs-fuse"],
+            "glusterfs-fuse installed\n",
+        ));
         let ctx = Context { runner: runner.clone(), service_manager: ServiceManager::Direct };
         assert_eq!(t.check(&ctx).await.unwrap(), Check::unchanged());
         assert_eq!(runner.seen().len(), 1);
@@ -262,13 +272,11 @@ mod tests {
         };
         let runner = Arc::new(
             FakeRunner::default()
-                .expect_output("/usr/bin/dpkg-query", not_found.clone())
-                .expect("/usr/bin/env DEBIAN_FRONTEND=noninteractive /usr/bin/apt-get update -q", "")
-                .expect(
-                    "/usr/bin/env DEBIAN_FRONTEND=noninteractive /usr/bin/apt-get install -y -q --no-install-recommends glusterfs-server",
-                    "",
-                )
-                .expect("/usr/bin/dpkg-query", "glusterfs-server installed\nglusterfs-client installed\n"),
+                .installed("/usr/bin/apt-get")
+                .expect_output(dpkg_query(SERVER), not_found.clone())
+                .expect(APT_UPDATE, "")
+                .expect(APT_INSTALL, "")
+                .expect(dpkg_query(SERVER), "glusterfs-server installed\nglusterfs-client installed\n"),
         );
         let ctx = Context { runner: runner.clone(), service_manager: ServiceManager::Direct };
         assert_eq!(t.apply(&ctx).await.unwrap(), ["installed glusterfs-server"]);
@@ -277,10 +285,11 @@ mod tests {
         // A package manager that "succeeds" without installing is an error, not a success.
         let runner = Arc::new(
             FakeRunner::default()
-                .expect_output("/usr/bin/dpkg-query", not_found.clone())
-                .expect("/usr/bin/env", "")
-                .expect("/usr/bin/env", "")
-                .expect_output("/usr/bin/dpkg-query", not_found),
+                .installed("/usr/bin/apt-get")
+                .expect_output(dpkg_query(SERVER), not_found.clone())
+                .expect(APT_UPDATE, "")
+                .expect(APT_INSTALL, "")
+                .expect_output(dpkg_query(SERVER), not_found),
         );
         let ctx = Context { runner, service_manager: ServiceManager::Direct };
         let err = t.apply(&ctx).await.unwrap_err();

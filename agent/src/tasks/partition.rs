@@ -12,7 +12,7 @@ use brickyard_proto::v1;
 use super::disk::disk_ref;
 use super::shape::{Check, TaskError};
 use crate::host::blockdev::{self, Disk, DiskRef, HostPaths};
-use crate::host::runner::{find_program, Cmd};
+use crate::host::runner::Cmd;
 use crate::host::Context;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,11 +87,11 @@ impl PartitionDisk {
                 )));
             }
             for part in &disk.partitions {
-                cmds.push(blockdev::wipefs(&part.path())?);
+                cmds.push(blockdev::wipefs(ctx.runner.as_ref(), &part.path())?);
             }
-            cmds.push(blockdev::wipefs(&disk.path)?);
+            cmds.push(blockdev::wipefs(ctx.runner.as_ref(), &disk.path)?);
         }
-        cmds.push(Cmd::new(find_program("parted")?).args([
+        cmds.push(ctx.runner.cmd("parted")?.args([
             "-s",
             &disk.path,
             "mklabel",
@@ -132,7 +132,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::host::blockdev::testhost::{prog, FakeHost};
+    use crate::host::blockdev::testhost::FakeHost;
     use crate::host::blockdev::CinderVolume;
     use crate::host::runner::fake::FakeRunner;
     use crate::host::runner::{CommandError, Output, Runner};
@@ -148,9 +148,13 @@ mod tests {
 
     #[async_trait]
     impl Runner for Kernel {
+        fn find(&self, name: &str) -> Result<std::path::PathBuf, CommandError> {
+            self.fake.find(name)
+        }
+
         async fn output(&self, cmd: &Cmd) -> Result<Output, CommandError> {
             let out = self.fake.output(cmd).await?;
-            if cmd.display().starts_with(&prog("parted")) {
+            if cmd.program.ends_with("parted") {
                 self.host.partition("loop0", 1, 2048, 1046528);
             }
             Ok(out)
@@ -171,15 +175,22 @@ mod tests {
     }
 
     fn parted(disk: &str, table: &str) -> String {
-        format!("{} -s {disk} mklabel {table} mkpart primary 0% 100%", prog("parted"))
+        format!("/usr/sbin/parted -s {disk} mklabel {table} mkpart primary 0% 100%")
+    }
+
+    /// A host with parted and wipefs whose blkid finds `stdout` on `disk`.
+    fn probed(disk: &str, stdout: &str) -> FakeRunner {
+        FakeRunner::default()
+            .installed("/usr/sbin/parted")
+            .installed("/usr/sbin/wipefs")
+            .expect_output(&format!("/usr/sbin/blkid -p -o export {disk}"), blkid(stdout))
     }
 
     #[tokio::test]
     async fn empty_disk_is_partitioned_and_waited_for() {
         let host = FakeHost::default();
         host.disk("loop0", 1048576);
-        let fake =
-            FakeRunner::default().expect_output(&prog("blkid"), blkid("")).expect(&parted("/dev/loop0", "gpt"), "");
+        let fake = probed("/dev/loop0", "").expect(&parted("/dev/loop0", "gpt"), "");
         let t = task(&host, "/dev/loop0", v1::PartitionTable::Unspecified, false);
         let runner = Arc::new(Kernel { fake, host });
         let ctx = Context { runner: runner.clone(), service_manager: ServiceManager::Direct };
@@ -191,7 +202,7 @@ mod tests {
     async fn own_layout_is_unchanged() {
         let host = FakeHost::default();
         host.disk("loop0", 1048576).partition("loop0", 1, 2048, 1046528);
-        let runner = FakeRunner::default().expect_output(&prog("blkid"), blkid(DOS));
+        let runner = probed("/dev/loop0", DOS);
         let t = task(&host, "/dev/loop0", v1::PartitionTable::Msdos, false);
         assert!(t.apply(&ctx(runner)).await.unwrap().is_empty());
     }
@@ -200,7 +211,7 @@ mod tests {
     async fn foreign_layouts_are_refused_or_wiped() {
         let host = FakeHost::default();
         host.disk("loop0", 1048576).partition("loop0", 1, 2048, 1046528);
-        let script = || FakeRunner::default().expect_output(&prog("blkid"), blkid(DOS));
+        let script = || probed("/dev/loop0", DOS);
         let err = task(&host, "/dev/loop0", v1::PartitionTable::Gpt, false).check(&ctx(script())).await.unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -211,16 +222,15 @@ mod tests {
         assert_eq!(
             check.changes,
             [
-                format!("{} -a /dev/loop0p1", prog("wipefs")),
-                format!("{} -a /dev/loop0", prog("wipefs")),
+                "/usr/sbin/wipefs -a /dev/loop0p1".to_owned(),
+                "/usr/sbin/wipefs -a /dev/loop0".to_owned(),
                 parted("/dev/loop0", "gpt")
             ]
         );
         // A filesystem on the whole disk.
         let host = FakeHost::default();
         host.disk("loop0", 1048576);
-        let r =
-            FakeRunner::default().expect_output(&prog("blkid"), blkid(include_str!("../fixtures/blkid/ext4-disk.txt")));
+        let r = probed("/dev/loop0", include_str!("../fixtures/blkid/ext4-disk.txt"));
         let err = task(&host, "/dev/loop0", v1::PartitionTable::Gpt, false).check(&ctx(r)).await.unwrap_err();
         assert!(err.to_string().contains("/dev/loop0 is not empty: found an ext4 filesystem;"), "{err}");
     }
@@ -259,23 +269,20 @@ mod tests {
     async fn disk_named_by_link_or_cinder_volume_is_named_both_ways() {
         let host = FakeHost::from_fixture("virtio-cinder");
         let link = "/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b";
-        let err = task(&host, link, v1::PartitionTable::Gpt, true)
-            .check(&ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(DOS))))
-            .await
-            .unwrap_err();
+        let err =
+            task(&host, link, v1::PartitionTable::Gpt, true).check(&ctx(probed("/dev/vdb", DOS))).await.unwrap_err();
         assert_eq!(
             err.to_string(),
             format!("refused: {link} (/dev/vdb) is in use: vdb1 is mounted at /vdisk (never changed, even with wipe)")
         );
         let volume = DiskRef::CinderVolume(CinderVolume::new("ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4").unwrap());
         let by_volume = PartitionDisk { disk: volume, ..task(&host, "/dev/vdb", v1::PartitionTable::Msdos, false) };
-        let check =
-            by_volume.check(&ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(DOS)))).await.unwrap();
+        let check = by_volume.check(&ctx(probed("/dev/vdb", DOS))).await.unwrap();
         assert_eq!(check, Check::unchanged(), "the seed's layout on the volume's disk is kept");
         // The blank second volume, by its Cinder id: partitioned as /dev/vdc.
         let blank = DiskRef::CinderVolume(CinderVolume::new("0b5d3a51-77c2-4b8e-9f31-6a0d2c4e8b17").unwrap());
         let t = PartitionDisk { disk: blank, ..task(&host, "/dev/vdb", v1::PartitionTable::Gpt, false) };
-        let check = t.check(&ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid("")))).await.unwrap();
+        let check = t.check(&ctx(probed("/dev/vdc", ""))).await.unwrap();
         assert_eq!(check.changes, [parted("/dev/vdc", "gpt")]);
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::Error;
-use crate::host::runner::{find_program, Cmd, CommandError, Runner};
+use crate::host::runner::{CommandError, Runner};
 
 /// What `blkid -p` found on a device.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,7 +72,7 @@ fn unescape(value: &str) -> String {
 
 /// Probes `path` for signatures with `blkid -p` (low-level: reads the device, no cache).
 pub async fn probe(runner: &dyn Runner, path: &str) -> Result<Signature, Error> {
-    let cmd = Cmd::new(find_program("blkid")?).args(["-p", "-o", "export", path]);
+    let cmd = runner.cmd("blkid")?.args(["-p", "-o", "export", path]);
     let out = runner.output(&cmd).await?;
     match out.code {
         Some(0) => Ok(parse_blkid(&out.stdout)),
@@ -91,7 +91,6 @@ pub async fn probe(runner: &dyn Runner, path: &str) -> Result<Signature, Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::blockdev::testhost::prog;
     use crate::host::runner::fake::FakeRunner;
     use crate::host::runner::Output;
 
@@ -141,9 +140,9 @@ mod tests {
         };
         let ambivalent = Output { code: Some(8), ..Default::default() };
         let r = FakeRunner::default()
-            .expect_output(&format!("{} -p -o export /dev/loop0", prog("blkid")), blank)
-            .expect_output(&format!("{} -p -o export /dev/vda", prog("blkid")), eperm)
-            .expect_output(&format!("{} -p -o export /dev/loop1", prog("blkid")), ambivalent);
+            .expect_output("/usr/sbin/blkid -p -o export /dev/loop0", blank)
+            .expect_output("/usr/sbin/blkid -p -o export /dev/vda", eperm)
+            .expect_output("/usr/sbin/blkid -p -o export /dev/loop1", ambivalent);
         assert!(probe(&r, "/dev/loop0").await.unwrap().is_empty());
         let err = probe(&r, "/dev/vda").await.unwrap_err();
         assert!(matches!(err, Error::Unsafe(_)), "{err:?}");
