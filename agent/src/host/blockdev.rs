@@ -22,6 +22,7 @@ pub use reference::{CinderVolume, DiskRef};
 pub use sysfs::{find, BlockDevice, Kind, Partition, SYSTEM_MOUNT_POINTS};
 
 use crate::host::mountinfo::{self, Mount};
+use crate::host::poll::{self, Look, TimedOut};
 use crate::host::runner::{Cmd, CommandError, Runner};
 
 /// How long a new partition may take to show up in sysfs and /dev.
@@ -51,6 +52,12 @@ pub enum Error {
     Timeout(String),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+}
+
+impl From<TimedOut> for Error {
+    fn from(timed_out: TimedOut) -> Self {
+        Error::Timeout(timed_out.to_string())
+    }
 }
 
 impl Error {
@@ -216,17 +223,17 @@ impl Disk {
         done: impl Fn(&[Partition]) -> bool,
     ) -> Result<(), Error> {
         let sys = paths.sys_block(&self.name);
-        let deadline = tokio::time::Instant::now() + PARTITION_TIMEOUT;
-        loop {
-            self.partitions = sysfs::partitions(&sys).map_err(Error::io(format!("reading {}", sys.display())))?;
-            if done(&self.partitions) {
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Timeout(format!("{what} in {} (after {PARTITION_TIMEOUT:?})", self.label())));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let done = &done;
+        self.partitions = poll::until(format!("{what} in {}", self.label()), PARTITION_TIMEOUT, POLL, || async {
+            let partitions = sysfs::partitions(&sys).map_err(Error::io(format!("reading {}", sys.display())))?;
+            Ok::<_, Error>(if done(&partitions) {
+                Look::Done(partitions)
+            } else {
+                let names: Vec<&str> = partitions.iter().map(|p| p.name.as_str()).collect();
+                Look::NotYet(format!("the kernel shows partitions [{}]", names.join(", ")))
+            })
+        })
+        .await?;
         for part in &self.partitions {
             wait_for_node(paths, &part.path()).await?;
         }
@@ -331,14 +338,10 @@ pub fn refuse_in_use(dev: &BlockDevice, label: &str) -> Result<(), Error> {
 /// Waits for `/dev/NAME` to exist (the kernel's devtmpfs creates it; there is no udev).
 pub async fn wait_for_node(paths: &HostPaths, dev_path: &str) -> Result<(), Error> {
     let node = paths.host(dev_path);
-    let deadline = tokio::time::Instant::now() + PARTITION_TIMEOUT;
-    while !node.exists() {
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Error::Timeout(format!("device node {dev_path} to appear (after {PARTITION_TIMEOUT:?})")));
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    Ok(())
+    poll::until(format!("device node {dev_path} to appear"), PARTITION_TIMEOUT, POLL, || async {
+        Ok::<_, Error>(if node.exists() { Look::Done(()) } else { Look::NotYet(String::new()) })
+    })
+    .await
 }
 
 /// `wipefs -a PATH`: erases every signature blkid could find (only run when the task says wipe).

@@ -6,6 +6,7 @@ pub mod blockdev;
 pub mod etcfile;
 pub mod mountinfo;
 pub mod os_release;
+pub mod poll;
 pub mod process;
 pub mod runner;
 

@@ -16,6 +16,7 @@ use brickyard_proto::v1;
 
 use crate::gluster::{self, FUSE_FSTYPE};
 use crate::host::mountinfo;
+use crate::host::poll::TimedOut;
 use crate::host::Context;
 use crate::tasks::TaskError;
 
@@ -82,7 +83,7 @@ pub async fn handle(ctx: &Context, req: &v1::VerifyFileRequest) -> Result<v1::Ve
     match tokio::time::timeout(IO_TIMEOUT, work).await {
         Ok(Ok(result)) => result.map_err(TaskError::io(format!("{op:?} {shown}"))),
         Ok(Err(join)) => Err(TaskError::Io { context: format!("{op:?} {shown}"), source: std::io::Error::other(join) }),
-        Err(_) => Err(TaskError::Timeout(format!("{shown} to answer ({}s)", IO_TIMEOUT.as_secs()))),
+        Err(_) => Err(TimedOut { what: format!("{shown} to answer"), after: IO_TIMEOUT, last: String::new() }.into()),
     }
 }
 

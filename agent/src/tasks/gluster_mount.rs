@@ -5,7 +5,7 @@
 //! the mount point directory, runs mount(8), reads /proc/self/mountinfo, edits /etc/fstab.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use brickyard_proto::types::{AbsPath, HostName, VolumeName};
 use brickyard_proto::v1;
@@ -14,6 +14,7 @@ use super::shape::{Check, TaskError};
 use crate::gluster::{self, FUSE_FSTYPE};
 use crate::host::etcfile;
 use crate::host::mountinfo::{self, Mount};
+use crate::host::poll::{self, Look};
 use crate::host::Context;
 
 const FSTAB: &str = "/etc/fstab";
@@ -158,22 +159,17 @@ impl MountGlusterVolume {
 
     /// Polls mountinfo until the volume is mounted at the mount point and answers statvfs().
     async fn wait_mounted(&self) -> Result<(), TaskError> {
-        let deadline = Instant::now() + MOUNT_TIMEOUT;
         let mp = self.mount_point.as_str();
-        loop {
+        let what = format!("{} to be mounted and answering at {mp}", self.source());
+        poll::until(what, MOUNT_TIMEOUT, POLL_INTERVAL, || async {
             let mounts = mountinfo::read().map_err(TaskError::io("reading /proc/self/mountinfo"))?;
-            if mountinfo::at(&mounts, mp).is_some_and(|m| self.is_ours(m)) && gluster::statvfs(mp).await.is_some() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(TaskError::Timeout(format!(
-                    "{} to be mounted and answering at {mp} ({}s)",
-                    self.source(),
-                    MOUNT_TIMEOUT.as_secs()
-                )));
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+            Ok(match mountinfo::at(&mounts, mp) {
+                Some(m) if self.is_ours(m) && gluster::statvfs(mp).await.is_some() => Look::Done(()),
+                Some(m) if self.is_ours(m) => Look::NotYet("mounted, but statvfs() does not answer".into()),
+                _ => Look::NotYet(format!("not mounted at {mp}")),
+            })
+        })
+        .await
     }
 }
 

@@ -10,7 +10,7 @@
 //! /proc; starts/stops glusterd.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use brickyard_proto::v1;
 use nix::sys::signal::{kill, Signal};
@@ -18,6 +18,7 @@ use nix::unistd::Pid;
 
 use super::shape::{Check, TaskError};
 use crate::gluster;
+use crate::host::poll::{self, Look};
 use crate::host::process;
 use crate::host::{Context, ServiceManager};
 
@@ -133,13 +134,14 @@ pub(super) async fn stop(ctx: &Context, pid_file: &Path) -> Result<(), TaskError
             let Some(pid) = running_pid(pid_file)? else { return Ok(()) };
             kill(Pid::from_raw(pid as i32), Signal::SIGTERM)
                 .map_err(|e| TaskError::io(format!("stopping glusterd (pid {pid})"))(e.into()))?;
-            let deadline = Instant::now() + STOP_DEADLINE;
-            while running_pid(pid_file)?.is_some() {
-                if Instant::now() > deadline {
-                    return Err(TaskError::Timeout(format!("glusterd (pid {pid}) to exit after SIGTERM")));
-                }
-                tokio::time::sleep(POLL).await;
-            }
+            let what = format!("glusterd (pid {pid}) to exit after SIGTERM");
+            poll::until(what, STOP_DEADLINE, POLL, || async {
+                Ok::<_, TaskError>(match running_pid(pid_file)? {
+                    Some(_) => Look::NotYet("it still runs".into()),
+                    None => Look::Done(()),
+                })
+            })
+            .await?;
         }
     }
     Ok(())
@@ -147,18 +149,13 @@ pub(super) async fn stop(ctx: &Context, pid_file: &Path) -> Result<(), TaskError
 
 /// Polls `gluster pool list` until glusterd answers on its local socket, or the deadline.
 async fn wait_for_cli(ctx: &Context) -> Result<(), TaskError> {
-    let deadline = Instant::now() + START_DEADLINE;
-    loop {
-        match gluster::pool_list(ctx).await {
-            Ok(_) => return Ok(()),
-            Err(e) if Instant::now() > deadline => {
-                return Err(TaskError::Timeout(format!(
-                    "glusterd to answer `gluster pool list` within {START_DEADLINE:?} (last: {e})"
-                )))
-            }
-            Err(_) => tokio::time::sleep(POLL).await,
-        }
-    }
+    poll::until("glusterd to answer `gluster pool list`", START_DEADLINE, POLL, || async {
+        Ok::<_, TaskError>(match gluster::pool_list(ctx).await {
+            Ok(_) => Look::Done(()),
+            Err(e) => Look::NotYet(format!("last answer: {e}")),
+        })
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -4,13 +4,14 @@
 //! by name, which makes glusterd add the name. Then `pool list` is polled with a deadline until
 //! every named peer is `Peer in Cluster (Connected)`. Runs only the local gluster CLI.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use brickyard_proto::types::HostName;
 use brickyard_proto::v1;
 
 use super::shape::{Check, TaskError};
 use crate::gluster::{self, PeerInfo};
+use crate::host::poll::{self, Look};
 use crate::host::Context;
 
 /// How long to wait for the peers when the task does not say.
@@ -94,8 +95,7 @@ impl ProbePeers {
     /// Polls `pool list` until every named peer is `Peer in Cluster (Connected)`; a rejected
     /// peer fails at once, the deadline fails naming every peer that is not there yet.
     async fn wait_in_cluster(&self, ctx: &Context, local: &str) -> Result<(), TaskError> {
-        let deadline = Instant::now() + self.timeout;
-        loop {
+        poll::until("peers to be Peer in Cluster (Connected)", self.timeout, POLL_INTERVAL, || async {
             let pool = gluster::pool_list(ctx).await?;
             let mut waiting = Vec::new();
             for peer in self.remote_peers(local) {
@@ -112,18 +112,9 @@ impl ProbePeers {
                     None => waiting.push(format!("{peer}: not in the pool")),
                 }
             }
-            if waiting.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(TaskError::Timeout(format!(
-                    "peers to be Peer in Cluster (Connected) for {}s; still {}",
-                    self.timeout.as_secs(),
-                    waiting.join(", ")
-                )));
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+            Ok(if waiting.is_empty() { Look::Done(()) } else { Look::NotYet(format!("still {}", waiting.join(", "))) })
+        })
+        .await
     }
 }
 

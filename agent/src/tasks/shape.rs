@@ -5,6 +5,7 @@
 use brickyard_proto::types::InvalidValue;
 
 use crate::host::blockdev;
+use crate::host::poll::TimedOut;
 use crate::host::runner::CommandError;
 use crate::{facts, gluster};
 
@@ -38,6 +39,12 @@ impl From<blockdev::Error> for TaskError {
             blockdev::Error::Timeout(what) => TaskError::Timeout(what),
             blockdev::Error::Io { context, source } => TaskError::Io { context, source },
         }
+    }
+}
+
+impl From<TimedOut> for TaskError {
+    fn from(timed_out: TimedOut) -> Self {
+        TaskError::Timeout(timed_out.to_string())
     }
 }
 
