@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use brickyard_agent::host::blockdev::{self, HostPaths};
 use brickyard_agent::host::runner::SystemRunner;
 use brickyard_agent::host::{Context, ServiceManager};
-use brickyard_agent::tasks::Task;
+use brickyard_agent::tasks;
 use brickyard_proto::v1::{self, task::Kind};
 use brickyard_tests::agent::{self as rpc, starts};
 use brickyard_tests::lab::{assert_success, TestLab};
@@ -186,8 +186,8 @@ async fn apply(tasks: &[v1::Task]) -> Result<Vec<Vec<String>>, String> {
     let ctx = Context { runner: Arc::new(SystemRunner), service_manager: ServiceManager::Direct };
     let mut out = Vec::new();
     for t in tasks {
-        let task = Task::from_proto(t).map_err(|e| format!("{}: {e}", t.id))?;
-        out.push(task.apply(&ctx).await.map_err(|e| format!("{}: {e}", t.id))?);
+        let task = tasks::from_proto(t).map_err(|e| format!("{}: {e}", t.id))?;
+        out.push(task.run(&ctx).await.map_err(|e| format!("{}: {e}", t.id))?);
     }
     Ok(out)
 }
@@ -197,7 +197,7 @@ async fn plan(tasks: &[v1::Task]) -> Result<Vec<Vec<String>>, String> {
     let ctx = Context { runner: Arc::new(SystemRunner), service_manager: ServiceManager::Direct };
     let mut out = Vec::new();
     for t in tasks {
-        let task = Task::from_proto(t).map_err(|e| format!("{}: {e}", t.id))?;
+        let task = tasks::from_proto(t).map_err(|e| format!("{}: {e}", t.id))?;
         out.push(task.check(&ctx).await.map_err(|e| format!("{}: {e}", t.id))?.changes);
     }
     Ok(out)

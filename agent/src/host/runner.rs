@@ -210,12 +210,19 @@ pub mod fake {
         }
     }
 
+    /// One expected command: its argv, its answer, and what it does to the fake host when it
+    /// runs (e.g. parted makes a partition).
+    struct Expected {
+        argv: Vec<String>,
+        out: Output,
+        effect: Option<Box<dyn Fn() + Send + Sync>>,
+    }
+
     #[derive(Default)]
     pub struct FakeRunner {
         /// Program name → absolute path: what is installed on this host.
         programs: Mutex<BTreeMap<String, PathBuf>>,
-        script: Mutex<VecDeque<(Vec<String>, Output)>>,
-        seen: Mutex<Vec<String>>,
+        script: Mutex<VecDeque<Expected>>,
     }
 
     impl FakeRunner {
@@ -235,13 +242,14 @@ pub mod fake {
         pub fn expect_output(self, argv: impl Into<Argv>, out: Output) -> Self {
             let Argv(argv) = argv.into();
             let this = self.installed(argv.first().expect("an argv names its program"));
-            this.script.lock().unwrap().push_back((argv, out));
+            this.script.lock().unwrap().push_back(Expected { argv, out, effect: None });
             this
         }
 
-        /// Every command run so far, as displayed.
-        pub fn seen(&self) -> Vec<String> {
-            self.seen.lock().unwrap().clone()
+        /// What the command expected last does to the host when it runs.
+        pub fn then(self, effect: impl Fn() + Send + Sync + 'static) -> Self {
+            self.script.lock().unwrap().back_mut().expect("an expected command").effect = Some(Box::new(effect));
+            self
         }
     }
 
@@ -252,22 +260,23 @@ pub mod fake {
         }
 
         async fn output(&self, cmd: &Cmd) -> Result<Output, CommandError> {
-            let shown = cmd.display();
-            self.seen.lock().unwrap().push(shown.clone());
             let argv: Vec<String> = std::iter::once(cmd.program.as_os_str())
                 .chain(cmd.args.iter().map(OsString::as_os_str))
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
-            let (expected, out) =
+            let Expected { argv: expected, out, effect } =
                 self.script.lock().unwrap().pop_front().unwrap_or_else(|| panic!("unexpected command {argv:?}"));
             assert_eq!(argv, expected, "the command run (left) is not the one expected next (right)");
+            if let Some(effect) = effect {
+                effect();
+            }
             Ok(out)
         }
     }
 
     impl Drop for FakeRunner {
         fn drop(&mut self) {
-            let left = self.script.get_mut().map(|s| s.iter().map(|(argv, _)| argv.join(" ")).collect::<Vec<_>>());
+            let left = self.script.get_mut().map(|s| s.iter().map(|e| e.argv.join(" ")).collect::<Vec<_>>());
             if let Ok(left) = left {
                 if !left.is_empty() && !std::thread::panicking() {
                     panic!("expected commands that never ran: {left:#?}");

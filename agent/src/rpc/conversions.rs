@@ -87,8 +87,8 @@ mod tests {
     #[test]
     fn verdicts_and_events() {
         use v1::task_verdict::Verdict;
-        assert!(matches!(verdict("a", Ok(Check::unchanged())).verdict, Some(Verdict::Unchanged(_))));
-        let v = verdict("a", Ok(Check::change("mkdir /vdisk/brick1")));
+        assert!(matches!(verdict("a", Ok(Check::default())).verdict, Some(Verdict::Unchanged(_))));
+        let v = verdict("a", Ok(Check { changes: vec!["mkdir /vdisk/brick1".into()], warnings: vec![] }));
         assert!(matches!(v.verdict, Some(Verdict::WouldChange(c)) if c.changes == ["mkdir /vdisk/brick1"]));
         let v = verdict("a", Err(TaskError::Unsupported("no fuse".into())));
         assert!(matches!(v.verdict, Some(Verdict::Refused(e)) if e.kind == v1::ErrorKind::Unsupported as i32));

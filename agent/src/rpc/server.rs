@@ -22,7 +22,7 @@ use crate::host::Context;
 use crate::rpc::config::Config;
 use crate::rpc::conversions;
 use crate::rpc::tls::{self, CoordinatorOnly, TlsError};
-use crate::tasks::Task;
+use crate::tasks::{self, AnyTask};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -50,17 +50,22 @@ fn rpc_span<T>(method: &'static str, request: &Request<T>) -> tracing::Span {
     tracing::info_span!("rpc", method, peer = ?request.remote_addr())
 }
 
+/// A validated batch: each task with its id.
+type Tasks = Vec<(String, Box<dyn AnyTask>)>;
+
 /// Validates every task of the batch; the first invalid one rejects the whole batch.
-fn validate(batch: &v1::TaskBatch) -> Result<Vec<(String, Task)>, Status> {
+fn validate(batch: &v1::TaskBatch) -> Result<Tasks, Status> {
     batch
         .tasks
         .iter()
-        .map(|t| Task::from_proto(t).map(|task| (t.id.clone(), task)).map_err(|e| conversions::invalid_task(&t.id, &e)))
+        .map(|t| {
+            tasks::from_proto(t).map(|task| (t.id.clone(), task)).map_err(|e| conversions::invalid_task(&t.id, &e))
+        })
         .collect()
 }
 
 /// Applies `tasks` in order, sending events; after a failure the rest are reported skipped.
-async fn apply_batch(ctx: &Context, tasks: Vec<(String, Task)>, tx: mpsc::Sender<Result<v1::TaskEvent, Status>>) {
+async fn apply_batch(ctx: &Context, tasks: Tasks, tx: mpsc::Sender<Result<v1::TaskEvent, Status>>) {
     use v1::task_event::Event;
     let mut failed: Option<String> = None;
     for (id, task) in tasks {
@@ -77,7 +82,7 @@ async fn apply_batch(ctx: &Context, tasks: Vec<(String, Task)>, tx: mpsc::Sender
                     tracing::warn!(task = %id, "coordinator went away; stopping before this task");
                     return;
                 }
-                let result = task.apply(ctx).instrument(tracing::info_span!("task", id = %id)).await;
+                let result = task.run(ctx).instrument(tracing::info_span!("task", id = %id)).await;
                 match &result {
                     Ok(changes) => tracing::info!(task = %id, ?changes, "applied"),
                     Err(err) => {

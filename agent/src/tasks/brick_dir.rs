@@ -2,13 +2,15 @@
 //! on the mount root, and never on whatever is below an unmounted mount point). Reads
 //! /proc/self/mountinfo; apply creates the directory (mode 0755) and nothing else.
 
+use std::fmt;
 use std::io::ErrorKind;
 use std::path::Path;
 
+use async_trait::async_trait;
 use brickyard_proto::types::{AbsPath, RelPath};
 use brickyard_proto::v1;
 
-use super::shape::{Check, TaskError};
+use super::shape::{Plan, Task, TaskError};
 use crate::host::mountinfo::{self, Mount};
 use crate::host::Context;
 
@@ -28,7 +30,7 @@ impl BrickDir {
     }
 
     /// What would change given the current `mounts`; reads the directory tree only.
-    fn check_with(&self, mounts: &[Mount]) -> Result<Check, TaskError> {
+    fn plan_with(&self, mounts: &[Mount]) -> Result<Plan<CreateDir>, TaskError> {
         if mountinfo::at(mounts, self.mount_point.as_str()).is_none() {
             return Err(TaskError::Refused(format!(
                 "{} is not a mount point: the brick {} would land on the filesystem below it",
@@ -51,44 +53,50 @@ impl BrickDir {
                         self.target()
                     )));
                 }
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Ok(Check::change(format!("create brick directory {}", self.target())));
-                }
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Plan::of(vec![CreateDir(self.target())])),
                 Err(e) => return Err(TaskError::io(format!("inspecting {}", path.display()))(e)),
             }
         }
-        Ok(Check::unchanged())
+        Ok(Plan::unchanged())
+    }
+}
+
+/// The brick directory to create (with the missing directories above it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateDir(AbsPath);
+
+impl fmt::Display for CreateDir {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "create brick directory {}", self.0)
+    }
+}
+
+#[async_trait]
+impl Task for BrickDir {
+    type Change = CreateDir;
+
+    async fn plan(&self, _ctx: &Context) -> Result<Plan<CreateDir>, TaskError> {
+        self.plan_with(&mountinfo::read().map_err(TaskError::io("reading /proc/self/mountinfo"))?)
     }
 
-    fn current_mounts() -> Result<Vec<Mount>, TaskError> {
-        mountinfo::read().map_err(TaskError::io("reading /proc/self/mountinfo"))
-    }
-
-    pub async fn check(&self, _ctx: &Context) -> Result<Check, TaskError> {
-        self.check_with(&Self::current_mounts()?)
-    }
-
-    pub async fn apply(&self, _ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let check = self.check_with(&Self::current_mounts()?)?;
-        if check.changes.is_empty() {
-            return Ok(Vec::new());
+    async fn apply(&self, _ctx: &Context, plan: Plan<CreateDir>) -> Result<Vec<CreateDir>, TaskError> {
+        for CreateDir(dir) in &plan.changes {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .create(dir.as_str())
+                .map_err(TaskError::io(format!("creating brick directory {dir}")))?;
         }
-        let target = self.target();
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .create(target.as_str())
-            .map_err(TaskError::io(format!("creating brick directory {target}")))?;
-        Ok(check.changes)
+        Ok(plan.changes)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     use crate::host::runner::SystemRunner;
-    use crate::host::ServiceManager;
+    use crate::tasks::shape::AnyTask;
+    use crate::tasks::testing::converges;
 
     fn task(mount_point: &str, dir: &str) -> Result<BrickDir, TaskError> {
         BrickDir::from_proto(&v1::BrickDir { mount_point: mount_point.into(), dir: dir.into() })
@@ -119,17 +127,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_str().unwrap();
         let t = task(root, "brick1").unwrap();
-        let err = t.check_with(&[]).unwrap_err();
+        let err = t.plan_with(&[]).unwrap_err();
         assert!(matches!(err, TaskError::Refused(ref m) if m.contains("not a mount point")), "{err}");
-        let check = t.check_with(&mounted(dir.path())).unwrap();
-        assert_eq!(check.changes, vec![format!("create brick directory {root}/brick1")]);
+        let plan = t.plan_with(&mounted(dir.path())).unwrap().shown();
+        assert_eq!(plan.changes, vec![format!("create brick directory {root}/brick1")]);
         std::fs::create_dir(dir.path().join("brick1")).unwrap();
-        assert_eq!(t.check_with(&mounted(dir.path())).unwrap(), Check::unchanged());
+        assert_eq!(t.plan_with(&mounted(dir.path())).unwrap(), Plan::unchanged());
         std::fs::write(dir.path().join("file"), "").unwrap();
-        let err = task(root, "file/b").unwrap().check_with(&mounted(dir.path())).unwrap_err();
+        let err = task(root, "file/b").unwrap().plan_with(&mounted(dir.path())).unwrap_err();
         assert!(err.to_string().contains("not a directory"), "{err}");
         std::os::unix::fs::symlink("/etc", dir.path().join("link")).unwrap();
-        let err = task(root, "link/b").unwrap().check_with(&mounted(dir.path())).unwrap_err();
+        let err = task(root, "link/b").unwrap().plan_with(&mounted(dir.path())).unwrap_err();
         assert!(err.to_string().contains("symlink"), "{err}");
     }
 
@@ -142,19 +150,19 @@ mod tests {
         }
     }
 
-    /// Real: a tmpfs mounted on a temp dir (needs root, as in CI), checked then applied twice.
+    /// Real: a tmpfs mounted on a temp dir (needs root, as in CI): converges, then applies as a
+    /// no-op.
     #[tokio::test]
     async fn real_mount_point() {
         let dir = tempfile::tempdir().unwrap();
         nix::mount::mount(Some("tmpfs"), dir.path(), Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=1m"))
             .expect("mounting a tmpfs for the BrickDir test needs root (CAP_SYS_ADMIN)");
         let _unmount = Unmount(dir.path().to_path_buf());
-        let ctx = Context { runner: Arc::new(SystemRunner), service_manager: ServiceManager::Direct };
+        let ctx = Context::direct(SystemRunner);
         let t = task(dir.path().to_str().unwrap(), "bricks/b1").unwrap();
-        assert_eq!(t.check(&ctx).await.unwrap().changes.len(), 1);
-        assert_eq!(t.apply(&ctx).await.unwrap().len(), 1);
+        let (_, done) = converges(&t, &ctx).await;
+        assert_eq!(done, [format!("create brick directory {}/bricks/b1", dir.path().display())]);
         assert!(dir.path().join("bricks/b1").is_dir());
-        assert!(t.apply(&ctx).await.unwrap().is_empty(), "second apply must be a no-op");
-        assert_eq!(t.check(&ctx).await.unwrap(), Check::unchanged());
+        assert!(t.run(&ctx).await.unwrap().is_empty(), "second apply must be a no-op");
     }
 }

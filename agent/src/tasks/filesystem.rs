@@ -4,10 +4,13 @@
 //! Touches the partition only (`wipefs -a` when wiping, `mkfs.*`); reads sysfs, /proc, /dev
 //! and `blkid -p`.
 
+use std::fmt;
+
+use async_trait::async_trait;
 use brickyard_proto::v1;
 
 use super::disk::disk_ref;
-use super::shape::{Check, TaskError};
+use super::shape::{Plan, Task, TaskError};
 use crate::host::blockdev::{self, Disk, DiskRef, HostPaths};
 use crate::host::runner::{Cmd, Runner};
 use crate::host::Context;
@@ -80,14 +83,6 @@ pub struct MakeFilesystem {
     paths: HostPaths,
 }
 
-/// What apply would do: on which partition (`None`: PartitionDisk has not made it yet), the
-/// commands in order, and warnings.
-struct Plan {
-    partition: Option<String>,
-    cmds: Vec<Cmd>,
-    warnings: Vec<String>,
-}
-
 impl MakeFilesystem {
     pub fn from_proto(task: &v1::MakeFilesystem) -> Result<Self, TaskError> {
         let disk = disk_ref(&task.disk)?;
@@ -112,36 +107,53 @@ impl MakeFilesystem {
         };
         Ok(Self { disk, fs, label, wipe: task.wipe, paths: HostPaths::system() })
     }
+}
 
-    async fn plan(&self, ctx: &Context) -> Result<Plan, TaskError> {
+/// One command on the partition, in order: wiping what is there (only with wipe), then mkfs.
+#[derive(Debug, Clone)]
+pub enum FsChange {
+    Wipe { partition: String, cmd: Cmd },
+    Format { partition: String, cmd: Cmd },
+}
+
+impl fmt::Display for FsChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FsChange::Wipe { cmd, .. } | FsChange::Format { cmd, .. } => f.write_str(&cmd.display()),
+        }
+    }
+}
+
+#[async_trait]
+impl Task for MakeFilesystem {
+    type Change = FsChange;
+
+    async fn plan(&self, ctx: &Context) -> Result<Plan<FsChange>, TaskError> {
         let runner = ctx.runner.as_ref();
         let disk = Disk::inspect_for_change(&self.paths, &self.disk)?;
         let Some(part) = disk.single_partition()? else {
             let future = format!("/dev/{}", blockdev::first_partition_name(&disk.name));
-            return Ok(Plan {
-                cmds: vec![self.fs.mkfs(runner, self.label.as_deref(), &future)?],
-                warnings: vec![format!(
-                    "{} has no partition yet: PartitionDisk must create {future} first",
-                    disk.label()
-                )],
-                partition: None,
-            });
+            let cmd = self.fs.mkfs(runner, self.label.as_deref(), &future)?;
+            return Ok(Plan::of(vec![FsChange::Format { partition: future.clone(), cmd }]).waiting_for(format!(
+                "{} has no partition yet: PartitionDisk must create {future} first",
+                disk.label()
+            )));
         };
         let path = part.path();
         let sig = blockdev::probe(runner, &path).await?;
         if sig.fstype.as_deref() == Some(self.fs.name()) && !sig.ambivalent {
-            let mut warnings = Vec::new();
+            let mut plan = Plan::unchanged();
             if self.label.is_some() && sig.label != self.label {
-                warnings.push(format!(
+                plan = plan.warn(format!(
                     "{path}: existing {} filesystem labelled {:?} is reused as is ({:?} asked)",
                     self.fs.name(),
                     sig.label.unwrap_or_default(),
                     self.label.as_deref().unwrap_or_default()
                 ));
             }
-            return Ok(Plan { partition: Some(path), cmds: Vec::new(), warnings });
+            return Ok(plan);
         }
-        let mut cmds = Vec::new();
+        let mut changes = Vec::new();
         if let Some(found) = sig.describe() {
             if !self.wipe {
                 let what = match &sig.fstype {
@@ -154,43 +166,35 @@ impl MakeFilesystem {
                     self.disk
                 )));
             }
-            cmds.push(blockdev::wipefs(runner, &path)?);
+            changes.push(FsChange::Wipe { partition: path.clone(), cmd: blockdev::wipefs(runner, &path)? });
         }
         if let Some(dev) = disk.partition_device(&part.name) {
             blockdev::refuse_in_use(dev, &path)?;
         }
-        cmds.push(self.fs.mkfs(runner, self.label.as_deref(), &path)?);
-        Ok(Plan { partition: Some(path), cmds, warnings: Vec::new() })
+        let cmd = self.fs.mkfs(runner, self.label.as_deref(), &path)?;
+        changes.push(FsChange::Format { partition: path, cmd });
+        Ok(Plan::of(changes))
     }
 
-    pub async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
-        let plan = self.plan(ctx).await?;
-        Ok(Check { changes: plan.cmds.iter().map(Cmd::display).collect(), warnings: plan.warnings })
-    }
-
-    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let plan = self.plan(ctx).await?;
-        let Some(partition) = plan.partition else {
-            return Err(TaskError::Refused(plan.warnings.join("; ")));
-        };
-        if plan.cmds.is_empty() {
-            return Ok(Vec::new());
-        }
-        blockdev::wait_for_node(&self.paths, &partition).await?;
-        let mut done = Vec::new();
-        for cmd in &plan.cmds {
+    /// Waits for the partition's device node (a partition PartitionDisk has just made may not
+    /// have one yet), runs each command, and confirms the filesystem with blkid.
+    async fn apply(&self, ctx: &Context, plan: Plan<FsChange>) -> Result<Vec<FsChange>, TaskError> {
+        for change in &plan.changes {
+            let (FsChange::Wipe { partition, cmd } | FsChange::Format { partition, cmd }) = change;
+            blockdev::wait_for_node(&self.paths, partition).await?;
             ctx.runner.run(cmd).await?;
-            done.push(cmd.display());
+            if let FsChange::Format { .. } = change {
+                let sig = blockdev::probe(ctx.runner.as_ref(), partition).await?;
+                if sig.fstype.as_deref() != Some(self.fs.name()) {
+                    return Err(TaskError::Unsupported(format!(
+                        "{partition}: blkid finds {} after {}",
+                        sig.describe().unwrap_or_else(|| "nothing".into()),
+                        cmd.display()
+                    )));
+                }
+            }
         }
-        let sig = blockdev::probe(ctx.runner.as_ref(), &partition).await?;
-        if sig.fstype.as_deref() != Some(self.fs.name()) {
-            return Err(TaskError::Unsupported(format!(
-                "{partition}: blkid finds {} after {}",
-                sig.describe().unwrap_or_else(|| "nothing".into()),
-                done.last().map(String::as_str).unwrap_or_default()
-            )));
-        }
-        Ok(done)
+        Ok(plan.changes)
     }
 }
 
@@ -200,6 +204,8 @@ mod tests {
     use crate::host::blockdev::testhost::FakeHost;
     use crate::host::runner::fake::FakeRunner;
     use crate::host::runner::Output;
+    use crate::tasks::shape::AnyTask;
+    use crate::tasks::testing::converges;
 
     const XFS: &str = include_str!("../fixtures/blkid/xfs-partition.txt");
 
@@ -234,11 +240,13 @@ mod tests {
         let host = host();
         let ctx = Context::direct(
             probed("")
+                .expect_output(PROBE, blkid(""))
                 .expect("/usr/sbin/mkfs.xfs -i size=512 -L brick /dev/loop0p1", "")
+                .expect_output(PROBE, blkid(XFS))
                 .expect_output(PROBE, blkid(XFS)),
         );
         let t = task(&host, v1::FilesystemType::Unspecified, "brick", false);
-        let done = t.apply(&ctx).await.unwrap();
+        let (_, done) = converges(&t, &ctx).await;
         assert_eq!(done, ["/usr/sbin/mkfs.xfs -i size=512 -L brick /dev/loop0p1"]);
     }
 
@@ -282,7 +290,7 @@ mod tests {
         let check = t.check(&ctx).await.unwrap();
         assert_eq!(check.changes, ["/usr/sbin/mkfs.ext4 -q -L data /dev/loop0p1"]);
         assert!(check.warnings[0].contains("PartitionDisk must create /dev/loop0p1 first"));
-        assert!(t.apply(&ctx).await.unwrap_err().to_string().contains("no partition yet"));
+        assert!(t.run(&ctx).await.unwrap_err().to_string().contains("no partition yet"));
     }
 
     #[test]

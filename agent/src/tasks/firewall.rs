@@ -16,9 +16,10 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use async_trait::async_trait;
 use brickyard_proto::v1;
 
-use super::shape::{Check, TaskError};
+use super::shape::{Plan, Task, TaskError};
 use crate::host::etcfile;
 use crate::host::runner::{Cmd, CommandError};
 use crate::host::Context;
@@ -34,7 +35,7 @@ const COMMENT: &str = "brickyard";
 
 /// One port or port range of one protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PortRange {
+pub struct PortRange {
     proto: &'static str,
     first: u16,
     last: u16,
@@ -135,10 +136,32 @@ enum Backend {
     Iptables { iptables: PathBuf, save_to: Option<PathBuf> },
 }
 
-/// One thing to do: run a command, or write `iptables-save`'s output to a file.
-enum Step {
-    Run(Cmd),
+/// One thing to do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirewallChange {
+    /// `firewall-cmd [--permanent] --add-port=PORT` (`permanent`: the permanent configuration).
+    Firewalld { cmd: Cmd, port: PortRange, permanent: bool },
+    /// `iptables -I INPUT ...` for a missing rule.
+    Insert { cmd: Cmd, port: PortRange },
+    /// `iptables -D INPUT ...` for a marked rule no longer wanted (`rule` as iptables-save shows it).
+    Delete { cmd: Cmd, rule: String },
+    /// Writes `iptables-save`'s output to `path`.
     Save { iptables_save: Cmd, path: PathBuf },
+}
+
+impl fmt::Display for FirewallChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FirewallChange::Firewalld { port, permanent, .. } => {
+                write!(f, "firewalld: open {port} ({})", if *permanent { "permanent" } else { "runtime" })
+            }
+            FirewallChange::Insert { port, .. } => write!(f, "iptables: accept {port} in INPUT (comment {COMMENT})"),
+            FirewallChange::Delete { rule, .. } => write!(f, "iptables: remove the rule no longer wanted: {rule}"),
+            FirewallChange::Save { path, .. } => {
+                write!(f, "save the iptables rules to {} (iptables-save)", path.display())
+            }
+        }
+    }
 }
 
 impl OpenPorts {
@@ -186,9 +209,14 @@ impl OpenPorts {
             save_to: iptables_persistence(&self.sysconfig_iptables, &self.debian_rules_v4),
         })
     }
+}
+
+#[async_trait]
+impl Task for OpenPorts {
+    type Change = FirewallChange;
 
     /// What is missing, in the order to fix it, plus warnings.
-    async fn plan(&self, ctx: &Context) -> Result<(Vec<(Step, String)>, Vec<String>), TaskError> {
+    async fn plan(&self, ctx: &Context) -> Result<Plan<FirewallChange>, TaskError> {
         let (ports, warning) = self.ports()?;
         let mut warnings: Vec<String> = warning.into_iter().collect();
         let mut steps = Vec::new();
@@ -200,10 +228,10 @@ impl OpenPorts {
                     let out = ctx.runner.output(&check).await?;
                     match out.code {
                         Some(0) => {}
-                        Some(1) => steps.push((
-                            Step::Run(Cmd::new(&iptables).args(["-w", "-I", "INPUT"]).args(port.iptables_spec())),
-                            format!("iptables: accept {port} in INPUT (comment {COMMENT})"),
-                        )),
+                        Some(1) => steps.push(FirewallChange::Insert {
+                            cmd: Cmd::new(&iptables).args(["-w", "-I", "INPUT"]).args(port.iptables_spec()),
+                            port: *port,
+                        }),
                         _ => return Err(failed(&check, out)),
                     }
                 }
@@ -211,10 +239,10 @@ impl OpenPorts {
                 let listed = ctx.runner.run(&Cmd::new(&iptables).args(["-w", "-S", "INPUT"])).await?;
                 for stale in marked_rules(&listed.stdout).into_iter().filter(|r| !wanted.contains(r)) {
                     let spec: Vec<String> = stale.split_whitespace().skip(2).map(str::to_owned).collect();
-                    steps.push((
-                        Step::Run(Cmd::new(&iptables).args(["-w", "-D", "INPUT"]).args(spec)),
-                        format!("iptables: remove the rule no longer wanted: {stale}"),
-                    ));
+                    steps.push(FirewallChange::Delete {
+                        cmd: Cmd::new(&iptables).args(["-w", "-D", "INPUT"]).args(spec),
+                        rule: stale,
+                    });
                 }
                 match save_to {
                     Some(path) => {
@@ -225,8 +253,7 @@ impl OpenPorts {
                         let mut wanted = wanted;
                         wanted.sort();
                         if saved != wanted {
-                            let what = format!("save the iptables rules to {} (iptables-save)", path.display());
-                            steps.push((Step::Save { iptables_save: ctx.runner.cmd("iptables-save")?, path }, what));
+                            steps.push(FirewallChange::Save { iptables_save: ctx.runner.cmd("iptables-save")?, path });
                         }
                     }
                     None => warnings.push(format!(
@@ -238,31 +265,25 @@ impl OpenPorts {
                 }
             }
         }
-        Ok((steps, warnings))
+        Ok(Plan { warnings, ..Plan::of(steps) })
     }
 
-    pub async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
-        let (steps, warnings) = self.plan(ctx).await?;
-        Ok(Check { changes: steps.into_iter().map(|(_, what)| what).collect(), warnings })
-    }
-
-    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let (steps, _) = self.plan(ctx).await?;
-        let mut done = Vec::with_capacity(steps.len());
-        for (step, what) in steps {
-            match step {
-                Step::Run(cmd) => {
-                    ctx.runner.run(&cmd).await?;
+    async fn apply(&self, ctx: &Context, plan: Plan<FirewallChange>) -> Result<Vec<FirewallChange>, TaskError> {
+        for change in &plan.changes {
+            match change {
+                FirewallChange::Firewalld { cmd, .. }
+                | FirewallChange::Insert { cmd, .. }
+                | FirewallChange::Delete { cmd, .. } => {
+                    ctx.runner.run(cmd).await?;
                 }
-                Step::Save { iptables_save, path } => {
-                    let saved = ctx.runner.run(&iptables_save).await?;
-                    etcfile::atomic_write(&path, saved.stdout.as_bytes(), 0o600)
+                FirewallChange::Save { iptables_save, path } => {
+                    let saved = ctx.runner.run(iptables_save).await?;
+                    etcfile::atomic_write(path, saved.stdout.as_bytes(), 0o600)
                         .map_err(TaskError::io(format!("writing {}", path.display())))?;
                 }
             }
-            done.push(what);
         }
-        Ok(done)
+        Ok(plan.changes)
     }
 }
 
@@ -271,10 +292,9 @@ async fn firewalld_steps(
     ctx: &Context,
     firewall_cmd: &Path,
     ports: &[PortRange],
-) -> Result<Vec<(Step, String)>, TaskError> {
+) -> Result<Vec<FirewallChange>, TaskError> {
     let mut steps = Vec::new();
     for permanent in [false, true] {
-        let scope = if permanent { "permanent" } else { "runtime" };
         for port in ports {
             let flag = |verb: &str| {
                 let mut args = if permanent { vec!["--permanent".to_owned()] } else { Vec::new() };
@@ -285,10 +305,11 @@ async fn firewalld_steps(
             let out = ctx.runner.output(&query).await?;
             match out.code {
                 Some(0) => {}
-                Some(1) => steps.push((
-                    Step::Run(Cmd::new(firewall_cmd).args(flag("add"))),
-                    format!("firewalld: open {port} ({scope})"),
-                )),
+                Some(1) => steps.push(FirewallChange::Firewalld {
+                    cmd: Cmd::new(firewall_cmd).args(flag("add")),
+                    port: *port,
+                    permanent,
+                }),
                 _ => return Err(failed(&query, out)),
             }
         }
@@ -310,8 +331,8 @@ mod tests {
     use super::*;
     use crate::host::runner::fake::FakeRunner;
     use crate::host::runner::Output;
-    use crate::host::ServiceManager;
-    use std::sync::Arc;
+    use crate::tasks::shape::AnyTask;
+    use crate::tasks::testing::converges;
 
     /// glusterd.vol as Debian's glusterfs-server 10.3 ships it.
     const DEBIAN_GLUSTERD_VOL: &str = "volume management
@@ -366,8 +387,16 @@ end-volume
     const RULE_24007: &str = "-p tcp -m tcp --dport 24007:24008 -m comment --comment brickyard -j ACCEPT";
     const RULE_BRICKS: &str = "-p tcp -m tcp --dport 49152:60999 -m comment --comment brickyard -j ACCEPT";
 
+    /// The plan's iptables lookups: `-C` for both rules (exit codes), then `-S INPUT`.
+    fn looked_up(runner: FakeRunner, management: i32, bricks: i32, listing: &str) -> FakeRunner {
+        runner
+            .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_24007}"), exit(management))
+            .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_BRICKS}"), exit(bricks))
+            .expect("/usr/sbin/iptables -w -S INPUT", listing)
+    }
+
     /// iptables backend (no firewall-cmd on this host): checks each rule, inserts only the
-    /// missing one, saves to the Debian location that exists.
+    /// missing one, removes the stale one, saves to the Debian location that exists.
     #[tokio::test]
     async fn iptables_adds_missing_rules_and_saves() {
         let dir = tempfile::tempdir().unwrap();
@@ -375,22 +404,19 @@ end-volume
         std::fs::create_dir(dir.path().join("iptables")).unwrap();
         let saved = "*filter\n-A INPUT -p tcp -m tcp --dport 24007:24008 -m comment --comment brickyard -j ACCEPT\n\
                      -A INPUT -p tcp -m tcp --dport 49152:60999 -m comment --comment brickyard -j ACCEPT\nCOMMIT\n";
-        let runner = Arc::new(
-            FakeRunner::default()
-                .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_24007}"), exit(0))
-                .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_BRICKS}"), exit(1))
-                .expect(
-                    "/usr/sbin/iptables -w -S INPUT",
-                    "-P INPUT ACCEPT\n-A INPUT -p tcp -m tcp --dport 24007:24008 -m comment --comment brickyard -j ACCEPT\n\
+        let stale =
+            "-P INPUT ACCEPT\n-A INPUT -p tcp -m tcp --dport 24007:24008 -m comment --comment brickyard -j ACCEPT\n\
                      -A INPUT -p tcp -m tcp --dport 49152:49155 -m comment --comment \"brickyard\" -j ACCEPT\n\
-                     -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n",
-                )
-                .expect(&format!("/usr/sbin/iptables -w -I INPUT {RULE_BRICKS}"), "")
-                .expect("/usr/sbin/iptables -w -D INPUT -p tcp -m tcp --dport 49152:49155 -m comment --comment brickyard -j ACCEPT", "")
-                .expect("/usr/sbin/iptables-save", saved),
-        );
-        let ctx = Context { runner: runner.clone(), service_manager: ServiceManager::Direct };
-        let done = t.apply(&ctx).await.unwrap();
+                     -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n";
+        let planned = |runner| looked_up(runner, 0, 1, stale);
+        let runner = planned(planned(FakeRunner::default().installed("/usr/sbin/iptables-save")))
+            .expect(&format!("/usr/sbin/iptables -w -I INPUT {RULE_BRICKS}"), "")
+            .expect("/usr/sbin/iptables -w -D INPUT -p tcp -m tcp --dport 49152:49155 -m comment --comment brickyard -j ACCEPT", "")
+            .expect("/usr/sbin/iptables-save", saved);
+        // Everything in place: two lookups and a listing, nothing else, no warning.
+        let runner = looked_up(runner, 0, 0, saved);
+        let (before, done) = converges(&t, &Context::direct(runner)).await;
+        assert!(before.warnings.is_empty(), "{before:?}");
         assert_eq!(
             done,
             [
@@ -402,17 +428,6 @@ end-volume
             ]
         );
         assert_eq!(std::fs::read_to_string(dir.path().join("iptables/rules.v4")).unwrap(), saved);
-
-        // Everything in place: two lookups and a listing, nothing else, no warning.
-        let runner = Arc::new(
-            FakeRunner::default()
-                .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_24007}"), exit(0))
-                .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_BRICKS}"), exit(0))
-                .expect("/usr/sbin/iptables -w -S INPUT", saved)
-                .installed("/usr/sbin/iptables-save"),
-        );
-        let ctx = Context { runner, service_manager: ServiceManager::Direct };
-        assert_eq!(t.check(&ctx).await.unwrap(), Check::unchanged());
     }
 
     /// firewalld: runtime and permanent are looked up separately; only the missing ones added.
@@ -420,20 +435,19 @@ end-volume
     async fn firewalld_adds_what_each_configuration_lacks() {
         let ports = wanted_ports(false, (49152, 60999));
         let no = exit(1);
-        let runner = Arc::new(
+        let ctx = Context::systemd(
             FakeRunner::default()
                 .expect("/usr/bin/firewall-cmd --query-port=24007-24008/tcp", "yes\n")
                 .expect_output("/usr/bin/firewall-cmd --query-port=49152-60999/tcp", no.clone())
                 .expect_output("/usr/bin/firewall-cmd --permanent --query-port=24007-24008/tcp", no.clone())
                 .expect_output("/usr/bin/firewall-cmd --permanent --query-port=49152-60999/tcp", no),
         );
-        let ctx = Context { runner, service_manager: ServiceManager::Systemd };
         let steps = firewalld_steps(&ctx, Path::new("/usr/bin/firewall-cmd"), &ports).await.unwrap();
         let shown: Vec<String> = steps
             .iter()
-            .map(|(step, what)| match step {
-                Step::Run(cmd) => format!("{what}: {}", cmd.display()),
-                Step::Save { .. } => panic!("firewalld saves nothing itself"),
+            .map(|step| match step {
+                FirewallChange::Firewalld { cmd, .. } => format!("{step}: {}", cmd.display()),
+                other => panic!("firewalld runs firewall-cmd only: {other:?}"),
             })
             .collect();
         assert_eq!(
@@ -450,14 +464,7 @@ end-volume
     async fn iptables_without_persistence_warns() {
         let dir = tempfile::tempdir().unwrap();
         let t = task(dir.path());
-        let runner = Arc::new(
-            FakeRunner::default()
-                .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_24007}"), exit(0))
-                .expect_output(&format!("/usr/sbin/iptables -w -C INPUT {RULE_BRICKS}"), exit(0))
-                .expect("/usr/sbin/iptables -w -S INPUT", ""),
-        );
-        let ctx = Context { runner, service_manager: ServiceManager::Direct };
-        let check = t.check(&ctx).await.unwrap();
+        let check = t.check(&Context::direct(looked_up(FakeRunner::default(), 0, 0, ""))).await.unwrap();
         assert!(check.changes.is_empty());
         assert!(check.warnings[0].contains("runtime only"), "{check:?}");
     }

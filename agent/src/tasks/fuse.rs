@@ -3,12 +3,14 @@
 //! `modprobe fuse` (and nothing otherwise); when the kernel cannot provide it the error says
 //! which part is missing. Reads /proc/filesystems and /dev/fuse; may load a kernel module.
 
+use std::fmt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 
+use async_trait::async_trait;
 use brickyard_proto::v1;
 
-use super::shape::{Check, TaskError};
+use super::shape::{Plan, Task, TaskError};
 use crate::facts::host::filesystems_has_fuse;
 use crate::host::Context;
 
@@ -41,19 +43,35 @@ impl EnsureFuse {
         Ok(missing)
     }
 
-    pub async fn check(&self, _ctx: &Context) -> Result<Check, TaskError> {
+    fn missing_text(&self) -> String {
+        self.missing().map(|m| m.join(", ")).unwrap_or_else(|e| e.to_string())
+    }
+}
+
+/// Loading the fuse module, for what is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFuse {
+    missing: Vec<String>,
+}
+
+impl fmt::Display for LoadFuse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "load the fuse kernel module ({})", self.missing.join(", "))
+    }
+}
+
+#[async_trait]
+impl Task for EnsureFuse {
+    type Change = LoadFuse;
+
+    async fn plan(&self, _ctx: &Context) -> Result<Plan<LoadFuse>, TaskError> {
         let missing = self.missing()?;
-        Ok(if missing.is_empty() {
-            Check::unchanged()
-        } else {
-            Check::change(format!("load the fuse kernel module ({})", missing.join(", ")))
-        })
+        Ok(if missing.is_empty() { Plan::unchanged() } else { Plan::of(vec![LoadFuse { missing }]) })
     }
 
-    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let check = self.check(ctx).await?;
-        if check.changes.is_empty() {
-            return Ok(Vec::new());
+    async fn apply(&self, ctx: &Context, plan: Plan<LoadFuse>) -> Result<Vec<LoadFuse>, TaskError> {
+        if plan.changes.is_empty() {
+            return Ok(plan.changes);
         }
         let cannot =
             |why: String| TaskError::Unsupported(format!("FUSE is not available ({}) and {why}", self.missing_text()));
@@ -66,11 +84,7 @@ impl EnsureFuse {
         if !still.is_empty() {
             return Err(cannot(format!("is still missing after `modprobe fuse`: {}", still.join(", "))));
         }
-        Ok(check.changes)
-    }
-
-    fn missing_text(&self) -> String {
-        self.missing().map(|m| m.join(", ")).unwrap_or_else(|e| e.to_string())
+        Ok(plan.changes)
     }
 }
 
@@ -78,6 +92,8 @@ impl EnsureFuse {
 mod tests {
     use super::*;
     use crate::host::runner::fake::FakeRunner;
+    use crate::tasks::shape::AnyTask;
+    use crate::tasks::testing::converges;
 
     fn task(dev: &str, filesystems: &str) -> (EnsureFuse, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -91,8 +107,8 @@ mod tests {
         // /dev/null stands in for a character device that is there.
         let (t, _dir) = task("/dev/null", "nodev\tfuse\n");
         let ctx = Context::direct(FakeRunner::default());
-        assert_eq!(t.check(&ctx).await.unwrap(), Check::unchanged());
-        assert!(t.apply(&ctx).await.unwrap().is_empty());
+        assert_eq!(t.plan(&ctx).await.unwrap(), Plan::unchanged());
+        assert!(t.run(&ctx).await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -103,12 +119,27 @@ mod tests {
         let check = t.check(&ctx).await.unwrap();
         assert_eq!(check.changes.len(), 1);
         assert!(check.changes[0].contains("no fuse filesystem in") && check.changes[0].contains("no /nonexistent"));
-        let err = t.apply(&ctx).await.unwrap_err();
+        let err = t.run(&ctx).await.unwrap_err();
         assert!(matches!(err, TaskError::Unsupported(_)), "{err}");
         assert!(err.to_string().contains("FUSE is not available (no fuse filesystem"), "{err}");
         assert!(err.to_string().contains("is still missing after `modprobe fuse`"), "{err}");
         // No modprobe at all.
-        let err = t.apply(&Context::direct(FakeRunner::default())).await.unwrap_err().to_string();
+        let err = t.run(&Context::direct(FakeRunner::default())).await.unwrap_err().to_string();
         assert!(err.contains("and the module cannot be loaded: program \"modprobe\" not found"), "{err}");
+    }
+
+    /// modprobe registers the filesystem (/dev/null stands in for the device node).
+    #[tokio::test]
+    async fn modprobe_makes_fuse_usable() {
+        let (t, dir) = task("/dev/null", "nodev\tsysfs\n");
+        let filesystems = dir.path().join("filesystems");
+        let runner = FakeRunner::default()
+            .expect("/usr/sbin/modprobe fuse", "")
+            .then(move || std::fs::write(&filesystems, "nodev\tsysfs\nnodev\tfuse\n").unwrap());
+        let (_, done) = converges(&t, &Context::direct(runner)).await;
+        assert_eq!(
+            done,
+            [format!("load the fuse kernel module (no fuse filesystem in {}/filesystems)", dir.path().display())]
+        );
     }
 }

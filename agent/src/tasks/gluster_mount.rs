@@ -2,22 +2,24 @@
 //! SERVER1:/VOLUME MOUNT_POINT -o backup-volfile-servers=SERVER2:SERVER3`, and its /etc/fstab
 //! entry `SERVER1:/VOLUME MOUNT_POINT glusterfs defaults,_netdev,backup-volfile-servers=... 0 0`
 //! (managed, written atomically; `_netdev` so a boot with the pool away does not hang). Creates
-//! the mount point directory, runs mount(8), reads /proc/self/mountinfo, edits /etc/fstab.
+//! the mount point directory, runs mount(8), reads /proc/self/mountinfo, edits /etc/fstab (all
+//! under a [`HostPaths`] root: `/`, or a fake host in unit tests).
 
-use std::path::PathBuf;
+use std::fmt;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use brickyard_proto::types::{AbsPath, HostName, VolumeName};
 use brickyard_proto::v1;
 
-use super::shape::{Check, TaskError};
+use super::shape::{Plan, Task, TaskError};
 use crate::gluster::{self, FUSE_FSTYPE};
+use crate::host::blockdev::HostPaths;
 use crate::host::etcfile;
 use crate::host::mountinfo::{self, Mount};
 use crate::host::poll::{self, Look};
 use crate::host::Context;
 
-const FSTAB: &str = "/etc/fstab";
 /// How long a fresh mount may take to show up and answer statvfs().
 const MOUNT_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -26,16 +28,37 @@ pub struct MountGlusterVolume {
     volume: VolumeName,
     servers: Vec<HostName>,
     mount_point: AbsPath,
-    fstab: PathBuf,
+    paths: HostPaths,
 }
 
-/// What apply would do.
-#[derive(Debug, PartialEq, Eq)]
-struct Plan {
-    mkdir: bool,
-    mount: bool,
-    /// The new /etc/fstab contents when the managed entry is missing or different.
-    fstab: Option<String>,
+/// One step of apply, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountChange {
+    Mkdir(AbsPath),
+    /// `mount -t glusterfs SOURCE MOUNT_POINT [-o BACKUP]`.
+    Mount {
+        source: String,
+        mount_point: AbsPath,
+        backup: Option<String>,
+    },
+    /// The managed /etc/fstab entry `line`, and the file's new `contents` with it.
+    Fstab {
+        line: String,
+        contents: String,
+    },
+}
+
+impl fmt::Display for MountChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MountChange::Mkdir(dir) => write!(f, "create directory {dir}"),
+            MountChange::Mount { source, mount_point, backup } => {
+                let backup = backup.as_ref().map(|o| format!(" -o {o}")).unwrap_or_default();
+                write!(f, "mount -t glusterfs {source} {mount_point}{backup}")
+            }
+            MountChange::Fstab { line, .. } => write!(f, "/etc/fstab: {line}"),
+        }
+    }
 }
 
 impl MountGlusterVolume {
@@ -49,7 +72,7 @@ impl MountGlusterVolume {
         if mount_point.is_root() {
             return Err(TaskError::InvalidTask(format!("volume {volume} cannot be mounted on /")));
         }
-        Ok(Self { volume, servers, mount_point, fstab: PathBuf::from(FSTAB) })
+        Ok(Self { volume, servers, mount_point, paths: HostPaths::system() })
     }
 
     fn source(&self) -> String {
@@ -80,7 +103,7 @@ impl MountGlusterVolume {
     }
 
     /// Pure: what to do given the mounts, the fstab text and whether the mount point exists.
-    fn plan(&self, mounts: &[Mount], fstab: &str, dir_exists: bool) -> Result<Plan, TaskError> {
+    fn plan_with(&self, mounts: &[Mount], fstab: &str, dir_exists: bool) -> Result<Plan<MountChange>, TaskError> {
         let mp = self.mount_point.as_str();
         let mounted = match mountinfo::at(mounts, mp) {
             Some(m) if self.is_ours(m) => true,
@@ -99,72 +122,37 @@ impl MountGlusterVolume {
             unmanaged.lines().find(|l| !l.trim_start().starts_with('#') && l.split_whitespace().nth(1) == Some(mp))
         {
             return Err(TaskError::Refused(format!(
-                "{} already has an entry for {mp} that Brickyard does not manage: {other:?}; remove it first",
-                self.fstab.display()
+                "/etc/fstab already has an entry for {mp} that Brickyard does not manage: {other:?}; remove it first"
             )));
         }
-        let line = self.fstab_line();
-        let fstab =
-            (etcfile::get_entry(fstab, mp) != Some(line.as_str())).then(|| etcfile::set_entry(fstab, mp, Some(&line)));
-        Ok(Plan { mkdir: !mounted && !dir_exists, mount: !mounted, fstab })
-    }
-
-    fn current_plan(&self) -> Result<Plan, TaskError> {
-        let mounts = mountinfo::read().map_err(TaskError::io("reading /proc/self/mountinfo"))?;
-        let fstab =
-            etcfile::read_or_empty(&self.fstab).map_err(TaskError::io(format!("reading {}", self.fstab.display())))?;
-        self.plan(&mounts, &fstab, std::path::Path::new(self.mount_point.as_str()).is_dir())
-    }
-
-    fn describe(&self, plan: &Plan) -> Vec<String> {
-        let mp = &self.mount_point;
         let mut changes = Vec::new();
-        if plan.mkdir {
-            changes.push(format!("create directory {mp}"));
+        if !mounted && !dir_exists {
+            changes.push(MountChange::Mkdir(self.mount_point.clone()));
         }
-        if plan.mount {
-            let backup = self.backup_option().map(|o| format!(" -o {o}")).unwrap_or_default();
-            changes.push(format!("mount -t glusterfs {} {mp}{backup}", self.source()));
+        if !mounted {
+            changes.push(MountChange::Mount {
+                source: self.source(),
+                mount_point: self.mount_point.clone(),
+                backup: self.backup_option(),
+            });
         }
-        if plan.fstab.is_some() {
-            changes.push(format!("{}: {}", self.fstab.display(), self.fstab_line()));
+        let line = self.fstab_line();
+        if etcfile::get_entry(fstab, mp) != Some(line.as_str()) {
+            let contents = etcfile::set_entry(fstab, mp, Some(&line));
+            changes.push(MountChange::Fstab { line, contents });
         }
-        changes
-    }
-
-    pub async fn check(&self, _ctx: &Context) -> Result<Check, TaskError> {
-        Ok(Check { changes: self.describe(&self.current_plan()?), warnings: Vec::new() })
-    }
-
-    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let plan = self.current_plan()?;
-        let mp = self.mount_point.as_str();
-        if plan.mkdir {
-            std::fs::create_dir_all(mp).map_err(TaskError::io(format!("creating {mp}")))?;
-        }
-        if plan.mount {
-            let mut cmd = ctx.runner.cmd("mount")?.args(["-t", "glusterfs"]).arg(self.source()).arg(mp);
-            if let Some(backup) = self.backup_option() {
-                cmd = cmd.arg("-o").arg(backup);
-            }
-            ctx.runner.run(&cmd).await?;
-            self.wait_mounted().await?;
-        }
-        if let Some(contents) = &plan.fstab {
-            etcfile::atomic_write(&self.fstab, contents.as_bytes(), 0o644)
-                .map_err(TaskError::io(format!("writing {}", self.fstab.display())))?;
-        }
-        Ok(self.describe(&plan))
+        Ok(Plan::of(changes))
     }
 
     /// Polls mountinfo until the volume is mounted at the mount point and answers statvfs().
     async fn wait_mounted(&self) -> Result<(), TaskError> {
         let mp = self.mount_point.as_str();
         let what = format!("{} to be mounted and answering at {mp}", self.source());
+        let dir = self.paths.host(mp).to_string_lossy().into_owned();
         poll::until(what, MOUNT_TIMEOUT, POLL_INTERVAL, || async {
-            let mounts = mountinfo::read().map_err(TaskError::io("reading /proc/self/mountinfo"))?;
-            Ok(match mountinfo::at(&mounts, mp) {
-                Some(m) if self.is_ours(m) && gluster::statvfs(mp).await.is_some() => Look::Done(()),
+            let mounts = self.paths.mounts()?;
+            Ok::<_, TaskError>(match mountinfo::at(&mounts, mp) {
+                Some(m) if self.is_ours(m) && gluster::statvfs(&dir).await.is_some() => Look::Done(()),
                 Some(m) if self.is_ours(m) => Look::NotYet("mounted, but statvfs() does not answer".into()),
                 _ => Look::NotYet(format!("not mounted at {mp}")),
             })
@@ -173,9 +161,51 @@ impl MountGlusterVolume {
     }
 }
 
+#[async_trait]
+impl Task for MountGlusterVolume {
+    type Change = MountChange;
+
+    async fn plan(&self, _ctx: &Context) -> Result<Plan<MountChange>, TaskError> {
+        let fstab_path = self.paths.fstab();
+        let fstab =
+            etcfile::read_or_empty(&fstab_path).map_err(TaskError::io(format!("reading {}", fstab_path.display())))?;
+        self.plan_with(&self.paths.mounts()?, &fstab, self.paths.host(self.mount_point.as_str()).is_dir())
+    }
+
+    /// Mounts, waits until the mount answers, and writes fstab.
+    async fn apply(&self, ctx: &Context, plan: Plan<MountChange>) -> Result<Vec<MountChange>, TaskError> {
+        for change in &plan.changes {
+            match change {
+                MountChange::Mkdir(dir) => {
+                    std::fs::create_dir_all(self.paths.host(dir.as_str()))
+                        .map_err(TaskError::io(format!("creating {dir}")))?;
+                }
+                MountChange::Mount { source, mount_point, backup } => {
+                    let mut cmd = ctx.runner.cmd("mount")?.args(["-t", "glusterfs", source, mount_point.as_str()]);
+                    if let Some(backup) = backup {
+                        cmd = cmd.arg("-o").arg(backup);
+                    }
+                    ctx.runner.run(&cmd).await?;
+                    self.wait_mounted().await?;
+                }
+                MountChange::Fstab { contents, .. } => {
+                    etcfile::atomic_write(&self.paths.fstab(), contents.as_bytes(), 0o644)
+                        .map_err(TaskError::io("writing /etc/fstab"))?;
+                }
+            }
+        }
+        Ok(plan.changes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::host::blockdev::testhost::FakeHost;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::tasks::testing::converges;
 
     fn task(servers: &[&str], mount_point: &str) -> Result<MountGlusterVolume, TaskError> {
         MountGlusterVolume::from_proto(&v1::MountGlusterVolume {
@@ -185,8 +215,16 @@ mod tests {
         })
     }
 
+    const ROOT_MOUNT: &str = "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw";
+
     fn mounts(line: &str) -> Vec<Mount> {
-        mountinfo::parse(&format!("22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n{line}\n"))
+        mountinfo::parse(&format!("{ROOT_MOUNT}\n{line}\n"))
+    }
+
+    /// The mount captured from the real gluster (gs1:/gv0 at /mnt/gv).
+    fn real_mount() -> String {
+        let path = format!("{}/src/gluster/fixtures/mountinfo-glusterfs.txt", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap().trim().to_owned()
     }
 
     const FSTAB: &str = "UUID=abc / ext4 errors=remount-ro 0 1\n";
@@ -204,22 +242,18 @@ mod tests {
     #[test]
     fn plans_mount_and_fstab_with_backup_servers() {
         let t = task(&["gs1", "gs2", "gs3"], "/mnt/gv").unwrap();
-        let plan = t.plan(&mounts(""), FSTAB, false).unwrap();
-        assert!(plan.mkdir && plan.mount);
-        let fstab = plan.fstab.as_deref().unwrap();
-        assert!(fstab.starts_with(FSTAB));
-        assert!(fstab.ends_with("gs1:/gv0 /mnt/gv glusterfs defaults,_netdev,backup-volfile-servers=gs2:gs3 0 0\n"));
-        assert_eq!(t.describe(&plan)[1], "mount -t glusterfs gs1:/gv0 /mnt/gv -o backup-volfile-servers=gs2:gs3");
+        let plan = t.plan_with(&mounts(""), FSTAB, false).unwrap();
+        let [MountChange::Mkdir(_), mount @ MountChange::Mount { .. }, MountChange::Fstab { contents, .. }] =
+            plan.changes.as_slice()
+        else {
+            panic!("{plan:?}")
+        };
+        assert!(contents.starts_with(FSTAB));
+        assert!(contents.ends_with("gs1:/gv0 /mnt/gv glusterfs defaults,_netdev,backup-volfile-servers=gs2:gs3 0 0\n"));
+        assert_eq!(mount.to_string(), "mount -t glusterfs gs1:/gv0 /mnt/gv -o backup-volfile-servers=gs2:gs3");
 
-        // The mount captured from the real gluster, with the entry written: nothing to do.
-        let real = std::fs::read_to_string(format!(
-            "{}/src/gluster/fixtures/mountinfo-glusterfs.txt",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
-        let done = t.plan(&mounts(real.trim()), fstab, true).unwrap();
-        assert_eq!(done, Plan { mkdir: false, mount: false, fstab: None });
-        assert!(t.describe(&done).is_empty());
+        // Mounted, with the entry written: nothing to do.
+        assert_eq!(t.plan_with(&mounts(&real_mount()), contents, true).unwrap(), Plan::unchanged());
 
         let single = task(&["gs1"], "/mnt/gv").unwrap();
         assert_eq!(single.fstab_line(), "gs1:/gv0 /mnt/gv glusterfs defaults,_netdev 0 0");
@@ -229,16 +263,42 @@ mod tests {
     fn something_else_mounted_or_listed_is_refused() {
         let t = task(&["gs1", "gs2"], "/mnt/gv").unwrap();
         let other = mounts("60 22 7:0 / /mnt/gv rw,noatime shared:30 - xfs /dev/loop0p1 rw");
-        let e = t.plan(&other, FSTAB, true).unwrap_err().to_string();
+        let e = t.plan_with(&other, FSTAB, true).unwrap_err().to_string();
         assert!(e.contains("/mnt/gv already has xfs /dev/loop0p1 mounted, not gs1:/gv0"), "{e}");
         let other_vol = mounts("61 22 0:50 / /mnt/gv rw - fuse.glusterfs gs1:/gv9 rw");
-        assert!(t.plan(&other_vol, FSTAB, true).is_err());
+        assert!(t.plan_with(&other_vol, FSTAB, true).is_err());
         // From the backup server is the same volume.
         let from_backup = mounts("61 22 0:50 / /mnt/gv rw - fuse.glusterfs gs2:/gv0 rw");
-        assert!(!t.plan(&from_backup, FSTAB, true).unwrap().mount);
+        let plan = t.plan_with(&from_backup, FSTAB, true).unwrap();
+        assert!(!plan.changes.iter().any(|c| matches!(c, MountChange::Mount { .. })), "{plan:?}");
 
         let listed = format!("{FSTAB}gs9:/x /mnt/gv glusterfs defaults 0 0\n");
-        let e = t.plan(&mounts(""), &listed, true).unwrap_err().to_string();
+        let e = t.plan_with(&mounts(""), &listed, true).unwrap_err().to_string();
         assert!(e.contains("does not manage"), "{e}");
+    }
+
+    /// On a fake host whose mount(8) makes the FUSE mount appear in mountinfo.
+    #[tokio::test]
+    async fn mounts_waits_and_writes_fstab() {
+        let host = Arc::new(FakeHost::default());
+        std::fs::write(host.paths.fstab(), FSTAB).unwrap();
+        let t = MountGlusterVolume { paths: host.paths.clone(), ..task(&["gs1", "gs2"], "/mnt/gv").unwrap() };
+        let kernel = host.clone();
+        let runner = FakeRunner::default()
+            .expect("/usr/bin/mount -t glusterfs gs1:/gv0 /mnt/gv -o backup-volfile-servers=gs2", "")
+            .then(move || {
+                kernel.mountinfo(&format!("{ROOT_MOUNT}\n{}\n", real_mount()));
+            });
+        let (_, done) = converges(&t, &Context::direct(runner)).await;
+        assert_eq!(
+            done,
+            [
+                "create directory /mnt/gv",
+                "mount -t glusterfs gs1:/gv0 /mnt/gv -o backup-volfile-servers=gs2",
+                "/etc/fstab: gs1:/gv0 /mnt/gv glusterfs defaults,_netdev,backup-volfile-servers=gs2 0 0",
+            ]
+        );
+        assert!(host.paths.host("/mnt/gv").is_dir());
+        assert!(std::fs::read_to_string(host.paths.fstab()).unwrap().starts_with(FSTAB));
     }
 }

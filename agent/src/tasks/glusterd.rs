@@ -9,14 +9,16 @@
 //! Also used by `ResetGlusterdUuid` to stop and start glusterd. Reads /run/glusterd.pid and
 //! /proc; starts/stops glusterd.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use brickyard_proto::v1;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::shape::{Check, TaskError};
+use super::shape::{Plan, Task, TaskError};
 use crate::gluster;
 use crate::host::poll::{self, Look};
 use crate::host::process;
@@ -38,51 +40,67 @@ impl EnsureGlusterd {
     pub fn from_proto(_task: &v1::EnsureGlusterd) -> Result<Self, TaskError> {
         Ok(Self { pid_file: PathBuf::from(PID_FILE) })
     }
+}
 
-    pub async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
+/// What glusterd lacks: running, started at boot (systemd), or running (direct mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GlusterdChange {
+    Start,
+    EnableAtBoot,
+    StartDirect { pid_file: PathBuf },
+}
+
+impl fmt::Display for GlusterdChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GlusterdChange::Start => f.write_str("start glusterd (systemctl enable --now glusterd)"),
+            GlusterdChange::EnableAtBoot => f.write_str("enable glusterd at boot (systemctl enable --now glusterd)"),
+            GlusterdChange::StartDirect { pid_file } => write!(f, "start glusterd -p {}", pid_file.display()),
+        }
+    }
+}
+
+#[async_trait]
+impl Task for EnsureGlusterd {
+    type Change = GlusterdChange;
+
+    async fn plan(&self, ctx: &Context) -> Result<Plan<GlusterdChange>, TaskError> {
+        let running = is_running(ctx, &self.pid_file).await?;
         match ctx.service_manager {
             ServiceManager::Systemd => {
-                let active = is_running(ctx, &self.pid_file).await?;
                 let is_enabled = ctx.runner.cmd("systemctl")?.args(["is-enabled", "glusterd"]);
                 let enabled = ctx.runner.output(&is_enabled).await?.stdout.trim() == "enabled";
-                let mut check = Check::unchanged();
-                if !active {
-                    check.changes.push("start glusterd (systemctl enable --now glusterd)".to_owned());
+                let mut changes = Vec::new();
+                if !running {
+                    changes.push(GlusterdChange::Start);
                 }
                 if !enabled {
-                    check.changes.push("enable glusterd at boot (systemctl enable --now glusterd)".to_owned());
+                    changes.push(GlusterdChange::EnableAtBoot);
                 }
-                Ok(check)
+                Ok(Plan::of(changes))
             }
             ServiceManager::Direct => {
-                let mut check = if is_running(ctx, &self.pid_file).await? {
-                    Check::unchanged()
-                } else {
-                    Check::change(format!("start glusterd -p {}", self.pid_file.display()))
-                };
-                check.warnings.push(
-                    "glusterd is not enabled at boot: there is no service manager here (direct mode), \
-                     the agent starts glusterd itself"
-                        .to_owned(),
-                );
-                Ok(check)
+                let start = (!running).then(|| GlusterdChange::StartDirect { pid_file: self.pid_file.clone() });
+                Ok(Plan::of(start.into_iter().collect()).warn(
+                    "glusterd is not enabled at boot: there is no service manager here (direct mode), the agent \
+                     starts glusterd itself",
+                ))
             }
         }
     }
 
-    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let check = self.check(ctx).await?;
-        if check.changes.is_empty() {
-            return Ok(Vec::new());
+    /// One `systemctl enable --now` does both systemd changes; then glusterd must answer.
+    async fn apply(&self, ctx: &Context, plan: Plan<GlusterdChange>) -> Result<Vec<GlusterdChange>, TaskError> {
+        if plan.changes.iter().any(|c| matches!(c, GlusterdChange::Start | GlusterdChange::EnableAtBoot)) {
+            ctx.runner.run(&ctx.runner.cmd("systemctl")?.args(["enable", "--now", "glusterd"])).await?;
+            wait_for_cli(ctx).await?;
         }
-        match ctx.service_manager {
-            ServiceManager::Systemd => {
-                ctx.runner.run(&ctx.runner.cmd("systemctl")?.args(["enable", "--now", "glusterd"])).await?;
-                wait_for_cli(ctx).await?;
+        for change in &plan.changes {
+            if let GlusterdChange::StartDirect { pid_file } = change {
+                start(ctx, pid_file).await?;
             }
-            ServiceManager::Direct => start(ctx, &self.pid_file).await?,
         }
-        Ok(check.changes)
+        Ok(plan.changes)
     }
 }
 
@@ -163,7 +181,8 @@ mod tests {
     use super::*;
     use crate::host::runner::fake::FakeRunner;
     use crate::host::runner::Output;
-    use std::sync::Arc;
+    use crate::tasks::shape::AnyTask;
+    use crate::tasks::testing::converges;
 
     const POOL_LIST: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<cliOutput>\
         <opRet>0</opRet><opErrno>0</opErrno><opErrstr/><peerStatus><peer>\
@@ -185,8 +204,10 @@ mod tests {
     async fn systemd_enables_and_starts_then_waits_for_the_cli() {
         let t = EnsureGlusterd::from_proto(&v1::EnsureGlusterd {}).unwrap();
         let inactive = Output { code: Some(3), stdout: "inactive\n".into(), stderr: String::new() };
-        let runner = Arc::new(
+        let ctx = Context::systemd(
             FakeRunner::default()
+                .expect_output("/usr/bin/systemctl is-active glusterd", inactive.clone())
+                .expect("/usr/bin/systemctl is-enabled glusterd", "enabled\n")
                 .expect_output("/usr/bin/systemctl is-active glusterd", inactive)
                 .expect("/usr/bin/systemctl is-enabled glusterd", "enabled\n")
                 .expect("/usr/bin/systemctl enable --now glusterd", "")
@@ -202,18 +223,15 @@ mod tests {
                 .expect("/usr/bin/systemctl is-active glusterd", "active\n")
                 .expect("/usr/bin/systemctl is-enabled glusterd", "enabled\n"),
         );
-        let ctx = Context { runner: runner.clone(), service_manager: ServiceManager::Systemd };
-        assert_eq!(t.apply(&ctx).await.unwrap(), ["start glusterd (systemctl enable --now glusterd)"]);
-        assert_eq!(t.check(&ctx).await.unwrap(), Check::unchanged());
-        assert_eq!(runner.seen().len(), 7);
+        let (_, done) = converges(&t, &ctx).await;
+        assert_eq!(done, ["start glusterd (systemctl enable --now glusterd)"]);
     }
 
     #[tokio::test]
     async fn direct_mode_warns_that_boot_does_not_apply() {
         let dir = tempfile::tempdir().unwrap();
         let t = EnsureGlusterd { pid_file: dir.path().join("glusterd.pid") };
-        let ctx = Context { runner: Arc::new(FakeRunner::default()), service_manager: ServiceManager::Direct };
-        let check = t.check(&ctx).await.unwrap();
+        let check = t.check(&Context::direct(FakeRunner::default())).await.unwrap();
         assert_eq!(check.changes, [format!("start glusterd -p {}/glusterd.pid", dir.path().display())]);
         assert!(check.warnings[0].contains("not enabled at boot"), "{check:?}");
     }

@@ -8,12 +8,14 @@
 //! atomically (other lines kept) and glusterd started again if it was running. Finding
 //! duplicate UUIDs across servers is the coordinator's job. Touches /var/lib/glusterd and glusterd.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
+use async_trait::async_trait;
 use brickyard_proto::v1;
 
 use super::glusterd::{self, PID_FILE};
-use super::shape::{Check, TaskError};
+use super::shape::{Plan, Task, TaskError};
 use crate::facts::gluster::parse_glusterd_info;
 use crate::gluster;
 use crate::host::etcfile;
@@ -46,12 +48,6 @@ pub struct ResetGlusterdUuid {
     pid_file: PathBuf,
 }
 
-/// What check found: nothing to do (with why), or the UUID to replace and glusterd.info.
-enum Found {
-    Nothing(String),
-    Reset { info: String },
-}
-
 impl ResetGlusterdUuid {
     pub fn from_proto(task: &v1::ResetGlusterdUuid) -> Result<Self, TaskError> {
         if !is_uuid(&task.current_uuid) {
@@ -81,16 +77,40 @@ impl ResetGlusterdUuid {
             Ok((dir_entries(&self.state_dir.join("peers"))?, dir_entries(&self.state_dir.join("vols"))?))
         }
     }
+}
 
-    async fn find(&self, ctx: &Context) -> Result<Found, TaskError> {
+/// glusterd.info's UUID to replace (`current`), and the fresh one once it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUuid {
+    current: String,
+    path: PathBuf,
+    /// glusterd.info as read by the plan.
+    info: String,
+    fresh: Option<String>,
+}
+
+impl fmt::Display for NewUuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "give glusterd a fresh UUID in place of {} ({})", self.current, self.path.display())?;
+        match &self.fresh {
+            Some(fresh) => write!(f, " (now {fresh})"),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Task for ResetGlusterdUuid {
+    type Change = NewUuid;
+
+    /// Nothing to do (a warning says why), or the UUID to replace.
+    async fn plan(&self, ctx: &Context) -> Result<Plan<NewUuid>, TaskError> {
         let path = self.info_path();
         let info = match std::fs::read_to_string(&path) {
             Ok(info) => info,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Found::Nothing(format!(
-                    "no {}: glusterd makes a fresh UUID when it first starts",
-                    path.display()
-                )))
+                return Ok(Plan::unchanged()
+                    .warn(format!("no {}: glusterd makes a fresh UUID when it first starts", path.display())))
             }
             Err(e) => return Err(TaskError::io(format!("reading {}", path.display()))(e)),
         };
@@ -98,7 +118,7 @@ impl ResetGlusterdUuid {
             return Err(TaskError::Refused(format!("{} has no UUID= line", path.display())));
         };
         if !uuid.eq_ignore_ascii_case(&self.current) {
-            return Ok(Found::Nothing(format!(
+            return Ok(Plan::unchanged().warn(format!(
                 "glusterd's UUID is {uuid}, not {}: nothing to reset (already reset, or the plan is stale)",
                 self.current
             )));
@@ -111,36 +131,32 @@ impl ResetGlusterdUuid {
                 volumes.join(", ")
             )));
         }
-        Ok(Found::Reset { info })
+        Ok(Plan::of(vec![NewUuid { current: self.current.clone(), path, info, fresh: None }]))
     }
 
-    pub async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
-        Ok(match self.find(ctx).await? {
-            Found::Nothing(why) => Check { changes: Vec::new(), warnings: vec![why] },
-            Found::Reset { .. } => Check::change(self.change()),
-        })
-    }
-
-    fn change(&self) -> String {
-        format!("give glusterd a fresh UUID in place of {} ({})", self.current, self.info_path().display())
-    }
-
-    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let Found::Reset { info } = self.find(ctx).await? else { return Ok(Vec::new()) };
-        let fresh = std::fs::read_to_string(RANDOM_UUID).map_err(TaskError::io(format!("reading {RANDOM_UUID}")))?;
-        let fresh = fresh.trim();
-        let was_running = glusterd::is_running(ctx, &self.pid_file).await?;
-        if was_running {
-            glusterd::stop(ctx, &self.pid_file).await?;
+    /// Stops glusterd if it runs, rewrites the UUID= line, starts glusterd again.
+    async fn apply(&self, ctx: &Context, plan: Plan<NewUuid>) -> Result<Vec<NewUuid>, TaskError> {
+        let mut done = Vec::new();
+        for change in plan.changes {
+            let fresh = read_random_uuid()?;
+            let was_running = glusterd::is_running(ctx, &self.pid_file).await?;
+            if was_running {
+                glusterd::stop(ctx, &self.pid_file).await?;
+            }
+            etcfile::atomic_write(&change.path, with_uuid(&change.info, &fresh).as_bytes(), 0o600)
+                .map_err(TaskError::io(format!("writing {}", change.path.display())))?;
+            if was_running {
+                glusterd::start(ctx, &self.pid_file).await?;
+            }
+            done.push(NewUuid { fresh: Some(fresh), ..change });
         }
-        let path = self.info_path();
-        etcfile::atomic_write(&path, with_uuid(&info, fresh).as_bytes(), 0o600)
-            .map_err(TaskError::io(format!("writing {}", path.display())))?;
-        if was_running {
-            glusterd::start(ctx, &self.pid_file).await?;
-        }
-        Ok(vec![format!("{} (now {fresh})", self.change())])
+        Ok(done)
     }
+}
+
+fn read_random_uuid() -> Result<String, TaskError> {
+    let fresh = std::fs::read_to_string(RANDOM_UUID).map_err(TaskError::io(format!("reading {RANDOM_UUID}")))?;
+    Ok(fresh.trim().to_owned())
 }
 
 /// The names in `dir` (none when it does not exist).
@@ -163,8 +179,8 @@ fn dir_entries(dir: &Path) -> Result<Vec<String>, TaskError> {
 mod tests {
     use super::*;
     use crate::host::runner::fake::FakeRunner;
-    use crate::host::ServiceManager;
-    use std::sync::Arc;
+    use crate::tasks::shape::AnyTask;
+    use crate::tasks::testing::converges;
 
     const UUID: &str = "fca0ad99-8589-4e71-ae6f-b5a748661e38";
     const INFO: &str = "UUID=fca0ad99-8589-4e71-ae6f-b5a748661e38\noperating-version=100000\n";
@@ -192,16 +208,11 @@ mod tests {
         ResetGlusterdUuid { current: current.into(), state_dir: dir.to_owned(), pid_file: dir.join("glusterd.pid") }
     }
 
-    fn systemd(runner: FakeRunner) -> (Context, Arc<FakeRunner>) {
-        let runner = Arc::new(runner);
-        (Context { runner: runner.clone(), service_manager: ServiceManager::Systemd }, runner)
-    }
-
     #[tokio::test]
     async fn refuses_when_glusterd_has_peers() {
         let dir = tempfile::tempdir().unwrap();
         let t = task(dir.path(), UUID);
-        let (ctx, _) = systemd(
+        let ctx = Context::systemd(
             FakeRunner::default()
                 .expect("/usr/bin/systemctl is-active glusterd", "active\n")
                 .expect("/usr/sbin/gluster --mode=script --xml pool list", POOL_WITH_PEER)
@@ -217,7 +228,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = task(dir.path(), UUID);
         std::fs::create_dir_all(dir.path().join("vols/gluV1")).unwrap();
-        let (ctx, _) = systemd(FakeRunner::default().expect_output(
+        let ctx = Context::systemd(FakeRunner::default().expect_output(
             "/usr/bin/systemctl is-active glusterd",
             crate::host::runner::Output { code: Some(3), stdout: "inactive\n".into(), stderr: String::new() },
         ));
@@ -229,8 +240,12 @@ mod tests {
     async fn resets_a_lone_glusterd_then_has_nothing_to_do() {
         let dir = tempfile::tempdir().unwrap();
         let t = task(dir.path(), UUID);
-        let (ctx, runner) = systemd(
+        // Two plans that find a lone glusterd, apply, and a plan that reads glusterd.info only.
+        let ctx = Context::systemd(
             FakeRunner::default()
+                .expect("/usr/bin/systemctl is-active glusterd", "active\n")
+                .expect("/usr/sbin/gluster --mode=script --xml pool list", POOL_ALONE)
+                .expect("/usr/sbin/gluster --mode=script --xml volume info", NO_VOLUMES)
                 .expect("/usr/bin/systemctl is-active glusterd", "active\n")
                 .expect("/usr/sbin/gluster --mode=script --xml pool list", POOL_ALONE)
                 .expect("/usr/sbin/gluster --mode=script --xml volume info", NO_VOLUMES)
@@ -239,17 +254,16 @@ mod tests {
                 .expect("/usr/bin/systemctl start glusterd", "")
                 .expect("/usr/sbin/gluster --mode=script --xml pool list", POOL_ALONE),
         );
-        let done = t.apply(&ctx).await.unwrap();
-        assert_eq!(runner.seen().len(), 7);
+        let (before, done) = converges(&t, &ctx).await;
         let info = std::fs::read_to_string(dir.path().join("glusterd.info")).unwrap();
         let fresh = parse_glusterd_info(&info).unwrap();
         assert!(is_uuid(&fresh) && fresh != UUID, "{info}");
         assert!(info.ends_with("\noperating-version=100000\n"));
-        assert!(done[0].contains(&format!("in place of {UUID}")) && done[0].contains(&fresh), "{done:?}");
+        assert_eq!(done, [format!("{} (now {fresh})", before.changes[0])]);
+        assert!(before.changes[0].contains(&format!("in place of {UUID}")), "{before:?}");
 
         // The UUID it was meant to replace is gone: nothing to do, and nothing is run.
-        let check = t.check(&ctx).await.unwrap();
+        let check = t.check(&Context::systemd(FakeRunner::default())).await.unwrap();
         assert!(check.changes.is_empty() && check.warnings[0].contains("nothing to reset"), "{check:?}");
-        assert_eq!(runner.seen().len(), 7);
     }
 }

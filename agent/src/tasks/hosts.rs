@@ -4,13 +4,15 @@
 //! for byte. Touches /etc/hosts only.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use async_trait::async_trait;
 use brickyard_proto::types::HostName;
 use brickyard_proto::v1;
 
-use super::shape::{Check, TaskError};
+use super::shape::{Plan, Task, TaskError};
 use crate::host::etcfile;
 use crate::host::Context;
 
@@ -56,30 +58,44 @@ impl EnsureHosts {
         let new = etcfile::set_block(&old, BLOCK, &self.lines());
         Ok((old, new))
     }
+}
 
-    pub async fn check(&self, _ctx: &Context) -> Result<Check, TaskError> {
+/// The file rewritten with the managed block holding `lines`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetBlock {
+    path: PathBuf,
+    lines: Vec<String>,
+    contents: String,
+}
+
+impl fmt::Display for SetBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines = if self.lines.is_empty() { "(no entries)".to_owned() } else { self.lines.join(", ") };
+        write!(f, "set the brickyard block in {} to: {lines}", self.path.display())
+    }
+}
+
+#[async_trait]
+impl Task for EnsureHosts {
+    type Change = SetBlock;
+
+    async fn plan(&self, _ctx: &Context) -> Result<Plan<SetBlock>, TaskError> {
         let (old, new) = self.contents()?;
-        let mut check = Check::unchanged();
-        if old != new {
-            check.changes.push(format!(
-                "set the brickyard block in {} to: {}",
-                self.path.display(),
-                if self.entries.is_empty() { "(no entries)".to_owned() } else { self.lines().join(", ") }
-            ));
-        }
-        check.warnings = shadowing_lines(&new, &self.entries);
-        Ok(check)
+        let warnings = shadowing_lines(&new, &self.entries);
+        let changes = if old == new {
+            Vec::new()
+        } else {
+            vec![SetBlock { path: self.path.clone(), lines: self.lines(), contents: new }]
+        };
+        Ok(Plan { warnings, ..Plan::of(changes) })
     }
 
-    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let check = self.check(ctx).await?;
-        if check.changes.is_empty() {
-            return Ok(Vec::new());
+    async fn apply(&self, _ctx: &Context, plan: Plan<SetBlock>) -> Result<Vec<SetBlock>, TaskError> {
+        for SetBlock { path, contents, .. } in &plan.changes {
+            etcfile::atomic_write(path, contents.as_bytes(), 0o644)
+                .map_err(TaskError::io(format!("writing {}", path.display())))?;
         }
-        let (_, new) = self.contents()?;
-        etcfile::atomic_write(&self.path, new.as_bytes(), 0o644)
-            .map_err(TaskError::io(format!("writing {}", self.path.display())))?;
-        Ok(check.changes)
+        Ok(plan.changes)
     }
 }
 
@@ -113,8 +129,8 @@ fn shadowing_lines(contents: &str, entries: &[(IpAddr, HostName)]) -> Vec<String
 mod tests {
     use super::*;
     use crate::host::runner::fake::FakeRunner;
-    use crate::host::ServiceManager;
-    use std::sync::Arc;
+    use crate::tasks::shape::AnyTask;
+    use crate::tasks::testing::converges;
 
     fn task(entries: &[(&str, &str)]) -> v1::EnsureHosts {
         v1::EnsureHosts {
@@ -126,7 +142,7 @@ mod tests {
     }
 
     fn ctx() -> Context {
-        Context { runner: Arc::new(FakeRunner::default()), service_manager: ServiceManager::Direct }
+        Context::direct(FakeRunner::default())
     }
 
     #[test]
@@ -150,7 +166,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn check_apply_check_keeps_other_lines() {
+    async fn converges_keeping_other_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hosts");
         let original = "127.0.0.1\tlocalhost\n127.0.1.1 gluServer1\n# comment\n::1 localhost ip6-localhost\n";
@@ -160,25 +176,23 @@ mod tests {
         t.path = path.clone();
         let ctx = ctx();
 
-        let before = t.check(&ctx).await.unwrap();
+        let (before, done) = converges(&t, &ctx).await;
         assert_eq!(before.changes.len(), 1);
         assert!(before.changes[0].contains("192.0.2.11 gluServer1, 192.0.2.12 gluServer2"), "{before:?}");
         assert_eq!(before.warnings.len(), 1, "{before:?}");
         assert!(before.warnings[0].contains("line 2 maps gluServer1 to 127.0.1.1"), "{before:?}");
-
-        assert_eq!(t.apply(&ctx).await.unwrap(), before.changes);
+        assert_eq!(done, before.changes);
         let written = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             written,
             format!("{original}# BEGIN brickyard pool\n192.0.2.11 gluServer1\n192.0.2.12 gluServer2\n# END brickyard pool\n")
         );
-        assert!(t.check(&ctx).await.unwrap().changes.is_empty());
-        assert!(t.apply(&ctx).await.unwrap().is_empty());
+        assert!(t.run(&ctx).await.unwrap().is_empty());
 
         // A new member replaces the block in place.
         let mut t = EnsureHosts::from_proto(&task(&[("gluServer3", "192.0.2.13")])).unwrap();
         t.path = path.clone();
-        t.apply(&ctx).await.unwrap();
+        t.run(&ctx).await.unwrap();
         let written = std::fs::read_to_string(&path).unwrap();
         assert!(written.starts_with(original));
         assert_eq!(written.matches("brickyard pool").count(), 2);

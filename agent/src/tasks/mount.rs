@@ -6,12 +6,15 @@
 //! directory, the mount table (`mount`), /etc/fstab (atomic write); reads sysfs, /proc, /dev
 //! and `blkid -p`.
 
+use std::fmt;
+
+use async_trait::async_trait;
 use brickyard_proto::types::AbsPath;
 use brickyard_proto::v1;
 
 use super::disk::disk_ref;
 use super::filesystem::FsType;
-use super::shape::{Check, TaskError};
+use super::shape::{Plan, Task, TaskError};
 use crate::host::blockdev::{self, Disk, DiskRef, HostPaths};
 use crate::host::etcfile;
 use crate::host::mountinfo;
@@ -35,18 +38,22 @@ pub struct MountFilesystem {
 }
 
 /// One step of apply, in order.
-enum Step {
-    Mkdir,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Mkdir(AbsPath),
     Mount(Cmd),
     /// The fstab line to keep under the mount point's managed entry.
     Fstab(String),
 }
 
-struct Plan {
-    steps: Vec<Step>,
-    warnings: Vec<String>,
-    /// False when the partition or its filesystem does not exist yet (plan only).
-    ready: bool,
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Mkdir(dir) => write!(f, "mkdir {dir}"),
+            Step::Mount(cmd) => f.write_str(&cmd.display()),
+            Step::Fstab(line) => write!(f, "/etc/fstab: {line}"),
+        }
+    }
 }
 
 impl MountFilesystem {
@@ -87,18 +94,23 @@ impl MountFilesystem {
     fn mount_cmd(&self, runner: &dyn Runner, device: &str) -> Result<Cmd, TaskError> {
         Ok(runner.cmd("mount")?.args(["-t", self.fs.name(), "-o", &self.options, device, self.mount_point.as_str()]))
     }
+}
 
-    async fn plan(&self, ctx: &Context) -> Result<Plan, TaskError> {
+#[async_trait]
+impl Task for MountFilesystem {
+    type Change = Step;
+
+    async fn plan(&self, ctx: &Context) -> Result<Plan<Step>, TaskError> {
         let runner = ctx.runner.as_ref();
         let mp = self.mount_point.as_str();
         let disk = Disk::inspect_for_change(&self.paths, &self.disk)?;
         let mounts = self.paths.mounts()?;
-        let (device, dev_number, uuid, warnings) = match disk.single_partition()? {
+        // The device, its major:minor and UUID, or what apply waits for.
+        let (device, dev_number, uuid, waits_for) = match disk.single_partition()? {
             None => {
                 let future = format!("/dev/{}", blockdev::first_partition_name(&disk.name));
-                let warning =
-                    format!("{} has no partition yet: PartitionDisk must create {future} first", disk.label());
-                (future, None, None, vec![warning])
+                let waits = format!("{} has no partition yet: PartitionDisk must create {future} first", disk.label());
+                (future, None, None, Some(waits))
             }
             Some(part) => {
                 let path = part.path();
@@ -108,11 +120,11 @@ impl MountFilesystem {
                         let uuid = sig.uuid.clone().ok_or_else(|| {
                             TaskError::Refused(format!("{path}: the {fs} filesystem has no UUID for /etc/fstab"))
                         })?;
-                        (path, Some(part.dev.clone()), Some(uuid), Vec::new())
+                        (path, Some(part.dev.clone()), Some(uuid), None)
                     }
                     None if sig.is_empty() => {
-                        let warning = format!("{path} has no filesystem yet: MakeFilesystem must make it first");
-                        (path, None, None, vec![warning])
+                        let waits = format!("{path} has no filesystem yet: MakeFilesystem must make it first");
+                        (path, None, None, Some(waits))
                     }
                     _ => {
                         return Err(TaskError::Refused(format!(
@@ -146,7 +158,7 @@ impl MountFilesystem {
                 match std::fs::symlink_metadata(&dir) {
                     Ok(meta) if meta.is_dir() => {}
                     Ok(_) => return Err(TaskError::Refused(format!("mount point {mp} exists and is not a directory"))),
-                    Err(_) => steps.push(Step::Mkdir),
+                    Err(_) => steps.push(Step::Mkdir(self.mount_point.clone())),
                 }
                 steps.push(Step::Mount(self.mount_cmd(runner, &device)?));
             }
@@ -163,34 +175,16 @@ impl MountFilesystem {
         if etcfile::get_entry(&fstab, mp) != Some(line.as_str()) {
             steps.push(Step::Fstab(line));
         }
-        Ok(Plan { steps, warnings, ready: uuid.is_some() })
+        Ok(Plan { waits_for, ..Plan::of(steps) })
     }
 
-    fn describe(&self, step: &Step) -> String {
-        match step {
-            Step::Mkdir => format!("mkdir {}", self.mount_point),
-            Step::Mount(cmd) => cmd.display(),
-            Step::Fstab(line) => format!("/etc/fstab: {line}"),
-        }
-    }
-
-    pub async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
-        let plan = self.plan(ctx).await?;
-        Ok(Check { changes: plan.steps.iter().map(|s| self.describe(s)).collect(), warnings: plan.warnings })
-    }
-
-    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let plan = self.plan(ctx).await?;
-        if !plan.ready {
-            return Err(TaskError::Refused(plan.warnings.join("; ")));
-        }
+    async fn apply(&self, ctx: &Context, plan: Plan<Step>) -> Result<Vec<Step>, TaskError> {
         let mp = self.mount_point.as_str();
-        let mut done = Vec::new();
-        for step in &plan.steps {
+        for step in &plan.changes {
             match step {
-                Step::Mkdir => {
-                    let dir = self.paths.host(mp);
-                    std::fs::create_dir_all(&dir).map_err(TaskError::io(format!("creating {mp}")))?;
+                Step::Mkdir(dir) => {
+                    std::fs::create_dir_all(self.paths.host(dir.as_str()))
+                        .map_err(TaskError::io(format!("creating {dir}")))?;
                 }
                 Step::Mount(cmd) => {
                     ctx.runner.run(cmd).await?;
@@ -202,9 +196,8 @@ impl MountFilesystem {
                     etcfile::atomic_write(&path, new.as_bytes(), 0o644).map_err(TaskError::io("writing /etc/fstab"))?;
                 }
             }
-            done.push(self.describe(step));
         }
-        Ok(done)
+        Ok(plan.changes)
     }
 }
 
@@ -234,6 +227,9 @@ mod tests {
     use super::*;
     use crate::host::blockdev::testhost::FakeHost;
     use crate::host::runner::fake::FakeRunner;
+    use crate::tasks::shape::AnyTask;
+    use crate::tasks::testing::converges;
+    use std::sync::Arc;
 
     const XFS: &str = include_str!("../fixtures/blkid/xfs-partition.txt");
     const UUID: &str = "7b56d2b3-670e-4de9-9775-bcde44a7e225";
@@ -267,22 +263,38 @@ mod tests {
         Context::direct(probed(blkid))
     }
 
+    /// Mounted (as the kernel then shows it) and in fstab: the plan after it is empty.
     #[tokio::test]
     async fn mounts_then_writes_one_fstab_entry() {
-        let host = host();
-        let done = task(&host, &[]).apply(&Context::direct(probed(XFS).expect(MOUNT, ""))).await.unwrap();
+        let host = Arc::new(host());
+        let kernel = host.clone();
+        let runner = probed(XFS)
+            .expect("/usr/sbin/blkid -p -o export /dev/loop0p1", XFS)
+            .expect(MOUNT, "")
+            .then(move || {
+                kernel.mountinfo(
+                    "22 1 254:0 / / rw - ext4 /dev/vda rw\n\
+                     90 22 259:0 / /vdisk rw,noatime - xfs /dev/loop0p1 rw,inode64\n",
+                );
+            })
+            .expect("/usr/sbin/blkid -p -o export /dev/loop0p1", XFS);
+        let (_, done) = converges(&task(&host, &[]), &Context::direct(runner)).await;
         let line = format!("UUID={UUID} /vdisk xfs inode64,noatime,nofail 0 0");
         assert_eq!(done, ["mkdir /vdisk".to_owned(), MOUNT.to_owned(), format!("/etc/fstab: {line}"),]);
         assert!(host.paths.host("/vdisk").is_dir());
         let fstab = std::fs::read_to_string(host.paths.fstab()).unwrap();
         assert_eq!(fstab, format!("{FSTAB}# brickyard-managed: /vdisk\n{line}\n"));
+    }
 
-        // Mounted and in fstab: unchanged.
-        host.mountinfo(
-            "22 1 254:0 / / rw - ext4 /dev/vda rw\n90 22 259:0 / /vdisk rw,noatime - xfs /dev/loop0p1 rw,inode64\n",
-        );
-        let check = task(&host, &[]).check(&ctx(XFS)).await.unwrap();
-        assert_eq!(check, Check::unchanged());
+    #[tokio::test]
+    async fn unformatted_partition_plans_but_does_not_apply() {
+        let host = host();
+        let check = task(&host, &[]).check(&ctx("")).await.unwrap();
+        assert_eq!(check.changes[1], MOUNT);
+        assert_eq!(check.warnings, ["/dev/loop0p1 has no filesystem yet: MakeFilesystem must make it first"]);
+        let err = task(&host, &[]).run(&ctx("")).await.unwrap_err();
+        assert!(matches!(err, TaskError::Refused(_)), "{err}");
+        assert_eq!(err.to_string(), "refused: /dev/loop0p1 has no filesystem yet: MakeFilesystem must make it first");
     }
 
     #[tokio::test]

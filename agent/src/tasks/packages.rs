@@ -5,12 +5,14 @@
 //! package manager runs only when something is missing. Reads /etc/os-release; installs
 //! packages.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use brickyard_proto::v1;
 
-use super::shape::{Check, TaskError};
+use super::shape::{Plan, Task, TaskError};
 use crate::host::runner::{Cmd, CommandError, Runner};
 use crate::host::Context;
 
@@ -25,7 +27,7 @@ enum Role {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Family {
+pub enum Family {
     Debian,
     Rpm,
 }
@@ -128,22 +130,48 @@ impl EnsurePackages {
         let out = ctx.runner.output(&query_cmd(ctx.runner.as_ref(), family, names)?).await?;
         Ok((family, missing(names, &out.stdout)))
     }
+}
 
-    pub async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
-        let (_, missing) = self.missing(ctx).await?;
-        Ok(if missing.is_empty() {
-            Check::unchanged()
-        } else {
-            Check::change(format!("install {}", missing.join(" ")))
-        })
+/// The packages to install, and then the ones installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PackageChange {
+    Install { family: Family, names: Vec<&'static str> },
+    Installed(Vec<&'static str>),
+}
+
+impl fmt::Display for PackageChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PackageChange::Install { names, .. } => write!(f, "install {}", names.join(" ")),
+            PackageChange::Installed(names) => write!(f, "installed {}", names.join(" ")),
+        }
+    }
+}
+
+#[async_trait]
+impl Task for EnsurePackages {
+    type Change = PackageChange;
+
+    async fn plan(&self, ctx: &Context) -> Result<Plan<PackageChange>, TaskError> {
+        let (family, names) = self.missing(ctx).await?;
+        Ok(Plan::of(if names.is_empty() { Vec::new() } else { vec![PackageChange::Install { family, names }] }))
     }
 
-    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let (family, missing) = self.missing(ctx).await?;
-        if missing.is_empty() {
-            return Ok(Vec::new());
+    async fn apply(&self, ctx: &Context, plan: Plan<PackageChange>) -> Result<Vec<PackageChange>, TaskError> {
+        let mut done = Vec::new();
+        for change in plan.changes {
+            if let PackageChange::Install { family, names } = change {
+                self.install(ctx, family, &names).await?;
+                done.push(PackageChange::Installed(names));
+            }
         }
-        for cmd in install_cmds(ctx.runner.as_ref(), family, &missing)? {
+        Ok(done)
+    }
+}
+
+impl EnsurePackages {
+    async fn install(&self, ctx: &Context, family: Family, missing: &[&str]) -> Result<(), TaskError> {
+        for cmd in install_cmds(ctx.runner.as_ref(), family, missing)? {
             match ctx.runner.run(&cmd).await {
                 Ok(_) => {}
                 // RHEL and its rebuilds ship no GlusterFS server in their base repositories.
@@ -165,7 +193,7 @@ impl EnsurePackages {
                 still.join(" ")
             )));
         }
-        Ok(vec![format!("installed {}", missing.join(" "))])
+        Ok(())
     }
 }
 
@@ -174,8 +202,8 @@ mod tests {
     use super::*;
     use crate::host::runner::fake::{Argv, FakeRunner};
     use crate::host::runner::Output;
-    use crate::host::ServiceManager;
-    use std::sync::Arc;
+    use crate::tasks::shape::AnyTask;
+    use crate::tasks::testing::converges;
 
     const DEBIAN: &str = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\nID=debian\n";
     const UBUNTU: &str = "NAME=\"Ubuntu\"\nID=ubuntu\nID_LIKE=debian\n";
@@ -244,22 +272,16 @@ mod tests {
     #[tokio::test]
     async fn installed_packages_run_no_package_manager() {
         let (t, _dir) = task(Role::Server, DEBIAN);
-        let runner = Arc::new(FakeRunner::default().expect(
-            dpkg_query(&["glusterfs-server", "glusterfs-client"]),
-            "glusterfs-server installed\nglusterfs-client installed\n",
-        ));
-        let ctx = Context { runner: runner.clone(), service_manager: ServiceManager::Direct };
-        assert!(t.apply(&ctx).await.unwrap().is_empty());
-        assert_eq!(runner.seen().len(), 1);
+        let runner = FakeRunner::default()
+            .expect(dpkg_query(SERVER), "glusterfs-server installed\nglusterfs-client installed\n");
+        assert!(t.run(&Context::direct(runner)).await.unwrap().is_empty());
 
         let (t, _dir) = task(Role::Client, ROCKY);
-        let runner = Arc::new(FakeRunner::default().expect(
+        let runner = FakeRunner::default().expect(
             ["/usr/bin/rpm", "-q", "--qf", "%{NAME} installed\\n", "glusterfs-fuse"],
             "glusterfs-fuse installed\n",
-        ));
-        let ctx = Context { runner: runner.clone(), service_manager: ServiceManager::Direct };
-        assert_eq!(t.check(&ctx).await.unwrap(), Check::unchanged());
-        assert_eq!(runner.seen().len(), 1);
+        );
+        assert_eq!(t.plan(&Context::direct(runner)).await.unwrap(), Plan::unchanged());
     }
 
     #[tokio::test]
@@ -270,29 +292,29 @@ mod tests {
             stdout: "glusterfs-client installed\n".into(),
             stderr: "dpkg-query: no packages found matching glusterfs-server\n".into(),
         };
-        let runner = Arc::new(
-            FakeRunner::default()
-                .installed("/usr/bin/apt-get")
-                .expect_output(dpkg_query(SERVER), not_found.clone())
-                .expect(APT_UPDATE, "")
-                .expect(APT_INSTALL, "")
-                .expect(dpkg_query(SERVER), "glusterfs-server installed\nglusterfs-client installed\n"),
+        let both = "glusterfs-server installed\nglusterfs-client installed\n";
+        let runner = FakeRunner::default()
+            .installed("/usr/bin/apt-get")
+            .expect_output(dpkg_query(SERVER), not_found.clone())
+            .expect_output(dpkg_query(SERVER), not_found.clone())
+            .expect(APT_UPDATE, "")
+            .expect(APT_INSTALL, "")
+            .expect(dpkg_query(SERVER), both)
+            .expect(dpkg_query(SERVER), both);
+        let (before, done) = converges(&t, &Context::direct(runner)).await;
+        assert_eq!(
+            (before.changes, done),
+            (vec!["install glusterfs-server".to_owned()], vec!["installed glusterfs-server".to_owned()])
         );
-        let ctx = Context { runner: runner.clone(), service_manager: ServiceManager::Direct };
-        assert_eq!(t.apply(&ctx).await.unwrap(), ["installed glusterfs-server"]);
-        assert_eq!(runner.seen().len(), 4);
 
         // A package manager that "succeeds" without installing is an error, not a success.
-        let runner = Arc::new(
-            FakeRunner::default()
-                .installed("/usr/bin/apt-get")
-                .expect_output(dpkg_query(SERVER), not_found.clone())
-                .expect(APT_UPDATE, "")
-                .expect(APT_INSTALL, "")
-                .expect_output(dpkg_query(SERVER), not_found),
-        );
-        let ctx = Context { runner, service_manager: ServiceManager::Direct };
-        let err = t.apply(&ctx).await.unwrap_err();
+        let runner = FakeRunner::default()
+            .installed("/usr/bin/apt-get")
+            .expect_output(dpkg_query(SERVER), not_found.clone())
+            .expect(APT_UPDATE, "")
+            .expect(APT_INSTALL, "")
+            .expect_output(dpkg_query(SERVER), not_found);
+        let err = t.run(&Context::direct(runner)).await.unwrap_err();
         assert!(err.to_string().contains("glusterfs-server is still not installed"), "{err}");
     }
 }

@@ -7,11 +7,14 @@
 //! Touches the disk only in apply (`wipefs -a`, `parted`); reads sysfs, /proc, /dev and
 //! `blkid -p`.
 
+use std::fmt;
+
+use async_trait::async_trait;
 use brickyard_proto::v1;
 
 use super::disk::disk_ref;
-use super::shape::{Check, TaskError};
-use crate::host::blockdev::{self, Disk, DiskRef, HostPaths};
+use super::shape::{Plan, Task, TaskError};
+use crate::host::blockdev::{self, Disk, DiskRef, HostPaths, Partition};
 use crate::host::runner::Cmd;
 use crate::host::Context;
 
@@ -57,9 +60,29 @@ impl PartitionDisk {
         };
         Ok(Self { disk, table, wipe: task.wipe, paths: HostPaths::system() })
     }
+}
 
-    /// The disk as found and the commands apply would run, in order (none: satisfied).
-    async fn plan(&self, ctx: &Context) -> Result<(Disk, Vec<Cmd>), TaskError> {
+/// One command of partitioning a disk, in order: wiping what is there (only with wipe), then
+/// parted, after which the kernel must show the new partition.
+#[derive(Debug, Clone)]
+pub enum DiskChange {
+    Wipe(Cmd),
+    Partition { parted: Cmd, disk: Box<Disk> },
+}
+
+impl fmt::Display for DiskChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiskChange::Wipe(cmd) | DiskChange::Partition { parted: cmd, .. } => f.write_str(&cmd.display()),
+        }
+    }
+}
+
+#[async_trait]
+impl Task for PartitionDisk {
+    type Change = DiskChange;
+
+    async fn plan(&self, ctx: &Context) -> Result<Plan<DiskChange>, TaskError> {
         let disk = Disk::inspect_for_change(&self.paths, &self.disk)?;
         let sig = blockdev::probe(ctx.runner.as_ref(), &disk.path).await?;
         if sig.pttype.as_deref() == Some(self.table.blkid_name())
@@ -67,7 +90,7 @@ impl PartitionDisk {
             && !sig.ambivalent
             && disk.has_one_spanning_partition()
         {
-            return Ok((disk, Vec::new()));
+            return Ok(Plan::unchanged());
         }
         blockdev::refuse_in_use(&disk.device, &disk.label())?;
         let mut found: Vec<String> = sig.describe().into_iter().collect();
@@ -87,11 +110,11 @@ impl PartitionDisk {
                 )));
             }
             for part in &disk.partitions {
-                cmds.push(blockdev::wipefs(ctx.runner.as_ref(), &part.path())?);
+                cmds.push(DiskChange::Wipe(blockdev::wipefs(ctx.runner.as_ref(), &part.path())?));
             }
-            cmds.push(blockdev::wipefs(ctx.runner.as_ref(), &disk.path)?);
+            cmds.push(DiskChange::Wipe(blockdev::wipefs(ctx.runner.as_ref(), &disk.path)?));
         }
-        cmds.push(ctx.runner.cmd("parted")?.args([
+        let parted = ctx.runner.cmd("parted")?.args([
             "-s",
             &disk.path,
             "mklabel",
@@ -100,28 +123,25 @@ impl PartitionDisk {
             "primary",
             "0%",
             "100%",
-        ]));
-        Ok((disk, cmds))
+        ]);
+        cmds.push(DiskChange::Partition { parted, disk: Box::new(disk) });
+        Ok(Plan::of(cmds))
     }
 
-    pub async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
-        let (_, cmds) = self.plan(ctx).await?;
-        Ok(Check { changes: cmds.iter().map(Cmd::display).collect(), warnings: Vec::new() })
-    }
-
-    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let (mut disk, cmds) = self.plan(ctx).await?;
-        if cmds.is_empty() {
-            return Ok(Vec::new());
+    async fn apply(&self, ctx: &Context, plan: Plan<DiskChange>) -> Result<Vec<DiskChange>, TaskError> {
+        for change in &plan.changes {
+            match change {
+                DiskChange::Wipe(cmd) => {
+                    ctx.runner.run(cmd).await?;
+                }
+                DiskChange::Partition { parted, disk } => {
+                    ctx.runner.run(parted).await?;
+                    let new_partition_1 = |parts: &[Partition]| matches!(parts, [p] if p.number == 1);
+                    disk.clone().await_partitions(&self.paths, "the new partition 1", new_partition_1).await?;
+                }
+            }
         }
-        let mut done = Vec::new();
-        for cmd in &cmds {
-            ctx.runner.run(cmd).await?;
-            done.push(cmd.display());
-        }
-        disk.await_partitions(&self.paths, "the new partition 1", |parts| matches!(parts, [p] if p.number == 1))
-            .await?;
-        Ok(done)
+        Ok(plan.changes)
     }
 }
 
@@ -129,37 +149,16 @@ impl PartitionDisk {
 mod tests {
     use std::sync::Arc;
 
-    use async_trait::async_trait;
-
     use super::*;
     use crate::host::blockdev::testhost::FakeHost;
     use crate::host::blockdev::CinderVolume;
     use crate::host::runner::fake::FakeRunner;
-    use crate::host::runner::{CommandError, Output, Runner};
-    use crate::host::ServiceManager;
+    use crate::host::runner::Output;
+    use crate::tasks::shape::AnyTask;
+    use crate::tasks::testing::converges;
 
     const DOS: &str = include_str!("../fixtures/blkid/dos-disk.txt");
-
-    /// FakeRunner, plus the kernel's side of parted: the partition appears in sysfs and /dev.
-    struct Kernel {
-        fake: FakeRunner,
-        host: FakeHost,
-    }
-
-    #[async_trait]
-    impl Runner for Kernel {
-        fn find(&self, name: &str) -> Result<std::path::PathBuf, CommandError> {
-            self.fake.find(name)
-        }
-
-        async fn output(&self, cmd: &Cmd) -> Result<Output, CommandError> {
-            let out = self.fake.output(cmd).await?;
-            if cmd.program.ends_with("parted") {
-                self.host.partition("loop0", 1, 2048, 1046528);
-            }
-            Ok(out)
-        }
-    }
+    const GPT: &str = include_str!("../fixtures/blkid/gpt-disk.txt");
 
     fn blkid(stdout: &str) -> Output {
         Output { code: Some(if stdout.is_empty() { 2 } else { 0 }), stdout: stdout.into(), stderr: String::new() }
@@ -171,7 +170,7 @@ mod tests {
     }
 
     fn ctx(runner: FakeRunner) -> Context {
-        Context { runner: Arc::new(runner), service_manager: ServiceManager::Direct }
+        Context::direct(runner)
     }
 
     fn parted(disk: &str, table: &str) -> String {
@@ -186,16 +185,23 @@ mod tests {
             .expect_output(&format!("/usr/sbin/blkid -p -o export {disk}"), blkid(stdout))
     }
 
+    /// parted's partition appears in sysfs and /dev as the kernel would show it; the plan
+    /// after it finds the layout it asked for.
     #[tokio::test]
     async fn empty_disk_is_partitioned_and_waited_for() {
-        let host = FakeHost::default();
+        let host = Arc::new(FakeHost::default());
         host.disk("loop0", 1048576);
-        let fake = probed("/dev/loop0", "").expect(&parted("/dev/loop0", "gpt"), "");
+        let kernel = host.clone();
+        let runner = probed("/dev/loop0", "")
+            .expect_output("/usr/sbin/blkid -p -o export /dev/loop0", blkid(""))
+            .expect(&parted("/dev/loop0", "gpt"), "")
+            .then(move || {
+                kernel.partition("loop0", 1, 2048, 1046528);
+            })
+            .expect_output("/usr/sbin/blkid -p -o export /dev/loop0", blkid(GPT));
         let t = task(&host, "/dev/loop0", v1::PartitionTable::Unspecified, false);
-        let runner = Arc::new(Kernel { fake, host });
-        let ctx = Context { runner: runner.clone(), service_manager: ServiceManager::Direct };
-        assert_eq!(t.apply(&ctx).await.unwrap(), [parted("/dev/loop0", "gpt")]);
-        assert_eq!(runner.fake.seen().len(), 2);
+        let (_, done) = converges(&t, &ctx(runner)).await;
+        assert_eq!(done, [parted("/dev/loop0", "gpt")]);
     }
 
     #[tokio::test]
@@ -204,7 +210,7 @@ mod tests {
         host.disk("loop0", 1048576).partition("loop0", 1, 2048, 1046528);
         let runner = probed("/dev/loop0", DOS);
         let t = task(&host, "/dev/loop0", v1::PartitionTable::Msdos, false);
-        assert!(t.apply(&ctx(runner)).await.unwrap().is_empty());
+        assert!(t.run(&ctx(runner)).await.unwrap().is_empty());
     }
 
     #[tokio::test]
@@ -277,8 +283,8 @@ mod tests {
         );
         let volume = DiskRef::CinderVolume(CinderVolume::new("ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4").unwrap());
         let by_volume = PartitionDisk { disk: volume, ..task(&host, "/dev/vdb", v1::PartitionTable::Msdos, false) };
-        let check = by_volume.check(&ctx(probed("/dev/vdb", DOS))).await.unwrap();
-        assert_eq!(check, Check::unchanged(), "the seed's layout on the volume's disk is kept");
+        let plan = by_volume.plan(&ctx(probed("/dev/vdb", DOS))).await.unwrap();
+        assert!(plan.changes.is_empty() && plan.warnings.is_empty(), "the seed's layout on the volume's disk is kept");
         // The blank second volume, by its Cinder id: partitioned as /dev/vdc.
         let blank = DiskRef::CinderVolume(CinderVolume::new("0b5d3a51-77c2-4b8e-9f31-6a0d2c4e8b17").unwrap());
         let t = PartitionDisk { disk: blank, ..task(&host, "/dev/vdb", v1::PartitionTable::Gpt, false) };

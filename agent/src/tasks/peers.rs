@@ -4,12 +4,14 @@
 //! by name, which makes glusterd add the name. Then `pool list` is polled with a deadline until
 //! every named peer is `Peer in Cluster (Connected)`. Runs only the local gluster CLI.
 
+use std::fmt;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use brickyard_proto::types::HostName;
 use brickyard_proto::v1;
 
-use super::shape::{Check, TaskError};
+use super::shape::{Plan, Task, TaskError};
 use crate::gluster::{self, PeerInfo};
 use crate::host::poll::{self, Look};
 use crate::host::Context;
@@ -58,38 +60,17 @@ impl ProbePeers {
     }
 
     /// The peers to probe (not known by that name) and warnings about known ones that are not
-    /// `Peer in Cluster (Connected)` yet.
-    fn plan<'a>(&'a self, pool: &[PeerInfo], local: &'a str) -> (Vec<&'a HostName>, Vec<String>) {
-        let mut probe = Vec::new();
-        let mut warnings = Vec::new();
+    /// `Peer in Cluster (Connected)` yet, as `local` sees `pool`.
+    fn plan_for(&self, pool: &[PeerInfo], local: &str) -> Plan<PeerChange> {
+        let mut plan = Plan::unchanged();
         for peer in self.remote_peers(local) {
             match pool.iter().find(|p| !p.is_local && p.known_as(peer.as_str())) {
-                None => probe.push(peer),
-                Some(p) if !p.in_cluster() => warnings.push(format!("peer {peer} is {}", p.describe())),
+                None => plan.changes.push(PeerChange::Probe(peer.clone())),
+                Some(p) if !p.in_cluster() => plan = plan.warn(format!("peer {peer} is {}", p.describe())),
                 Some(_) => {}
             }
         }
-        (probe, warnings)
-    }
-
-    pub async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
-        let pool = gluster::pool_list(ctx).await?;
-        let local = gluster::local_hostname()?;
-        let (probe, warnings) = self.plan(&pool, &local);
-        Ok(Check { changes: probe.iter().map(|p| format!("probe peer {p}")).collect(), warnings })
-    }
-
-    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let pool = gluster::pool_list(ctx).await?;
-        let local = gluster::local_hostname()?;
-        let (probe, _) = self.plan(&pool, &local);
-        let mut changes = Vec::new();
-        for peer in probe {
-            gluster::cli(ctx, &["peer", "probe", peer.as_str()]).await?;
-            changes.push(format!("probed peer {peer}"));
-        }
-        self.wait_in_cluster(ctx, &local).await?;
-        Ok(changes)
+        plan
     }
 
     /// Polls `pool list` until every named peer is `Peer in Cluster (Connected)`; a rejected
@@ -118,13 +99,51 @@ impl ProbePeers {
     }
 }
 
+/// A peer to probe by name, and then the peer probed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerChange {
+    Probe(HostName),
+    Probed(HostName),
+}
+
+impl fmt::Display for PeerChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerChange::Probe(peer) => write!(f, "probe peer {peer}"),
+            PeerChange::Probed(peer) => write!(f, "probed peer {peer}"),
+        }
+    }
+}
+
+#[async_trait]
+impl Task for ProbePeers {
+    type Change = PeerChange;
+
+    async fn plan(&self, ctx: &Context) -> Result<Plan<PeerChange>, TaskError> {
+        Ok(self.plan_for(&gluster::pool_list(ctx).await?, &gluster::local_hostname()?))
+    }
+
+    /// Probes, then waits until every named peer is in the pool (also when none needed a probe).
+    async fn apply(&self, ctx: &Context, plan: Plan<PeerChange>) -> Result<Vec<PeerChange>, TaskError> {
+        let mut done = Vec::new();
+        for change in plan.changes {
+            if let PeerChange::Probe(peer) = change {
+                gluster::cli(ctx, &["peer", "probe", peer.as_str()]).await?;
+                done.push(PeerChange::Probed(peer));
+            }
+        }
+        self.wait_in_cluster(ctx, &gluster::local_hostname()?).await?;
+        Ok(done)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gluster::fixture;
     use crate::host::runner::fake::FakeRunner;
-    use crate::host::ServiceManager;
-    use std::sync::Arc;
+    use crate::tasks::shape::AnyTask;
+    use crate::tasks::testing::converges;
 
     const POOL: &str = "/usr/sbin/gluster --mode=script --xml pool list";
 
@@ -136,9 +155,13 @@ mod tests {
         .unwrap()
     }
 
-    fn ctx(runner: FakeRunner) -> (Context, Arc<FakeRunner>) {
-        let runner = Arc::new(runner);
-        (Context { runner: runner.clone(), service_manager: ServiceManager::Direct }, runner)
+    fn ctx(runner: FakeRunner) -> Context {
+        Context::direct(runner)
+    }
+
+    fn shown(plan: Plan<PeerChange>) -> (Vec<String>, Vec<String>) {
+        let shown = plan.shown();
+        (shown.changes, shown.warnings)
     }
 
     #[test]
@@ -157,46 +180,45 @@ mod tests {
     fn plan_probes_unknown_names_and_skips_self() {
         let single = gluster::xml::peers(&gluster::xml::cli_output(&fixture("pool-list-single.xml")).unwrap()).unwrap();
         let t = task(&["gs1", "gs2", "GS2"]);
-        let (probe, warnings) = t.plan(&single, "gs1");
-        assert_eq!(probe.iter().map(|p| p.as_str()).collect::<Vec<_>>(), ["gs2"]);
-        assert!(warnings.is_empty());
+        assert_eq!(shown(t.plan_for(&single, "gs1")), (vec!["probe peer gs2".to_owned()], vec![]));
 
         // Known only by its IP: probed again by name so the pool learns the name.
         let by_ip = gluster::xml::peers(&gluster::xml::cli_output(&fixture("peer-status-by-ip.xml")).unwrap()).unwrap();
-        assert_eq!(t.plan(&by_ip, "gs1").0.len(), 1);
+        assert_eq!(t.plan_for(&by_ip, "gs1").changes.len(), 1);
 
         let gone = fixture("pool-list.xml").replacen("<connected>1</connected>", "<connected>0</connected>", 1);
         let gone = gluster::xml::peers(&gluster::xml::cli_output(&gone).unwrap()).unwrap();
-        let (probe, warnings) = t.plan(&gone, "gs1");
-        assert!(probe.is_empty());
-        assert_eq!(warnings, ["peer gs2 is Peer in Cluster (Disconnected)"]);
+        assert_eq!(
+            shown(t.plan_for(&gone, "gs1")),
+            (vec![], vec!["peer gs2 is Peer in Cluster (Disconnected)".to_owned()])
+        );
     }
 
     #[tokio::test]
     async fn probes_by_name_then_waits_for_the_pool() {
         let local = gluster::local_hostname().unwrap();
-        let (c, runner) = ctx(FakeRunner::default()
+        // Plan, plan and probe, wait (gs2 is known by its IP only, then by name), plan.
+        let c = ctx(FakeRunner::default()
+            .expect(POOL, &fixture("peer-status-by-ip.xml"))
             .expect(POOL, &fixture("peer-status-by-ip.xml"))
             .expect("/usr/sbin/gluster --mode=script --xml peer probe gs2", &fixture("peer-probe-again.xml"))
             .expect(POOL, &fixture("peer-status-by-ip.xml"))
+            .expect(POOL, &fixture("pool-list.xml"))
             .expect(POOL, &fixture("pool-list.xml")));
         let t = task(&["gs2", &local]);
-        assert_eq!(t.apply(&c).await.unwrap(), ["probed peer gs2"]);
-        assert_eq!(runner.seen().len(), 4);
-
-        let (c, _) = ctx(FakeRunner::default().expect(POOL, &fixture("pool-list.xml")));
-        assert_eq!(t.check(&c).await.unwrap(), Check::unchanged());
+        let (before, done) = converges(&t, &c).await;
+        assert_eq!((before.changes, done), (vec!["probe peer gs2".to_owned()], vec!["probed peer gs2".to_owned()]));
     }
 
     #[tokio::test]
     async fn rejected_and_missing_peers_are_named() {
         let rejected = fixture("pool-list.xml").replace("Peer in Cluster", "Peer Rejected");
-        let (c, _) = ctx(FakeRunner::default().expect(POOL, &rejected).expect(POOL, &rejected));
-        let err = task(&["gs2"]).apply(&c).await.unwrap_err().to_string();
+        let c = ctx(FakeRunner::default().expect(POOL, &rejected).expect(POOL, &rejected));
+        let err = task(&["gs2"]).run(&c).await.unwrap_err().to_string();
         assert!(err.contains("peer gs2 is Peer Rejected (Connected)"), "{err}");
 
         // The deadline has passed after the first poll: gs2 is fine, gs3 is missing.
-        let (c, _) = ctx(FakeRunner::default().expect(POOL, &fixture("pool-list.xml")));
+        let c = ctx(FakeRunner::default().expect(POOL, &fixture("pool-list.xml")));
         let mut t = task(&["gs2", "gs3"]);
         t.timeout = Duration::ZERO;
         let err = t.wait_in_cluster(&c, "gs1").await.unwrap_err().to_string();
@@ -210,10 +232,10 @@ mod tests {
             stdout: fixture("peer-probe-unknown.xml"),
             stderr: String::new(),
         };
-        let (c, _) = ctx(FakeRunner::default()
+        let c = ctx(FakeRunner::default()
             .expect(POOL, &fixture("pool-list-single.xml"))
             .expect_output("/usr/sbin/gluster --mode=script --xml peer probe gs9", out));
-        let err = task(&["gs9"]).apply(&c).await.unwrap_err().to_string();
+        let err = task(&["gs9"]).run(&c).await.unwrap_err().to_string();
         assert!(err.contains("peer probe gs9") && err.contains("Transport endpoint is not connected"), "{err}");
     }
 }

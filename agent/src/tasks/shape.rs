@@ -1,13 +1,103 @@
-//! What every task module stands on, and nothing else: the task error (with the mapping of the
-//! lower layers' errors onto its kinds, in this one place, so those layers never know about
-//! tasks) and what a check reports. Imports no task module.
+//! What every task module stands on, and nothing else: the one shape of a task ([`Task`]:
+//! `plan` → typed changes and warnings, touching nothing; `apply` → carry that plan out), its
+//! erased form the RPC layer runs ([`AnyTask`]: plan lines; apply = plan again, then carry it
+//! out, so apply always re-checks the host first), and the task error, with the mapping of
+//! the lower layers' errors onto its kinds in this one place so those layers never know about
+//! tasks. Imports no task module.
 
+use std::fmt;
+
+use async_trait::async_trait;
 use brickyard_proto::types::InvalidValue;
 
 use crate::host::blockdev;
 use crate::host::poll::TimedOut;
 use crate::host::runner::CommandError;
+use crate::host::Context;
 use crate::{facts, gluster};
+
+/// One kind of task: what it would change on this host, and making it so.
+#[async_trait]
+pub trait Task: Send + Sync {
+    /// One change apply would make; its `Display` is the plan line.
+    type Change: fmt::Display + Send + Sync;
+
+    /// What apply would change, in order (none: satisfied); touches nothing. A refusal is an
+    /// error whose kind says why.
+    async fn plan(&self, ctx: &Context) -> Result<Plan<Self::Change>, TaskError>;
+
+    /// Carries out `plan`, which `plan` has just made (the host is re-checked first), and
+    /// returns the changes made: the planned ones, or what they turned into.
+    async fn apply(&self, ctx: &Context, plan: Plan<Self::Change>) -> Result<Vec<Self::Change>, TaskError>;
+}
+
+/// What a task's `plan` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan<C> {
+    /// What apply would change, in order; empty when the task is satisfied.
+    pub changes: Vec<C>,
+    pub warnings: Vec<String>,
+    /// Apply cannot carry this plan out yet: it waits for what an earlier task makes (named
+    /// here; e.g. the partition MakeFilesystem formats). Plan shows it as a warning.
+    pub waits_for: Option<String>,
+}
+
+impl<C> Plan<C> {
+    /// Nothing to do.
+    pub fn unchanged() -> Self {
+        Self::of(Vec::new())
+    }
+
+    pub fn of(changes: Vec<C>) -> Self {
+        Self { changes, warnings: Vec::new(), waits_for: None }
+    }
+
+    pub fn warn(mut self, warning: impl Into<String>) -> Self {
+        self.warnings.push(warning.into());
+        self
+    }
+
+    pub fn waiting_for(mut self, what: impl Into<String>) -> Self {
+        self.waits_for = Some(what.into());
+        self
+    }
+}
+
+impl<C: fmt::Display> Plan<C> {
+    /// The plan as the RPC layer shows it: one line per change, warnings (what it waits for last).
+    pub fn shown(self) -> Check {
+        Check {
+            changes: self.changes.iter().map(ToString::to_string).collect(),
+            warnings: self.warnings.into_iter().chain(self.waits_for).collect(),
+        }
+    }
+}
+
+/// A validated task of any kind, as the RPC layer runs it.
+#[async_trait]
+pub trait AnyTask: Send + Sync {
+    /// `Plan`: what apply would change, as plan lines; touches nothing.
+    async fn check(&self, ctx: &Context) -> Result<Check, TaskError>;
+
+    /// `Apply`: plans again and carries that plan out (a satisfied task changes nothing);
+    /// returns the lines of the changes made.
+    async fn run(&self, ctx: &Context) -> Result<Vec<String>, TaskError>;
+}
+
+#[async_trait]
+impl<T: Task> AnyTask for T {
+    async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
+        Ok(self.plan(ctx).await?.shown())
+    }
+
+    async fn run(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
+        let plan = self.plan(ctx).await?;
+        if let Some(what) = plan.waits_for {
+            return Err(TaskError::Refused(what));
+        }
+        Ok(self.apply(ctx, plan).await?.iter().map(ToString::to_string).collect())
+    }
+}
 
 /// Why a task could not be checked or applied. Mapped to `v1::ErrorKind` exhaustively in
 /// `crate::rpc::conversions`.
@@ -73,21 +163,11 @@ impl TaskError {
     }
 }
 
-/// What `check` found: the changes `apply` would make (empty = satisfied) and warnings.
+/// A plan as shown: the lines of the changes apply would make (empty = satisfied), warnings.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Check {
     pub changes: Vec<String>,
     pub warnings: Vec<String>,
-}
-
-impl Check {
-    pub fn unchanged() -> Self {
-        Self::default()
-    }
-
-    pub fn change(change: impl Into<String>) -> Self {
-        Self { changes: vec![change.into()], warnings: Vec::new() }
-    }
 }
 
 #[cfg(test)]

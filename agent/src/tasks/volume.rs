@@ -6,20 +6,22 @@
 //! bricks off the root filesystem unless the task says `force`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use async_trait::async_trait;
 use brickyard_proto::types::{AbsPath, HostName, OptionKey, OptionValue, VolumeName};
 use brickyard_proto::v1;
 
-use super::shape::{Check, TaskError};
+use super::shape::{Plan, Task, TaskError};
 use crate::gluster::{self, VolumeInfo};
 use crate::host::Context;
 
 /// How the bricks are arranged. The set size divides the brick count; more bricks than one
 /// set make the distributed form (e.g. 2 x replica 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
+pub enum Layout {
     Distribute,
     Replicate {
         replica: u32,
@@ -130,7 +132,7 @@ impl Layout {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Brick {
+pub struct Brick {
     host: HostName,
     path: AbsPath,
 }
@@ -147,15 +149,6 @@ pub struct EnsureVolume {
     bricks: Vec<Brick>,
     options: BTreeMap<OptionKey, OptionValue>,
     force: bool,
-}
-
-/// What apply would do, in order.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Plan {
-    create: bool,
-    start: bool,
-    /// (key, wanted value, live value when known).
-    set: Vec<(String, String, Option<String>)>,
 }
 
 impl EnsureVolume {
@@ -267,75 +260,119 @@ impl EnsureVolume {
     }
 
     /// Options whose live value differs from the wanted one.
-    fn option_changes(&self, live: &BTreeMap<String, String>) -> Vec<(String, String, Option<String>)> {
+    /// `volume set`s for the options whose `live` value differs (all, before the volume exists).
+    fn option_changes(&self, live: &BTreeMap<String, String>) -> Vec<VolumeChange> {
         self.options
             .iter()
             .filter(|(k, v)| live.get(k.as_str()).map(String::as_str) != Some(v.as_str()))
-            .map(|(k, v)| (k.to_string(), v.to_string(), live.get(k.as_str()).cloned()))
+            .map(|(k, v)| VolumeChange::Set {
+                volume: self.name.clone(),
+                key: k.to_string(),
+                value: v.to_string(),
+                was: live.get(k.as_str()).cloned(),
+            })
             .collect()
     }
+}
 
-    async fn plan(&self, ctx: &Context) -> Result<Plan, TaskError> {
+/// One gluster command of apply, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeChange {
+    Create {
+        volume: VolumeName,
+        layout: Layout,
+        bricks: Vec<Brick>,
+        force: bool,
+    },
+    Start(VolumeName),
+    /// `was`: the live value, when known.
+    Set {
+        volume: VolumeName,
+        key: String,
+        value: String,
+        was: Option<String>,
+    },
+}
+
+impl VolumeChange {
+    fn cli_args(&self) -> Vec<String> {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match self {
+            VolumeChange::Create { volume, layout, bricks, force } => {
+                let mut args = words(&["volume", "create", volume.as_str()]);
+                args.extend(layout.create_args());
+                args.extend(bricks.iter().map(Brick::spec));
+                args.extend(force.then(|| "force".to_owned()));
+                args
+            }
+            VolumeChange::Start(volume) => words(&["volume", "start", volume.as_str()]),
+            VolumeChange::Set { volume, key, value, .. } => words(&["volume", "set", volume.as_str(), key, value]),
+        }
+    }
+}
+
+impl fmt::Display for VolumeChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VolumeChange::Create { volume, layout, bricks, force } => {
+                let bricks: Vec<String> = bricks.iter().map(Brick::spec).collect();
+                let force = if *force { " (force)" } else { "" };
+                write!(f, "create volume {volume} ({}): {}{force}", layout.describe(), bricks.join(" "))
+            }
+            VolumeChange::Start(volume) => write!(f, "start volume {volume}"),
+            VolumeChange::Set { volume, key, value, was: Some(was) } => {
+                write!(f, "set {key} = {value} on volume {volume} (was {was})")
+            }
+            VolumeChange::Set { volume, key, value, was: None } => write!(f, "set {key} = {value} on volume {volume}"),
+        }
+    }
+}
+
+#[async_trait]
+impl Task for EnsureVolume {
+    type Change = VolumeChange;
+
+    async fn plan(&self, ctx: &Context) -> Result<Plan<VolumeChange>, TaskError> {
         let volumes = gluster::volume_info(ctx).await?;
+        let mut changes = Vec::new();
         match volumes.iter().find(|v| v.name == self.name.as_str()) {
             None => {
                 self.check_local_bricks()?;
-                let set = self.options.iter().map(|(k, v)| (k.to_string(), v.to_string(), None)).collect();
-                Ok(Plan { create: true, start: true, set })
+                changes.push(VolumeChange::Create {
+                    volume: self.name.clone(),
+                    layout: self.layout,
+                    bricks: self.bricks.clone(),
+                    force: self.force,
+                });
+                changes.push(VolumeChange::Start(self.name.clone()));
+                changes.extend(self.option_changes(&BTreeMap::new()));
             }
             Some(live) => {
                 self.compare(live)?;
                 let options = gluster::volume_get_all(ctx, self.name.as_str()).await?;
-                Ok(Plan { create: false, start: !live.started(), set: self.option_changes(&options) })
+                changes.extend((!live.started()).then(|| VolumeChange::Start(self.name.clone())));
+                changes.extend(self.option_changes(&options));
             }
         }
+        Ok(Plan::of(changes))
     }
 
-    fn create_description(&self) -> String {
-        let bricks: Vec<String> = self.bricks.iter().map(Brick::spec).collect();
-        let force = if self.force { " (force)" } else { "" };
-        format!("create volume {} ({}): {}{force}", self.name, self.layout.describe(), bricks.join(" "))
-    }
-
-    pub async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
-        let plan = self.plan(ctx).await?;
-        let mut changes = Vec::new();
-        if plan.create {
-            changes.push(self.create_description());
+    /// Runs the commands in order; the options of a volume it creates are compared with the
+    /// new volume's live values (gluster's defaults) first, and only those that differ set.
+    async fn apply(&self, ctx: &Context, plan: Plan<VolumeChange>) -> Result<Vec<VolumeChange>, TaskError> {
+        let created = plan.changes.iter().any(|c| matches!(c, VolumeChange::Create { .. }));
+        let mut done = Vec::new();
+        for change in plan.changes.into_iter().filter(|c| !created || !matches!(c, VolumeChange::Set { .. })) {
+            gluster::cli(ctx, &change.cli_args().iter().map(String::as_str).collect::<Vec<_>>()).await?;
+            done.push(change);
         }
-        if plan.start {
-            changes.push(format!("start volume {}", self.name));
-        }
-        for (key, value, was) in &plan.set {
-            changes.push(set_description(&self.name, key, value, was.as_deref()));
-        }
-        Ok(Check { changes, warnings: Vec::new() })
-    }
-
-    pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let plan = self.plan(ctx).await?;
-        let name = self.name.as_str();
-        let mut changes = Vec::new();
-        if plan.create {
-            let mut args: Vec<String> = vec!["volume".into(), "create".into(), name.into()];
-            args.extend(self.layout.create_args());
-            args.extend(self.bricks.iter().map(Brick::spec));
-            if self.force {
-                args.push("force".into());
+        if created {
+            for change in self.option_changes(&gluster::volume_get_all(ctx, self.name.as_str()).await?) {
+                gluster::cli(ctx, &change.cli_args().iter().map(String::as_str).collect::<Vec<_>>()).await?;
+                done.push(change);
             }
-            gluster::cli(ctx, &args.iter().map(String::as_str).collect::<Vec<_>>()).await?;
-            changes.push(self.create_description());
         }
-        if plan.start {
-            gluster::cli(ctx, &["volume", "start", name]).await?;
-            changes.push(format!("start volume {name}"));
-        }
-        let set = if plan.create { self.option_changes(&gluster::volume_get_all(ctx, name).await?) } else { plan.set };
-        for (key, value, was) in set {
-            gluster::cli(ctx, &["volume", "set", name, &key, &value]).await?;
-            changes.push(set_description(&self.name, &key, &value, was.as_deref()));
-        }
-        Ok(changes)
+        Ok(done)
     }
 }
 
@@ -343,20 +380,13 @@ fn same_host(a: &HostName, b: &HostName) -> bool {
     a.as_str().eq_ignore_ascii_case(b.as_str())
 }
 
-fn set_description(volume: &VolumeName, key: &str, value: &str, was: Option<&str>) -> String {
-    match was {
-        Some(was) => format!("set {key} = {value} on volume {volume} (was {was})"),
-        None => format!("set {key} = {value} on volume {volume}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gluster::fixture;
     use crate::host::runner::fake::FakeRunner;
-    use crate::host::ServiceManager;
-    use std::sync::Arc;
+    use crate::tasks::shape::AnyTask;
+    use crate::tasks::testing::converges;
 
     const G: &str = "/usr/sbin/gluster --mode=script --xml";
 
@@ -381,9 +411,8 @@ mod tests {
         proto(v1::VolumeType::Replicate, 2, &["gs1:/srv/b1", "gs2:/srv/b1"])
     }
 
-    fn ctx(runner: FakeRunner) -> (Context, Arc<FakeRunner>) {
-        let runner = Arc::new(runner);
-        (Context { runner: runner.clone(), service_manager: ServiceManager::Direct }, runner)
+    fn ctx(runner: FakeRunner) -> Context {
+        Context::direct(runner)
     }
 
     fn err(task: v1::EnsureVolume) -> String {
@@ -449,7 +478,9 @@ mod tests {
 
     #[tokio::test]
     async fn creates_starts_and_sets_only_changed_options() {
-        let (c, runner) = ctx(FakeRunner::default()
+        // Plan, plan and apply, and a plan that finds the volume as asked.
+        let c = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &fixture("volume-info-none.xml"))
             .expect(&format!("{G} volume info"), &fixture("volume-info-none.xml"))
             .expect(
                 &format!("{G} volume create gv0 replica 2 gs1:/srv/b1 gs2:/srv/b1"),
@@ -460,54 +491,62 @@ mod tests {
                 &format!("{G} volume get gv0 all"),
                 &fixture("volume-get.xml").replace("<Value>512MB</Value>", "<Value>32MB (DEFAULT)</Value>"),
             )
-            .expect(&format!("{G} volume set gv0 performance.cache-size 512MB"), &fixture("volume-set.xml")));
+            .expect(&format!("{G} volume set gv0 performance.cache-size 512MB"), &fixture("volume-set.xml"))
+            .expect(&format!("{G} volume info"), &fixture("volume-info-all.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml")));
         let t = EnsureVolume::from_proto(&replica2()).unwrap();
-        let changes = t.apply(&c).await.unwrap();
-        assert_eq!(changes.len(), 3, "{changes:?}");
-        assert_eq!(changes[2], "set performance.cache-size = 512MB on volume gv0 (was 32MB)");
-        assert!(!runner.seen()[1].contains("force"));
+        let (before, done) = converges(&t, &c).await;
+        assert_eq!(
+            before.changes,
+            [
+                "create volume gv0 (replica 2): gs1:/srv/b1 gs2:/srv/b1",
+                "start volume gv0",
+                "set performance.cache-size = 512MB on volume gv0"
+            ]
+        );
+        assert_eq!(done.len(), 3, "{done:?}");
+        assert_eq!(done[2], "set performance.cache-size = 512MB on volume gv0 (was 32MB)");
     }
 
     #[tokio::test]
     async fn existing_volume_with_same_layout_is_unchanged() {
-        let (c, _) = ctx(FakeRunner::default()
+        let c = ctx(FakeRunner::default()
             .expect(&format!("{G} volume info"), &fixture("volume-info-all.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml")));
-        assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().check(&c).await.unwrap(), Check::unchanged());
+        assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().plan(&c).await.unwrap(), Plan::unchanged());
     }
 
     #[tokio::test]
     async fn created_volume_is_started() {
-        let (c, _) = ctx(FakeRunner::default()
+        let c = ctx(FakeRunner::default()
             .expect(&format!("{G} volume info"), &fixture("volume-info-created.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume start gv0"), &fixture("volume-start.xml")));
-        assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().apply(&c).await.unwrap(), ["start volume gv0"]);
+        assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().run(&c).await.unwrap(), ["start volume gv0"]);
     }
 
     #[tokio::test]
     async fn existing_volume_with_another_layout_is_refused_untouched() {
-        let (c, runner) = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &fixture("volume-info.xml")));
+        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &fixture("volume-info.xml")));
         let t =
             EnsureVolume::from_proto(&proto(v1::VolumeType::Arbiter, 3, &["gs1:/srv/b1", "gs2:/srv/b1", "gs3:/srv/a"]))
                 .unwrap();
-        let e = t.apply(&c).await.unwrap_err().to_string();
+        let e = t.run(&c).await.unwrap_err().to_string();
         assert!(e.contains("its layout is replica 2, the task asks for replica 3 arbiter 1"), "{e}");
         assert!(e.contains("its bricks are gs1:/srv/b1 gs2:/srv/b1") && e.contains("nothing changed"), "{e}");
-        assert_eq!(runner.seen().len(), 1);
     }
 
     #[tokio::test]
     async fn gluster_refusal_is_surfaced() {
         let out =
             crate::host::runner::Output { code: Some(1), stdout: fixture("volume-set-bad.xml"), stderr: String::new() };
-        let (c, _) = ctx(FakeRunner::default()
+        let c = ctx(FakeRunner::default()
             .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect_output(&format!("{G} volume set gv0 no.such-option 1"), out));
         let mut p = replica2();
         p.options = [("no.such-option".to_owned(), "1".to_owned())].into();
-        let e = EnsureVolume::from_proto(&p).unwrap().apply(&c).await.unwrap_err().to_string();
+        let e = EnsureVolume::from_proto(&p).unwrap().run(&c).await.unwrap_err().to_string();
         assert!(e.contains("no.such-option does not exist"), "{e}");
     }
 }
