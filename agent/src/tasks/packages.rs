@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use brickyard_proto::v1;
 
 use super::shape::{Plan, Task, TaskError};
+use crate::host::os_release::{self, OsRelease};
 use crate::host::runner::{Cmd, CommandError, Runner};
 use crate::host::Context;
 
@@ -32,17 +33,10 @@ pub enum Family {
     Rpm,
 }
 
-/// The distribution family from /etc/os-release: `ID` first, then each `ID_LIKE` entry.
-fn family(os_release: &str) -> Result<Family, String> {
-    let value = |key: &str| {
-        os_release.lines().find_map(|line| {
-            let v = line.trim().strip_prefix(key)?.strip_prefix('=')?;
-            Some(v.trim().trim_matches(|c| c == '"' || c == '\'').to_owned())
-        })
-    };
-    let id = value("ID").unwrap_or_default();
-    let like = value("ID_LIKE").unwrap_or_default();
-    for candidate in std::iter::once(id.as_str()).chain(like.split_whitespace()) {
+/// The distribution family from os-release: `ID` first, then each `ID_LIKE` entry.
+fn family(os: &OsRelease) -> Result<Family, String> {
+    let (id, like) = (&os.id, os.id_like.join(" "));
+    for candidate in std::iter::once(id.as_str()).chain(os.id_like.iter().map(String::as_str)) {
         match candidate {
             "debian" | "ubuntu" => return Ok(Family::Debian),
             "rhel" | "fedora" | "centos" | "rocky" | "almalinux" | "ol" | "amzn" => return Ok(Family::Rpm),
@@ -124,7 +118,7 @@ impl EnsurePackages {
     async fn missing(&self, ctx: &Context) -> Result<(Family, Vec<&'static str>), TaskError> {
         let os_release = std::fs::read_to_string(&self.os_release)
             .map_err(TaskError::io(format!("reading {}", self.os_release.display())))?;
-        let family = family(&os_release).map_err(TaskError::Unsupported)?;
+        let family = family(&os_release::parse(&os_release)).map_err(TaskError::Unsupported)?;
         let names = packages(family, self.role);
         // Both queries exit non-zero when a package is not installed: the output says which.
         let out = ctx.runner.output(&query_cmd(ctx.runner.as_ref(), family, names)?).await?;
@@ -213,16 +207,20 @@ mod tests {
     const EXOTIC: &str = "ID=something\nID_LIKE=\"other\"\n";
     const SUSE: &str = "ID=\"opensuse-leap\"\nID_LIKE=\"suse opensuse\"\n";
 
+    fn family_of(os_release: &str) -> Result<Family, String> {
+        family(&os_release::parse(os_release))
+    }
+
     #[test]
     fn families() {
-        assert_eq!(family(DEBIAN), Ok(Family::Debian));
-        assert_eq!(family(UBUNTU), Ok(Family::Debian));
-        assert_eq!(family(ROCKY), Ok(Family::Rpm));
-        assert_eq!(family(CENTOS7), Ok(Family::Rpm));
-        assert_eq!(family(AMAZON), Ok(Family::Rpm));
-        assert_eq!(family("ID=x\nID_LIKE=\"suse debian\"\n"), Ok(Family::Debian));
+        assert_eq!(family_of(DEBIAN), Ok(Family::Debian));
+        assert_eq!(family_of(UBUNTU), Ok(Family::Debian));
+        assert_eq!(family_of(ROCKY), Ok(Family::Rpm));
+        assert_eq!(family_of(CENTOS7), Ok(Family::Rpm));
+        assert_eq!(family_of(AMAZON), Ok(Family::Rpm));
+        assert_eq!(family_of("ID=x\nID_LIKE=\"suse debian\"\n"), Ok(Family::Debian));
         for other in [EXOTIC, SUSE, ""] {
-            assert!(family(other).unwrap_err().contains("unsupported distribution"), "{other}");
+            assert!(family_of(other).unwrap_err().contains("unsupported distribution"), "{other}");
         }
     }
 
