@@ -7,11 +7,11 @@
 //! runs, and a list of coordinators that would shut out the coordinator asking is refused.
 //!
 //! Backend, chosen from what the host runs: firewalld when `firewall-cmd --state` says running
-//! (zone `brickyard`, runtime and permanent: `firewalld`); firewalld's permanent configuration
-//! through `firewall-offline-cmd` when firewalld is enabled at boot but not running; otherwise
-//! iptables and ip6tables (chain `BRICKYARD`, saved where the distribution's loader reads it:
-//! `iptables`). Reads glusterd.vol and systemd's enablement links; changes the firewall and
-//! the iptables rule files.
+//! (zone brickyard, runtime and permanent; see `firewalld`); firewalld's permanent
+//! configuration through `firewall-offline-cmd` when firewalld is enabled at boot but not
+//! running; otherwise iptables and ip6tables (chain BRICKYARD, saved where the distribution's
+//! loader reads it; see `iptables`). Reads glusterd.vol and systemd's enablement links;
+//! changes the firewall and the iptables rule files.
 
 mod firewalld;
 mod iptables;
@@ -26,7 +26,7 @@ use brickyard_proto::v1;
 
 use super::{Check, Context, TaskError};
 use crate::etcfile;
-use crate::runner::{find_program, Cmd, CommandError, Output};
+use crate::runner::{find_program, Cmd};
 
 /// glusterd's defaults when glusterd.vol does not set them (Gluster 10+).
 const DEFAULT_BASE_PORT: u16 = 49152;
@@ -355,24 +355,11 @@ fn brick_port_range(glusterd_vol: &str) -> Result<PortRange, String> {
     Ok(PortRange { first: base, last: max })
 }
 
-/// Reads a file that may be absent (then empty), naming it on failure.
-fn read_rules_file(path: &Path) -> Result<String, TaskError> {
-    etcfile::read_or_empty(path).map_err(TaskError::io(format!("reading {}", path.display())))
-}
-
-fn failed(cmd: &Cmd, out: Output) -> TaskError {
-    TaskError::Command(CommandError::Failed {
-        cmd: cmd.display(),
-        code: out.code,
-        stdout: out.stdout,
-        stderr: out.stderr,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::runner::fake::FakeRunner;
+    use crate::runner::Output;
     use crate::tasks::ServiceManager;
     use std::sync::Arc;
 

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use brickyard_proto::types::SourceNet;
 
-use super::{failed, Grant, Policy, Step};
-use crate::runner::Cmd;
+use super::{Grant, Policy, Step};
+use crate::runner::{Cmd, CommandError, Output};
 use crate::tasks::{Context, TaskError};
 
 const ZONE: &str = "brickyard";
@@ -237,6 +237,15 @@ pub(super) async fn plan(ctx: &Context, mode: &Mode, policy: &Policy) -> Result<
         steps.extend(default_zone_steps(ctx, scope, policy).await?);
     }
     Ok(steps)
+}
+
+fn failed(cmd: &Cmd, out: Output) -> TaskError {
+    TaskError::Command(CommandError::Failed {
+        cmd: cmd.display(),
+        code: out.code,
+        stdout: out.stdout,
+        stderr: out.stderr,
+    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{read_rules_file, Action, Grant, Policy, Programs, Proto, Step};
+use super::{Action, Grant, Policy, Programs, Proto, Step};
+use crate::etcfile;
 use crate::runner::Cmd;
 use crate::tasks::{Context, TaskError};
 
@@ -246,7 +247,8 @@ pub(super) async fn plan(ctx: &Context, family: &Family, policy: &Policy) -> Res
         ));
     }
     if let Some(path) = &family.persist {
-        let saved = parse_listing(&read_rules_file(path)?);
+        let saved = etcfile::read_or_empty(path).map_err(TaskError::io(format!("reading {}", path.display())))?;
+        let saved = parse_listing(&saved);
         let mut saved: Vec<String> =
             saved.chain.into_iter().chain(vec![JUMP.to_owned(); saved.jumps]).chain(saved.old).collect();
         let mut expected: Vec<String> = wanted_lines.into_iter().chain([JUMP.to_owned()]).collect();
