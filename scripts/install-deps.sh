@@ -5,7 +5,9 @@ set -euo pipefail
 packages=(glusterfs-server glusterfs-client parted xfsprogs e2fsprogs iptables iproute2 util-linux
   psmisc rpm rpmlint cloud-init
   # packaging tests: systemd-analyze (unit check), readelf (GLIBC versions)
-  systemd binutils)
+  systemd binutils
+  # firewall test: a real firewalld (nftables backend) on its own D-Bus inside a lab host
+  firewalld dbus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,4 +16,9 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# firewalld runs only inside lab hosts, never on this machine: keep it from starting at boot
+# (its package enables it; lab hosts see this machine's /etc and must find it disabled).
+if [[ -e /etc/systemd/system/multi-user.target.wants/firewalld.service ]]; then
+  systemctl disable firewalld.service
 fi

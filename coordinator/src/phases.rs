@@ -141,7 +141,17 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
                     Kind::EnsurePackages(v1::EnsurePackages { role: v1::PackageRole::Server.into() }),
                 ),
                 hosts_task(spec),
-                task("firewall ports", Kind::OpenPorts(v1::OpenPorts { nfs: spec.pool.nfs })),
+                task(
+                    "firewall ports",
+                    // Gluster's ports for the pool's hosts, the agent port for the coordinators
+                    // (unlisted: the agent admits where this apply connects from).
+                    Kind::OpenPorts(v1::OpenPorts {
+                        nfs: spec.pool.nfs,
+                        pool_sources: spec.hosts().into_iter().map(|h| h.address).collect(),
+                        agent_sources: spec.pool.coordinators.clone().unwrap_or_default(),
+                        agent_port: server.port.unwrap_or(brickyard_proto::DEFAULT_AGENT_PORT).into(),
+                    }),
+                ),
             ];
             if let Some(disk) = &server.disk {
                 let fs = filesystem(disk.filesystem.as_deref());

@@ -77,6 +77,10 @@ pub struct Pool {
     /// Also open the gluster NFS ports (111, 2049) on the servers.
     #[serde(default)]
     pub nfs: bool,
+    /// Addresses or networks (`ADDR` or `ADDR/PREFIX`) admitted to the agents' port. Without
+    /// it each agent admits only the address `apply` connects from (and `plan` says so).
+    #[serde(default)]
+    pub coordinators: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use brickyard_proto::types::{AbsPath, DevicePath, HostName, OptionKey, OptionValue, RelPath, VolumeName};
+use brickyard_proto::types::{AbsPath, DevicePath, HostName, OptionKey, OptionValue, RelPath, SourceNet, VolumeName};
 
 use crate::spec::{Seg, Spec, VolumeKind};
 
@@ -28,6 +28,20 @@ pub fn check(spec: &Spec) -> Vec<Issue> {
 
     if spec.pool.name.trim().is_empty() {
         push(at!["pool", "name"], "must not be empty".into());
+    }
+    match spec.pool.coordinators.as_deref() {
+        Some([]) => push(
+            at!["pool", "coordinators"],
+            "list at least one ADDR/PREFIX, or leave the key out to admit the address apply connects from".into(),
+        ),
+        Some(coordinators) => {
+            for (i, net) in coordinators.iter().enumerate() {
+                if let Err(e) = SourceNet::new(net) {
+                    push(at!["pool", "coordinators", i], e.to_string());
+                }
+            }
+        }
+        None => {}
     }
 
     // Hosts: servers then clients share one namespace of names and addresses.
@@ -316,6 +330,28 @@ mounts = [{ volume = "gluV1", path = "/dataShare" }]
         let text = SEED.replace("brick_dir = \"brick1\"", "brick_dir = \"brick1\"\nbrik = 1");
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("line 18") && err.contains("brik"), "{err}");
+    }
+
+    #[test]
+    fn coordinators_are_addresses_or_networks() {
+        let with = |list: &str| SEED.replace("name = \"seed\"", &format!("name = \"seed\"\ncoordinators = {list}"));
+        let spec = parse(&with(r#"["192.0.2.1", "2001:db8::/64"]"#)).unwrap();
+        assert_eq!(spec.pool.coordinators.as_deref(), Some(&["192.0.2.1".to_owned(), "2001:db8::/64".to_owned()][..]));
+        let found = issues(&with(r#"["192.0.2.1", "192.0.2.5/24", "admin-host"]"#));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("line 4: pool.coordinators[1]:") && found[0].contains("192.0.2.0/24"),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("line 4: pool.coordinators[2]:") && found[1].contains("IPv4 or IPv6"),
+            "{found:?}"
+        );
+        let found = issues(&with("[]"));
+        assert!(
+            found[0].starts_with("line 4: pool.coordinators:") && found[0].contains("leave the key out"),
+            "{found:?}"
+        );
     }
 
     #[test]

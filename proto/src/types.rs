@@ -3,6 +3,7 @@
 //! leading `-` (so a value can never be read as an option), and names the field it checks.
 
 use std::fmt;
+use std::net::IpAddr;
 
 /// Why a value was rejected, naming the field and the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -241,6 +242,96 @@ impl OptionValue {
     }
 }
 
+/// An address or network a firewall admits: `ADDR` or `ADDR/PREFIX`, IPv4 or IPv6, with no
+/// address bits set beyond the prefix (`10.0.0.5/24` is refused, naming `10.0.0.0/24`). Shown
+/// as `ADDR/PREFIX`, the way iptables lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl SourceNet {
+    pub fn new(value: &str) -> Result<Self, InvalidValue> {
+        const FIELD: &str = "address or network";
+        let (addr, prefix) = match value.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (value, None),
+        };
+        let addr: IpAddr =
+            addr.parse().map_err(|_| invalid(FIELD, value, "expected an IPv4 or IPv6 address, optionally /PREFIX"))?;
+        let max = Self::max_prefix(addr);
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|n| p.bytes().all(|b| b.is_ascii_digit()) && *n <= max)
+                .ok_or_else(|| invalid(FIELD, value, format!("the prefix must be a number from 0 to {max}")))?,
+        };
+        let net = Self { addr, prefix };
+        if net.network() != addr {
+            return Err(invalid(
+                FIELD,
+                value,
+                format!("address bits set beyond /{prefix}: the network is {}/{prefix}", net.network()),
+            ));
+        }
+        Ok(net)
+    }
+
+    /// The single address `addr` (IPv4-mapped IPv6 addresses as IPv4).
+    pub fn host(addr: IpAddr) -> Self {
+        let addr = addr.to_canonical();
+        Self { addr, prefix: Self::max_prefix(addr) }
+    }
+
+    pub fn is_ipv6(&self) -> bool {
+        self.addr.is_ipv6()
+    }
+
+    /// Whether `ip` lies in this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip.is_ipv6() == self.is_ipv6() && Self { addr: ip, prefix: self.prefix }.network() == self.addr
+    }
+
+    fn max_prefix(addr: IpAddr) -> u8 {
+        if addr.is_ipv6() {
+            128
+        } else {
+            32
+        }
+    }
+
+    /// The address with every bit beyond the prefix cleared.
+    fn network(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                IpAddr::V4((u32::from(a) & mask).into())
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+        }
+    }
+}
+
+impl fmt::Display for SourceNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl std::str::FromStr for SourceNet {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        Self::new(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +371,27 @@ mod tests {
         }
         let err = VolumeName::new("a;b").unwrap_err();
         assert!(err.to_string().contains("volume name"), "{err}");
+    }
+
+    #[test]
+    fn source_nets() {
+        let shown = |v: &str| SourceNet::new(v).map(|n| n.to_string());
+        assert_eq!(shown("198.18.0.11"), Ok("198.18.0.11/32".to_owned()));
+        assert_eq!(shown("10.0.0.0/8"), Ok("10.0.0.0/8".to_owned()));
+        assert_eq!(shown("0.0.0.0/0"), Ok("0.0.0.0/0".to_owned()));
+        assert_eq!(shown("2001:db8::1"), Ok("2001:db8::1/128".to_owned()));
+        assert_eq!(shown("2001:db8::/32"), Ok("2001:db8::/32".to_owned()));
+        let err = SourceNet::new("10.0.0.5/24").unwrap_err().to_string();
+        assert!(err.contains("the network is 10.0.0.0/24"), "{err}");
+        for bad in ["", "10.0.0.1/33", "2001:db8::1/129", "10.0.0.1/+8", "10.0.0.1/", "host1", "10.0.0.1 ", "-1.2.3.4"]
+        {
+            assert!(SourceNet::new(bad).is_err(), "{bad:?} accepted");
+        }
+        let net = SourceNet::new("198.18.0.0/24").unwrap();
+        assert!(net.contains("198.18.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:198.18.0.1".parse().unwrap()));
+        assert!(!net.contains("198.18.1.1".parse().unwrap()));
+        assert!(!net.contains("2001:db8::1".parse().unwrap()));
+        assert_eq!(SourceNet::host("::ffff:198.18.0.1".parse().unwrap()).to_string(), "198.18.0.1/32");
     }
 }

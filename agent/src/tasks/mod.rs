@@ -123,6 +123,15 @@ impl Task {
         })
     }
 
+    /// Tells the task where its request came from (the coordinator as this host sees it):
+    /// `OpenPorts` without listed coordinators admits that address to the agent port.
+    pub fn requested_from(self, peer: Option<std::net::IpAddr>) -> Self {
+        match self {
+            Task::OpenPorts(t) => Task::OpenPorts(t.requested_from(peer)),
+            other => other,
+        }
+    }
+
     /// What `apply` would change; touches nothing.
     pub async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
         match self {
