@@ -70,7 +70,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(SPEC_FILE);
         std::fs::write(&path, render(&lab, &hosts, &disks)).unwrap();
-        let spec = Spec::load(&path).unwrap();
+        let spec = crate::validate::load(&path).unwrap();
         let issues = crate::validate::check(&spec);
         assert!(issues.is_empty(), "{servers}+{clients}: {issues:?}");
         spec
