@@ -4,8 +4,10 @@
 set -euo pipefail
 packages=(glusterfs-server glusterfs-client parted xfsprogs e2fsprogs iptables iproute2 util-linux
   psmisc rpm rpmlint cloud-init
-  # packaging tests: systemd-analyze (unit check), readelf (GLIBC versions)
-  systemd binutils
+  # packaging (packaging/build.sh and its tests): systemd-analyze (unit checks), readelf and
+  # objcopy (GLIBC versions, .comment), dpkg-gencontrol, lintian, systemd-nspawn (a root
+  # booted with systemd as PID 1)
+  systemd binutils dpkg-dev lintian systemd-container
   # firewall test: a real firewalld (nftables backend) on its own D-Bus inside a lab host
   firewalld dbus)
 missing=()
