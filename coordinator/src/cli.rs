@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use brickyard::commands;
 use brickyard::spec::Spec;
+use brickyard::validate;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -120,7 +121,7 @@ where
     F: FnOnce(Spec) -> Fut,
     Fut: std::future::Future<Output = u8>,
 {
-    let spec = Spec::load(&args.file)?;
+    let spec = validate::load(&args.file)?;
     Ok(ExitCode::from(runtime()?.block_on(command(spec))))
 }
 
@@ -145,14 +146,14 @@ fn pki(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn cloud_init(spec: &Path, host: &str, package_url: Option<String>) -> anyhow::Result<ExitCode> {
-    let spec = Spec::load(spec)?;
+    let spec = validate::load(spec)?;
     let package = brickyard::cloud_init::PackageSource::from_arg(package_url)?;
     print!("{}", brickyard::cloud_init::user_data(&spec, host, package)?);
     Ok(ExitCode::SUCCESS)
 }
 
 async fn facts(spec_path: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
-    let spec = Spec::load(&spec_path)?;
+    let spec = validate::load(&spec_path)?;
     let answers = brickyard::facts::gather(&spec.pki_dir(), &spec.hosts()).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&brickyard::facts::render_json(&answers))?);

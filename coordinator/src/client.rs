@@ -12,7 +12,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use crate::pki::Layout;
 use crate::spec::HostTarget;
 
-/// How long to wait for the TCP connection and TLS handshake.
+/// How long to wait for the TCP connection and TLS handshake, together.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -65,11 +65,14 @@ pub async fn connect(pki_dir: &Path, host: &HostTarget) -> Result<AgentClient<Ch
         .map_err(|e| address_err(error_chain(&e)))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true);
-    let channel = endpoint.connect().await.map_err(|e| ConnectError::Connect {
-        host: host.name.clone(),
-        address: address.clone(),
-        reason: error_chain(&e),
-    })?;
+    // `connect_timeout` bounds the TCP connect only; a peer that accepts and never answers
+    // the TLS handshake would otherwise hold the coordinator forever.
+    let connect_err =
+        |reason: String| ConnectError::Connect { host: host.name.clone(), address: address.clone(), reason };
+    let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
+        .await
+        .map_err(|_| connect_err(format!("timed out after {CONNECT_TIMEOUT:?} (no TLS handshake)")))?
+        .map_err(|e| connect_err(error_chain(&e)))?;
     Ok(AgentClient::new(channel))
 }
 

@@ -10,7 +10,7 @@ use std::fmt;
 use brickyard_proto::v1;
 use brickyard_proto::v1::task::Kind;
 
-use crate::spec::{Layout, Spec, VolumeKind};
+use crate::spec::Spec;
 
 /// The phases that change hosts (facts before them and verify after them read only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -141,7 +141,17 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
                     Kind::EnsurePackages(v1::EnsurePackages { role: v1::PackageRole::Server.into() }),
                 ),
                 hosts_task(spec),
-                task("firewall ports", Kind::OpenPorts(v1::OpenPorts { nfs: spec.pool.nfs })),
+                task(
+                    "firewall ports",
+                    // Gluster's ports for the pool's hosts, the agent port for the coordinators
+                    // (unlisted: the agent admits where this apply connects from).
+                    Kind::OpenPorts(v1::OpenPorts {
+                        nfs: spec.pool.nfs,
+                        pool_sources: spec.hosts().into_iter().map(|h| h.address).collect(),
+                        agent_sources: spec.pool.coordinators.clone().unwrap_or_default(),
+                        agent_port: server.port.unwrap_or(brickyard_proto::DEFAULT_AGENT_PORT).into(),
+                    }),
+                ),
             ];
             if let Some(disk) = &server.disk {
                 let fs = filesystem(disk.filesystem.as_deref());
@@ -216,22 +226,6 @@ fn pool(spec: &Spec) -> Vec<Vec<HostBatch>> {
     ]
 }
 
-fn layout(layout: &Layout) -> v1::VolumeLayout {
-    let kind = match layout.kind {
-        VolumeKind::Distribute => v1::VolumeType::Distribute,
-        VolumeKind::Replicate => v1::VolumeType::Replicate,
-        VolumeKind::Arbiter => v1::VolumeType::Arbiter,
-        VolumeKind::Disperse => v1::VolumeType::Disperse,
-    };
-    v1::VolumeLayout {
-        r#type: kind.into(),
-        replica: layout.replica,
-        arbiter: layout.arbiter,
-        disperse: layout.disperse,
-        redundancy: layout.redundancy,
-    }
-}
-
 /// The bricks of a volume in replica-set order: one brick per volume server, so every set of
 /// consecutive bricks lies on distinct hosts.
 pub fn bricks(spec: &Spec, volume: &crate::spec::Volume) -> Vec<v1::Brick> {
@@ -246,12 +240,12 @@ fn volumes(spec: &Spec) -> Result<Vec<HostBatch>, PhaseError> {
     let mut tasks = Vec::new();
     for volume in &spec.volumes {
         let volume_layout =
-            volume.layout().map_err(|message| PhaseError::Volume { volume: volume.name.clone(), message })?;
+            volume.layout().map_err(|e| PhaseError::Volume { volume: volume.name.clone(), message: e.to_string() })?;
         tasks.push(task(
             format!("volume {}", volume.name),
             Kind::EnsureVolume(v1::EnsureVolume {
                 name: volume.name.clone(),
-                layout: Some(layout(&volume_layout)),
+                layout: Some(volume_layout.to_proto()),
                 bricks: bricks(spec, volume),
                 options: volume.options.clone().into_iter().collect(),
                 allow_replica2: volume.allow_replica2,
@@ -348,7 +342,7 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
 "#;
 
     fn spec() -> Spec {
-        Spec::parse(SPEC, Path::new("cluster.toml")).unwrap()
+        crate::validate::parse(SPEC, Path::new("cluster.toml")).unwrap()
     }
 
     fn ids(batch: &HostBatch) -> Vec<&str> {
@@ -443,7 +437,7 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
     fn one_server_has_no_pool_step() {
         let text = SPEC.split("[[server]]\nname = \"s2\"").next().unwrap().to_owned()
             + "[[volume]]\nname = \"d\"\ntype = \"distribute\"\nbrick_dir = \"b\"\n";
-        let spec = Spec::parse(&text, Path::new("c.toml")).unwrap();
+        let spec = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
         let phases = build(&spec, &BTreeMap::new()).unwrap();
         assert!(phases[1].steps.is_empty());
         assert!(phases[3].steps[0].is_empty());

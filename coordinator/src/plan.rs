@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::agents::{self, Agents};
 use crate::apply::task_error;
 use crate::phases::{self, Phase};
-use crate::spec::{Spec, VolumeKind};
+use crate::spec::{Layout, Spec};
 
 /// What a task would do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -107,13 +107,11 @@ impl PlanReport {
 pub fn spec_warnings(spec: &Spec) -> Vec<String> {
     let mut warnings = Vec::new();
     for volume in &spec.volumes {
-        if let Ok(layout) = volume.layout() {
-            if layout.kind == VolumeKind::Replicate && layout.replica == 2 {
-                warnings.push(format!(
-                    "volume {}: replica 2 without an arbiter is split-brain prone (allowed by allow_replica2)",
-                    volume.name
-                ));
-            }
+        if let Ok(Layout::Replicate { replica: 2 }) = volume.layout() {
+            warnings.push(format!(
+                "volume {}: replica 2 without an arbiter is split-brain prone (allowed by allow_replica2)",
+                volume.name
+            ));
         }
         for server in spec.volume_servers(volume) {
             if server.disk.is_none() {

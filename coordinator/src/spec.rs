@@ -1,8 +1,9 @@
-//! The cluster spec (TOML, `version = 1`): servers with their disk, volumes, clients with
-//! their mounts. Unknown keys are rejected with the line and key (toml's own error, which
-//! carries the span); the semantic checks of `crate::validate` run on every load, before any
-//! host is contacted, and their errors name the line of the offending key. Reads only the
-//! spec file.
+//! The cluster spec (TOML, `version = 1`) as a document: servers with their disk, volumes,
+//! clients with their mounts, parsed into these types. Broken TOML, wrong types, numbers out
+//! of range, duplicate and unknown keys are rejected here with line, column and key; the
+//! semantic checks on a parsed spec are `crate::validate`'s (whose `load` is the entry point
+//! that runs both). Also the key paths and line lookup that locate any error in the file.
+//! Reads only the spec file.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,16 +12,16 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::validate;
+use brickyard_proto::layout::Counts;
+pub use brickyard_proto::layout::{Layout, LayoutError, VolumeKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     #[error("cannot read spec {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    /// Not TOML, or not a spec: located at `line` (0 = unknown) and `key` (may be empty).
+    #[error("{path}: {}", located(*line, *column, key, message))]
+    Parse { path: PathBuf, line: usize, column: usize, key: String, message: String },
     /// Semantic errors, each located at a key of the spec.
     #[error("{path}: the spec is not valid:{}", issues.iter().map(|i| format!("\n  {i}")).collect::<String>())]
     Semantic { path: PathBuf, issues: Vec<SpecIssue> },
@@ -46,6 +47,7 @@ impl fmt::Display for SpecIssue {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(PartialEq, serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
     pub version: u32,
@@ -62,6 +64,7 @@ pub struct Spec {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(PartialEq, serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct Pool {
     pub name: String,
@@ -77,9 +80,14 @@ pub struct Pool {
     /// Also open the gluster NFS ports (111, 2049) on the servers.
     #[serde(default)]
     pub nfs: bool,
+    /// Addresses or networks (`ADDR` or `ADDR/PREFIX`) admitted to the agents' port. Without
+    /// it each agent admits only the address `apply` connects from (and `plan` says so).
+    #[serde(default)]
+    pub coordinators: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(PartialEq, serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct Server {
     pub name: String,
@@ -93,6 +101,7 @@ pub struct Server {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(PartialEq, serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct Disk {
     pub device: String,
@@ -110,6 +119,7 @@ pub struct Disk {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(PartialEq, serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct Volume {
     pub name: String,
@@ -141,6 +151,7 @@ pub struct Volume {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(PartialEq, serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct Client {
     pub name: String,
@@ -152,6 +163,7 @@ pub struct Client {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(test, derive(PartialEq, serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct ClientMount {
     pub volume: String,
@@ -167,132 +179,36 @@ pub struct HostTarget {
     pub port: u16,
 }
 
-/// A volume's kind, parsed from `type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VolumeKind {
-    Distribute,
-    Replicate,
-    Arbiter,
-    Disperse,
-}
-
-impl VolumeKind {
-    pub fn parse(kind: &str) -> Result<VolumeKind, String> {
-        match kind {
-            "distribute" => Ok(VolumeKind::Distribute),
-            "replicate" => Ok(VolumeKind::Replicate),
-            "arbiter" => Ok(VolumeKind::Arbiter),
-            "disperse" => Ok(VolumeKind::Disperse),
-            "stripe" | "striped" => Err("stripe volumes were removed in Gluster 6; use distribute, replicate, \
-                                         arbiter or disperse"
-                .into()),
-            other => {
-                Err(format!("unknown volume type {other:?} (expected distribute, replicate, arbiter or disperse)"))
-            }
-        }
-    }
-}
-
-/// The counts of a volume as gluster takes them. `set_size` bricks form one replica or
-/// disperse set (1 for distribute).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Layout {
-    pub kind: VolumeKind,
-    pub replica: u32,
-    pub arbiter: u32,
-    pub disperse: u32,
-    pub redundancy: u32,
-}
-
-impl Layout {
-    pub fn set_size(&self) -> u32 {
-        match self.kind {
-            VolumeKind::Distribute => 1,
-            VolumeKind::Replicate | VolumeKind::Arbiter => self.replica,
-            VolumeKind::Disperse => self.disperse,
-        }
-    }
-}
-
 impl Volume {
-    /// The volume's layout with defaults filled in (arbiter: replica 3 arbiter 1; disperse:
-    /// redundancy 1). Counts are checked against the bricks by `crate::validate`.
-    pub fn layout(&self) -> Result<Layout, String> {
-        let kind = VolumeKind::parse(&self.kind)?;
-        let unused = |name: &str, value: Option<u32>| match value {
-            Some(_) => Err(format!("`{name}` does not apply to a {} volume", self.kind)),
-            None => Ok(()),
-        };
-        Ok(match kind {
-            VolumeKind::Distribute => {
-                unused("replica", self.replica)?;
-                unused("arbiter", self.arbiter)?;
-                unused("disperse", self.disperse)?;
-                unused("redundancy", self.redundancy)?;
-                Layout { kind, replica: 0, arbiter: 0, disperse: 0, redundancy: 0 }
-            }
-            VolumeKind::Replicate => {
-                unused("disperse", self.disperse)?;
-                unused("redundancy", self.redundancy)?;
-                if self.arbiter.is_some() {
-                    return Err("a volume with an arbiter is `type = \"arbiter\"`".into());
-                }
-                let replica = self.replica.ok_or("a replicate volume needs `replica` (2 or more)")?;
-                Layout { kind, replica, arbiter: 0, disperse: 0, redundancy: 0 }
-            }
-            VolumeKind::Arbiter => {
-                unused("disperse", self.disperse)?;
-                unused("redundancy", self.redundancy)?;
-                Layout {
-                    kind,
-                    replica: self.replica.unwrap_or(3),
-                    arbiter: self.arbiter.unwrap_or(1),
-                    disperse: 0,
-                    redundancy: 0,
-                }
-            }
-            VolumeKind::Disperse => {
-                unused("replica", self.replica)?;
-                unused("arbiter", self.arbiter)?;
-                let disperse = self.disperse.ok_or("a disperse volume needs `disperse` (3 or more bricks per set)")?;
-                Layout { kind, replica: 0, arbiter: 0, disperse, redundancy: self.redundancy.unwrap_or(1) }
-            }
-        })
+    /// The counts as the spec gives them.
+    pub fn counts(&self) -> Counts {
+        Counts { replica: self.replica, arbiter: self.arbiter, disperse: self.disperse, redundancy: self.redundancy }
+    }
+
+    /// The volume's layout with defaults filled in (see `brickyard_proto::layout`); how its
+    /// bricks fit is checked by `crate::validate`.
+    pub fn layout(&self) -> Result<Layout, LayoutError> {
+        Layout::new(VolumeKind::parse(&self.kind)?, self.counts(), self.allow_replica2)
     }
 }
 
 impl Spec {
-    /// Reads, parses and validates a spec; nothing else is touched.
-    pub fn load(path: &Path) -> Result<Spec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.into(), source })?;
-        Spec::parse(&text, path)
-    }
-
-    /// Parses and validates spec text; `path` is where it came from (for messages and for
-    /// resolving `pki_dir`).
-    pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
-        let mut spec: Spec =
-            toml::from_str(text).map_err(|e| SpecError::Parse { path: path.into(), message: e.to_string() })?;
+    /// Parses spec text into a `Spec` without the semantic checks (`crate::validate::parse`
+    /// runs both); `path` is where it came from (for messages and for resolving `pki_dir`).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Spec, SpecError> {
+        let mut spec: Spec = toml::from_str(text).map_err(|e| parse_error(text, path, &e))?;
         spec.path = path.to_path_buf();
         if spec.version != 1 {
-            return Err(SpecError::Invalid {
+            let at = [Seg::from("version")];
+            return Err(SpecError::Parse {
                 path: path.into(),
-                message: format!(
-                    "line {}: version {} is not supported (expected 1)",
-                    line_of(text, &["version".into()]),
-                    spec.version
-                ),
+                line: line_of(text, &at),
+                column: 0,
+                key: key_path(&at),
+                message: format!("version {} is not supported (expected 1)", spec.version),
             });
         }
-        let issues = validate::check(&spec);
-        if issues.is_empty() {
-            return Ok(spec);
-        }
-        let issues = issues
-            .into_iter()
-            .map(|issue| SpecIssue { line: line_of(text, &issue.at), key: key_path(&issue.at), message: issue.message })
-            .collect();
-        Err(SpecError::Semantic { path: path.into(), issues })
+        Ok(spec)
     }
 
     /// The pool PKI directory, resolved against the spec's directory.
@@ -352,14 +268,23 @@ impl From<usize> for Seg {
     }
 }
 
-/// `server[1].name` for `["server", 1, "name"]`.
+/// `server[1].name` for `["server", 1, "name"]`; keys other than bare TOML keys are quoted
+/// and escaped (e.g. `options."performance.cache-size"`).
 pub fn key_path(at: &[Seg]) -> String {
     let mut out = String::new();
     for seg in at {
         match seg {
-            Seg::Key(k) if out.is_empty() => out.push_str(k),
-            Seg::Key(k) if k.contains('.') => out.push_str(&format!(".{k:?}")),
-            Seg::Key(k) => out.push_str(&format!(".{k}")),
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                let bare = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+                if bare {
+                    out.push_str(k);
+                } else {
+                    out.push_str(&format!("{k:?}"));
+                }
+            }
             Seg::Index(i) => out.push_str(&format!("[{i}]")),
         }
     }
@@ -370,9 +295,16 @@ pub fn key_path(at: &[Seg]) -> String {
 /// 0 when the text cannot be parsed.
 pub fn line_of(text: &str, at: &[Seg]) -> usize {
     match span_of(text, at) {
-        Some(span) => text[..span.start].matches('\n').count() + 1,
+        Some(span) => line_and_column(text, span.start).0,
         None => 0,
     }
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
 }
 
 fn span_of(text: &str, at: &[Seg]) -> Option<Range<usize>> {
@@ -393,4 +325,92 @@ fn span_of(text: &str, at: &[Seg]) -> Option<Range<usize>> {
         table = next.get_ref().as_table();
     }
     Some(span)
+}
+
+/// One key or array element of a parsed document: its path, where it starts (the key, or a
+/// `[[table]]` header), where it ends, and whether it is a table the following lines fill.
+struct Entry {
+    path: Vec<Seg>,
+    span: Range<usize>,
+    table: bool,
+}
+
+fn entries(value: &toml::de::DeValue<'_>, path: &mut Vec<Seg>, out: &mut Vec<Entry>) {
+    use toml::de::DeValue;
+    let children: Vec<(Seg, usize, &toml::Spanned<DeValue<'_>>)> = match value {
+        DeValue::Table(table) => {
+            table.iter().map(|(k, v)| (Seg::Key(k.get_ref().to_string()), k.span().start, v)).collect()
+        }
+        DeValue::Array(array) => array.iter().enumerate().map(|(i, v)| (Seg::Index(i), v.span().start, v)).collect(),
+        _ => return,
+    };
+    for (seg, start, child) in children {
+        path.push(seg);
+        let table = child.get_ref().is_table();
+        out.push(Entry { path: path.clone(), span: start..child.span().end, table });
+        entries(child.get_ref(), path, out);
+        path.pop();
+    }
+}
+
+/// The key path at byte `offset` of `text`, from whatever part of it parses: on a table
+/// header line, the header's name; else the deepest entry holding it; else (a key the parser
+/// dropped, e.g. a duplicate or a broken value) the table the line is in, plus the line's key.
+fn key_at(text: &str, offset: usize) -> Vec<Seg> {
+    let bare = |word: &str| {
+        (!word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')))
+            .then(|| Seg::Key(word.to_owned()))
+    };
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or_default().trim();
+    if line.starts_with('[') {
+        return bare(line.trim_matches(|c| c == '[' || c == ']').trim()).into_iter().collect();
+    }
+    let (root, _) = toml::de::DeTable::parse_recoverable(text);
+    let mut all = Vec::new();
+    entries(&toml::de::DeValue::Table(root.into_inner()), &mut Vec::new(), &mut all);
+    if let Some(entry) = all.iter().filter(|e| e.span.contains(&offset)).max_by_key(|e| e.path.len()) {
+        return entry.path.clone();
+    }
+    let mut path = match all.iter().filter(|e| e.span.start <= offset).max_by_key(|e| e.span.start) {
+        Some(e) if e.table => e.path.clone(),
+        Some(e) => e.path[..e.path.len() - 1].to_vec(),
+        None => Vec::new(),
+    };
+    path.extend(line.split_once('=').and_then(|(key, _)| bare(key.trim())));
+    path
+}
+
+fn parse_error(text: &str, path: &Path, err: &toml::de::Error) -> SpecError {
+    let (line, column, key) = match err.span() {
+        Some(span) => {
+            let (line, column) = line_and_column(text, span.start);
+            (line, column, key_path(&key_at(text, span.start)))
+        }
+        None => (0, 0, String::new()),
+    };
+    SpecError::Parse { path: path.into(), line, column, key, message: escape_controls(err.message()) }
+}
+
+/// `line 3, column 7: server[0].port: MESSAGE`, leaving out what is unknown (0 or empty).
+fn located(line: usize, column: usize, key: &str, message: &str) -> String {
+    let mut out = String::new();
+    match (line, column) {
+        (0, _) => {}
+        (line, 0) => out.push_str(&format!("line {line}: ")),
+        (line, column) => out.push_str(&format!("line {line}, column {column}: ")),
+    }
+    if !key.is_empty() {
+        out.push_str(&format!("{key}: "));
+    }
+    out + message
+}
+
+/// `text` with control characters (other than newlines) escaped, so that a message never
+/// carries them raw to a terminal.
+pub fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() && c != '\n' { c.escape_debug().to_string() } else { c.to_string() })
+        .collect()
 }

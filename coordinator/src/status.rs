@@ -300,7 +300,7 @@ mounts = [{ volume = "v", path = "/data" }]
 "#;
 
     fn healthy() -> (Spec, StatusReport) {
-        let spec = Spec::parse(SPEC, Path::new("c.toml")).unwrap();
+        let spec = crate::validate::parse(SPEC, Path::new("c.toml")).unwrap();
         let peer = |name: &str| v1::Peer {
             hostname: name.into(),
             connected: true,

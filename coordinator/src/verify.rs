@@ -170,7 +170,7 @@ async fn check_bricks(
     request: &impl Fn(v1::VerifyOp, &str, String) -> v1::VerifyFileRequest,
 ) {
     let Ok(layout) = volume.layout() else { return };
-    let set_size = layout.set_size() as usize;
+    let set_size = layout.set_size();
     let bricks = phases::bricks(spec, volume);
     let mut reads = Vec::new();
     for brick in &bricks {
@@ -189,7 +189,7 @@ async fn check_bricks(
     let set = sets[0];
     for i in 0..set_size {
         let brick = &bricks[set * set_size + i];
-        let data = holds_data(layout.kind, set_size, i);
+        let data = holds_data(layout.kind(), set_size, i);
         let verdict = match &reads[set * set_size + i] {
             Err(e) => Err(e.to_string()),
             Ok(r) if !r.exists => Err("the file is missing".into()),

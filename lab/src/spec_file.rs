@@ -79,7 +79,7 @@ mod tests {
         let path = dir.path().join(SPEC_FILE);
         std::fs::write(&path, render(&lab, &hosts, &disks)).unwrap();
         // `load` runs every spec check: the lab's spec passes them.
-        Spec::load(&path).unwrap_or_else(|e| panic!("{servers}+{clients}: {e}"))
+        brickyard::validate::load(&path).unwrap_or_else(|e| panic!("{servers}+{clients}: {e}"))
     }
 
     #[test]

@@ -3,14 +3,27 @@
 //! leading `-` (so a value can never be read as an option), and names the field it checks.
 
 use std::fmt;
+use std::net::IpAddr;
 
 /// Why a value was rejected, naming the field and the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {field} {value:?}: {reason}")]
+#[error("invalid {field} {}: {reason}", shown(value))]
 pub struct InvalidValue {
     pub field: &'static str,
     pub value: String,
     pub reason: String,
+}
+
+/// How many characters of a rejected value an error shows.
+const SHOWN_CHARS: usize = 80;
+
+/// `value` quoted and escaped (control characters never reach a terminal raw), cut after
+/// `SHOWN_CHARS` characters.
+fn shown(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}... ({} characters)", &value[..cut], value.chars().count()),
+    }
 }
 
 fn invalid(field: &'static str, value: &str, reason: impl Into<String>) -> InvalidValue {
@@ -23,7 +36,7 @@ fn check_plain(field: &'static str, value: &str, max_len: usize) -> Result<(), I
     if value.is_empty() {
         return Err(invalid(field, value, "must not be empty"));
     }
-    if value.len() > max_len {
+    if value.chars().count() > max_len {
         return Err(invalid(field, value, format!("longer than {max_len} characters")));
     }
     if value.starts_with('-') {
@@ -64,14 +77,19 @@ macro_rules! string_newtype {
                 &self.0
             }
         }
+    };
+}
 
+/// `str::parse` for the newtypes whose `new` takes the value alone.
+macro_rules! from_str_by_new {
+    ($($name:ident),*) => {$(
         impl std::str::FromStr for $name {
             type Err = InvalidValue;
             fn from_str(s: &str) -> Result<Self, InvalidValue> {
                 Self::new(s)
             }
         }
-    };
+    )*};
 }
 
 string_newtype!(
@@ -102,6 +120,56 @@ string_newtype!(
     /// A gluster volume option value, e.g. `512MB`.
     OptionValue
 );
+string_newtype!(
+    /// The pool's name: letters, digits, `_`, `-` and `.`, at most 64 characters.
+    PoolName
+);
+string_newtype!(
+    /// A filesystem label for `mkfs -L`: letters, digits, `_`, `-` and `.`, starting with a
+    /// letter or digit, at most as long as the filesystem allows (xfs 12, ext4 16).
+    FsLabel
+);
+
+from_str_by_new!(HostName, DevicePath, AbsPath, RelPath, VolumeName, OptionKey, OptionValue, PoolName);
+
+/// The filesystems Brickyard makes on brick disks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Filesystem {
+    Xfs,
+    Ext4,
+}
+
+impl Filesystem {
+    pub fn parse(value: &str) -> Result<Self, InvalidValue> {
+        match value {
+            "xfs" => Ok(Filesystem::Xfs),
+            "ext4" => Ok(Filesystem::Ext4),
+            other => Err(invalid("filesystem", other, "not supported (xfs or ext4)")),
+        }
+    }
+
+    /// The name blkid, mkfs, mount and fstab use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Filesystem::Xfs => "xfs",
+            Filesystem::Ext4 => "ext4",
+        }
+    }
+
+    /// The longest label the filesystem stores.
+    pub fn max_label_len(self) -> usize {
+        match self {
+            Filesystem::Xfs => 12,
+            Filesystem::Ext4 => 16,
+        }
+    }
+}
+
+impl fmt::Display for Filesystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 impl HostName {
     pub fn new(value: &str) -> Result<Self, InvalidValue> {
@@ -214,6 +282,36 @@ impl VolumeName {
     }
 }
 
+impl PoolName {
+    pub fn new(value: &str) -> Result<Self, InvalidValue> {
+        const FIELD: &str = "pool name";
+        check_plain(FIELD, value, 64)?;
+        if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+            return Err(invalid(FIELD, value, "only letters, digits, '_', '-' and '.' are allowed"));
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
+impl FsLabel {
+    /// A label for a new `filesystem`.
+    pub fn new(value: &str, filesystem: Filesystem) -> Result<Self, InvalidValue> {
+        const FIELD: &str = "filesystem label";
+        check_plain(FIELD, value, filesystem.max_label_len())
+            .map_err(|e| InvalidValue { reason: format!("{} ({filesystem} labels)", e.reason), ..e })?;
+        if !value.starts_with(|c: char| c.is_ascii_alphanumeric())
+            || !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(invalid(
+                FIELD,
+                value,
+                "only letters, digits, '_', '-' and '.' are allowed, starting with a letter or digit",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+}
+
 impl OptionKey {
     pub fn new(value: &str) -> Result<Self, InvalidValue> {
         const FIELD: &str = "volume option key";
@@ -238,6 +336,96 @@ impl OptionValue {
             return Err(invalid(FIELD, value, "only letters, digits and . - _ / : , = @ + % are allowed"));
         }
         Ok(Self(value.to_owned()))
+    }
+}
+
+/// An address or network a firewall admits: `ADDR` or `ADDR/PREFIX`, IPv4 or IPv6, with no
+/// address bits set beyond the prefix (`10.0.0.5/24` is refused, naming `10.0.0.0/24`). Shown
+/// as `ADDR/PREFIX`, the way iptables lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl SourceNet {
+    pub fn new(value: &str) -> Result<Self, InvalidValue> {
+        const FIELD: &str = "address or network";
+        let (addr, prefix) = match value.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (value, None),
+        };
+        let addr: IpAddr =
+            addr.parse().map_err(|_| invalid(FIELD, value, "expected an IPv4 or IPv6 address, optionally /PREFIX"))?;
+        let max = Self::max_prefix(addr);
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|n| p.bytes().all(|b| b.is_ascii_digit()) && *n <= max)
+                .ok_or_else(|| invalid(FIELD, value, format!("the prefix must be a number from 0 to {max}")))?,
+        };
+        let net = Self { addr, prefix };
+        if net.network() != addr {
+            return Err(invalid(
+                FIELD,
+                value,
+                format!("address bits set beyond /{prefix}: the network is {}/{prefix}", net.network()),
+            ));
+        }
+        Ok(net)
+    }
+
+    /// The single address `addr` (IPv4-mapped IPv6 addresses as IPv4).
+    pub fn host(addr: IpAddr) -> Self {
+        let addr = addr.to_canonical();
+        Self { addr, prefix: Self::max_prefix(addr) }
+    }
+
+    pub fn is_ipv6(&self) -> bool {
+        self.addr.is_ipv6()
+    }
+
+    /// Whether `ip` lies in this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        ip.is_ipv6() == self.is_ipv6() && Self { addr: ip, prefix: self.prefix }.network() == self.addr
+    }
+
+    fn max_prefix(addr: IpAddr) -> u8 {
+        if addr.is_ipv6() {
+            128
+        } else {
+            32
+        }
+    }
+
+    /// The address with every bit beyond the prefix cleared.
+    fn network(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                IpAddr::V4((u32::from(a) & mask).into())
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+        }
+    }
+}
+
+impl fmt::Display for SourceNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl std::str::FromStr for SourceNet {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        Self::new(s)
     }
 }
 
@@ -280,5 +468,113 @@ mod tests {
         }
         let err = VolumeName::new("a;b").unwrap_err();
         assert!(err.to_string().contains("volume name"), "{err}");
+    }
+
+    #[test]
+    fn source_nets() {
+        let shown = |v: &str| SourceNet::new(v).map(|n| n.to_string());
+        assert_eq!(shown("198.18.0.11"), Ok("198.18.0.11/32".to_owned()));
+        assert_eq!(shown("10.0.0.0/8"), Ok("10.0.0.0/8".to_owned()));
+        assert_eq!(shown("0.0.0.0/0"), Ok("0.0.0.0/0".to_owned()));
+        assert_eq!(shown("2001:db8::1"), Ok("2001:db8::1/128".to_owned()));
+        assert_eq!(shown("2001:db8::/32"), Ok("2001:db8::/32".to_owned()));
+        let err = SourceNet::new("10.0.0.5/24").unwrap_err().to_string();
+        assert!(err.contains("the network is 10.0.0.0/24"), "{err}");
+        for bad in ["", "10.0.0.1/33", "2001:db8::1/129", "10.0.0.1/+8", "10.0.0.1/", "host1", "10.0.0.1 ", "-1.2.3.4"]
+        {
+            assert!(SourceNet::new(bad).is_err(), "{bad:?} accepted");
+        }
+        let net = SourceNet::new("198.18.0.0/24").unwrap();
+        assert!(net.contains("198.18.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:198.18.0.1".parse().unwrap()));
+        assert!(!net.contains("198.18.1.1".parse().unwrap()));
+        assert!(!net.contains("2001:db8::1".parse().unwrap()));
+        assert_eq!(SourceNet::host("::ffff:198.18.0.1".parse().unwrap()).to_string(), "198.18.0.1/32");
+    }
+
+    #[test]
+    fn labels() {
+        assert!(FsLabel::new("brick.1", Filesystem::Xfs).is_ok());
+        assert!(FsLabel::new("sixteen-chars-ok", Filesystem::Ext4).is_ok());
+        let err = FsLabel::new("thirteen-char", Filesystem::Xfs).unwrap_err().to_string();
+        assert!(err.contains("longer than 12 characters (xfs labels)"), "{err}");
+        for bad in ["", ".x", "-x", "_x", "a b", "a/b", "é"] {
+            assert!(FsLabel::new(bad, Filesystem::Ext4).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(Filesystem::parse("ext4"), Ok(Filesystem::Ext4));
+        assert!(Filesystem::parse("btrfs").unwrap_err().to_string().contains("xfs or ext4"));
+    }
+
+    #[test]
+    fn errors_show_values_escaped_and_cut() {
+        let err = HostName::new("a\u{1b}[31mb").unwrap_err().to_string();
+        assert!(!err.contains('\u{1b}') && err.contains("\\u{1b}"), "{err}");
+        let long = "x".repeat(5000);
+        let err = VolumeName::new(&long).unwrap_err().to_string();
+        assert!(err.len() < 200 && err.contains("(5000 characters)"), "{err}");
+    }
+
+    use proptest::prelude::*;
+
+    /// Strings near the rules (the characters the newtypes care about) and anything at all.
+    fn candidate() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => "[a-zA-Z0-9/._:=,@+%-]{0,20}",
+            1 => "/dev/[a-z0-9/.]{0,12}",
+            1 => any::<String>(),
+        ]
+    }
+
+    /// An accepted value is the input unchanged and validates again, through `new`, `parse`
+    /// and its rendering; a refusal names the value and prints no raw control character.
+    fn same_again<T>(
+        input: &str,
+        made: Result<T, InvalidValue>,
+        again: impl Fn(&str) -> Result<T, InvalidValue>,
+    ) -> Result<(), TestCaseError>
+    where
+        T: PartialEq + fmt::Debug + fmt::Display + AsRef<str>,
+    {
+        match made {
+            Ok(value) => {
+                let rendered = value.to_string();
+                prop_assert_eq!(value.as_ref(), input);
+                prop_assert_eq!(rendered.as_str(), input);
+                prop_assert_eq!(again(&rendered), Ok(value));
+            }
+            Err(e) => {
+                prop_assert_eq!(e.value.as_str(), input);
+                prop_assert!(!e.to_string().chars().any(char::is_control), "{}", e);
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn newtypes_revalidate_what_they_accept(s in candidate()) {
+            same_again(&s, HostName::new(&s), |v| v.parse())?;
+            same_again(&s, DevicePath::new(&s), |v| v.parse())?;
+            same_again(&s, AbsPath::new(&s), |v| v.parse())?;
+            same_again(&s, RelPath::new(&s), |v| v.parse())?;
+            same_again(&s, VolumeName::new(&s), |v| v.parse())?;
+            same_again(&s, OptionKey::new(&s), |v| v.parse())?;
+            same_again(&s, OptionValue::new(&s), |v| v.parse())?;
+            same_again(&s, PoolName::new(&s), |v| v.parse())?;
+            for fs in [Filesystem::Xfs, Filesystem::Ext4] {
+                same_again(&s, FsLabel::new(&s, fs), |v| FsLabel::new(v, fs))?;
+            }
+        }
+
+        #[test]
+        fn joined_paths_stay_valid(base in candidate(), rel in candidate()) {
+            if let (Ok(base), Ok(rel)) = (AbsPath::new(&base), RelPath::new(&rel)) {
+                let joined = base.join(&rel);
+                prop_assert_eq!(AbsPath::new(joined.as_str()), Ok(joined.clone()));
+                prop_assert!(!joined.as_str().split('/').any(|part| part == ".."));
+            }
+        }
     }
 }

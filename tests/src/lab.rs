@@ -110,7 +110,7 @@ impl TestLab {
     }
 
     pub fn spec(&self) -> Spec {
-        Spec::load(&self.spec_path()).expect("the lab's cluster.toml loads")
+        brickyard::validate::load(&self.spec_path()).expect("the lab's cluster.toml loads")
     }
 
     /// The control network namespace (`/run/netns/<this>`), where the coordinator runs.

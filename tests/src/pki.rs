@@ -1,6 +1,6 @@
 //! A throw-away pool PKI for tests (in a temp dir): the real `brickyard::pki` CA, coordinator
 //! and agent certificates, agent config files, and deliberately wrong client certificates
-//! (another CA, expired, wrong name). Also a raw mTLS client to present any of them.
+//! (another CA, expired, wrong name, wrong role). Also a raw mTLS client to present any of them.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -56,12 +56,31 @@ impl TestPki {
     /// A client certificate signed by this pool's CA with DNS name `name`, EKU clientAuth,
     /// valid until `not_after`; written as `DIR/extra-FILE.pem/.key`.
     pub fn client_cert(&self, file: &str, name: &str, not_after: OffsetDateTime) -> anyhow::Result<IssuedCert> {
+        self.signed_cert(file, name, ExtendedKeyUsagePurpose::ClientAuth, not_after)
+    }
+
+    /// Like `client_cert`, for serving (EKU serverAuth, SANs `name` and 127.0.0.1): an agent
+    /// certificate with the validity the test chooses.
+    pub fn server_cert(&self, file: &str, name: &str, not_after: OffsetDateTime) -> anyhow::Result<IssuedCert> {
+        self.signed_cert(file, name, ExtendedKeyUsagePurpose::ServerAuth, not_after)
+    }
+
+    fn signed_cert(
+        &self,
+        file: &str,
+        name: &str,
+        eku: ExtendedKeyUsagePurpose,
+        not_after: OffsetDateTime,
+    ) -> anyhow::Result<IssuedCert> {
         let issuer = brickyard::pki::load_issuer(&self.dir)?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, name);
         params.subject_alt_names = vec![SanType::DnsName(name.try_into()?)];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        if eku == ExtendedKeyUsagePurpose::ServerAuth {
+            params.subject_alt_names.push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+        }
+        params.extended_key_usages = vec![eku];
         params.not_before = not_after - Duration::days(30);
         params.not_after = not_after;
         let cert = params.signed_by(&key, &issuer)?;

@@ -186,7 +186,7 @@ async fn apply(tasks: &[v1::Task]) -> Result<Vec<Vec<String>>, String> {
     let ctx = Context { runner: Arc::new(SystemRunner), service_manager: ServiceManager::Direct };
     let mut out = Vec::new();
     for t in tasks {
-        let task = tasks::from_proto(t).map_err(|e| format!("{}: {e}", t.id))?;
+        let task = tasks::from_proto(t, None).map_err(|e| format!("{}: {e}", t.id))?;
         out.push(task.run(&ctx).await.map_err(|e| format!("{}: {e}", t.id))?);
     }
     Ok(out)
@@ -197,7 +197,7 @@ async fn plan(tasks: &[v1::Task]) -> Result<Vec<Vec<String>>, String> {
     let ctx = Context { runner: Arc::new(SystemRunner), service_manager: ServiceManager::Direct };
     let mut out = Vec::new();
     for t in tasks {
-        let task = tasks::from_proto(t).map_err(|e| format!("{}: {e}", t.id))?;
+        let task = tasks::from_proto(t, None).map_err(|e| format!("{}: {e}", t.id))?;
         out.push(task.check(&ctx).await.map_err(|e| format!("{}: {e}", t.id))?.changes);
     }
     Ok(out)

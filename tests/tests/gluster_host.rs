@@ -1,9 +1,8 @@
 //! Host-level GlusterFS tasks for real, through the agent of a lab server (its own network,
 //! mount and UTS namespaces and overlay root; the agent runs glusterd in direct mode): packages
-//! and FUSE already there (nothing runs), the /etc/hosts block, iptables rules in the host's own
-//! network namespace (present exactly once after two applies, saved to /etc/iptables/rules.v4),
-//! glusterd started and answering, and a glusterd UUID reset. Every task: check → apply → check
-//! reports nothing to do. Needs root (the lab).
+//! and FUSE already there (nothing runs), the /etc/hosts block, glusterd started and answering,
+//! and a glusterd UUID reset (the firewall task has its own test, `firewall.rs`). Every task:
+//! check → apply → check reports nothing to do. Needs root (the lab).
 
 use std::time::Instant;
 
@@ -24,7 +23,6 @@ fn host_tasks_on_a_lab_server() {
         task("packages", Kind::EnsurePackages(v1::EnsurePackages { role: v1::PackageRole::Server as i32 })),
         task("fuse", Kind::EnsureFuse(v1::EnsureFuse {})),
         task("hosts", Kind::EnsureHosts(v1::EnsureHosts { entries })),
-        task("ports", Kind::OpenPorts(v1::OpenPorts { nfs: false })),
         task("glusterd", Kind::EnsureGlusterd(v1::EnsureGlusterd {})),
     ];
     let exec = |argv: &[&str]| {
@@ -34,10 +32,6 @@ fn host_tasks_on_a_lab_server() {
     };
     let uuid_of = |info: &str| info.lines().find_map(|l| l.strip_prefix("UUID=")).expect("UUID= line").to_owned();
 
-    // Debian's iptables-persistent keeps its rules in /etc/iptables: with that directory there
-    // (on the host's private root) the rules are saved to rules.v4 too.
-    exec(&["mkdir", "/etc/iptables"]);
-
     let rt = || tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     lab.in_control_ns(|| {
         rt().block_on(async {
@@ -46,57 +40,25 @@ fn host_tasks_on_a_lab_server() {
             let verdicts: Vec<String> = before.iter().map(|(v, _)| v.clone()).collect();
             starts(
                 &verdicts,
-                &[
-                    "packages: unchanged",
-                    "fuse: unchanged",
-                    "hosts: would change",
-                    "ports: would change",
-                    "glusterd: would change",
-                ],
+                &["packages: unchanged", "fuse: unchanged", "hosts: would change", "glusterd: would change"],
             );
-            assert!(before[4].1.iter().any(|w| w.contains("not enabled at boot")), "{before:#?}");
+            assert!(before[3].1.iter().any(|w| w.contains("not enabled at boot")), "{before:#?}");
 
             let started = Instant::now();
             starts(
                 &apply(&mut client, &tasks).await,
-                &["packages: unchanged", "fuse: unchanged", "hosts: changed", "ports: changed", "glusterd: changed"],
+                &["packages: unchanged", "fuse: unchanged", "hosts: changed", "glusterd: changed"],
             );
             eprintln!("first apply took {:?}", started.elapsed());
             starts(
                 &apply(&mut client, &tasks).await,
-                &[
-                    "packages: unchanged",
-                    "fuse: unchanged",
-                    "hosts: unchanged",
-                    "ports: unchanged",
-                    "glusterd: unchanged",
-                ],
+                &["packages: unchanged", "fuse: unchanged", "hosts: unchanged", "glusterd: unchanged"],
             );
             let after: Vec<String> = plan(&mut client, &tasks).await.into_iter().map(|(v, _)| v).collect();
-            starts(
-                &after,
-                &[
-                    "packages: unchanged",
-                    "fuse: unchanged",
-                    "hosts: unchanged",
-                    "ports: unchanged",
-                    "glusterd: unchanged",
-                ],
-            );
+            starts(&after, &["packages: unchanged", "fuse: unchanged", "hosts: unchanged", "glusterd: unchanged"]);
         })
     });
 
-    // The host's own firewall (its network namespace): each rule exactly once after two applies.
-    let rules = exec(&["iptables", "-w", "-S", "INPUT"]);
-    let ours: Vec<&str> = rules.lines().filter(|l| l.contains("--comment brickyard")).collect();
-    assert_eq!(ours.len(), 2, "{rules}");
-    assert!(
-        ours.iter().any(|l| l.contains("--dport 24007:24008"))
-            && ours.iter().any(|l| l.contains("--dport 49152:60999")),
-        "{rules}"
-    );
-    let saved = exec(&["cat", "/etc/iptables/rules.v4"]);
-    assert_eq!(saved.lines().filter(|l| l.contains("--comment brickyard")).count(), 2, "{saved}");
     let hosts = exec(&["cat", "/etc/hosts"]);
     assert_eq!(hosts.matches("# BEGIN brickyard pool\n").count(), 1, "{hosts}");
     assert!(hosts.contains(&format!("{} {}\n", server.address, server.name)), "{hosts}");

@@ -1,11 +1,16 @@
 //! Agent and coordinator over real mutual TLS on 127.0.0.1 (the `brickyard-agent` binary on an
-//! ephemeral port): facts with the right certificates; refusals for a missing client
-//! certificate, another CA, an agent certificate used as the coordinator, an expired
-//! certificate and a pool certificate with another name; the coordinator refusing an agent
-//! whose certificate names another host; and bad agent configs. Touches only temp dirs.
+//! ephemeral port): facts with the right certificates; the agent refusing, each for its own
+//! reason, a missing client certificate, another CA, an expired coordinator certificate, an
+//! agent certificate used as a client and a pool client certificate with an agent's name; the
+//! coordinator refusing an agent whose certificate names another host or has expired;
+//! plaintext HTTP/2 against the TLS port, TLS against a closed port and against a port that
+//! never answers; and bad agent configs. Touches only temp dirs and loopback.
 
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::time::Instant;
 
+use brickyard::client::error_chain;
 use brickyard::spec::HostTarget;
 use brickyard_proto::v1;
 use brickyard_tests::bins::{agent_exit, AgentProcess};
@@ -21,15 +26,52 @@ fn start(pki: &TestPki, name: &str) -> AgentProcess {
     AgentProcess::start(&config).unwrap()
 }
 
-/// `GetFacts` with this client must fail, at connect or at the call; returns the error text.
-async fn refused(pki: &TestPki, agent: &AgentProcess, client: Option<&brickyard::pki::IssuedCert>) -> String {
-    match raw_connect(&pki.layout().ca_cert, client, "agent1", agent.addr).await {
-        Err(e) => format!("{e:#}"),
-        Ok(mut c) => match c.get_facts(v1::GetFactsRequest {}).await {
-            Ok(_) => panic!("GetFacts succeeded with a client that must be refused"),
-            Err(status) => format!("{status}"),
-        },
+/// Completes a TLS handshake with the agent as `client` (or without a certificate) and
+/// returns why the agent then ends the connection: the alert it sends (rustls on the agent
+/// decides on the client certificate after the client's last handshake flight).
+fn tls_refusal(pki: &TestPki, agent: &AgentProcess, client: Option<&brickyard::pki::IssuedCert>) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(pki.layout().ca_cert).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
     }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(c) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(&c.cert).unwrap().map(Result::unwrap).collect(),
+                PrivateKeyDer::from_pem_file(&c.key).unwrap(),
+            )
+            .unwrap(),
+    };
+    let mut conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), ServerName::try_from("agent1").unwrap()).unwrap();
+    let mut sock = std::net::TcpStream::connect(agent.addr).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    let mut buf = [0u8; 64];
+    match tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").and_then(|()| tls.read(&mut buf)) {
+        Ok(n) => panic!("the agent accepted the TLS client and answered {n} bytes"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// What `brickyard::client::connect` + `GetFacts` to `host` says, with its causes.
+async fn coordinator_error(pki: &TestPki, host: &HostTarget) -> String {
+    let result = async {
+        let mut client = brickyard::client::connect(&pki.dir, host).await?;
+        client.get_facts(v1::GetFactsRequest {}).await.map_err(|s| anyhow::anyhow!(error_chain(&s)))?;
+        anyhow::Ok(())
+    }
+    .await;
+    format!("{:#}", result.expect_err("the coordinator got facts from a host it must refuse"))
 }
 
 #[tokio::test]
@@ -67,26 +109,139 @@ async fn facts_and_health_with_the_right_certificates() {
 async fn refuses_clients_that_are_not_the_coordinator() {
     let pki = TestPki::new().unwrap();
     let agent = start(&pki, "agent1");
+    let in_30_days = OffsetDateTime::now_utc() + Duration::days(30);
 
-    let none = refused(&pki, &agent, None).await;
+    // The agent's TLS stack refuses these, each with the alert that names its reason. A
+    // gRPC client only sees the connection end (closed, canceled or a broken pipe, as the
+    // timing has it), so the handshake is made by hand to read the alert.
+    let none = tls_refusal(&pki, &agent, None);
+    assert_eq!(none, "received fatal alert: CertificateRequired", "no client certificate");
     let other_pool = TestPki::new().unwrap();
-    let other_ca = refused(&pki, &agent, Some(&other_pool.coordinator())).await;
+    let other_ca = tls_refusal(&pki, &agent, Some(&other_pool.coordinator()));
+    assert_eq!(other_ca, "received fatal alert: UnknownCA", "another pool's coordinator certificate");
+    let expired = tls_refusal(&pki, &agent, Some(&pki.expired_coordinator().unwrap()));
+    assert_eq!(expired, "received fatal alert: CertificateExpired", "expired coordinator certificate");
+    // An agent certificate is made for serving only (EKU serverAuth): refused as a client.
     let agent2 = pki.agent("agent2").unwrap();
-    let agent_as_coordinator = refused(&pki, &agent, Some(&agent2)).await;
-    let expired = refused(&pki, &agent, Some(&pki.expired_coordinator().unwrap())).await;
-    // Chains to the pool CA and allows client auth, but does not name the coordinator: only
-    // the agent's own identity check stands in the way.
-    let wrong_name = pki.client_cert("impostor", "impostor", OffsetDateTime::now_utc() + Duration::days(30)).unwrap();
-    let impostor = refused(&pki, &agent, Some(&wrong_name)).await;
-    assert!(impostor.contains("PermissionDenied") || impostor.contains("not the coordinator"), "{impostor}");
-    assert!(impostor.contains("impostor"), "{impostor}");
+    let agent_as_client = tls_refusal(&pki, &agent, Some(&agent2));
+    assert_eq!(agent_as_client, "received fatal alert: UnsupportedCertificate", "agent certificate as a client");
+    // Chains to the pool CA and allows client auth, but names agent2, not the coordinator:
+    // only the agent's own identity check stands in the way.
+    let agent_named = pki.client_cert("agent2-client", "agent2", in_30_days).unwrap();
+    let mut client = raw_connect(&pki.layout().ca_cert, Some(&agent_named), "agent1", agent.addr).await.unwrap();
+    let status = client.get_facts(v1::GetFactsRequest {}).await.expect_err("GetFacts with an agent's name");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status}");
+    assert_eq!(
+        status.message(),
+        "client certificate names [\"agent2\"], not the coordinator \"brickyard-coordinator\""
+    );
+    let identity = status.message();
 
     // The agent is still healthy and serves the real coordinator afterwards.
     let mut client = brickyard::client::connect(&pki.dir, &target("agent1", &agent)).await.unwrap();
     client.get_facts(v1::GetFactsRequest {}).await.unwrap();
     eprintln!(
-        "refusals:\n none: {none}\n other CA: {other_ca}\n agent cert: {agent_as_coordinator}\n expired: {expired}"
+        "refusals:\n no client cert: {none}\n other CA: {other_ca}\n expired coordinator: {expired}\n agent cert as \
+         client: {agent_as_client}\n agent-named client cert: {identity}"
     );
+}
+
+#[tokio::test]
+async fn coordinator_refuses_an_agent_with_an_expired_certificate() {
+    let pki = TestPki::new().unwrap();
+    let expired = pki.server_cert("agent1-expired", "agent1", OffsetDateTime::now_utc() - Duration::days(1)).unwrap();
+
+    // The agent itself will not start with it...
+    let config = pki.agent_config("agent1", "127.0.0.1:0", "").unwrap();
+    let issued = pki.layout().host("agent1");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(issued.cert.to_str().unwrap(), expired.cert.to_str().unwrap())
+            .replace(issued.key.to_str().unwrap(), expired.key.to_str().unwrap()),
+    )
+    .unwrap();
+    let exit = agent_exit(&config, &["--check-config"]).unwrap();
+    assert!(!exit.success && exit.stderr.contains("certificate expired"), "{}", exit.stderr);
+
+    // ...so serve it from a TLS server of this test: the coordinator refuses the agent.
+    let identity = tonic::transport::Identity::from_pem(
+        std::fs::read(&expired.cert).unwrap(),
+        std::fs::read(&expired.key).unwrap(),
+    );
+    let incoming = tonic::transport::server::TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = incoming.local_addr().unwrap();
+    let (_, health) = tonic_health::server::health_reporter();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .unwrap()
+            .add_service(health)
+            .serve_with_incoming(incoming),
+    );
+    let host = HostTarget { name: "agent1".into(), address: "127.0.0.1".into(), port: addr.port() };
+    let err = coordinator_error(&pki, &host).await;
+    server.abort();
+    assert!(err.contains("host agent1") && err.contains("invalid peer certificate: certificate expired"), "{err}");
+    eprintln!("expired agent certificate: {err}");
+}
+
+#[tokio::test]
+async fn plaintext_and_dead_ports_are_refused_for_what_they_are() {
+    let pki = TestPki::new().unwrap();
+    let agent = start(&pki, "agent1");
+
+    // Plaintext HTTP/2 (h2c) against the TLS port: the agent's TLS stack drops it.
+    let plaintext = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", agent.addr))?.connect().await?;
+        v1::agent_client::AgentClient::new(channel).get_facts(v1::GetFactsRequest {}).await?;
+        anyhow::Ok(())
+    }
+    .await
+    .map_err(|e| e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": "))
+    .expect_err("the agent answered plaintext HTTP/2");
+    // What the client reads depends on timing (a broken pipe, or the agent's answer read as
+    // an HTTP/2 frame of impossible size); the answer itself is a fatal TLS alert record.
+    let mut raw = std::net::TcpStream::connect(agent.addr).unwrap();
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    raw.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    let mut alert = [0u8; 7];
+    raw.read_exact(&mut alert).unwrap();
+    assert_eq!(alert[..2], [0x15, 0x03], "not a TLS alert record: {alert:02x?}");
+    assert_eq!(alert[3..6], [0x00, 0x02, 0x02], "not one fatal alert: {alert:02x?}");
+    assert_eq!(alert[6], 50, "not decode_error: {alert:02x?}");
+
+    // TLS against a closed port: refused by the kernel, named as such.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let started = Instant::now();
+    let refused = coordinator_error(
+        &pki,
+        &HostTarget { name: "agent1".into(), address: "127.0.0.1".into(), port: closed.port() },
+    )
+    .await;
+    assert!(refused.contains("host agent1") && refused.contains("Connection refused"), "{refused}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+
+    // TLS against a port that accepts TCP and never answers: given up after the connect
+    // timeout instead of waiting forever.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let started = Instant::now();
+    let silent_port = silent.local_addr().unwrap().port();
+    let hung =
+        coordinator_error(&pki, &HostTarget { name: "agent1".into(), address: "127.0.0.1".into(), port: silent_port })
+            .await;
+    let waited = started.elapsed();
+    assert!(hung.contains("host agent1") && hung.contains("timed out"), "{hung}");
+    assert!(
+        waited >= brickyard::client::CONNECT_TIMEOUT && waited < brickyard::client::CONNECT_TIMEOUT * 2,
+        "waited {waited:?}"
+    );
+    drop(silent);
+
+    // The agent still serves the coordinator.
+    let mut client = brickyard::client::connect(&pki.dir, &target("agent1", &agent)).await.unwrap();
+    client.get_facts(v1::GetFactsRequest {}).await.unwrap();
+    eprintln!("plaintext: {plaintext}\nplaintext answer: {alert:02x?}\nclosed port: {refused}\nsilent port ({waited:?}): {hung}");
 }
 
 #[tokio::test]
@@ -95,15 +250,9 @@ async fn coordinator_refuses_an_agent_with_another_hosts_certificate() {
     let agent = start(&pki, "agent1");
     // The spec says this address is agent2, but the certificate there names agent1.
     pki.agent("agent2").unwrap();
-    let result = async {
-        let mut client = brickyard::client::connect(&pki.dir, &target("agent2", &agent)).await?;
-        client.get_facts(v1::GetFactsRequest {}).await?;
-        anyhow::Ok(())
-    }
-    .await;
-    let err = format!("{:#}", result.expect_err("coordinator accepted an agent certificate for another host"));
-    assert!(err.contains("agent2"), "{err}");
-    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    let err = coordinator_error(&pki, &target("agent2", &agent)).await;
+    assert!(err.contains("host agent2") && err.contains("certificate not valid for name \"agent2\""), "{err}");
+    eprintln!("another host's certificate: {err}");
 }
 
 #[test]

@@ -53,13 +53,18 @@ fn rpc_span<T>(method: &'static str, request: &Request<T>) -> tracing::Span {
 /// A validated batch: each task with its id.
 type Tasks = Vec<(String, Box<dyn AnyTask>)>;
 
-/// Validates every task of the batch; the first invalid one rejects the whole batch.
-fn validate(batch: &v1::TaskBatch) -> Result<Tasks, Status> {
-    batch
+/// Validates every task of the batch; the first invalid one rejects the whole batch. The
+/// tasks learn the request's source address.
+fn validate(request: &Request<v1::TaskBatch>) -> Result<Tasks, Status> {
+    let peer = request.remote_addr().map(|a| a.ip());
+    request
+        .get_ref()
         .tasks
         .iter()
         .map(|t| {
-            tasks::from_proto(t).map(|task| (t.id.clone(), task)).map_err(|e| conversions::invalid_task(&t.id, &e))
+            tasks::from_proto(t, peer)
+                .map(|task| (t.id.clone(), task))
+                .map_err(|e| conversions::invalid_task(&t.id, &e))
         })
         .collect()
 }
@@ -115,7 +120,7 @@ impl Agent for AgentService {
     async fn plan(&self, request: Request<v1::TaskBatch>) -> Result<Response<v1::PlanReport>, Status> {
         let span = rpc_span("Plan", &request);
         async {
-            let tasks = validate(request.get_ref())?;
+            let tasks = validate(&request)?;
             let mut verdicts = Vec::with_capacity(tasks.len());
             for (id, task) in &tasks {
                 let check = task.check(&self.ctx).instrument(tracing::info_span!("task", id = %id)).await;
@@ -131,7 +136,7 @@ impl Agent for AgentService {
 
     async fn apply(&self, request: Request<v1::TaskBatch>) -> Result<Response<Self::ApplyStream>, Status> {
         let span = rpc_span("Apply", &request);
-        let tasks = span.in_scope(|| validate(request.get_ref()))?;
+        let tasks = span.in_scope(|| validate(&request))?;
         let (tx, rx) = mpsc::channel(16);
         let ctx = self.ctx.clone();
         let lock = self.apply_lock.clone();

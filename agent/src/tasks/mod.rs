@@ -23,13 +23,17 @@ mod shape;
 #[cfg(test)]
 mod testing;
 
+use std::net::IpAddr;
+
 use brickyard_proto::v1;
 
 pub use shape::{AnyTask, Check, Plan, Task, TaskError};
 
-/// Validates a proto task into its task kind; nothing runs on the host. Each task kind is
-/// one arm here, and nowhere else.
-pub fn from_proto(task: &v1::Task) -> Result<Box<dyn AnyTask>, TaskError> {
+/// Validates a proto task into its task kind; nothing runs on the host. `peer` is where the
+/// request came from (the coordinator as this host sees it): `OpenPorts` without listed
+/// coordinators admits that address to the agent port. Each task kind is one arm here, and
+/// nowhere else.
+pub fn from_proto(task: &v1::Task, peer: Option<IpAddr>) -> Result<Box<dyn AnyTask>, TaskError> {
     use v1::task::Kind;
     let kind = task.kind.as_ref().ok_or_else(|| TaskError::InvalidTask(format!("task {:?} has no kind", task.id)))?;
     Ok(match kind {
@@ -39,7 +43,7 @@ pub fn from_proto(task: &v1::Task) -> Result<Box<dyn AnyTask>, TaskError> {
         Kind::BrickDir(t) => Box::new(brick_dir::BrickDir::from_proto(t)?),
         Kind::EnsurePackages(t) => Box::new(packages::EnsurePackages::from_proto(t)?),
         Kind::EnsureGlusterd(t) => Box::new(glusterd::EnsureGlusterd::from_proto(t)?),
-        Kind::OpenPorts(t) => Box::new(firewall::OpenPorts::from_proto(t)?),
+        Kind::OpenPorts(t) => Box::new(firewall::OpenPorts::from_proto(t)?.requested_from(peer)),
         Kind::EnsureHosts(t) => Box::new(hosts::EnsureHosts::from_proto(t)?),
         Kind::EnsureFuse(t) => Box::new(fuse::EnsureFuse::from_proto(t)?),
         Kind::ResetGlusterdUuid(t) => Box::new(glusterd_uuid::ResetGlusterdUuid::from_proto(t)?),
