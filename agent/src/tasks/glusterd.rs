@@ -4,7 +4,7 @@
 //! --now glusterd`. Without a service manager (`ServiceManager::Direct`, e.g. the lab) the agent
 //! starts `/usr/sbin/glusterd -p /run/glusterd.pid` itself (it daemonizes) and tracks it by that
 //! pid file only — never by process name, since several hosts may share one process table;
-//! "enabled at boot" does not apply there and the check says so as a warning. After a start
+//! "enabled at boot" does not apply there and the plan says so as a warning. After a start
 //! the agent waits, with a deadline, until `gluster pool list` answers over the local socket.
 //! Also used by `ResetGlusterdUuid` to stop and start glusterd. Reads /run/glusterd.pid and
 //! /proc; starts/stops glusterd.
