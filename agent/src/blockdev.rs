@@ -115,7 +115,7 @@ pub async fn probe(runner: &dyn Runner, path: &str) -> Result<Signature, TaskErr
         // 2 = nothing found; but an unreadable device also exits 2, with a message (refused below).
         Some(2) if out.stderr.trim().is_empty() => Ok(Signature::default()),
         Some(8) => Ok(Signature { ambivalent: true, ..parse_blkid(&out.stdout) }),
-        Some(2) => Err(TaskError::Refused(format!(
+        Some(2) => Err(TaskError::Unsafe(format!(
             "{path}: cannot read it to see what is on it ({}); brickyard never changes a device it cannot \
              inspect, even with wipe",
             out.stderr.trim()
@@ -250,7 +250,7 @@ impl Disk {
         match self.partitions.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(one)),
-            many => Err(TaskError::Refused(format!(
+            many => Err(TaskError::Unsafe(format!(
                 "{} has {} partitions ({}); brickyard uses a disk with exactly one",
                 self.path,
                 many.len(),
@@ -271,7 +271,7 @@ impl Disk {
         if self.device.is_whole_disk() {
             Ok(())
         } else {
-            Err(TaskError::Refused(format!(
+            Err(TaskError::Conflict(format!(
                 "{} is a {} (lsblk TYPE), not a whole disk",
                 self.path,
                 if self.device.kind.is_empty() { "device of unknown type" } else { &self.device.kind }
@@ -282,7 +282,7 @@ impl Disk {
     /// Refuses the disk that carries / or /boot (or /usr, /var): never touched, even with wipe.
     pub fn refuse_system_disk(&self) -> Result<(), TaskError> {
         match self.device.system_mount() {
-            Some((dev, mp)) => Err(TaskError::Refused(format!(
+            Some((dev, mp)) => Err(TaskError::Unsafe(format!(
                 "{} carries the system ({dev} is mounted at {mp}); brickyard never changes it, even with wipe",
                 self.path
             ))),
@@ -305,14 +305,14 @@ impl Disk {
             match open {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    return Err(TaskError::Refused(format!(
+                    return Err(TaskError::Unsafe(format!(
                         "{path} is in use outside this mount namespace (the kernel refuses an exclusive open: \
                          mounted or held elsewhere, e.g. the machine's root); brickyard never changes it, even \
                          with wipe"
                     )))
                 }
                 Err(e) => {
-                    return Err(TaskError::Refused(format!(
+                    return Err(TaskError::Unsafe(format!(
                         "{path}: cannot open it exclusively to check it is unused: {e}"
                     )))
                 }
@@ -332,13 +332,13 @@ impl Disk {
 pub fn refuse_in_use(dev: &BlockDevice) -> Result<(), TaskError> {
     if let Some((name, mp)) = dev.mounts().first() {
         let at = if *mp == "[SWAP]" { "in use as swap".to_owned() } else { format!("mounted at {mp}") };
-        return Err(TaskError::Refused(format!(
+        return Err(TaskError::Unsafe(format!(
             "{} is in use: {name} is {at} (never changed, even with wipe)",
             dev.path
         )));
     }
     if let Some(holder) = dev.walk().into_iter().skip(1).find(|d| d.kind != "part") {
-        return Err(TaskError::Refused(format!(
+        return Err(TaskError::Unsafe(format!(
             "{} is in use: {} ({}) is active on it (never changed, even with wipe)",
             dev.path, holder.name, holder.kind
         )));
@@ -470,7 +470,7 @@ mod tests {
             .expect_output(&format!("{} -p -o export /dev/vda", prog("blkid")), eperm)
             .expect_output(&format!("{} -p -o export /dev/loop1", prog("blkid")), ambivalent);
         assert!(probe(&r, "/dev/loop0").await.unwrap().is_empty());
-        assert!(probe(&r, "/dev/vda").await.unwrap_err().to_string().starts_with("refused: /dev/vda: cannot read it"));
+        assert!(probe(&r, "/dev/vda").await.unwrap_err().to_string().starts_with("/dev/vda: cannot read it"));
         assert!(probe(&r, "/dev/loop1").await.unwrap().describe().unwrap().contains("conflicting"));
     }
 
@@ -498,7 +498,7 @@ mod tests {
         disk.require_whole_disk().unwrap();
         disk.refuse_system_disk().unwrap();
         let err = refuse_in_use(&disk.device).unwrap_err().to_string();
-        assert_eq!(err, "refused: /dev/loop0 is in use: loop0p1 is mounted at /vdisk (never changed, even with wipe)");
+        assert_eq!(err, "/dev/loop0 is in use: loop0p1 is mounted at /vdisk (never changed, even with wipe)");
     }
 
     #[test]
@@ -515,13 +515,10 @@ mod tests {
         assert!(sys.contains("/dev/nvme0n1 carries the system") && sys.contains("even with wipe"), "{sys}");
         assert!(disk("nvme1n1", &nvme).refuse_system_disk().is_ok());
         let part = disk("nvme0n1p2", &nvme).require_whole_disk().unwrap_err().to_string();
-        assert_eq!(part, "refused: /dev/nvme0n1p2 is a part (lsblk TYPE), not a whole disk");
+        assert_eq!(part, "/dev/nvme0n1p2 is a part (lsblk TYPE), not a whole disk");
         let lvm = lsblk::parse(&fixture("lsblk/lvm-member.json")).unwrap();
         let held = refuse_in_use(&lvm[0]).unwrap_err().to_string();
-        assert_eq!(
-            held,
-            "refused: /dev/sdb is in use: data-brick (lvm) is active on it (never changed, even with wipe)"
-        );
+        assert_eq!(held, "/dev/sdb is in use: data-brick (lvm) is active on it (never changed, even with wipe)");
         let md = lsblk::parse(&fixture("lsblk/md-member.json")).unwrap();
         assert!(refuse_in_use(&md[1]).unwrap_err().to_string().contains("md0 is mounted at /srv/bricks"));
         let swap = refuse_in_use(lsblk::find(&nvme, "nvme0n1p3").unwrap()).unwrap_err().to_string();

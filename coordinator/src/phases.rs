@@ -293,21 +293,6 @@ fn clients(spec: &Spec) -> Vec<HostBatch> {
         .collect()
 }
 
-/// Task kinds whose check never depends on what earlier tasks change (used by `plan` to tell
-/// a real refusal from one that only waits for an earlier change).
-pub fn independent(task: &v1::Task) -> bool {
-    matches!(
-        task.kind,
-        Some(
-            Kind::EnsurePackages(_)
-                | Kind::EnsureHosts(_)
-                | Kind::EnsureFuse(_)
-                | Kind::PartitionDisk(_)
-                | Kind::ResetGlusterdUuid(_)
-        )
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;

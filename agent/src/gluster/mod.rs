@@ -1,7 +1,8 @@
 //! The local gluster CLI, always `gluster --mode=script --xml ...` through the command runner
 //! (it talks to this host's glusterd over its local socket), typed wrappers around the queries
-//! the tasks need, and `GetGlusterStatus`. Parsing is pure and lives in [`xml`]. Reads
-//! /proc/self/mountinfo and statvfs()s glusterfs mounts for the status.
+//! the tasks need, and `GetGlusterStatus`. Parsing is pure and lives in [`xml`]. A CLI that is
+//! not installed yet or a glusterd that does not run is "not ready" (an earlier task brings
+//! them). Reads /proc/self/mountinfo and statvfs()s glusterfs mounts for the status.
 
 pub mod xml;
 
@@ -23,11 +24,19 @@ pub const FUSE_FSTYPE: &str = "fuse.glusterfs";
 /// How long a statvfs() on a FUSE mount may take before the mount counts as not answering.
 const STATVFS_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What the gluster CLI prints when glusterd does not answer on its socket.
+const NO_GLUSTERD: &str = "Connection failed";
+
 /// Runs `gluster --mode=script --xml ARGS` and returns its `<cliOutput>` when `opRet` is 0.
 /// gluster exits non-zero with the reason in `opErrstr`: that reason becomes the error's
 /// stderr, so the message reads `gluster ... failed (exit status 1): Volume gv0 already exists`.
+/// No gluster CLI, or no glusterd answering, is `NotReady` (EnsurePackages and EnsureGlusterd
+/// bring them).
 pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, TaskError> {
-    let cmd = Cmd::new(find_program("gluster")?).args(["--mode=script", "--xml"]).args(args.iter().copied());
+    let program = find_program("gluster").map_err(|e| {
+        TaskError::NotReady(format!("the gluster CLI is not installed ({e}): EnsurePackages installs it"))
+    })?;
+    let cmd = Cmd::new(program).args(["--mode=script", "--xml"]).args(args.iter().copied());
     let out = ctx.runner.output(&cmd).await?;
     xml::cli_output(&out.stdout).map_err(|e| {
         let stderr = match e {
@@ -36,6 +45,12 @@ pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, TaskError
             _ if !out.success() => format!("{} {}", out.stdout.trim(), out.stderr.trim()).trim().to_owned(),
             other => format!("unexpected output ({other}): {}", out.stdout.trim()),
         };
+        if !out.success() && stderr.starts_with(NO_GLUSTERD) {
+            return TaskError::NotReady(format!(
+                "glusterd does not answer `{}` ({stderr}): EnsureGlusterd starts it",
+                cmd.display()
+            ));
+        }
         TaskError::Command(CommandError::Failed { cmd: cmd.display(), code: out.code, stdout: out.stdout, stderr })
     })
 }
@@ -231,8 +246,9 @@ mod tests {
             stderr: String::new(),
         };
         let c = ctx(FakeRunner::default().expect_output("/usr/sbin/gluster", down));
-        let err = cli(&c, &["pool", "list"]).await.unwrap_err().to_string();
-        assert!(err.contains("Connection failed"), "{err}");
+        let err = cli(&c, &["pool", "list"]).await.unwrap_err();
+        assert!(matches!(err, TaskError::NotReady(_)), "{err}");
+        assert!(err.to_string().contains("Connection failed") && err.to_string().contains("EnsureGlusterd"), "{err}");
     }
 
     #[tokio::test]

@@ -155,7 +155,7 @@ impl OpenPorts {
         let vol = self.glusterd_vol.display();
         match std::fs::read_to_string(&self.glusterd_vol) {
             Ok(text) => {
-                let range = brick_port_range(&text).map_err(|e| TaskError::Refused(format!("{vol}: {e}")))?;
+                let range = brick_port_range(&text).map_err(|e| TaskError::Conflict(format!("{vol}: {e}")))?;
                 Ok((wanted_ports(self.nfs, range), None))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((

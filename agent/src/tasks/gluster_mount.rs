@@ -84,7 +84,7 @@ impl MountGlusterVolume {
         let mounted = match mountinfo::at(mounts, mp) {
             Some(m) if self.is_ours(m) => true,
             Some(m) => {
-                return Err(TaskError::Refused(format!(
+                return Err(TaskError::Conflict(format!(
                     "{mp} already has {} {} mounted, not {}; nothing changed",
                     m.fstype,
                     m.source,
@@ -97,7 +97,7 @@ impl MountGlusterVolume {
         if let Some(other) =
             unmanaged.lines().find(|l| !l.trim_start().starts_with('#') && l.split_whitespace().nth(1) == Some(mp))
         {
-            return Err(TaskError::Refused(format!(
+            return Err(TaskError::Conflict(format!(
                 "{} already has an entry for {mp} that Brickyard does not manage: {other:?}; remove it first",
                 self.fstab.display()
             )));

@@ -37,19 +37,32 @@ pub struct Context {
     pub service_manager: ServiceManager,
 }
 
-/// Why a task could not be checked or applied. Mapped to `v1::ErrorKind` exhaustively in
-/// `crate::conversions`.
+/// Why a task could not be checked or applied, by what it means for the operator. Mapped to
+/// `v1::ErrorKind` exhaustively in `crate::conversions`; the coordinator's `plan` tells "never
+/// without the operator" (unsafe, conflict) from "not yet" (not ready) by it.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     #[error(transparent)]
     Invalid(#[from] InvalidValue),
     #[error("{0}")]
     InvalidTask(String),
-    /// A data-safety or precondition refusal: names the device/host and what was found.
-    #[error("refused: {0}")]
-    Refused(String),
+    /// Data safety: it would destroy or expose data, so it is done only on the operator's
+    /// explicit word (e.g. `wipe`, `force`), or never. Names the device/brick and what was found.
+    #[error("{0}")]
+    Unsafe(String),
+    /// The live state differs in a way this task will not change (something else is mounted
+    /// there, the volume exists with other bricks): names both sides.
+    #[error("{0}")]
+    Conflict(String),
+    /// Waits for an earlier change, which the message names (a mount point not mounted yet,
+    /// glusterd not running yet, a peer not in the pool yet).
+    #[error("{0}")]
+    NotReady(String),
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// A step ran but did not leave the state it should have (names what is missing).
+    #[error("{0}")]
+    Failed(String),
     #[error("timed out waiting for {0}")]
     Timeout(String),
     #[error("{context}: {source}")]

@@ -79,7 +79,7 @@ impl PartitionDisk {
         let mut cmds = Vec::new();
         if !found.is_empty() {
             if !self.wipe {
-                return Err(TaskError::Refused(format!(
+                return Err(TaskError::Unsafe(format!(
                     "{} is not empty: found {}; {} with one partition asked (set wipe = true for {} to destroy it)",
                     disk.path,
                     found.join(" with "),
@@ -211,7 +211,7 @@ mod tests {
         let err = task(&host, "/dev/loop0", v1::PartitionTable::Gpt, false).check(&ctx(script())).await.unwrap_err();
         assert_eq!(
             err.to_string(),
-            "refused: /dev/loop0 is not empty: found a dos partition table with 1 partition(s) (loop0p1); gpt with \
+            "/dev/loop0 is not empty: found a dos partition table with 1 partition(s) (loop0p1); gpt with \
              one partition asked (set wipe = true for /dev/loop0 to destroy it)"
         );
         let check = task(&host, "/dev/loop0", v1::PartitionTable::Gpt, true).check(&ctx(script())).await.unwrap();
@@ -246,6 +246,6 @@ mod tests {
             .check(&ctx(FakeRunner::default().expect(&prog("lsblk"), NVME)))
             .await
             .unwrap_err();
-        assert_eq!(err.to_string(), "refused: /dev/nvme0n1p1 is a part (lsblk TYPE), not a whole disk");
+        assert_eq!(err.to_string(), "/dev/nvme0n1p1 is a part (lsblk TYPE), not a whole disk");
     }
 }

@@ -101,7 +101,7 @@ impl ProbePeers {
                 match pool.iter().find(|p| !p.is_local && p.known_as(peer.as_str())) {
                     Some(p) if p.in_cluster() => {}
                     Some(p) if p.state.contains("Rejected") => {
-                        return Err(TaskError::Refused(format!(
+                        return Err(TaskError::Conflict(format!(
                             "peer {peer} is {}: glusterd rejected it (its volume configuration or UUID \
                              conflicts with this pool)",
                             p.describe()

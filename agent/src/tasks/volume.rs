@@ -57,7 +57,7 @@ impl Layout {
                     return Err(invalid(format!("replica {} is not a replicate volume (needs 2 or more)", l.replica)));
                 }
                 if l.replica == 2 && !allow_replica2 {
-                    return Err(TaskError::Refused(format!(
+                    return Err(TaskError::Unsafe(format!(
                         "volume {volume}: replica 2 without an arbiter is prone to split-brain; use replica 3 or \
                          arbiter, or allow replica 2 explicitly"
                     )));
@@ -233,7 +233,7 @@ impl EnsureVolume {
         if diffs.is_empty() {
             Ok(())
         } else {
-            Err(TaskError::Refused(format!(
+            Err(TaskError::Conflict(format!(
                 "volume {} already exists and differs: {}; nothing changed",
                 self.name,
                 diffs.join("; ")
@@ -253,7 +253,7 @@ impl EnsureVolume {
             let existing = Path::new(brick.path.as_str()).ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
             let dev = std::fs::metadata(existing).map_err(TaskError::io(format!("stat {}", existing.display())))?.dev();
             if dev == root_dev {
-                return Err(TaskError::Refused(format!(
+                return Err(TaskError::Unsafe(format!(
                     "brick {} of volume {} is on the root filesystem ({} is on the same device as /); mount a \
                      separate disk there or set force",
                     brick.spec(),
@@ -490,7 +490,9 @@ mod tests {
         let t =
             EnsureVolume::from_proto(&proto(v1::VolumeType::Arbiter, 3, &["gs1:/srv/b1", "gs2:/srv/b1", "gs3:/srv/a"]))
                 .unwrap();
-        let e = t.apply(&c).await.unwrap_err().to_string();
+        let e = t.apply(&c).await.unwrap_err();
+        assert!(matches!(e, TaskError::Conflict(_)), "{e}");
+        let e = e.to_string();
         assert!(e.contains("its layout is replica 2, the task asks for replica 3 arbiter 1"), "{e}");
         assert!(e.contains("its bricks are gs1:/srv/b1 gs2:/srv/b1") && e.contains("nothing changed"), "{e}");
         assert_eq!(runner.seen().len(), 1);
