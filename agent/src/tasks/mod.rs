@@ -4,6 +4,7 @@
 //! explicit `match` on the proto `oneof`.
 
 mod brick_dir;
+mod bricks;
 mod filesystem;
 mod firewall;
 mod fuse;
@@ -108,6 +109,8 @@ pub enum Task {
     EnsureFuse(fuse::EnsureFuse),
     ResetGlusterdUuid(glusterd_uuid::ResetGlusterdUuid),
     ProbePeers(peers::ProbePeers),
+    AwaitPeers(peers::AwaitPeers),
+    EnsureBricks(bricks::EnsureBricks),
     EnsureVolume(volume::EnsureVolume),
     MountGlusterVolume(gluster_mount::MountGlusterVolume),
 }
@@ -130,6 +133,8 @@ impl Task {
             Kind::EnsureFuse(t) => Task::EnsureFuse(fuse::EnsureFuse::from_proto(t)?),
             Kind::ResetGlusterdUuid(t) => Task::ResetGlusterdUuid(glusterd_uuid::ResetGlusterdUuid::from_proto(t)?),
             Kind::ProbePeers(t) => Task::ProbePeers(peers::ProbePeers::from_proto(t)?),
+            Kind::AwaitPeers(t) => Task::AwaitPeers(peers::AwaitPeers::from_proto(t)?),
+            Kind::EnsureBricks(t) => Task::EnsureBricks(bricks::EnsureBricks::from_proto(t)?),
             Kind::EnsureVolume(t) => Task::EnsureVolume(volume::EnsureVolume::from_proto(t)?),
             Kind::MountGlusterVolume(t) => Task::MountGlusterVolume(gluster_mount::MountGlusterVolume::from_proto(t)?),
         })
@@ -149,6 +154,8 @@ impl Task {
             Task::EnsureFuse(t) => t.check(ctx).await,
             Task::ResetGlusterdUuid(t) => t.check(ctx).await,
             Task::ProbePeers(t) => t.check(ctx).await,
+            Task::AwaitPeers(t) => t.check(ctx).await,
+            Task::EnsureBricks(t) => t.check(ctx).await,
             Task::EnsureVolume(t) => t.check(ctx).await,
             Task::MountGlusterVolume(t) => t.check(ctx).await,
         }
@@ -168,6 +175,8 @@ impl Task {
             Task::EnsureFuse(t) => t.apply(ctx).await,
             Task::ResetGlusterdUuid(t) => t.apply(ctx).await,
             Task::ProbePeers(t) => t.apply(ctx).await,
+            Task::AwaitPeers(t) => t.apply(ctx).await,
+            Task::EnsureBricks(t) => t.apply(ctx).await,
             Task::EnsureVolume(t) => t.apply(ctx).await,
             Task::MountGlusterVolume(t) => t.apply(ctx).await,
         }
