@@ -132,7 +132,9 @@ impl EnsureBricks {
         if !meta.is_dir() {
             return Err(TaskError::Conflict(format!("{name}: {path} is not a directory")));
         }
-        if meta.dev() != mount_dev {
+        // A brick on its disk must be on that filesystem; one allowed on / may also be on a
+        // filesystem mounted below it.
+        if !brick.mount_point.is_root() && meta.dev() != mount_dev {
             return Err(TaskError::Conflict(format!(
                 "{name} is not on the filesystem mounted at {mp} (something else is mounted on it or between)"
             )));
@@ -394,6 +396,18 @@ mod tests {
         assert!(matches!(err, TaskError::Unsafe(_)) && err.to_string().contains("root filesystem"), "{err}");
         let forced = task(vec![proto("gv0", Path::new("/nonexistent-brickyard/b1"), Path::new("/"), true)]).unwrap();
         assert_eq!(forced.check(&ctx(FakeRunner::default())).await.unwrap(), Check::unchanged());
+    }
+
+    #[tokio::test]
+    async fn a_brick_on_another_filesystem_than_its_disk_is_a_conflict() {
+        let disk = Disk::new();
+        let brick = disk.path().join("b1");
+        std::fs::create_dir(&brick).unwrap();
+        nix::mount::mount(Some("tmpfs"), &brick, Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=1m")).unwrap();
+        let t = task(vec![proto("gv0", &brick, disk.path(), false)]).unwrap();
+        let err = t.check(&ctx(FakeRunner::default())).await.unwrap_err();
+        assert!(matches!(err, TaskError::Conflict(_)), "{err}");
+        assert!(err.to_string().contains(&format!("is not on the filesystem mounted at {}", disk.path().display())));
     }
 
     #[tokio::test]
