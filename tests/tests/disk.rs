@@ -388,7 +388,7 @@ fn lab_agent_prepares_its_disk_and_refuses_the_machines_root() {
     assert!(first.iter().all(|r| r.as_ref().is_ok_and(|c| !c.is_empty())), "first apply: {first:?}");
     assert_eq!(second, vec![Ok(Vec::new()); 3], "second apply changes nothing");
     let err = refused[0].as_ref().unwrap_err();
-    assert!(err.starts_with(&format!("{root}")) && err.contains("even with wipe"), "{err}");
+    assert!(err.starts_with(root.as_str()) && err.contains("even with wipe"), "{err}");
 
     let out = lab.exec(&server.name, &["cat", "/etc/fstab"]);
     let fstab = String::from_utf8_lossy(&out.stdout);
