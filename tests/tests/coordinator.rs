@@ -54,8 +54,9 @@ fn text(out: &Output) -> String {
     format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-/// A spec for the lab's hosts (servers with their disks, clients) with other volumes and mounts.
-fn lab_spec(lab: &TestLab, file: &str, volumes: &str, mounts: &str) -> PathBuf {
+/// A spec for the lab's hosts (servers with their disks, clients) with other volumes and mounts,
+/// written to `dir` (the test's own: `lab down` removes only what `lab up` wrote).
+fn lab_spec(lab: &TestLab, dir: &Path, file: &str, volumes: &str, mounts: &str) -> PathBuf {
     let base: Spec = lab.spec();
     let mut text = format!("version = 1\n[pool]\nname = \"{}\"\npki_dir = {:?}\n", base.pool.name, base.pki_dir());
     for s in &base.servers {
@@ -69,7 +70,7 @@ fn lab_spec(lab: &TestLab, file: &str, volumes: &str, mounts: &str) -> PathBuf {
     for c in &base.clients {
         text += &format!("[[client]]\nname = {:?}\naddress = {:?}\nmounts = {mounts}\n", c.name, c.address);
     }
-    let path = lab.dir().join(file);
+    let path = dir.join(file);
     std::fs::write(&path, text).expect("writing the test spec");
     path
 }
@@ -158,7 +159,8 @@ fn arbiter_and_disperse_volumes_on_three_servers() {
     let volumes = "[[volume]]\nname = \"arb\"\ntype = \"arbiter\"\nreplica = 3\narbiter = 1\nbrick_dir = \"arb\"\n\
                    [[volume]]\nname = \"ec\"\ntype = \"disperse\"\ndisperse = 3\nredundancy = 1\nbrick_dir = \"ec\"\n";
     let mounts = r#"[{ volume = "arb", path = "/arb" }, { volume = "ec", path = "/ec" }]"#;
-    let spec = lab_spec(&lab, "arbiter-disperse.toml", volumes, mounts);
+    let specs = tempfile::tempdir().expect("a directory for the test's specs");
+    let spec = lab_spec(&lab, specs.path(), "arbiter-disperse.toml", volumes, mounts);
     let spec = spec.to_str().unwrap();
 
     let out = lab.brickyard(&["apply", "--json", "-f", spec]);
@@ -234,7 +236,8 @@ const BRICK: &str = "/vdisk/brick1";
 #[test]
 fn four_servers_converge_at_once_are_repaired_and_never_left_stuck() {
     let lab = TestLab::up("coord4", 4, 1);
-    let spec = lab_spec(&lab, "two-by-two.toml", TWO_BY_TWO, MOUNTS);
+    let specs = tempfile::tempdir().expect("a directory for the test's specs");
+    let spec = lab_spec(&lab, specs.path(), "two-by-two.toml", TWO_BY_TWO, MOUNTS);
     let spec = spec.to_str().unwrap();
     let servers: Vec<String> = lab.spec().servers.iter().map(|s| s.name.clone()).collect();
 
@@ -248,7 +251,7 @@ fn four_servers_converge_at_once_are_repaired_and_never_left_stuck() {
     assert_eq!(code(&out), 0, "{}", text(&out));
 
     // A conflict behind earlier changes is still a refusal: the volume on other brick dirs.
-    let moved = lab_spec(&lab, "moved-bricks.toml", &TWO_BY_TWO.replace("brick1", "brick2"), MOUNTS);
+    let moved = lab_spec(&lab, specs.path(), "moved-bricks.toml", &TWO_BY_TWO.replace("brick1", "brick2"), MOUNTS);
     let plan = expect(&lab, "plan", moved.to_str().unwrap(), 1);
     assert!(plan.contains("~ brick dir /vdisk/brick2: create brick directory /vdisk/brick2"), "{plan}");
     assert!(
@@ -411,9 +414,12 @@ fn cloned_servers_with_the_same_glusterd_uuid_are_refused_before_any_probe() {
 
     // Allowed to reset: gluServer2 gets a fresh UUID and the pool converges.
     let lab_text = std::fs::read_to_string(&spec_path).expect("reading the lab spec");
-    let reset_text = lab_text.replacen("[pool]\n", "[pool]\nreset_duplicate_uuids = true\n", 1);
-    assert_ne!(reset_text, lab_text, "the lab spec has a [pool] table");
-    let reset_path = lab.dir().join("reset-duplicate-uuids.toml");
+    // Outside the lab directory, so its pki_dir is given in full.
+    let pool = format!("[pool]\nreset_duplicate_uuids = true\npki_dir = {:?}\n", pki);
+    let reset_text = lab_text.replacen("[pool]\n", &pool, 1).replacen("pki_dir = \"pki\"\n", "", 1);
+    assert_eq!(reset_text.matches("pki_dir").count(), 1, "the lab spec has a [pool] table with pki_dir = \"pki\"");
+    let specs = tempfile::tempdir().expect("a directory for the test's specs");
+    let reset_path = specs.path().join("reset-duplicate-uuids.toml");
     std::fs::write(&reset_path, reset_text).expect("writing the test spec");
     let out = lab.brickyard(&["apply", "-f", reset_path.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", text(&out));
