@@ -78,7 +78,7 @@ async fn apply_batch(ctx: &Context, tasks: Tasks, tx: mpsc::Sender<Result<v1::Ta
             Some(first) => conversions::event(
                 &id,
                 Event::Skipped(v1::TaskError {
-                    kind: v1::ErrorKind::Refused as i32,
+                    kind: v1::ErrorKind::NotReady as i32,
                     message: format!("not run: task {first:?} failed"),
                 }),
             ),

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use brickyard_proto::types::{Filesystem, FsLabel};
 use brickyard_proto::v1;
 
 use super::disk::disk_ref;
@@ -39,10 +40,11 @@ impl FsType {
         }
     }
 
-    fn max_label_len(self) -> usize {
+    /// The shared filesystem kind, whose rules (labels) live in `brickyard_proto::types`.
+    fn kind(self) -> Filesystem {
         match self {
-            FsType::Xfs => 12,
-            FsType::Ext4 => 16,
+            FsType::Xfs => Filesystem::Xfs,
+            FsType::Ext4 => Filesystem::Ext4,
         }
     }
 
@@ -89,21 +91,7 @@ impl MakeFilesystem {
         let fs = FsType::from_proto(task.filesystem)?;
         let label = match task.label.as_str() {
             "" => None,
-            l if l.len() > fs.max_label_len() => {
-                return Err(TaskError::InvalidTask(format!(
-                    "label {l:?} for {disk}: {} labels have at most {} characters",
-                    fs.name(),
-                    fs.max_label_len()
-                )))
-            }
-            l if l.starts_with('-')
-                || !l.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) =>
-            {
-                return Err(TaskError::InvalidTask(format!(
-                    "label {l:?} for {disk}: only letters, digits, '_', '-' and '.' (not first) are allowed"
-                )))
-            }
-            l => Some(l.to_owned()),
+            l => Some(FsLabel::new(l, fs.kind())?.to_string()),
         };
         Ok(Self { disk, fs, label, wipe: task.wipe, paths: HostPaths::system() })
     }
@@ -160,7 +148,7 @@ impl Task for MakeFilesystem {
                     Some(fs) if !sig.ambivalent && sig.pttype.is_none() => format!("{fs} is there"),
                     _ => format!("found {found}"),
                 };
-                return Err(TaskError::Refused(format!(
+                return Err(TaskError::Unsafe(format!(
                     "{path}: {what}, {} asked; brickyard never reformats (set wipe = true for {} to destroy it)",
                     self.fs.name(),
                     self.disk
@@ -265,7 +253,7 @@ mod tests {
         let ext4 = "DEVNAME=/dev/loop0p1\nTYPE=ext4\nUSAGE=filesystem\n";
         let ctx1 = Context::direct(probed(ext4));
         let err = task(&host, v1::FilesystemType::Xfs, "", false).check(&ctx1).await.unwrap_err().to_string();
-        assert!(err.starts_with("refused: /dev/loop0p1: ext4 is there, xfs asked"), "{err}");
+        assert!(err.starts_with("/dev/loop0p1: ext4 is there, xfs asked"), "{err}");
         let ctx2 = Context::direct(probed(ext4));
         let check = task(&host, v1::FilesystemType::Xfs, "", true).check(&ctx2).await.unwrap();
         assert_eq!(check.changes, ["/usr/sbin/wipefs -a /dev/loop0p1", "/usr/sbin/mkfs.xfs -i size=512 /dev/loop0p1"]);
@@ -278,7 +266,7 @@ mod tests {
         let ext4 = "TYPE=ext4\n";
         let ctx = Context::direct(probed(ext4));
         let err = task(&host, v1::FilesystemType::Xfs, "", true).check(&ctx).await.unwrap_err().to_string();
-        assert_eq!(err, "refused: /dev/loop0p1 is in use: loop0p1 is mounted at /data (never changed, even with wipe)");
+        assert_eq!(err, "/dev/loop0p1 is in use: loop0p1 is mounted at /data (never changed, even with wipe)");
     }
 
     #[tokio::test]
@@ -301,7 +289,10 @@ mod tests {
             label: label.into(),
             wipe: false,
         };
-        assert!(MakeFilesystem::from_proto(&proto("thirteen-char", v1::FilesystemType::Xfs)).is_err());
+        let err = MakeFilesystem::from_proto(&proto("thirteen-char", v1::FilesystemType::Xfs)).unwrap_err().to_string();
+        assert!(err.contains("longer than 12 characters (xfs labels)"), "{err}");
+        // The same rule as the spec's: no leading '.', which the agent once allowed.
+        assert!(MakeFilesystem::from_proto(&proto(".brick", v1::FilesystemType::Ext4)).is_err());
         assert!(MakeFilesystem::from_proto(&proto("thirteen-char", v1::FilesystemType::Ext4)).is_ok());
         assert!(MakeFilesystem::from_proto(&proto("a/b", v1::FilesystemType::Ext4)).is_err());
         assert!(MakeFilesystem::from_proto(&v1::MakeFilesystem {

@@ -1,8 +1,10 @@
 //! `MountGlusterVolume`: a client's FUSE mount of a gluster volume, `mount -t glusterfs
 //! SERVER1:/VOLUME MOUNT_POINT -o backup-volfile-servers=SERVER2:SERVER3`, and its /etc/fstab
 //! entry `SERVER1:/VOLUME MOUNT_POINT glusterfs defaults,_netdev,backup-volfile-servers=... 0 0`
-//! (managed, written atomically; `_netdev` so a boot with the pool away does not hang). Creates
-//! the mount point directory, runs mount(8), reads /proc/self/mountinfo, edits /etc/fstab (all
+//! (managed, written atomically; `_netdev` so a boot with the pool away does not hang). A mount
+//! whose statvfs() fails (its client process is gone: "Transport endpoint is not connected") is
+//! stale: it is lazily unmounted (`umount -l`) and mounted again. Creates the mount point
+//! directory, runs mount(8) and umount(8), reads /proc/self/mountinfo, edits /etc/fstab (all
 //! under a [`HostPaths`] root: `/`, or a fake host in unit tests).
 
 use std::fmt;
@@ -13,7 +15,7 @@ use brickyard_proto::types::{AbsPath, HostName, VolumeName};
 use brickyard_proto::v1;
 
 use super::shape::{Plan, Task, TaskError};
-use crate::gluster::{self, FUSE_FSTYPE};
+use crate::gluster::{self, MountAnswer, FUSE_FSTYPE};
 use crate::host::blockdev::HostPaths;
 use crate::host::etcfile;
 use crate::host::mountinfo::{self, Mount};
@@ -35,6 +37,11 @@ pub struct MountGlusterVolume {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountChange {
     Mkdir(AbsPath),
+    /// `umount -l MOUNT_POINT` of our mount gone stale, for `why` (statvfs()'s error).
+    Unmount {
+        mount_point: AbsPath,
+        why: String,
+    },
     /// `mount -t glusterfs SOURCE MOUNT_POINT [-o BACKUP]`.
     Mount {
         source: String,
@@ -52,6 +59,9 @@ impl fmt::Display for MountChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MountChange::Mkdir(dir) => write!(f, "create directory {dir}"),
+            MountChange::Unmount { mount_point, why } => {
+                write!(f, "unmount the stale mount at {mount_point} ({why}): umount -l {mount_point}")
+            }
             MountChange::Mount { source, mount_point, backup } => {
                 let backup = backup.as_ref().map(|o| format!(" -o {o}")).unwrap_or_default();
                 write!(f, "mount -t glusterfs {source} {mount_point}{backup}")
@@ -102,13 +112,36 @@ impl MountGlusterVolume {
             })
     }
 
-    /// Pure: what to do given the mounts, the fstab text and whether the mount point exists.
-    fn plan_with(&self, mounts: &[Mount], fstab: &str, dir_exists: bool) -> Result<Plan<MountChange>, TaskError> {
+    /// Pure: what to do given the mounts, how our mount answered statvfs() (when mounted), the
+    /// fstab text and whether the mount point exists; and warnings.
+    fn plan_with(
+        &self,
+        mounts: &[Mount],
+        answer: Option<MountAnswer>,
+        fstab: &str,
+        dir_exists: bool,
+    ) -> Result<Plan<MountChange>, TaskError> {
         let mp = self.mount_point.as_str();
+        let mut plan = Plan::unchanged();
+        let mut stale = None;
         let mounted = match mountinfo::at(mounts, mp) {
-            Some(m) if self.is_ours(m) => true,
+            Some(m) if self.is_ours(m) => match answer {
+                Some(MountAnswer::Error(errno)) => {
+                    stale = Some(errno.desc().to_owned());
+                    false
+                }
+                Some(silent @ MountAnswer::Silent) => {
+                    plan = plan.warn(format!(
+                        "{} at {mp} is mounted but gives {}; left as is",
+                        m.source,
+                        silent.problem()
+                    ));
+                    true
+                }
+                _ => true,
+            },
             Some(m) => {
-                return Err(TaskError::Refused(format!(
+                return Err(TaskError::Conflict(format!(
                     "{mp} already has {} {} mounted, not {}; nothing changed",
                     m.fstype,
                     m.source,
@@ -121,13 +154,16 @@ impl MountGlusterVolume {
         if let Some(other) =
             unmanaged.lines().find(|l| !l.trim_start().starts_with('#') && l.split_whitespace().nth(1) == Some(mp))
         {
-            return Err(TaskError::Refused(format!(
+            return Err(TaskError::Conflict(format!(
                 "/etc/fstab already has an entry for {mp} that Brickyard does not manage: {other:?}; remove it first"
             )));
         }
-        let mut changes = Vec::new();
-        if !mounted && !dir_exists {
+        let changes = &mut plan.changes;
+        if !mounted && stale.is_none() && !dir_exists {
             changes.push(MountChange::Mkdir(self.mount_point.clone()));
+        }
+        if let Some(why) = stale {
+            changes.push(MountChange::Unmount { mount_point: self.mount_point.clone(), why });
         }
         if !mounted {
             changes.push(MountChange::Mount {
@@ -141,7 +177,7 @@ impl MountGlusterVolume {
             let contents = etcfile::set_entry(fstab, mp, Some(&line));
             changes.push(MountChange::Fstab { line, contents });
         }
-        Ok(Plan::of(changes))
+        Ok(plan)
     }
 
     /// Polls mountinfo until the volume is mounted at the mount point and answers statvfs().
@@ -152,7 +188,7 @@ impl MountGlusterVolume {
         poll::until(what, MOUNT_TIMEOUT, POLL_INTERVAL, || async {
             let mounts = self.paths.mounts()?;
             Ok::<_, TaskError>(match mountinfo::at(&mounts, mp) {
-                Some(m) if self.is_ours(m) && gluster::statvfs(&dir).await.is_some() => Look::Done(()),
+                Some(m) if self.is_ours(m) && gluster::statvfs(&dir).await.sizes().is_some() => Look::Done(()),
                 Some(m) if self.is_ours(m) => Look::NotYet("mounted, but statvfs() does not answer".into()),
                 _ => Look::NotYet(format!("not mounted at {mp}")),
             })
@@ -166,19 +202,28 @@ impl Task for MountGlusterVolume {
     type Change = MountChange;
 
     async fn plan(&self, _ctx: &Context) -> Result<Plan<MountChange>, TaskError> {
+        let dir = self.paths.host(self.mount_point.as_str());
+        let mounts = self.paths.mounts()?;
+        let answer = match mountinfo::at(&mounts, self.mount_point.as_str()) {
+            Some(m) if self.is_ours(m) => Some(gluster::statvfs(&dir.to_string_lossy()).await),
+            _ => None,
+        };
         let fstab_path = self.paths.fstab();
         let fstab =
             etcfile::read_or_empty(&fstab_path).map_err(TaskError::io(format!("reading {}", fstab_path.display())))?;
-        self.plan_with(&self.paths.mounts()?, &fstab, self.paths.host(self.mount_point.as_str()).is_dir())
+        self.plan_with(&mounts, answer, &fstab, answer.is_some() || dir.is_dir())
     }
 
-    /// Mounts, waits until the mount answers, and writes fstab.
+    /// Unmounts a stale mount, mounts, waits until the mount answers, and writes fstab.
     async fn apply(&self, ctx: &Context, plan: Plan<MountChange>) -> Result<Vec<MountChange>, TaskError> {
         for change in &plan.changes {
             match change {
                 MountChange::Mkdir(dir) => {
                     std::fs::create_dir_all(self.paths.host(dir.as_str()))
                         .map_err(TaskError::io(format!("creating {dir}")))?;
+                }
+                MountChange::Unmount { mount_point, .. } => {
+                    ctx.runner.run(&ctx.runner.cmd("umount")?.args(["-l", mount_point.as_str()])).await?;
                 }
                 MountChange::Mount { source, mount_point, backup } => {
                     let mut cmd = ctx.runner.cmd("mount")?.args(["-t", "glusterfs", source, mount_point.as_str()]);
@@ -242,7 +287,7 @@ mod tests {
     #[test]
     fn plans_mount_and_fstab_with_backup_servers() {
         let t = task(&["gs1", "gs2", "gs3"], "/mnt/gv").unwrap();
-        let plan = t.plan_with(&mounts(""), FSTAB, false).unwrap();
+        let plan = t.plan_with(&mounts(""), None, FSTAB, false).unwrap();
         let [MountChange::Mkdir(_), mount @ MountChange::Mount { .. }, MountChange::Fstab { contents, .. }] =
             plan.changes.as_slice()
         else {
@@ -253,7 +298,23 @@ mod tests {
         assert_eq!(mount.to_string(), "mount -t glusterfs gs1:/gv0 /mnt/gv -o backup-volfile-servers=gs2:gs3");
 
         // Mounted, with the entry written: nothing to do.
-        assert_eq!(t.plan_with(&mounts(&real_mount()), contents, true).unwrap(), Plan::unchanged());
+        let answering = Some(MountAnswer::Sizes(100, 50));
+        assert_eq!(t.plan_with(&mounts(&real_mount()), answering, contents, true).unwrap(), Plan::unchanged());
+
+        // Its client process is gone: lazily unmounted, then mounted again.
+        let gone = Some(MountAnswer::Error(nix::errno::Errno::ENOTCONN));
+        let stale = t.plan_with(&mounts(&real_mount()), gone, contents, false).unwrap().shown();
+        assert_eq!(
+            stale.changes,
+            [
+                "unmount the stale mount at /mnt/gv (Transport endpoint is not connected): umount -l /mnt/gv",
+                "mount -t glusterfs gs1:/gv0 /mnt/gv -o backup-volfile-servers=gs2:gs3"
+            ]
+        );
+        // Not answering (servers away) is left alone, with a warning.
+        let silent = t.plan_with(&mounts(&real_mount()), Some(MountAnswer::Silent), contents, true).unwrap();
+        assert!(silent.changes.is_empty());
+        assert!(silent.warnings[0].contains("no answer to statvfs()"), "{:?}", silent.warnings);
 
         let single = task(&["gs1"], "/mnt/gv").unwrap();
         assert_eq!(single.fstab_line(), "gs1:/gv0 /mnt/gv glusterfs defaults,_netdev 0 0");
@@ -263,17 +324,17 @@ mod tests {
     fn something_else_mounted_or_listed_is_refused() {
         let t = task(&["gs1", "gs2"], "/mnt/gv").unwrap();
         let other = mounts("60 22 7:0 / /mnt/gv rw,noatime shared:30 - xfs /dev/loop0p1 rw");
-        let e = t.plan_with(&other, FSTAB, true).unwrap_err().to_string();
+        let e = t.plan_with(&other, None, FSTAB, true).unwrap_err().to_string();
         assert!(e.contains("/mnt/gv already has xfs /dev/loop0p1 mounted, not gs1:/gv0"), "{e}");
         let other_vol = mounts("61 22 0:50 / /mnt/gv rw - fuse.glusterfs gs1:/gv9 rw");
-        assert!(t.plan_with(&other_vol, FSTAB, true).is_err());
+        assert!(t.plan_with(&other_vol, None, FSTAB, true).is_err());
         // From the backup server is the same volume.
         let from_backup = mounts("61 22 0:50 / /mnt/gv rw - fuse.glusterfs gs2:/gv0 rw");
-        let plan = t.plan_with(&from_backup, FSTAB, true).unwrap();
+        let plan = t.plan_with(&from_backup, None, FSTAB, true).unwrap();
         assert!(!plan.changes.iter().any(|c| matches!(c, MountChange::Mount { .. })), "{plan:?}");
 
         let listed = format!("{FSTAB}gs9:/x /mnt/gv glusterfs defaults 0 0\n");
-        let e = t.plan_with(&mounts(""), &listed, true).unwrap_err().to_string();
+        let e = t.plan_with(&mounts(""), None, &listed, true).unwrap_err().to_string();
         assert!(e.contains("does not manage"), "{e}");
     }
 

@@ -5,6 +5,7 @@
 //! on the proto `oneof` ([`from_proto`]).
 
 mod brick_dir;
+mod bricks;
 mod disk;
 mod filesystem;
 mod firewall;
@@ -48,6 +49,8 @@ pub fn from_proto(task: &v1::Task, peer: Option<IpAddr>) -> Result<Box<dyn AnyTa
         Kind::EnsureFuse(t) => Box::new(fuse::EnsureFuse::from_proto(t)?),
         Kind::ResetGlusterdUuid(t) => Box::new(glusterd_uuid::ResetGlusterdUuid::from_proto(t)?),
         Kind::ProbePeers(t) => Box::new(peers::ProbePeers::from_proto(t)?),
+        Kind::AwaitPeers(t) => Box::new(peers::AwaitPeers::from_proto(t)?),
+        Kind::EnsureBricks(t) => Box::new(bricks::EnsureBricks::from_proto(t)?),
         Kind::EnsureVolume(t) => Box::new(volume::EnsureVolume::from_proto(t)?),
         Kind::MountGlusterVolume(t) => Box::new(gluster_mount::MountGlusterVolume::from_proto(t)?),
     })

@@ -118,7 +118,7 @@ impl Task for MountFilesystem {
                 match sig.fstype.as_deref() {
                     Some(fs) if fs == self.fs.name() && !sig.ambivalent => {
                         let uuid = sig.uuid.clone().ok_or_else(|| {
-                            TaskError::Refused(format!("{path}: the {fs} filesystem has no UUID for /etc/fstab"))
+                            TaskError::Conflict(format!("{path}: the {fs} filesystem has no UUID for /etc/fstab"))
                         })?;
                         (path, Some(part.dev.clone()), Some(uuid), None)
                     }
@@ -127,7 +127,7 @@ impl Task for MountFilesystem {
                         (path, None, None, Some(waits))
                     }
                     _ => {
-                        return Err(TaskError::Refused(format!(
+                        return Err(TaskError::Conflict(format!(
                             "{path}: {} is there, {} asked to mount at {mp}",
                             sig.fstype.clone().unwrap_or_else(|| sig.describe().unwrap_or_default()),
                             self.fs.name()
@@ -142,14 +142,14 @@ impl Task for MountFilesystem {
             // Mounted with other options stays as is; fstab carries the new ones to the next mount.
             Some(m) if ours(m) => {}
             Some(m) => {
-                return Err(TaskError::Refused(format!(
+                return Err(TaskError::Conflict(format!(
                     "{mp} already has {} ({}) mounted; {device} is not mounted there",
                     m.source, m.fstype
                 )))
             }
             None => {
                 if let Some(elsewhere) = mounts.iter().find(|m| ours(m)) {
-                    return Err(TaskError::Refused(format!(
+                    return Err(TaskError::Conflict(format!(
                         "{device} is already mounted at {}; {mp} asked",
                         elsewhere.mount_point
                     )));
@@ -157,7 +157,9 @@ impl Task for MountFilesystem {
                 let dir = self.paths.host(mp);
                 match std::fs::symlink_metadata(&dir) {
                     Ok(meta) if meta.is_dir() => {}
-                    Ok(_) => return Err(TaskError::Refused(format!("mount point {mp} exists and is not a directory"))),
+                    Ok(_) => {
+                        return Err(TaskError::Conflict(format!("mount point {mp} exists and is not a directory")))
+                    }
                     Err(_) => steps.push(Step::Mkdir(self.mount_point.clone())),
                 }
                 steps.push(Step::Mount(self.mount_cmd(runner, &device)?));
@@ -167,7 +169,7 @@ impl Task for MountFilesystem {
         let fstab =
             etcfile::read_or_empty(&fstab_path).map_err(TaskError::io(format!("reading {}", fstab_path.display())))?;
         if let Some(line) = unmanaged_fstab_line(&fstab, mp) {
-            return Err(TaskError::Refused(format!(
+            return Err(TaskError::Conflict(format!(
                 "/etc/fstab already mounts {mp} with a line brickyard does not manage: {line:?}; remove it first"
             )));
         }
@@ -293,8 +295,8 @@ mod tests {
         assert_eq!(check.changes[1], MOUNT);
         assert_eq!(check.warnings, ["/dev/loop0p1 has no filesystem yet: MakeFilesystem must make it first"]);
         let err = task(&host, &[]).run(&ctx("")).await.unwrap_err();
-        assert!(matches!(err, TaskError::Refused(_)), "{err}");
-        assert_eq!(err.to_string(), "refused: /dev/loop0p1 has no filesystem yet: MakeFilesystem must make it first");
+        assert!(matches!(err, TaskError::NotReady(_)), "{err}");
+        assert_eq!(err.to_string(), "/dev/loop0p1 has no filesystem yet: MakeFilesystem must make it first");
     }
 
     #[tokio::test]
@@ -302,14 +304,14 @@ mod tests {
         let host = host();
         host.mountinfo("22 1 254:0 / / rw - ext4 /dev/vda rw\n90 22 0:40 / /vdisk rw - tmpfs tmpfs rw\n");
         let err = task(&host, &[]).check(&ctx(XFS)).await.unwrap_err().to_string();
-        assert_eq!(err, "refused: /vdisk already has tmpfs (tmpfs) mounted; /dev/loop0p1 is not mounted there");
+        assert_eq!(err, "/vdisk already has tmpfs (tmpfs) mounted; /dev/loop0p1 is not mounted there");
     }
 
     #[tokio::test]
     async fn other_filesystem_is_named() {
         let host = host();
         let err = task(&host, &[]).check(&ctx("TYPE=ext4\nUUID=x\n")).await.unwrap_err().to_string();
-        assert_eq!(err, "refused: /dev/loop0p1: ext4 is there, xfs asked to mount at /vdisk");
+        assert_eq!(err, "/dev/loop0p1: ext4 is there, xfs asked to mount at /vdisk");
     }
 
     #[tokio::test]

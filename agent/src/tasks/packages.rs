@@ -182,7 +182,7 @@ impl EnsurePackages {
         }
         let (_, still) = self.missing(ctx).await?;
         if !still.is_empty() {
-            return Err(TaskError::Refused(format!(
+            return Err(TaskError::Failed(format!(
                 "the package manager succeeded but {} is still not installed",
                 still.join(" ")
             )));

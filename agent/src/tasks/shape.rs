@@ -26,6 +26,12 @@ pub trait Task: Send + Sync {
     /// error whose kind says why.
     async fn plan(&self, ctx: &Context) -> Result<Plan<Self::Change>, TaskError>;
 
+    /// The plan apply carries out: `plan`'s, except for a barrier (AwaitPeers), whose plan
+    /// answers "not ready" while its apply waits, with a deadline, for what it awaits.
+    async fn plan_for_apply(&self, ctx: &Context) -> Result<Plan<Self::Change>, TaskError> {
+        self.plan(ctx).await
+    }
+
     /// Carries out `plan`, which `plan` has just made (the host is re-checked first), and
     /// returns the changes made: the planned ones, or what they turned into.
     async fn apply(&self, ctx: &Context, plan: Plan<Self::Change>) -> Result<Vec<Self::Change>, TaskError>;
@@ -91,27 +97,40 @@ impl<T: Task> AnyTask for T {
     }
 
     async fn run(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let plan = self.plan(ctx).await?;
+        let plan = self.plan_for_apply(ctx).await?;
         if let Some(what) = plan.waits_for {
-            return Err(TaskError::Refused(what));
+            return Err(TaskError::NotReady(what));
         }
         Ok(self.apply(ctx, plan).await?.iter().map(ToString::to_string).collect())
     }
 }
 
-/// Why a task could not be checked or applied. Mapped to `v1::ErrorKind` exhaustively in
-/// `crate::rpc::conversions`.
+/// Why a task could not be planned or applied, by what it means for the operator. Mapped to
+/// `v1::ErrorKind` exhaustively in `crate::rpc::conversions`; the coordinator's `plan` tells
+/// "never without the operator" (unsafe, conflict) from "not yet" (not ready) by it.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     #[error(transparent)]
     Invalid(#[from] InvalidValue),
     #[error("{0}")]
     InvalidTask(String),
-    /// A data-safety or precondition refusal: names the device/host and what was found.
-    #[error("refused: {0}")]
-    Refused(String),
+    /// Data safety: it would destroy or expose data, so it is done only on the operator's
+    /// explicit word (e.g. `wipe`, `force`), or never. Names the device/brick and what was found.
+    #[error("{0}")]
+    Unsafe(String),
+    /// The live state differs in a way this task will not change (something else is mounted
+    /// there, the volume exists with other bricks): names both sides.
+    #[error("{0}")]
+    Conflict(String),
+    /// Waits for an earlier change, which the message names (a mount point not mounted yet,
+    /// glusterd not running yet, a peer not in the pool yet).
+    #[error("{0}")]
+    NotReady(String),
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// A step ran but did not leave the state it should have (names what is missing).
+    #[error("{0}")]
+    Failed(String),
     #[error("timed out waiting for {0}")]
     Timeout(String),
     #[error("{context}: {source}")]
@@ -123,7 +142,8 @@ pub enum TaskError {
 impl From<blockdev::Error> for TaskError {
     fn from(err: blockdev::Error) -> Self {
         match err {
-            blockdev::Error::Unsafe(msg) | blockdev::Error::Conflict(msg) => TaskError::Refused(msg),
+            blockdev::Error::Unsafe(msg) => TaskError::Unsafe(msg),
+            blockdev::Error::Conflict(msg) => TaskError::Conflict(msg),
             blockdev::Error::NotFound(msg) => TaskError::InvalidTask(msg),
             blockdev::Error::Command(e) => TaskError::Command(e),
             blockdev::Error::Timeout(what) => TaskError::Timeout(what),
@@ -141,6 +161,7 @@ impl From<TimedOut> for TaskError {
 impl From<gluster::Error> for TaskError {
     fn from(err: gluster::Error) -> Self {
         match err {
+            gluster::Error::NotReady(msg) => TaskError::NotReady(msg),
             gluster::Error::Command(e) => TaskError::Command(e),
             gluster::Error::Io { context, source } => TaskError::Io { context, source },
         }
@@ -177,9 +198,9 @@ mod tests {
     #[test]
     fn block_device_kinds_map_to_task_errors_keeping_the_message() {
         let unsafe_ = TaskError::from(blockdev::Error::Unsafe("/dev/vda carries the system".into()));
-        assert!(matches!(&unsafe_, TaskError::Refused(m) if m == "/dev/vda carries the system"), "{unsafe_:?}");
+        assert!(matches!(&unsafe_, TaskError::Unsafe(m) if m == "/dev/vda carries the system"), "{unsafe_:?}");
         let conflict = TaskError::from(blockdev::Error::Conflict("/dev/vdb1 is a partition".into()));
-        assert!(matches!(conflict, TaskError::Refused(_)), "{conflict:?}");
+        assert!(matches!(conflict, TaskError::Conflict(_)), "{conflict:?}");
         let missing = TaskError::from(blockdev::Error::NotFound("Cinder volume x is not attached here".into()));
         assert_eq!(missing.to_string(), "Cinder volume x is not attached here");
         assert!(matches!(TaskError::from(blockdev::Error::Timeout("x".into())), TaskError::Timeout(_)));

@@ -1,133 +1,37 @@
-//! `EnsureVolume`: a gluster volume with exactly this layout and these bricks, started, with
-//! these options. Creates it (`gluster volume create`, `--mode=script` so replica 2 does not
-//! stop to ask), starts it, and `volume set`s only the options whose live value differs. A
-//! volume that exists with another layout or other bricks is an error naming the difference,
-//! and nothing is changed. Runs only the local gluster CLI; stat()s local brick paths to keep
-//! bricks off the root filesystem unless the task says `force`.
+//! `EnsureVolume`: a gluster volume with exactly this layout and these bricks, started, every
+//! brick process running, with these options. Creates it (`gluster volume create`,
+//! `--mode=script` so replica 2 does not stop to ask), starts it, restarts offline bricks of a
+//! started volume (`volume start VOL force`, which starts only the bricks that are down, then
+//! waits until `volume status` shows them online), and `volume set`s only the options whose
+//! live value differs. A volume that exists with another layout or other bricks is a conflict
+//! naming the difference, and nothing is changed. Where the bricks may live (their mounted disk,
+//! not the root filesystem unless `force`) is `EnsureBricks`'s to check, on every brick server,
+//! before this task runs. Runs only the local gluster CLI.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use brickyard_proto::layout::{Layout, LayoutError};
 use brickyard_proto::types::{AbsPath, HostName, OptionKey, OptionValue, VolumeName};
 use brickyard_proto::v1;
 
 use super::shape::{Plan, Task, TaskError};
 use crate::gluster::{self, VolumeInfo};
+use crate::host::poll::{self, Look};
 use crate::host::Context;
 
-/// How the bricks are arranged. The set size divides the brick count; more bricks than one
-/// set make the distributed form (e.g. 2 x replica 2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    Distribute,
-    Replicate {
-        replica: u32,
-    },
-    /// `replica 3 arbiter 1`: two data bricks and one metadata-only brick per set.
-    Arbiter,
-    Disperse {
-        disperse: u32,
-        redundancy: u32,
-    },
-}
-
-impl Layout {
-    fn from_proto(volume: &VolumeName, l: &v1::VolumeLayout, allow_replica2: bool) -> Result<Self, TaskError> {
-        use v1::VolumeType as T;
-        let invalid = |why: String| TaskError::InvalidTask(format!("volume {volume}: {why}"));
-        let kind = T::try_from(l.r#type).map_err(|_| invalid(format!("unknown volume type {}", l.r#type)))?;
-        let layout = match kind {
-            T::Unspecified => return Err(invalid("layout type is not given".into())),
-            T::Stripe => {
-                return Err(invalid(
-                    "stripe volumes were removed in Gluster 6; use distribute, replicate, arbiter or disperse".into(),
-                ))
-            }
-            T::Distribute => {
-                if l.replica > 1 || l.arbiter != 0 || l.disperse != 0 || l.redundancy != 0 {
-                    return Err(invalid("a distribute volume takes no replica, arbiter or disperse counts".into()));
-                }
-                Layout::Distribute
-            }
-            T::Replicate => {
-                if l.arbiter != 0 {
-                    return Err(invalid("an arbiter brick needs the arbiter volume type".into()));
-                }
-                if l.replica < 2 {
-                    return Err(invalid(format!("replica {} is not a replicate volume (needs 2 or more)", l.replica)));
-                }
-                if l.replica == 2 && !allow_replica2 {
-                    return Err(TaskError::Refused(format!(
-                        "volume {volume}: replica 2 without an arbiter is prone to split-brain; use replica 3 or \
-                         arbiter, or allow replica 2 explicitly"
-                    )));
-                }
-                Layout::Replicate { replica: l.replica }
-            }
-            T::Arbiter => {
-                if !matches!(l.replica, 0 | 3) || !matches!(l.arbiter, 0 | 1) {
-                    return Err(invalid(format!(
-                        "gluster supports arbiter only as replica 3 arbiter 1 (got replica {} arbiter {})",
-                        l.replica, l.arbiter
-                    )));
-                }
-                Layout::Arbiter
-            }
-            T::Disperse => {
-                if l.disperse < 3 || l.redundancy == 0 || 2 * l.redundancy >= l.disperse {
-                    return Err(invalid(format!(
-                        "disperse {} redundancy {}: needs disperse of 3 or more and 1 <= redundancy < disperse/2",
-                        l.disperse, l.redundancy
-                    )));
-                }
-                Layout::Disperse { disperse: l.disperse, redundancy: l.redundancy }
-            }
-        };
-        Ok(layout)
-    }
-
-    /// The layout of an existing volume, from `volume info` counts.
-    fn of_volume(v: &VolumeInfo) -> Self {
-        if v.disperse > 0 {
-            Layout::Disperse { disperse: v.disperse, redundancy: v.redundancy }
-        } else if v.arbiter > 0 {
-            Layout::Arbiter
-        } else if v.replica > 1 {
-            Layout::Replicate { replica: v.replica }
-        } else {
-            Layout::Distribute
-        }
-    }
-
-    fn set_size(self) -> usize {
-        match self {
-            Layout::Distribute => 1,
-            Layout::Replicate { replica } => replica as usize,
-            Layout::Arbiter => 3,
-            Layout::Disperse { disperse, .. } => disperse as usize,
-        }
-    }
-
-    /// The `volume create` words between the name and the bricks.
-    fn create_args(self) -> Vec<String> {
-        match self {
-            Layout::Distribute => vec![],
-            Layout::Replicate { replica } => vec!["replica".into(), replica.to_string()],
-            Layout::Arbiter => ["replica", "3", "arbiter", "1"].map(String::from).to_vec(),
-            Layout::Disperse { disperse, redundancy } => {
-                vec!["disperse".into(), disperse.to_string(), "redundancy".into(), redundancy.to_string()]
-            }
-        }
-    }
-
-    fn describe(self) -> String {
-        match self {
-            Layout::Distribute => "distribute".into(),
-            other => other.create_args().join(" "),
-        }
+/// The layout of an existing volume, from `volume info` counts.
+fn layout_of(v: &VolumeInfo) -> Layout {
+    if v.disperse > 0 {
+        Layout::Disperse { disperse: v.disperse, redundancy: v.redundancy }
+    } else if v.arbiter > 0 {
+        Layout::Arbiter
+    } else if v.replica > 1 {
+        Layout::Replicate { replica: v.replica }
+    } else {
+        Layout::Distribute
     }
 }
 
@@ -151,12 +55,19 @@ pub struct EnsureVolume {
     force: bool,
 }
 
+/// How long restarted bricks may take to show online in `volume status`.
+const BRICK_START_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
 impl EnsureVolume {
     pub fn from_proto(task: &v1::EnsureVolume) -> Result<Self, TaskError> {
         let name = VolumeName::new(&task.name)?;
         let layout_proto =
             task.layout.as_ref().ok_or_else(|| TaskError::InvalidTask(format!("volume {name}: no layout given")))?;
-        let layout = Layout::from_proto(&name, layout_proto, task.allow_replica2)?;
+        let layout = Layout::from_proto(layout_proto, task.allow_replica2).map_err(|e| match e {
+            LayoutError::Replica2 => TaskError::Unsafe(format!("volume {name}: {e}")),
+            e => TaskError::InvalidTask(format!("volume {name}: {e}")),
+        })?;
         let mut bricks: Vec<Brick> = Vec::new();
         for b in &task.bricks {
             let brick = Brick { host: HostName::new(&b.host)?, path: AbsPath::checked("brick path", &b.path)? };
@@ -171,30 +82,8 @@ impl EnsureVolume {
             }
             bricks.push(brick);
         }
-        let set = layout.set_size();
-        if bricks.is_empty() || !bricks.len().is_multiple_of(set) {
-            return Err(TaskError::InvalidTask(format!(
-                "volume {name}: {} bricks do not fit {} (a multiple of {set} bricks is needed)",
-                bricks.len(),
-                layout.describe()
-            )));
-        }
-        if set > 1 {
-            for (i, group) in bricks.chunks(set).enumerate() {
-                for (j, a) in group.iter().enumerate() {
-                    if let Some(b) = group[j + 1..].iter().find(|b| same_host(&a.host, &b.host)) {
-                        return Err(TaskError::InvalidTask(format!(
-                            "volume {name}: set {} has two bricks on host {} ({} and {}); order the bricks so \
-                             each set spans distinct hosts",
-                            i + 1,
-                            a.host,
-                            a.spec(),
-                            b.spec()
-                        )));
-                    }
-                }
-            }
-        }
+        let hosts: Vec<&str> = bricks.iter().map(|b| b.host.as_str()).collect();
+        layout.check_bricks(&hosts).map_err(|e| TaskError::InvalidTask(format!("volume {name}: {e}")))?;
         let mut options = BTreeMap::new();
         for (k, v) in &task.options {
             options.insert(OptionKey::new(k)?, OptionValue::new(v)?);
@@ -205,13 +94,9 @@ impl EnsureVolume {
     /// Refuses an existing volume whose layout or bricks differ from the task's.
     fn compare(&self, live: &VolumeInfo) -> Result<(), TaskError> {
         let mut diffs = Vec::new();
-        let live_layout = Layout::of_volume(live);
+        let live_layout = layout_of(live);
         if live_layout != self.layout {
-            diffs.push(format!(
-                "its layout is {}, the task asks for {}",
-                live_layout.describe(),
-                self.layout.describe()
-            ));
+            diffs.push(format!("its layout is {}, the task asks for {}", live_layout, self.layout));
         }
         let same_bricks = live.bricks.len() == self.bricks.len()
             && live
@@ -227,7 +112,7 @@ impl EnsureVolume {
         if diffs.is_empty() {
             Ok(())
         } else {
-            Err(TaskError::Refused(format!(
+            Err(TaskError::Conflict(format!(
                 "volume {} already exists and differs: {}; nothing changed",
                 self.name,
                 diffs.join("; ")
@@ -235,31 +120,39 @@ impl EnsureVolume {
         }
     }
 
-    /// Refuses local bricks on the root filesystem unless `force`. Remote bricks are the
-    /// coordinator's to judge; gluster itself also refuses them without `force`.
-    fn check_local_bricks(&self) -> Result<(), TaskError> {
-        if self.force {
-            return Ok(());
-        }
-        let local = gluster::local_hostname()?;
-        let root_dev = std::fs::metadata("/").map_err(TaskError::io("stat /"))?.dev();
-        for brick in self.bricks.iter().filter(|b| gluster::is_local_name(&local, b.host.as_str())) {
-            let existing = Path::new(brick.path.as_str()).ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
-            let dev = std::fs::metadata(existing).map_err(TaskError::io(format!("stat {}", existing.display())))?.dev();
-            if dev == root_dev {
-                return Err(TaskError::Refused(format!(
-                    "brick {} of volume {} is on the root filesystem ({} is on the same device as /); mount a \
-                     separate disk there or set force",
-                    brick.spec(),
-                    self.name,
-                    existing.display()
-                )));
-            }
-        }
-        Ok(())
+    /// The bricks of `live` (a started volume) that `volume status` does not show online.
+    async fn offline_bricks(&self, ctx: &Context, live: &VolumeInfo) -> Result<Vec<String>, TaskError> {
+        let processes = gluster::brick_processes(ctx, self.name.as_str()).await?;
+        Ok(live
+            .bricks
+            .iter()
+            .filter(|b| !processes.iter().any(|p| p.online && p.host == b.host && p.path == b.path))
+            .map(|b| b.spec())
+            .collect())
     }
 
-    /// Options whose live value differs from the wanted one.
+    /// Polls `volume status` until no brick is offline, after `volume start VOL force`
+    /// restarted the `offline` ones.
+    async fn await_bricks_online(&self, ctx: &Context, offline: &[String]) -> Result<(), TaskError> {
+        let name = self.name.as_str();
+        let what = format!(
+            "the bricks of volume {name} to come online after `volume start {name} force` (see \
+             /var/log/glusterfs/bricks/ on their servers)"
+        );
+        poll::until(what, BRICK_START_TIMEOUT, POLL_INTERVAL, || async {
+            let live = gluster::volume_info(ctx).await?.into_iter().find(|v| v.name == name).ok_or_else(|| {
+                TaskError::Failed(format!("volume {name} disappeared while its bricks {} restarted", offline.join(" ")))
+            })?;
+            let still = self.offline_bricks(ctx, &live).await?;
+            Ok::<_, TaskError>(if still.is_empty() {
+                Look::Done(())
+            } else {
+                Look::NotYet(format!("still offline: {}", still.join(" ")))
+            })
+        })
+        .await
+    }
+
     /// `volume set`s for the options whose `live` value differs (all, before the volume exists).
     fn option_changes(&self, live: &BTreeMap<String, String>) -> Vec<VolumeChange> {
         self.options
@@ -275,7 +168,7 @@ impl EnsureVolume {
     }
 }
 
-/// One gluster command of apply, in order.
+/// One step of apply, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VolumeChange {
     Create {
@@ -285,6 +178,12 @@ pub enum VolumeChange {
         force: bool,
     },
     Start(VolumeName),
+    /// `volume start VOL force` for the offline bricks (`host:path`) of a started volume, then
+    /// waiting until they are online.
+    Restart {
+        volume: VolumeName,
+        offline: Vec<String>,
+    },
     /// `was`: the live value, when known.
     Set {
         volume: VolumeName,
@@ -295,6 +194,7 @@ pub enum VolumeChange {
 }
 
 impl VolumeChange {
+    /// The gluster command.
     fn cli_args(&self) -> Vec<String> {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         match self {
@@ -306,6 +206,7 @@ impl VolumeChange {
                 args
             }
             VolumeChange::Start(volume) => words(&["volume", "start", volume.as_str()]),
+            VolumeChange::Restart { volume, .. } => words(&["volume", "start", volume.as_str(), "force"]),
             VolumeChange::Set { volume, key, value, .. } => words(&["volume", "set", volume.as_str(), key, value]),
         }
     }
@@ -317,9 +218,12 @@ impl fmt::Display for VolumeChange {
             VolumeChange::Create { volume, layout, bricks, force } => {
                 let bricks: Vec<String> = bricks.iter().map(Brick::spec).collect();
                 let force = if *force { " (force)" } else { "" };
-                write!(f, "create volume {volume} ({}): {}{force}", layout.describe(), bricks.join(" "))
+                write!(f, "create volume {volume} ({layout}): {}{force}", bricks.join(" "))
             }
             VolumeChange::Start(volume) => write!(f, "start volume {volume}"),
+            VolumeChange::Restart { volume, offline } => {
+                write!(f, "restart offline bricks {} (volume start {volume} force)", offline.join(" "))
+            }
             VolumeChange::Set { volume, key, value, was: Some(was) } => {
                 write!(f, "set {key} = {value} on volume {volume} (was {was})")
             }
@@ -337,7 +241,6 @@ impl Task for EnsureVolume {
         let mut changes = Vec::new();
         match volumes.iter().find(|v| v.name == self.name.as_str()) {
             None => {
-                self.check_local_bricks()?;
                 changes.push(VolumeChange::Create {
                     volume: self.name.clone(),
                     layout: self.layout,
@@ -351,19 +254,29 @@ impl Task for EnsureVolume {
                 self.compare(live)?;
                 let options = gluster::volume_get_all(ctx, self.name.as_str()).await?;
                 changes.extend((!live.started()).then(|| VolumeChange::Start(self.name.clone())));
+                if live.started() {
+                    let offline = self.offline_bricks(ctx, live).await?;
+                    if !offline.is_empty() {
+                        changes.push(VolumeChange::Restart { volume: self.name.clone(), offline });
+                    }
+                }
                 changes.extend(self.option_changes(&options));
             }
         }
         Ok(Plan::of(changes))
     }
 
-    /// Runs the commands in order; the options of a volume it creates are compared with the
-    /// new volume's live values (gluster's defaults) first, and only those that differ set.
+    /// Runs the commands in order; offline bricks are waited for once restarted; the options
+    /// of a volume it creates are compared with the new volume's live values (gluster's
+    /// defaults) first, and only those that differ set.
     async fn apply(&self, ctx: &Context, plan: Plan<VolumeChange>) -> Result<Vec<VolumeChange>, TaskError> {
         let created = plan.changes.iter().any(|c| matches!(c, VolumeChange::Create { .. }));
         let mut done = Vec::new();
         for change in plan.changes.into_iter().filter(|c| !created || !matches!(c, VolumeChange::Set { .. })) {
             gluster::cli(ctx, &change.cli_args().iter().map(String::as_str).collect::<Vec<_>>()).await?;
+            if let VolumeChange::Restart { offline, .. } = &change {
+                self.await_bricks_online(ctx, offline).await?;
+            }
             done.push(change);
         }
         if created {
@@ -385,6 +298,7 @@ mod tests {
     use super::*;
     use crate::gluster::fixture;
     use crate::host::runner::fake::FakeRunner;
+    use crate::host::runner::Output;
     use crate::tasks::shape::AnyTask;
     use crate::tasks::testing::converges;
 
@@ -450,11 +364,11 @@ mod tests {
         assert!(err(proto(v1::VolumeType::Replicate, 2, &["gs1:/b", "gs2:/b", "gs3:/b"]))
             .contains("3 bricks do not fit replica 2"));
         let same = err(proto(v1::VolumeType::Replicate, 2, &["gs1:/b", "gs2:/b", "gs1:/c", "gs1:/d"]));
-        assert!(same.contains("set 2 has two bricks on host gs1"), "{same}");
+        assert!(same.contains("set 2 has bricks 3 and 4 on the same host gs1"), "{same}");
         assert!(err(proto(v1::VolumeType::Replicate, 2, &["gs1:/b", "gs1:/b"])).contains("listed twice"));
         assert!(err(proto(v1::VolumeType::Unspecified, 0, &["gs1:/b"])).contains("not given"));
         assert!(err(proto(v1::VolumeType::Arbiter, 2, &["gs1:/b", "gs2:/b"])).contains("replica 3 arbiter 1"));
-        assert!(err(proto(v1::VolumeType::Distribute, 0, &[])).contains("0 bricks"));
+        assert!(err(proto(v1::VolumeType::Distribute, 0, &[])).contains("volume gv0: no bricks"));
 
         let mut disperse = proto(v1::VolumeType::Disperse, 0, &["gs1:/b", "gs2:/b", "gs3:/b"]);
         disperse.layout = Some(v1::VolumeLayout {
@@ -463,7 +377,7 @@ mod tests {
             redundancy: 2,
             ..Default::default()
         });
-        assert!(err(disperse.clone()).contains("redundancy < disperse/2"));
+        assert!(err(disperse.clone()).contains("less than half of disperse"));
         disperse.layout.as_mut().unwrap().redundancy = 1;
         let t = EnsureVolume::from_proto(&disperse).unwrap();
         assert_eq!(t.layout.create_args(), ["disperse", "3", "redundancy", "1"]);
@@ -493,7 +407,8 @@ mod tests {
             )
             .expect(&format!("{G} volume set gv0 performance.cache-size 512MB"), &fixture("volume-set.xml"))
             .expect(&format!("{G} volume info"), &fixture("volume-info-all.xml"))
-            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml")));
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
         let t = EnsureVolume::from_proto(&replica2()).unwrap();
         let (before, done) = converges(&t, &c).await;
         assert_eq!(
@@ -512,8 +427,25 @@ mod tests {
     async fn existing_volume_with_same_layout_is_unchanged() {
         let c = ctx(FakeRunner::default()
             .expect(&format!("{G} volume info"), &fixture("volume-info-all.xml"))
-            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml")));
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
         assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().plan(&c).await.unwrap(), Plan::unchanged());
+    }
+
+    #[tokio::test]
+    async fn offline_bricks_of_a_started_volume_are_restarted_and_awaited() {
+        let down = fixture("volume-status-brick-down.xml");
+        let c = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
+            .expect(&format!("{G} volume status gv0"), &down)
+            .expect(&format!("{G} volume start gv0 force"), &fixture("volume-start.xml"))
+            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume status gv0"), &down)
+            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
+        let t = EnsureVolume::from_proto(&replica2()).unwrap();
+        assert_eq!(t.run(&c).await.unwrap(), ["restart offline bricks gs2:/srv/b1 (volume start gv0 force)"]);
     }
 
     #[tokio::test]
@@ -531,18 +463,20 @@ mod tests {
         let t =
             EnsureVolume::from_proto(&proto(v1::VolumeType::Arbiter, 3, &["gs1:/srv/b1", "gs2:/srv/b1", "gs3:/srv/a"]))
                 .unwrap();
-        let e = t.run(&c).await.unwrap_err().to_string();
+        let e = t.run(&c).await.unwrap_err();
+        assert!(matches!(e, TaskError::Conflict(_)), "{e}");
+        let e = e.to_string();
         assert!(e.contains("its layout is replica 2, the task asks for replica 3 arbiter 1"), "{e}");
         assert!(e.contains("its bricks are gs1:/srv/b1 gs2:/srv/b1") && e.contains("nothing changed"), "{e}");
     }
 
     #[tokio::test]
     async fn gluster_refusal_is_surfaced() {
-        let out =
-            crate::host::runner::Output { code: Some(1), stdout: fixture("volume-set-bad.xml"), stderr: String::new() };
+        let out = Output { code: Some(1), stdout: fixture("volume-set-bad.xml"), stderr: String::new() };
         let c = ctx(FakeRunner::default()
             .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml"))
             .expect_output(&format!("{G} volume set gv0 no.such-option 1"), out));
         let mut p = replica2();
         p.options = [("no.such-option".to_owned(), "1".to_owned())].into();
