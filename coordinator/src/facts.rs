@@ -91,7 +91,9 @@ fn firewall_text(fw: Option<&v1::Firewall>) -> String {
     }
 }
 
-/// One line per device and child: `path type size [fs label uuid] [mounts] [root/boot]`.
+/// One line per device and child: `path type size [fs label uuid] [serial wwn by-id] [mounts]
+/// [root/boot]` (serial and by-id tell which disk a Cinder volume is: a virtio disk's serial is
+/// the volume id's first 20 characters).
 fn device_lines(dev: &v1::BlockDevice, depth: usize, out: &mut Vec<String>) {
     let mut parts = vec![dev.path.clone(), dev.type_name.clone(), human_bytes(dev.size_bytes)];
     if !dev.partition_table.is_empty() {
@@ -103,6 +105,15 @@ fn device_lines(dev: &v1::BlockDevice, depth: usize, out: &mut Vec<String>) {
     }
     if !dev.uuid.is_empty() {
         parts.push(format!("uuid={}", dev.uuid));
+    }
+    if !dev.serial.is_empty() {
+        parts.push(format!("serial={}", dev.serial));
+    }
+    if !dev.wwn.is_empty() {
+        parts.push(format!("wwn={}", dev.wwn));
+    }
+    if !dev.by_id.is_empty() {
+        parts.push(format!("by-id={}", dev.by_id.join(",")));
     }
     if !dev.mount_points.is_empty() {
         parts.push(format!("on {}", dev.mount_points.join(",")));
@@ -203,6 +214,11 @@ fn device_json(dev: &v1::BlockDevice) -> Value {
         "mount_points": dev.mount_points,
         "carries_root": dev.carries_root,
         "carries_boot": dev.carries_boot,
+        "serial": dev.serial,
+        "wwn": dev.wwn,
+        "by_id": dev.by_id,
+        "read_only": dev.read_only,
+        "removable": dev.removable,
         "children": dev.children.iter().map(device_json).collect::<Vec<_>>(),
     })
 }
@@ -255,6 +271,8 @@ mod tests {
             path: "/dev/vdb".into(),
             size_bytes: 10 << 30,
             type_name: "disk".into(),
+            serial: "ec4eea2a-f0d9-4614-b".into(),
+            by_id: vec!["/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b".into()],
             children: vec![v1::BlockDevice {
                 path: "/dev/vdb1".into(),
                 type_name: "part".into(),
@@ -286,7 +304,13 @@ mod tests {
         let text = render_text(&answers());
         assert!(text.starts_with("HOST "), "{text}");
         assert!(text.contains("debian 12") && text.contains("10.3") && text.contains("4.0 GiB"), "{text}");
-        assert!(text.contains("  /dev/vdb disk 10.0 GiB fs=-"), "{text}");
+        assert!(
+            text.contains(
+                "  /dev/vdb disk 10.0 GiB fs=- serial=ec4eea2a-f0d9-4614-b \
+                 by-id=/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains("    /dev/vdb1 part 0 B fs=ext4 on /vdisk"), "{text}");
         assert!(text.contains("unreachable:\n  gluServer2 (192.0.2.11:7420): host gluServer2: no facts"), "{text}");
     }
@@ -296,6 +320,8 @@ mod tests {
         let v = render_json(&answers());
         assert_eq!(v[0]["facts"]["block_devices"][0]["children"][0]["filesystem"], "ext4");
         assert_eq!(v[0]["facts"]["service_manager"], "SERVICE_MANAGER_UNSPECIFIED");
+        assert_eq!(v[0]["facts"]["block_devices"][0]["serial"], "ec4eea2a-f0d9-4614-b");
+        assert_eq!(v[0]["facts"]["block_devices"][0]["by_id"][0], "/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b");
         assert!(v[1]["error"].as_str().unwrap().contains("gluServer2"));
         assert!(v[1].get("facts").is_none());
     }

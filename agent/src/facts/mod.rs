@@ -7,7 +7,7 @@
 mod devices;
 pub(crate) mod gluster;
 pub(crate) mod host;
-mod os;
+pub(crate) mod os;
 pub mod process;
 
 use brickyard_proto::v1;

@@ -50,7 +50,7 @@ struct Plan {
 
 impl MountFilesystem {
     pub fn from_proto(task: &v1::MountFilesystem) -> Result<Self, TaskError> {
-        let disk = disk_ref(&task.disk)?;
+        let disk = disk_ref(&task.disk, &task.cinder_volume)?;
         let fs = FsType::from_proto(task.filesystem)?;
         let mount_point = AbsPath::checked("mount point", &task.mount_point)?;
         if SYSTEM_DIRS.contains(&mount_point.as_str()) {
@@ -262,6 +262,7 @@ mod tests {
             filesystem: v1::FilesystemType::Xfs.into(),
             mount_point: "/vdisk".into(),
             options: options.iter().map(|o| o.to_string()).collect(),
+            ..Default::default()
         };
         MountFilesystem { paths: host.paths.clone(), ..MountFilesystem::from_proto(&proto).unwrap() }
     }
@@ -335,6 +336,7 @@ mod tests {
             filesystem: 0,
             mount_point: mp.into(),
             options: vec![opt.into()],
+            ..Default::default()
         };
         assert!(MountFilesystem::from_proto(&proto("/", "noatime"))
             .unwrap_err()
