@@ -91,6 +91,27 @@ fn firewall_text(fw: Option<&v1::Firewall>) -> String {
     }
 }
 
+fn selinux_mode_name(mode: v1::SelinuxMode) -> &'static str {
+    match mode {
+        v1::SelinuxMode::Unspecified => "-",
+        v1::SelinuxMode::Disabled => "disabled",
+        v1::SelinuxMode::Permissive => "permissive",
+        v1::SelinuxMode::Enforcing => "enforcing",
+    }
+}
+
+/// The mode now, and the configured one when the next boot changes it
+/// (`disabled (boot: enforcing)`).
+fn selinux_text(selinux: Option<&v1::Selinux>) -> String {
+    let Some(selinux) = selinux else { return "-".into() };
+    let (now, configured) = (selinux.mode(), selinux.configured());
+    if configured == v1::SelinuxMode::Unspecified || configured == now {
+        selinux_mode_name(now).into()
+    } else {
+        format!("{} (boot: {})", selinux_mode_name(now), selinux_mode_name(configured))
+    }
+}
+
 /// One line per device and child: `path type size [fs label uuid] [serial wwn by-id] [mounts]
 /// [root/boot]` (serial and by-id tell which disk a Cinder volume is: a virtio disk's serial is
 /// the volume id's first 20 characters).
@@ -146,6 +167,7 @@ pub fn render_text(answers: &[HostFacts]) -> String {
         "FUSE",
         "FIREWALL",
         "SERVICES",
+        "SELINUX",
     ]);
     let mut devices = String::new();
     let mut failures = String::new();
@@ -172,6 +194,7 @@ pub fn render_text(answers: &[HostFacts]) -> String {
                     yes_no(f.fuse_available).to_owned(),
                     firewall_text(f.firewall.as_ref()),
                     services.to_owned(),
+                    selinux_text(f.selinux.as_ref()),
                 ]);
                 let mut lines = Vec::new();
                 for dev in &f.block_devices {
@@ -241,6 +264,10 @@ pub fn facts_json(f: &v1::Facts) -> Value {
         "firewall": { "firewalld_running": fw.firewalld_running, "iptables": fw.iptables, "nft": fw.nft },
         "service_manager": f.service_manager().as_str_name(),
         "agent_version": f.agent_version,
+        "selinux": f.selinux.map(|s| json!({
+            "mode": s.mode().as_str_name(),
+            "configured": s.configured().as_str_name(),
+        })),
     })
 }
 
@@ -290,6 +317,10 @@ mod tests {
             memory_bytes: 4 << 30,
             glusterfs_version: "10.3".into(),
             block_devices: vec![disk],
+            selinux: Some(v1::Selinux {
+                mode: v1::SelinuxMode::Permissive.into(),
+                configured: v1::SelinuxMode::Enforcing.into(),
+            }),
             ..Default::default()
         };
         let host = |name: &str| HostTarget { name: name.into(), address: "192.0.2.11".into(), port: 7420 };
@@ -311,6 +342,7 @@ mod tests {
             ),
             "{text}"
         );
+        assert!(text.contains(" permissive (boot: enforcing)\n"), "{text}");
         assert!(text.contains("    /dev/vdb1 part 0 B fs=ext4 on /vdisk"), "{text}");
         assert!(text.contains("unreachable:\n  gluServer2 (192.0.2.11:7420): host gluServer2: no facts"), "{text}");
     }
@@ -322,6 +354,7 @@ mod tests {
         assert_eq!(v[0]["facts"]["service_manager"], "SERVICE_MANAGER_UNSPECIFIED");
         assert_eq!(v[0]["facts"]["block_devices"][0]["serial"], "ec4eea2a-f0d9-4614-b");
         assert_eq!(v[0]["facts"]["block_devices"][0]["by_id"][0], "/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b");
+        assert_eq!(v[0]["facts"]["selinux"]["mode"], "SELINUX_MODE_PERMISSIVE");
         assert!(v[1]["error"].as_str().unwrap().contains("gluServer2"));
         assert!(v[1].get("facts").is_none());
     }

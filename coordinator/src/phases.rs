@@ -213,6 +213,7 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
                         dir: volume.brick_dir.clone(),
                     }),
                 ));
+                tasks.push(task(format!("selinux {brick}"), Kind::BrickSelinux(v1::BrickSelinux { path: brick })));
             }
             if let Some(uuid) = resets.get(server.name.as_str()) {
                 tasks.push(task(
@@ -388,15 +389,27 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
                 "filesystem on /dev/loop0",
                 "mount /vdisk",
                 "brick dir /vdisk/brick1",
+                "selinux /vdisk/brick1",
                 "brick dir /vdisk/brick2",
+                "selinux /vdisk/brick2",
                 "glusterd",
                 "fuse"
             ]
         );
+        let Some(Kind::BrickSelinux(label)) = &servers[0].tasks[7].kind else { panic!() };
+        assert_eq!(label.path, "/vdisk/brick1");
         // No disk: only the arbiter volume (force) has a brick there, on the root filesystem.
         assert_eq!(
             ids(&servers[2]),
-            ["packages (server)", "/etc/hosts", "firewall ports", "brick dir /brick1", "glusterd", "fuse"]
+            [
+                "packages (server)",
+                "/etc/hosts",
+                "firewall ports",
+                "brick dir /brick1",
+                "selinux /brick1",
+                "glusterd",
+                "fuse"
+            ]
         );
         let Some(Kind::MakeFilesystem(mkfs)) = &servers[1].tasks[4].kind else { panic!() };
         assert_eq!(mkfs.filesystem(), v1::FilesystemType::Ext4);

@@ -241,6 +241,16 @@ impl AbsPath {
     pub fn is_root(&self) -> bool {
         self.0 == "/"
     }
+
+    /// `/` or a directory the system itself lives in (`/usr`, `/etc`, ...): never a data
+    /// disk's mount point, never relabelled as a brick.
+    pub fn is_system_dir(&self) -> bool {
+        const SYSTEM_DIRS: &[&str] = &[
+            "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys",
+            "/tmp", "/usr", "/var",
+        ];
+        SYSTEM_DIRS.contains(&self.0.as_str())
+    }
 }
 
 impl RelPath {
@@ -583,6 +593,8 @@ mod tests {
         assert!(RelPath::new("/x").is_err());
         assert_eq!(DevicePath::new("/dev/nvme0n1").unwrap().kernel_name(), "nvme0n1");
         assert!(DevicePath::new("/etc/passwd").is_err());
+        assert!(["/", "/usr", "/var"].iter().all(|p| AbsPath::new(p).unwrap().is_system_dir()));
+        assert!(!["/vdisk", "/var/lib/bricks", "/srv"].iter().any(|p| AbsPath::new(p).unwrap().is_system_dir()));
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod mount;
 mod packages;
 mod partition;
 mod peers;
+mod selinux;
 mod volume;
 
 use std::sync::Arc;
@@ -98,6 +99,7 @@ pub enum Task {
     ProbePeers(peers::ProbePeers),
     EnsureVolume(volume::EnsureVolume),
     MountGlusterVolume(gluster_mount::MountGlusterVolume),
+    BrickSelinux(selinux::BrickSelinux),
 }
 
 impl Task {
@@ -120,6 +122,7 @@ impl Task {
             Kind::ProbePeers(t) => Task::ProbePeers(peers::ProbePeers::from_proto(t)?),
             Kind::EnsureVolume(t) => Task::EnsureVolume(volume::EnsureVolume::from_proto(t)?),
             Kind::MountGlusterVolume(t) => Task::MountGlusterVolume(gluster_mount::MountGlusterVolume::from_proto(t)?),
+            Kind::BrickSelinux(t) => Task::BrickSelinux(selinux::BrickSelinux::from_proto(t)?),
         })
     }
 
@@ -148,6 +151,7 @@ impl Task {
             Task::ProbePeers(t) => t.check(ctx).await,
             Task::EnsureVolume(t) => t.check(ctx).await,
             Task::MountGlusterVolume(t) => t.check(ctx).await,
+            Task::BrickSelinux(t) => t.check(ctx).await,
         }
     }
 
@@ -167,6 +171,7 @@ impl Task {
             Task::ProbePeers(t) => t.apply(ctx).await,
             Task::EnsureVolume(t) => t.apply(ctx).await,
             Task::MountGlusterVolume(t) => t.apply(ctx).await,
+            Task::BrickSelinux(t) => t.apply(ctx).await,
         }
     }
 }

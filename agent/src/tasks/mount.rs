@@ -17,12 +17,6 @@ use crate::etcfile;
 use crate::mountinfo;
 use crate::runner::{find_program, Cmd};
 
-/// Directories a data disk must never be mounted over.
-const SYSTEM_DIRS: &[&str] = &[
-    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys", "/tmp",
-    "/usr", "/var",
-];
-
 #[derive(Debug)]
 pub struct MountFilesystem {
     disk: DiskRef,
@@ -53,7 +47,7 @@ impl MountFilesystem {
         let disk = disk_ref(&task.disk, &task.cinder_volume)?;
         let fs = FsType::from_proto(task.filesystem)?;
         let mount_point = AbsPath::checked("mount point", &task.mount_point)?;
-        if SYSTEM_DIRS.contains(&mount_point.as_str()) {
+        if mount_point.is_system_dir() {
             return Err(TaskError::InvalidTask(format!(
                 "mount point {mount_point} for {disk} is a system directory; choose a dedicated one such as /vdisk"
             )));
