@@ -253,7 +253,7 @@ fn spec_errors_name_the_line_and_contact_no_host() {
     );
     let cases = [
         ("unknown key", good.replace("brick_dir = \"b\"", "brick_dir = \"b\"\nreplicas = 2"), "line 20", "replicas"),
-        ("replica", good.replace("replica = 2", "replica = 3"), "line 17", "replica 3 does not fit 2 servers"),
+        ("replica", good.replace("replica = 2", "replica = 3"), "line 17", "2 bricks do not fit replica 3"),
         ("duplicate", good.replace("name = \"s2\"", "name = \"s1\""), "line 10", "already used by server[0]"),
     ];
     for (what, text, line, needle) in cases {
