@@ -9,20 +9,24 @@ use crate::tasks::{Check, TaskError};
 pub fn error_kind(err: &TaskError) -> v1::ErrorKind {
     match err {
         TaskError::Invalid(_) | TaskError::InvalidTask(_) => v1::ErrorKind::Invalid,
-        TaskError::Refused(_) => v1::ErrorKind::Refused,
-        TaskError::Command(_) => v1::ErrorKind::Command,
-        TaskError::Timeout(_) => v1::ErrorKind::Timeout,
-        TaskError::Io { .. } => v1::ErrorKind::Io,
+        TaskError::Unsafe(_) => v1::ErrorKind::Unsafe,
+        TaskError::Conflict(_) => v1::ErrorKind::Conflict,
+        TaskError::NotReady(_) => v1::ErrorKind::NotReady,
+        TaskError::Command(_) | TaskError::Failed(_) | TaskError::Timeout(_) | TaskError::Io { .. } => {
+            v1::ErrorKind::Failed
+        }
         TaskError::Unsupported(_) => v1::ErrorKind::Unsupported,
     }
 }
 
-fn code(kind: v1::ErrorKind) -> Code {
-    match kind {
-        v1::ErrorKind::Invalid => Code::InvalidArgument,
-        v1::ErrorKind::Refused | v1::ErrorKind::Unsupported => Code::FailedPrecondition,
-        v1::ErrorKind::Timeout => Code::DeadlineExceeded,
-        v1::ErrorKind::Command | v1::ErrorKind::Io | v1::ErrorKind::Unspecified => Code::Internal,
+fn code(err: &TaskError) -> Code {
+    match err {
+        TaskError::Invalid(_) | TaskError::InvalidTask(_) => Code::InvalidArgument,
+        TaskError::Unsafe(_) | TaskError::Conflict(_) | TaskError::NotReady(_) | TaskError::Unsupported(_) => {
+            Code::FailedPrecondition
+        }
+        TaskError::Timeout(_) => Code::DeadlineExceeded,
+        TaskError::Command(_) | TaskError::Failed(_) | TaskError::Io { .. } => Code::Internal,
     }
 }
 
@@ -32,7 +36,7 @@ pub fn task_error(err: &TaskError) -> v1::TaskError {
 
 /// The gRPC status for an RPC that failed as a whole.
 pub fn status(err: &TaskError) -> Status {
-    Status::new(code(error_kind(err)), err.to_string())
+    Status::new(code(err), err.to_string())
 }
 
 /// A rejected batch: names the task and what is wrong with it.
@@ -81,11 +85,14 @@ mod tests {
 
     #[test]
     fn errors_keep_their_kind() {
-        let refused = TaskError::Refused("/dev/vdb holds ext4".into());
-        assert_eq!(error_kind(&refused), v1::ErrorKind::Refused);
-        assert_eq!(status(&refused).code(), Code::FailedPrecondition);
-        assert!(status(&refused).message().contains("/dev/vdb"));
-        assert_eq!(status(&TaskError::Timeout("peers".into())).code(), Code::DeadlineExceeded);
+        let unsafe_ = TaskError::Unsafe("/dev/vdb holds ext4".into());
+        assert_eq!(error_kind(&unsafe_), v1::ErrorKind::Unsafe);
+        assert_eq!(status(&unsafe_).code(), Code::FailedPrecondition);
+        assert_eq!(status(&unsafe_).message(), "/dev/vdb holds ext4");
+        assert_eq!(error_kind(&TaskError::NotReady("/vdisk is not mounted".into())), v1::ErrorKind::NotReady);
+        assert_eq!(error_kind(&TaskError::Conflict("volume differs".into())), v1::ErrorKind::Conflict);
+        let timeout = TaskError::Timeout("peers".into());
+        assert_eq!((error_kind(&timeout), status(&timeout).code()), (v1::ErrorKind::Failed, Code::DeadlineExceeded));
         let invalid = TaskError::InvalidTask("no kind".into());
         assert_eq!(invalid_task("t1", &invalid).code(), Code::InvalidArgument);
         assert!(invalid_task("t1", &invalid).message().contains("\"t1\""));

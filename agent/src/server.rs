@@ -74,7 +74,7 @@ async fn apply_batch(ctx: &Context, tasks: Vec<(String, Task)>, tx: mpsc::Sender
             Some(first) => conversions::event(
                 &id,
                 Event::Skipped(v1::TaskError {
-                    kind: v1::ErrorKind::Refused as i32,
+                    kind: v1::ErrorKind::NotReady as i32,
                     message: format!("not run: task {first:?} failed"),
                 }),
             ),

@@ -63,12 +63,12 @@ pub async fn handle(ctx: &Context, req: &v1::VerifyFileRequest) -> Result<v1::Ve
     let on_mount = mountinfo::at(&mounts, dir.as_str()).is_some_and(|m| m.fstype == FUSE_FSTYPE);
     if !on_mount {
         if op != v1::VerifyOp::Read {
-            return Err(TaskError::Refused(format!(
+            return Err(TaskError::Conflict(format!(
                 "{dir} is not a glusterfs mount point on this host; append and remove work only there"
             )));
         }
         if !is_local_brick(ctx, dir.as_str()).await {
-            return Err(TaskError::Refused(format!(
+            return Err(TaskError::Conflict(format!(
                 "{dir} is neither a glusterfs mount point nor a brick directory of this node"
             )));
         }
@@ -173,7 +173,7 @@ mod tests {
         let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Append, "/tmp", name)).await.unwrap_err();
         assert!(e.to_string().contains("/tmp is not a glusterfs mount point"), "{e}");
         let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Remove, "/etc", name)).await.unwrap_err();
-        assert!(matches!(e, TaskError::Refused(_)), "{e}");
+        assert!(matches!(e, TaskError::Conflict(_)), "{e}");
         let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Unspecified, "/tmp", name)).await.unwrap_err();
         assert!(matches!(e, TaskError::InvalidTask(_)), "{e}");
         let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Read, "/tmp/../etc", name)).await.unwrap_err();

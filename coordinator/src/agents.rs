@@ -1,6 +1,7 @@
 //! The agents of one spec: one mutual-TLS connection per host, opened on first use and shared
-//! by every RPC of a run (plan, apply, status, verify), and the facts phase (`GetFacts` from
-//! every host concurrently). Every error names the host. Network only.
+//! by every RPC of a run (plan, apply, status, verify), the facts phase (`GetFacts` from every
+//! host concurrently), and how an agent's task error reads. Every error names the host.
+//! Network only.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -103,6 +104,26 @@ impl Agents {
     }
 }
 
+/// What an agent's task error means (an unknown kind from a newer agent reads as unspecified).
+pub fn error_kind(e: &v1::TaskError) -> v1::ErrorKind {
+    v1::ErrorKind::try_from(e.kind).unwrap_or(v1::ErrorKind::Unspecified)
+}
+
+/// An agent's task error as one line: its message and what kind of error it is, e.g.
+/// `volume gluV1 already exists and differs: ... (conflict)`.
+pub fn task_error(e: &v1::TaskError) -> String {
+    let kind = match error_kind(e) {
+        v1::ErrorKind::Unspecified => return e.message.clone(),
+        v1::ErrorKind::Invalid => "invalid",
+        v1::ErrorKind::Unsafe => "unsafe",
+        v1::ErrorKind::Conflict => "conflict",
+        v1::ErrorKind::NotReady => "not ready",
+        v1::ErrorKind::Failed => "failed",
+        v1::ErrorKind::Unsupported => "unsupported",
+    };
+    format!("{} ({kind})", e.message)
+}
+
 /// Runs `f` for every host name concurrently; results in the order of `hosts`.
 pub async fn each<'a, T, F, Fut>(hosts: impl IntoIterator<Item = &'a str>, f: F) -> Vec<(String, T)>
 where
@@ -123,4 +144,19 @@ where
         results[i] = Some(value);
     }
     order.into_iter().zip(results).map(|(h, r)| (h, r.expect("every host answered"))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_errors_say_their_kind() {
+        let e = |kind: v1::ErrorKind| v1::TaskError { kind: kind.into(), message: "/vdisk is not mounted".into() };
+        assert_eq!(task_error(&e(v1::ErrorKind::NotReady)), "/vdisk is not mounted (not ready)");
+        assert_eq!(task_error(&e(v1::ErrorKind::Unsafe)), "/vdisk is not mounted (unsafe)");
+        assert_eq!(task_error(&e(v1::ErrorKind::Unspecified)), "/vdisk is not mounted");
+        let newer = v1::TaskError { kind: 99, message: "m".into() };
+        assert_eq!((error_kind(&newer), task_error(&newer).as_str()), (v1::ErrorKind::Unspecified, "m"));
+    }
 }

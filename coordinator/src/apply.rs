@@ -16,7 +16,7 @@ use brickyard_proto::v1::task_event::Event as AgentEvent;
 use brickyard_proto::v1::task_verdict::Verdict;
 use tokio_stream::StreamExt;
 
-use crate::agents::{self, AgentError, Agents};
+use crate::agents::{self, task_error, AgentError, Agents};
 use crate::phases::{self, HostBatch, PhaseError, PhasePlan};
 use crate::progress::{Event, Reporter, TaskStatus};
 use crate::spec::Spec;
@@ -299,12 +299,4 @@ async fn stream_batch(
         return Err(fail(current, format!("the agent's Apply stream ended after {done} of {expected} tasks")));
     }
     Ok(())
-}
-
-/// An agent's task error as one line: its kind and message.
-pub fn task_error(e: &v1::TaskError) -> String {
-    match v1::ErrorKind::try_from(e.kind).unwrap_or(v1::ErrorKind::Unspecified) {
-        v1::ErrorKind::Unspecified => e.message.clone(),
-        kind => format!("{} ({})", e.message, kind.as_str_name().trim_start_matches("ERROR_KIND_").to_lowercase()),
-    }
 }

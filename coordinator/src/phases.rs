@@ -1,8 +1,11 @@
 //! Spec + facts → the typed task batches of every phase, per host, in the seed's order:
 //! servers (packages, /etc/hosts, firewall, partition, mkfs, mount, brick dirs, glusterd,
-//! FUSE) → pool (probe from the first server, then the first server back by name) → volumes
-//! (created on the first server) → clients (packages, /etc/hosts, FUSE, mounts). Pure: the
-//! agents check and apply what this produces.
+//! FUSE) → pool (probe from the first server, then the first server back by name, then the
+//! barrier: every server waits until it sees every other as `Peer in Cluster (Connected)`, since
+//! gluster stages volume changes on every peer) → volumes (every brick server checks its bricks
+//! — on their mounted disks, no stale volume-id — then the volumes are ensured from the first
+//! server) → clients (packages, /etc/hosts, FUSE, mounts). Pure: the agents check and apply what
+//! this produces.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -90,7 +93,7 @@ pub fn build(spec: &Spec, facts: &BTreeMap<String, v1::Facts>) -> Result<Vec<Pha
     Ok(vec![
         PhasePlan { phase: Phase::Servers, steps: vec![servers(spec, &resets)] },
         PhasePlan { phase: Phase::Pool, steps: pool(spec) },
-        PhasePlan { phase: Phase::Volumes, steps: vec![volumes(spec)?] },
+        PhasePlan { phase: Phase::Volumes, steps: volumes(spec)? },
         PhasePlan { phase: Phase::Clients, steps: vec![clients(spec)] },
     ])
 }
@@ -229,7 +232,8 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
 }
 
 /// Probe every other server from the first; then the first back from the second, so the pool
-/// knows the first server by name rather than by address.
+/// knows the first server by name rather than by address; then the barrier on every server at
+/// once: each waits until it sees all the others (by name or address) in the pool, connected.
 fn pool(spec: &Spec) -> Vec<Vec<HostBatch>> {
     let [first, second, ..] = spec.servers.as_slice() else { return Vec::new() };
     let probe = |from: &str, peers: Vec<String>| HostBatch {
@@ -239,9 +243,22 @@ fn pool(spec: &Spec) -> Vec<Vec<HostBatch>> {
             Kind::ProbePeers(v1::ProbePeers { peers, timeout_seconds: 0 }),
         )],
     };
+    let barrier = |server: &crate::spec::Server| {
+        let peers = spec
+            .servers
+            .iter()
+            .filter(|other| other.name != server.name)
+            .map(|other| v1::HostEntry { name: other.name.clone(), address: other.address.clone() })
+            .collect();
+        HostBatch {
+            host: server.name.clone(),
+            tasks: vec![task("peers connected", Kind::AwaitPeers(v1::AwaitPeers { peers, timeout_seconds: 0 }))],
+        }
+    };
     vec![
         vec![probe(&first.name, spec.servers[1..].iter().map(|s| s.name.clone()).collect())],
         vec![probe(&second.name, vec![first.name.clone()])],
+        spec.servers.iter().map(barrier).collect(),
     ]
 }
 
@@ -254,7 +271,8 @@ pub fn bricks(spec: &Spec, volume: &crate::spec::Volume) -> Vec<v1::Brick> {
         .collect()
 }
 
-fn volumes(spec: &Spec) -> Result<Vec<HostBatch>, PhaseError> {
+/// Every brick server checks its bricks (all at once), then the first server ensures the volumes.
+fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
     let Some(first) = spec.servers.first() else { return Ok(Vec::new()) };
     let mut tasks = Vec::new();
     for volume in &spec.volumes {
@@ -272,7 +290,31 @@ fn volumes(spec: &Spec) -> Result<Vec<HostBatch>, PhaseError> {
             }),
         ));
     }
-    Ok(if tasks.is_empty() { Vec::new() } else { vec![HostBatch { host: first.name.clone(), tasks }] })
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let brick_checks = spec
+        .servers
+        .iter()
+        .filter_map(|server| {
+            let bricks: Vec<v1::LocalBrick> = spec
+                .volumes
+                .iter()
+                .filter(|v| spec.volume_servers(v).iter().any(|s| s.name == server.name))
+                .map(|v| v1::LocalBrick {
+                    volume: v.name.clone(),
+                    path: brick_path(spec, &server.name, &v.brick_dir),
+                    mount_point: brick_root(spec, &server.name),
+                    force: v.force,
+                })
+                .collect();
+            (!bricks.is_empty()).then(|| HostBatch {
+                host: server.name.clone(),
+                tasks: vec![task("bricks", Kind::EnsureBricks(v1::EnsureBricks { bricks }))],
+            })
+        })
+        .collect();
+    Ok(vec![brick_checks, vec![HostBatch { host: first.name.clone(), tasks }]])
 }
 
 fn clients(spec: &Spec) -> Vec<HostBatch> {
@@ -301,21 +343,6 @@ fn clients(spec: &Spec) -> Vec<HostBatch> {
             HostBatch { host: client.name.clone(), tasks }
         })
         .collect()
-}
-
-/// Task kinds whose check never depends on what earlier tasks change (used by `plan` to tell
-/// a real refusal from one that only waits for an earlier change).
-pub fn independent(task: &v1::Task) -> bool {
-    matches!(
-        task.kind,
-        Some(
-            Kind::EnsurePackages(_)
-                | Kind::EnsureHosts(_)
-                | Kind::EnsureFuse(_)
-                | Kind::PartitionDisk(_)
-                | Kind::ResetGlusterdUuid(_)
-        )
-    )
 }
 
 #[cfg(test)]
@@ -419,8 +446,26 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
         let pool = &phases[1].steps;
         assert_eq!((pool[0][0].host.as_str(), ids(&pool[0][0])), ("s1", vec!["probe s2, s3"]));
         assert_eq!((pool[1][0].host.as_str(), ids(&pool[1][0])), ("s2", vec!["probe s1"]));
+        // The barrier: every server, each waiting for all the others (by name or address).
+        assert_eq!(pool[2].iter().map(|b| b.host.as_str()).collect::<Vec<_>>(), ["s1", "s2", "s3"]);
+        let Some(Kind::AwaitPeers(barrier)) = &pool[2][1].tasks[0].kind else { panic!() };
+        let peers: Vec<_> = barrier.peers.iter().map(|p| format!("{} {}", p.name, p.address)).collect();
+        assert_eq!(peers, ["s1 10.0.0.1", "s3 10.0.0.3"]);
 
-        let volumes = &phases[2].steps[0];
+        // Bricks checked on every brick server before the volumes are ensured.
+        let checks = &phases[2].steps[0];
+        assert_eq!(checks.iter().map(|b| b.host.as_str()).collect::<Vec<_>>(), ["s1", "s2", "s3"]);
+        let Some(Kind::EnsureBricks(s1)) = &checks[0].tasks[0].kind else { panic!() };
+        let s1: Vec<_> =
+            s1.bricks.iter().map(|b| (b.volume.as_str(), b.path.as_str(), b.mount_point.as_str(), b.force)).collect();
+        assert_eq!(s1, [("arb", "/vdisk/brick1", "/vdisk", true), ("two", "/vdisk/brick2", "/vdisk", false)]);
+        let Some(Kind::EnsureBricks(s3)) = &checks[2].tasks[0].kind else { panic!() };
+        assert_eq!(
+            (s3.bricks.len(), s3.bricks[0].path.as_str(), s3.bricks[0].mount_point.as_str()),
+            (1, "/brick1", "/")
+        );
+
+        let volumes = &phases[2].steps[1];
         assert_eq!(volumes.len(), 1);
         let Some(Kind::EnsureVolume(arb)) = &volumes[0].tasks[0].kind else { panic!() };
         let layout = arb.layout.unwrap();
@@ -500,6 +545,7 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
         let spec = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
         let phases = build(&spec, &BTreeMap::new()).unwrap();
         assert!(phases[1].steps.is_empty());
+        assert_eq!(phases[2].steps.len(), 2, "a single server still checks its brick");
         assert!(phases[3].steps[0].is_empty());
     }
 }

@@ -1,8 +1,10 @@
 //! `brickyard plan`: facts from every host, then every phase's batches checked by their agents
 //! (`Plan` RPC: changes nothing), all hosts and phases at once. Later phases are checked
-//! against the current state, so a refusal that only waits for an earlier change (a volume
-//! whose peers are not probed yet) is reported as "depends on an earlier change", not as an
-//! error. Read-only.
+//! against the current state, so a task the agent finds not ready (a brick whose disk is not
+//! mounted yet, a peer not probed yet) while an earlier change is pending is reported as
+//! "depends on an earlier change". Every other refusal — unsafe, conflict, invalid, failed, or
+//! not ready with nothing before it that could make it ready — is one apply would hit too:
+//! `plan` shows it as REFUSED and exits 1. Read-only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,8 +13,7 @@ use brickyard_proto::v1;
 use brickyard_proto::v1::task_verdict::Verdict as AgentVerdict;
 use serde::Serialize;
 
-use crate::agents::{self, Agents};
-use crate::apply::task_error;
+use crate::agents::{self, task_error, Agents};
 use crate::phases::{self, Phase};
 use crate::spec::{Layout, Spec};
 
@@ -24,7 +25,7 @@ pub enum Verdict {
     Changes {
         changes: Vec<String>,
     },
-    /// Refused now, but an earlier task or phase has changes to make first.
+    /// Not ready now, but an earlier task or phase has changes to make first.
     DependsOnEarlier {
         reason: String,
     },
@@ -170,9 +171,8 @@ pub async fn run(spec: &Spec) -> PlanReport {
         verdicts.insert(key, answer);
     }
 
-    // In phase order: a refusal depends on earlier changes when the task is not independent
-    // and something before it (an earlier phase or step, or an earlier task of its batch)
-    // has changes to make.
+    // In phase order: a "not ready" depends on earlier changes when something before it (an
+    // earlier phase or step, or an earlier task of its batch) has changes to make.
     let mut pending_before = !report.unreachable.is_empty();
     for (p, plan) in plans.iter().enumerate() {
         let mut review = PhaseReview { phase: plan.phase, hosts: Vec::new() };
@@ -186,7 +186,7 @@ pub async fn run(spec: &Spec) -> PlanReport {
                     Some(Ok(answer)) => {
                         let mut pending = pending_before;
                         for (task, verdict) in batch.tasks.iter().zip(answer.verdicts) {
-                            let review = review_task(task, verdict, pending);
+                            let review = review_task(&task.id, verdict, pending);
                             pending |= !matches!(review.verdict, Verdict::Unchanged);
                             step_pending |= !matches!(review.verdict, Verdict::Unchanged);
                             host.tasks.push(review);
@@ -202,17 +202,17 @@ pub async fn run(spec: &Spec) -> PlanReport {
     report
 }
 
-fn review_task(task: &v1::Task, verdict: v1::TaskVerdict, pending: bool) -> TaskReview {
+fn review_task(task: &str, verdict: v1::TaskVerdict, pending: bool) -> TaskReview {
     let verdict_of = match verdict.verdict {
         Some(AgentVerdict::Unchanged(_)) => Verdict::Unchanged,
         Some(AgentVerdict::WouldChange(c)) => Verdict::Changes { changes: c.changes },
-        Some(AgentVerdict::Refused(e)) if pending && !phases::independent(task) => {
+        Some(AgentVerdict::Refused(e)) if pending && agents::error_kind(&e) == v1::ErrorKind::NotReady => {
             Verdict::DependsOnEarlier { reason: task_error(&e) }
         }
         Some(AgentVerdict::Refused(e)) => Verdict::Refused { error: task_error(&e) },
         None => Verdict::Refused { error: "the agent returned no verdict".into() },
     };
-    TaskReview { task: task.id.clone(), verdict: verdict_of, warnings: verdict.warnings }
+    TaskReview { task: task.to_owned(), verdict: verdict_of, warnings: verdict.warnings }
 }
 
 /// The human report: per phase and host, what would change and why.
@@ -258,7 +258,7 @@ pub fn render_text(report: &PlanReport) -> String {
         }
     }
     out.push_str(match (report.has_errors(), report.has_changes()) {
-        (true, _) => "plan: errors above must be fixed before apply\n",
+        (true, _) => "plan: apply would fail: fix the errors above first\n",
         (false, true) => "plan: apply would make the changes above\n",
         (false, false) => "plan: nothing to do\n",
     });
@@ -269,29 +269,81 @@ pub fn render_text(report: &PlanReport) -> String {
 mod tests {
     use super::*;
 
-    fn task(kind: v1::task::Kind) -> v1::Task {
-        v1::Task { id: "t".into(), kind: Some(kind) }
-    }
-
-    fn refused() -> v1::TaskVerdict {
+    fn refused(kind: v1::ErrorKind, message: &str) -> v1::TaskVerdict {
         v1::TaskVerdict {
             id: "t".into(),
-            verdict: Some(AgentVerdict::Refused(v1::TaskError {
-                kind: v1::ErrorKind::Refused.into(),
-                message: "no peer gluServer2".into(),
-            })),
+            verdict: Some(AgentVerdict::Refused(v1::TaskError { kind: kind.into(), message: message.into() })),
+            warnings: vec![],
+        }
+    }
+
+    fn changes(change: &str) -> v1::TaskVerdict {
+        v1::TaskVerdict {
+            id: "t".into(),
+            verdict: Some(AgentVerdict::WouldChange(v1::Changes { changes: vec![change.into()] })),
             warnings: vec![],
         }
     }
 
     #[test]
-    fn refusals_wait_for_earlier_changes_unless_independent() {
-        let volume = task(v1::task::Kind::EnsureVolume(Default::default()));
-        let partition = task(v1::task::Kind::PartitionDisk(Default::default()));
-        assert!(matches!(review_task(&volume, refused(), true).verdict, Verdict::DependsOnEarlier { .. }));
-        assert!(matches!(review_task(&volume, refused(), false).verdict, Verdict::Refused { .. }));
-        // A data-safety refusal is real whatever comes before it.
-        assert!(matches!(review_task(&partition, refused(), true).verdict, Verdict::Refused { .. }));
+    fn only_not_ready_waits_for_earlier_changes() {
+        let not_ready = || refused(v1::ErrorKind::NotReady, "/vdisk is not mounted");
+        assert_eq!(
+            review_task("bricks", not_ready(), true).verdict,
+            Verdict::DependsOnEarlier { reason: "/vdisk is not mounted (not ready)".into() }
+        );
+        // Nothing before it could make it ready: apply would fail the same way.
+        assert!(matches!(review_task("bricks", not_ready(), false).verdict, Verdict::Refused { .. }));
+        // A data-safety refusal or a conflict is real whatever comes before it.
+        for kind in [v1::ErrorKind::Unsafe, v1::ErrorKind::Conflict, v1::ErrorKind::Failed, v1::ErrorKind::Invalid] {
+            assert!(matches!(review_task("t", refused(kind, "x"), true).verdict, Verdict::Refused { .. }), "{kind:?}");
+        }
+    }
+
+    /// The example: two servers added to the spec of a converged 2-server pool. The new
+    /// servers have everything to do and their bricks wait for their disks, but the volume that
+    /// exists with two bricks is a conflict: REFUSED, exit 1, and the last line says apply fails.
+    #[test]
+    fn a_conflict_after_earlier_changes_is_still_a_refusal() {
+        let host = |name: &str, tasks: Vec<TaskReview>| HostReview { host: name.into(), tasks, error: None };
+        let mut pending = false;
+        let mut review = |task: &str, verdict: v1::TaskVerdict| {
+            let r = review_task(task, verdict, pending);
+            pending |= r.verdict != Verdict::Unchanged;
+            r
+        };
+        let servers = host("gluServer3", vec![review("packages (server)", changes("install glusterfs-server"))]);
+        let bricks = host(
+            "gluServer3",
+            vec![review(
+                "bricks",
+                refused(v1::ErrorKind::NotReady, "/vdisk is not mounted: brick ... would be below it"),
+            )],
+        );
+        let volume = host(
+            "gluServer1",
+            vec![review(
+                "volume gluV1",
+                refused(v1::ErrorKind::Conflict, "volume gluV1 already exists and differs: its bricks are ..."),
+            )],
+        );
+        let report = PlanReport {
+            phases: vec![
+                PhaseReview { phase: Phase::Servers, hosts: vec![servers] },
+                PhaseReview { phase: Phase::Volumes, hosts: vec![bricks, volume] },
+            ],
+            ..Default::default()
+        };
+        assert_eq!((report.exit_code(false), report.exit_code(true)), (1, 1));
+        let text = render_text(&report);
+        assert!(text.contains("~ bricks: depends on an earlier change (/vdisk is not mounted"), "{text}");
+        assert!(
+            text.contains(
+                "! volume gluV1: REFUSED: volume gluV1 already exists and differs: its bricks are ... (conflict)"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("plan: apply would fail: fix the errors above first\n"), "{text}");
     }
 
     #[test]

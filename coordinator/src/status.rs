@@ -1,6 +1,7 @@
 //! `brickyard status`: `GetGlusterStatus` from every host, checked against the spec — peers
 //! and their state, volumes (type, status, bricks online, pending heals, brick disk usage),
-//! client mounts. Exit code 0 healthy, 1 degraded, 2 hosts unreachable. Read-only.
+//! client mounts (present and answering). Each problem that `apply` repairs says so. Exit code
+//! 0 healthy, 1 degraded, 2 hosts unreachable. Read-only.
 
 use std::sync::Arc;
 
@@ -13,6 +14,11 @@ use crate::spec::Spec;
 
 /// A brick fuller than this (percent) makes the pool degraded.
 const BRICK_FULL_PERCENT: u64 = 95;
+
+/// A problem and what `brickyard apply` does about it.
+fn fixed_by_apply(problem: String, fix: &str) -> String {
+    format!("{problem} — `brickyard apply` {fix}")
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct StatusReport {
@@ -88,12 +94,13 @@ pub fn problems(spec: &Spec, report: &StatusReport) -> Vec<String> {
     for server in &spec.servers {
         let Some(status) = report.host(&server.name) else { continue };
         if !status.glusterd_running {
-            problems.push(format!("{}: glusterd is not running", server.name));
+            problems.push(fixed_by_apply(format!("{}: glusterd is not running", server.name), "starts it"));
             continue;
         }
         for other in spec.servers.iter().filter(|o| o.name != server.name) {
             match status.peers.iter().find(|p| !p.is_local && is_peer(p, &other.name, &other.address)) {
-                None => problems.push(format!("{}: {} is not in its pool", server.name, other.name)),
+                None => problems
+                    .push(fixed_by_apply(format!("{}: {} is not in its pool", server.name, other.name), "probes it")),
                 Some(p) if !p.connected || p.state != "Peer in Cluster" => problems.push(format!(
                     "{}: peer {} is {} ({})",
                     server.name,
@@ -109,15 +116,22 @@ pub fn problems(spec: &Spec, report: &StatusReport) -> Vec<String> {
     if let Some((_, view)) = report.volume_view(spec) {
         for volume in &spec.volumes {
             let Some(live) = view.volumes.iter().find(|v| v.name == volume.name) else {
-                problems.push(format!("volume {}: does not exist", volume.name));
+                problems.push(fixed_by_apply(format!("volume {}: does not exist", volume.name), "creates it"));
                 continue;
             };
             if live.status != "Started" {
-                problems.push(format!("volume {}: is {}, not Started", volume.name, live.status));
+                problems.push(fixed_by_apply(
+                    format!("volume {}: is {}, not Started", volume.name, live.status),
+                    "starts it",
+                ));
+                continue;
             }
             for brick in &live.bricks {
                 if !brick.online {
-                    problems.push(format!("volume {}: brick {}:{} is offline", volume.name, brick.host, brick.path));
+                    problems.push(fixed_by_apply(
+                        format!("volume {}: brick {}:{} is offline", volume.name, brick.host, brick.path),
+                        "restarts it",
+                    ));
                 } else if brick.size_total > 0
                     && (brick.size_total - brick.size_free) * 100 > brick.size_total * BRICK_FULL_PERCENT
                 {
@@ -138,12 +152,21 @@ pub fn problems(spec: &Spec, report: &StatusReport) -> Vec<String> {
     for client in &spec.clients {
         let Some(status) = report.host(&client.name) else { continue };
         for mount in &client.mounts {
-            let mounted = status.mounts.iter().any(|m| {
+            let live = status.mounts.iter().find(|m| {
                 m.mount_point == mount.path
                     && m.source.rsplit(':').next().map(|v| v.trim_start_matches('/')) == Some(&mount.volume)
             });
-            if !mounted {
-                problems.push(format!("{}: volume {} is not mounted on {}", client.name, mount.volume, mount.path));
+            let at = format!("{}: volume {} on {}", client.name, mount.volume, mount.path);
+            match live {
+                None => problems.push(fixed_by_apply(
+                    format!("{}: volume {} is not mounted on {}", client.name, mount.volume, mount.path),
+                    "mounts it",
+                )),
+                Some(m) if m.stale => {
+                    problems.push(fixed_by_apply(format!("{at} is a stale mount ({})", m.error), "mounts it again"))
+                }
+                Some(m) if !m.error.is_empty() => problems.push(format!("{at} does not answer ({})", m.error)),
+                Some(_) => {}
             }
         }
     }
@@ -256,7 +279,7 @@ pub fn render_json(report: &StatusReport) -> Value {
                 })).collect::<Vec<_>>(),
                 "mounts": s.mounts.iter().map(|m| json!({
                     "source": m.source, "mount_point": m.mount_point,
-                    "size_total": m.size_total, "size_free": m.size_free,
+                    "size_total": m.size_total, "size_free": m.size_free, "error": m.error, "stale": m.stale,
                 })).collect::<Vec<_>>(),
             })
         })
@@ -357,19 +380,41 @@ mounts = [{ volume = "v", path = "/data" }]
         report.hosts[0].1.peers[0].connected = false;
         report.hosts[0].1.volumes[0].bricks[1].online = false;
         report.hosts[0].1.volumes[0].pending_heals = 3;
+        report.hosts[1].1.glusterd_running = false;
         report.hosts[2].1.mounts.clear();
         report.problems = problems(&spec, &report);
         assert_eq!(
             report.problems,
             [
                 "s1: peer s2 is Peer in Cluster (disconnected)",
-                "volume v: brick s2:/vdisk/b is offline",
+                "s2: glusterd is not running — `brickyard apply` starts it",
+                "volume v: brick s2:/vdisk/b is offline — `brickyard apply` restarts it",
                 "volume v: 3 entries pending heal",
-                "c1: volume v is not mounted on /data"
+                "c1: volume v is not mounted on /data — `brickyard apply` mounts it"
             ]
         );
         assert_eq!(report.exit_code(), 1);
         report.unreachable.push(("s2".into(), "connection refused".into()));
         assert_eq!(report.exit_code(), 2);
+    }
+
+    #[test]
+    fn stale_and_silent_client_mounts() {
+        let (spec, mut report) = healthy();
+        let mount = &mut report.hosts[2].1.mounts[0];
+        mount.error = "Transport endpoint is not connected".into();
+        mount.stale = true;
+        assert_eq!(
+            problems(&spec, &report),
+            ["c1: volume v on /data is a stale mount (Transport endpoint is not connected) — `brickyard apply` \
+              mounts it again"]
+        );
+        let mount = &mut report.hosts[2].1.mounts[0];
+        mount.error = "no answer to statvfs() within 5s".into();
+        mount.stale = false;
+        assert_eq!(
+            problems(&spec, &report),
+            ["c1: volume v on /data does not answer (no answer to statvfs() within 5s)"]
+        );
     }
 }

@@ -1,9 +1,13 @@
 //! The coordinator end to end, on real lab hosts with real glusterd: `apply` converges the
 //! seed's 2+2 replica-2 pool (also when an agent drops out mid-run and comes back), `verify`,
 //! `plan --detailed-exitcode`, a no-op second `apply` and `status`; a 3-server lab carries an
-//! arbiter and a disperse volume; servers cloned with the same glusterd UUID are refused before
-//! any probe (and converge once `reset_duplicate_uuids` allows a fresh UUID); spec errors name
-//! the line and contact no host.
+//! arbiter and a disperse volume; a 4-server 2 x replica 2 pool converges on its first apply,
+//! plan refuses a conflicting change behind earlier ones, apply repairs a dead brick, an
+//! unmounted disk, a dead glusterd, a stale and a missing client mount, and recovers a volume
+//! deleted by hand when its bricks hold only gluster's metadata — and refuses, touching
+//! nothing, when they hold a user's file; servers cloned with the same glusterd UUID are
+//! refused before any probe (and converge once `reset_duplicate_uuids` allows a fresh UUID);
+//! spec errors name the line and contact no host.
 //!
 //! Needs root (namespaces, loop devices) and the built binaries (`cargo build --bins`).
 
@@ -39,6 +43,9 @@ fn task_statuses(events: &[Value]) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// How long the pool may take to show a fault (a killed process) in `status`.
+const FAULT_SHOWS: Duration = Duration::from_secs(60);
+
 fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
@@ -47,8 +54,9 @@ fn text(out: &Output) -> String {
     format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-/// A spec for the lab's hosts (servers with their disks, clients) with other volumes and mounts.
-fn lab_spec(lab: &TestLab, file: &str, volumes: &str, mounts: &str) -> PathBuf {
+/// A spec for the lab's hosts (servers with their disks, clients) with other volumes and mounts,
+/// written to `dir` (the test's own: `lab down` removes only what `lab up` wrote).
+fn lab_spec(lab: &TestLab, dir: &Path, file: &str, volumes: &str, mounts: &str) -> PathBuf {
     let base: Spec = lab.spec();
     let mut text = format!("version = 1\n[pool]\nname = \"{}\"\npki_dir = {:?}\n", base.pool.name, base.pki_dir());
     for s in &base.servers {
@@ -65,7 +73,7 @@ fn lab_spec(lab: &TestLab, file: &str, volumes: &str, mounts: &str) -> PathBuf {
     for c in &base.clients {
         text += &format!("[[client]]\nname = {:?}\naddress = {:?}\nmounts = {mounts}\n", c.name, c.address);
     }
-    let path = lab.dir().join(file);
+    let path = dir.join(file);
     std::fs::write(&path, text).expect("writing the test spec");
     path
 }
@@ -154,7 +162,8 @@ fn arbiter_and_disperse_volumes_on_three_servers() {
     let volumes = "[[volume]]\nname = \"arb\"\ntype = \"arbiter\"\nreplica = 3\narbiter = 1\nbrick_dir = \"arb\"\n\
                    [[volume]]\nname = \"ec\"\ntype = \"disperse\"\ndisperse = 3\nredundancy = 1\nbrick_dir = \"ec\"\n";
     let mounts = r#"[{ volume = "arb", path = "/arb" }, { volume = "ec", path = "/ec" }]"#;
-    let spec = lab_spec(&lab, "arbiter-disperse.toml", volumes, mounts);
+    let specs = tempfile::tempdir().expect("a directory for the test's specs");
+    let spec = lab_spec(&lab, specs.path(), "arbiter-disperse.toml", volumes, mounts);
     let spec = spec.to_str().unwrap();
 
     let out = lab.brickyard(&["apply", "--json", "-f", spec]);
@@ -166,6 +175,188 @@ fn arbiter_and_disperse_volumes_on_three_servers() {
     // Per volume: append, read, 3 bricks, remove.
     assert_eq!(checks.len(), 12, "{report:#}");
     assert!(checks.iter().any(|c| c["volume"] == "arb" && c["check"].as_str().unwrap().contains("without its data")));
+}
+
+/// Runs `argv` on `host`; panics with its output unless it succeeds; returns its stdout.
+fn on(lab: &TestLab, host: &str, argv: &[&str]) -> String {
+    let out = lab.exec(host, argv);
+    assert_success(&format!("{argv:?} on {host}"), &out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `brickyard COMMAND -f SPEC`.
+fn run(lab: &TestLab, command: &str, spec: &str) -> Output {
+    lab.brickyard(&[command, "-f", spec])
+}
+
+/// `brickyard COMMAND -f SPEC`, which must exit `want`; returns its output as text.
+fn expect(lab: &TestLab, command: &str, spec: &str, want: i32) -> String {
+    let out = run(lab, command, spec);
+    assert_eq!(code(&out), want, "{command}:\n{}", text(&out));
+    text(&out)
+}
+
+/// Polls `status` until it exits 1 naming `problem` (a fault takes a moment to show).
+fn await_problem(lab: &TestLab, spec: &str, problem: &str) {
+    let deadline = Instant::now() + FAULT_SHOWS;
+    loop {
+        let out = run(lab, "status", spec);
+        if code(&out) == 1 && String::from_utf8_lossy(&out.stdout).contains(&format!("problem: {problem}")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "status did not report {problem:?} within {FAULT_SHOWS:?}:\n{}", text(&out));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// SIGKILLs the process in `pid_file` on `host` and waits until it is gone and reaped (the host's
+/// init reaps orphans): a zombie leader does not prove that its other threads have closed their
+/// files yet, so only then is its filesystem free to unmount.
+fn kill_from_pid_file(lab: &TestLab, host: &str, pid_file: &str) {
+    let pid = on(lab, host, &["cat", pid_file]).trim().to_owned();
+    on(lab, host, &["kill", "-KILL", &pid]);
+    let deadline = Instant::now() + FAULT_SHOWS;
+    while lab.exec(host, &["test", "-e", &format!("/proc/{pid}")]).status.success() {
+        assert!(Instant::now() < deadline, "{host}: pid {pid} from {pid_file} is still there after SIGKILL");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `sha256sum` of each path on `host`.
+fn sums(lab: &TestLab, host: &str, paths: &[String]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| on(lab, host, &["sha256sum", p]).split_whitespace().next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The 4-server lab's volume: 2 x replica 2 over every server.
+const TWO_BY_TWO: &str =
+    "[[volume]]\nname = \"gluV1\"\ntype = \"replicate\"\nreplica = 2\nallow_replica2 = true\nbrick_dir = \"brick1\"\n";
+const MOUNTS: &str = r#"[{ volume = "gluV1", path = "/dataShare" }]"#;
+const BRICK: &str = "/vdisk/brick1";
+
+#[test]
+fn four_servers_converge_at_once_are_repaired_and_never_left_stuck() {
+    let lab = TestLab::up("coord4", 4, 1);
+    let specs = tempfile::tempdir().expect("a directory for the test's specs");
+    let spec = lab_spec(&lab, specs.path(), "two-by-two.toml", TWO_BY_TWO, MOUNTS);
+    let spec = spec.to_str().unwrap();
+    let servers: Vec<String> = lab.spec().servers.iter().map(|s| s.name.clone()).collect();
+
+    // The first apply converges a fresh 4-server pool (every server sees every other before
+    // the volume is created); verify passes; plan then has nothing to do.
+    let started = Instant::now();
+    expect(&lab, "apply", spec, 0);
+    eprintln!("4-server pool converged in {:?}", started.elapsed());
+    assert!(expect(&lab, "verify", spec, 0).contains("verify: 5 of 5 checks passed"));
+    let out = lab.brickyard(&["plan", "--detailed-exitcode", "-f", spec]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+
+    // A conflict behind earlier changes is still a refusal: the volume on other brick dirs.
+    let moved = lab_spec(&lab, specs.path(), "moved-bricks.toml", &TWO_BY_TWO.replace("brick1", "brick2"), MOUNTS);
+    let plan = expect(&lab, "plan", moved.to_str().unwrap(), 1);
+    assert!(plan.contains("~ brick dir /vdisk/brick2: create brick directory /vdisk/brick2"), "{plan}");
+    assert!(
+        plan.contains("! volume gluV1: REFUSED: volume gluV1 already exists and differs: its bricks are"),
+        "{plan}"
+    );
+    assert!(plan.contains("(conflict)") && plan.contains("plan: apply would fail"), "{plan}");
+
+    // User files, written through the client.
+    let files: Vec<String> = (1..=4).map(|i| format!("/dataShare/data-{i}")).collect();
+    for f in &files {
+        on(&lab, "client1", &["dd", "if=/dev/urandom", &format!("of={f}"), "bs=64k", "count=4", "status=none"]);
+    }
+    let written = sums(&lab, "client1", &files);
+
+    // A dead brick process: status names it, apply restarts it.
+    kill_from_pid_file(&lab, &servers[0], &format!("/run/gluster/vols/gluV1/{}-vdisk-brick1.pid", servers[0]));
+    let offline = format!("volume gluV1: brick {}:{BRICK} is offline — `brickyard apply` restarts it", servers[0]);
+    await_problem(&lab, spec, &offline);
+    let applied = expect(&lab, "apply", spec, 0);
+    assert!(applied.contains(&format!("restart offline bricks {}:{BRICK} (volume start gluV1 force)", servers[0])));
+    expect(&lab, "status", spec, 0);
+
+    // A dead brick whose disk is not mounted either: the disk is mounted again from its fstab
+    // entry before the brick is restarted (never on the filesystem below the mount point).
+    kill_from_pid_file(&lab, &servers[1], &format!("/run/gluster/vols/gluV1/{}-vdisk-brick1.pid", servers[1]));
+    on(&lab, &servers[1], &["umount", "/vdisk"]);
+    let plan = expect(&lab, "plan", spec, 0);
+    assert!(
+        plan.contains("~ mount /vdisk: ")
+            && plan.contains("~ bricks: depends on an earlier change (/vdisk is not mounted")
+    );
+    let applied = expect(&lab, "apply", spec, 0);
+    assert!(applied.contains(&format!("restart offline bricks {}:{BRICK}", servers[1])), "{applied}");
+    let source = on(&lab, &servers[1], &["findmnt", "-n", "-o", "SOURCE", "/vdisk"]);
+    assert!(source.trim().starts_with("/dev/loop"), "{source}");
+    expect(&lab, "status", spec, 0);
+
+    // glusterd killed: status names it, apply starts it.
+    kill_from_pid_file(&lab, &servers[2], "/run/glusterd.pid");
+    await_problem(&lab, spec, &format!("{}: glusterd is not running — `brickyard apply` starts it", servers[2]));
+    expect(&lab, "apply", spec, 0);
+    expect(&lab, "status", spec, 0);
+
+    // The client's FUSE process killed (a stale mount), then the mount gone.
+    let fuse = on(&lab, "client1", &["pgrep", "-f", "glusterfs .*/dataShare$"]);
+    on(&lab, "client1", &["kill", "-KILL", fuse.trim()]);
+    await_problem(
+        &lab,
+        spec,
+        "client1: volume gluV1 on /dataShare is a stale mount (Transport endpoint is not connected) — `brickyard apply` \
+         mounts it again",
+    );
+    assert!(expect(&lab, "apply", spec, 0).contains("umount -l /dataShare"));
+    expect(&lab, "status", spec, 0);
+    on(&lab, "client1", &["umount", "/dataShare"]);
+    await_problem(&lab, spec, "client1: volume gluV1 is not mounted on /dataShare — `brickyard apply` mounts it");
+    expect(&lab, "apply", spec, 0);
+    expect(&lab, "status", spec, 0);
+    assert_eq!(sums(&lab, "client1", &files), written, "files written before the repairs");
+
+    // Deleted by hand while its bricks hold only gluster's metadata: recreated.
+    on(&lab, "client1", &["rm", "-f", &files[0], &files[1], &files[2], &files[3]]);
+    let gluster = |args: &[&str]| on(&lab, &servers[0], &[&["gluster", "--mode=script", "volume"][..], args].concat());
+    gluster(&["stop", "gluV1"]);
+    gluster(&["delete", "gluV1"]);
+    await_problem(&lab, spec, "volume gluV1: does not exist — `brickyard apply` creates it");
+    let plan = expect(&lab, "plan", spec, 0);
+    for s in &servers {
+        assert!(plan.contains(&format!("~ bricks: recover brick {s}:{BRICK}: clear the stale volume-id")), "{plan}");
+    }
+    expect(&lab, "apply", spec, 0);
+    expect(&lab, "status", spec, 0);
+    assert!(expect(&lab, "verify", spec, 0).contains("verify: 5 of 5 checks passed"));
+
+    // Deleted by hand while a user's file is on its bricks: refused, naming each brick that
+    // holds it, and the file stays where it is, unchanged.
+    let file = "/dataShare/keep-me";
+    on(&lab, "client1", &["dd", "if=/dev/urandom", &format!("of={file}"), "bs=64k", "count=4", "status=none"]);
+    let sum = sums(&lab, "client1", &[file.to_owned()]);
+    gluster(&["stop", "gluV1"]);
+    gluster(&["delete", "gluV1"]);
+    let on_brick = format!("{BRICK}/keep-me");
+    let holders: Vec<&String> =
+        servers.iter().filter(|s| lab.exec(s, &["test", "-f", &on_brick]).status.success()).collect();
+    assert_eq!(holders.len(), 2, "one replica pair holds the file");
+    let out = run(&lab, "apply", spec);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for s in &servers {
+        let refusal = format!("brick {s}:{BRICK} carries the volume-id");
+        assert_eq!(stderr.contains(&refusal), holders.contains(&s), "{s}: {stderr}");
+    }
+    assert!(stderr.contains("holds 1 entry besides gluster's metadata (keep-me)"), "{stderr}");
+    assert!(stderr.contains(&format!("setfattr -x trusted.glusterfs.volume-id {BRICK}")), "{stderr}");
+    for s in holders {
+        assert_eq!(sums(&lab, s, std::slice::from_ref(&on_brick)), sum, "{s}: the refused brick's file");
+        let id = on(&lab, s, &["getfattr", "--absolute-names", "-n", "trusted.glusterfs.volume-id", BRICK]);
+        assert!(id.contains("trusted.glusterfs.volume-id="), "{s}: the volume-id stays: {id}");
+    }
+    let plan = expect(&lab, "plan", spec, 1);
+    assert!(plan.contains("! bricks: REFUSED: brick ") && plan.contains("(unsafe)"), "{plan}");
 }
 
 #[test]
@@ -226,9 +417,12 @@ fn cloned_servers_with_the_same_glusterd_uuid_are_refused_before_any_probe() {
 
     // Allowed to reset: gluServer2 gets a fresh UUID and the pool converges.
     let lab_text = std::fs::read_to_string(&spec_path).expect("reading the lab spec");
-    let reset_text = lab_text.replacen("[pool]\n", "[pool]\nreset_duplicate_uuids = true\n", 1);
-    assert_ne!(reset_text, lab_text, "the lab spec has a [pool] table");
-    let reset_path = lab.dir().join("reset-duplicate-uuids.toml");
+    // Outside the lab directory, so its pki_dir is given in full.
+    let pool = format!("[pool]\nreset_duplicate_uuids = true\npki_dir = {:?}\n", pki);
+    let reset_text = lab_text.replacen("[pool]\n", &pool, 1).replacen("pki_dir = \"pki\"\n", "", 1);
+    assert_eq!(reset_text.matches("pki_dir").count(), 1, "the lab spec has a [pool] table with pki_dir = \"pki\"");
+    let specs = tempfile::tempdir().expect("a directory for the test's specs");
+    let reset_path = specs.path().join("reset-duplicate-uuids.toml");
     std::fs::write(&reset_path, reset_text).expect("writing the test spec");
     let out = lab.brickyard(&["apply", "-f", reset_path.to_str().unwrap()]);
     assert_eq!(code(&out), 0, "{}", text(&out));

@@ -273,7 +273,7 @@ fn existing_data_is_refused_then_wiped_on_request() {
         let disk = LoopDisk::new();
         let sum = ext4_with_file(&disk.dev);
         let err = apply(&seed(&disk.dev, false)).await.unwrap_err();
-        assert!(err.contains(&format!("refused: {} is not empty: found an ext4 filesystem", disk.dev)), "{err}");
+        assert!(err.contains(&format!("{} is not empty: found an ext4 filesystem", disk.dev)), "{err}");
         assert_eq!(checksum_on(&disk.dev), sum, "the refused disk's file is intact");
         assert!(!fstab().contains("/mnt/vdisk"));
 
@@ -301,10 +301,7 @@ fn mounted_disk_and_root_disk_are_refused_even_with_wipe() {
         ext4_with_file(&disk.dev);
         run("mount", &[&disk.dev, "/mnt/data"]);
         let err = apply(&seed(&disk.dev, true)).await.unwrap_err();
-        assert!(
-            err.contains(&format!("refused: {} is in use: {} is mounted at /mnt/data", disk.dev, &disk.dev[5..])),
-            "{err}"
-        );
+        assert!(err.contains(&format!("{} is in use: {} is mounted at /mnt/data", disk.dev, &disk.dev[5..])), "{err}");
         run("umount", &["/mnt/data"]);
 
         // Mounted in another mount namespace: invisible here, but the kernel still holds it.
@@ -312,7 +309,7 @@ fn mounted_disk_and_root_disk_are_refused_even_with_wipe() {
         run("mkfs.ext4", &["-q", &hidden.dev]);
         let _holder = MountedElsewhere::new(&hidden.dev);
         let err = apply(&[partition(&hidden.dev, true)]).await.unwrap_err();
-        assert!(err.contains(&format!("refused: {} is in use outside this mount namespace", hidden.dev)), "{err}");
+        assert!(err.contains(&format!("{} is in use outside this mount namespace", hidden.dev)), "{err}");
 
         // The root disk, as the facts report it.
         let devices = blockdev::list(&SystemRunner, &HostPaths::system()).await.unwrap();
@@ -350,7 +347,7 @@ fn disk_named_by_a_link_is_resolved_and_named_both_ways() {
         let sum = ext4_with_file(&disk.dev);
         let err = apply(&seed(link, false)).await.unwrap_err();
         assert!(
-            err.contains(&format!("refused: {link} ({}) is not empty: found an ext4 filesystem", disk.dev))
+            err.contains(&format!("{link} ({}) is not empty: found an ext4 filesystem", disk.dev))
                 && err.contains(&format!("set wipe = true for {link} to destroy it")),
             "{err}"
         );
@@ -425,7 +422,7 @@ fn lab_agent_prepares_its_disk_and_refuses_the_machines_root() {
     assert!(first.iter().all(|r| r.as_ref().is_ok_and(|c| !c.is_empty())), "first apply: {first:?}");
     assert_eq!(second, vec![Ok(Vec::new()); 3], "second apply changes nothing");
     let err = refused[0].as_ref().unwrap_err();
-    assert!(err.contains(&format!("refused: {root}")) && err.contains("even with wipe"), "{err}");
+    assert!(err.starts_with(root.as_str()) && err.contains("even with wipe"), "{err}");
 
     let out = lab.exec(&server.name, &["cat", "/etc/fstab"]);
     let fstab = String::from_utf8_lossy(&out.stdout);

@@ -1,6 +1,7 @@
 //! The seed's pool for real, through the agents of a lab (2 servers, 2 clients; glusterd in
-//! direct mode): the servers probe each other by name; a replica-2 volume (opt-in) is refused
-//! without the opt-in and with a brick on the root filesystem, then created, started and tuned;
+//! direct mode): the servers probe each other by name and each then sees the other in the pool
+//! (the barrier); a replica-2 volume (opt-in) is refused without the opt-in, a brick on the root
+//! filesystem is refused by the brick check, then the volume is created, started and tuned;
 //! both clients mount it; a file appended by one client is read by the other and is present on
 //! both bricks; status reports bricks online with ports. Every task: check → apply → check
 //! reports nothing to do. Root. Bricks live on a tmpfs per server (the lab root is an overlay).
@@ -36,6 +37,13 @@ fn replica2(servers: &[&HostTarget], brick: &str, allow_replica2: bool) -> v1::T
             force: false,
         }),
     )
+}
+
+/// The brick check of `volume`'s brick `path` on the filesystem mounted at `mount_point`.
+fn bricks(path: &str, mount_point: &str) -> v1::Task {
+    let brick =
+        v1::LocalBrick { volume: VOLUME.into(), path: path.into(), mount_point: mount_point.into(), force: false };
+    task("bricks", Kind::EnsureBricks(v1::EnsureBricks { bricks: vec![brick] }))
 }
 
 fn probe(peers: &[&HostTarget]) -> v1::Task {
@@ -89,6 +97,13 @@ fn two_servers_one_replica_volume_two_clients() {
                 &["probe: unchanged"],
             );
             eprintln!("pool formed in {:?}", started.elapsed());
+            // The barrier: each server sees the other (by name or address), connected.
+            for (c, other) in [(&mut c1, s2), (&mut c2, s1)] {
+                let entry = v1::HostEntry { name: other.name.clone(), address: other.address.clone() };
+                let barrier =
+                    task("barrier", Kind::AwaitPeers(v1::AwaitPeers { peers: vec![entry], timeout_seconds: 30 }));
+                starts(&apply(c, &[barrier]).await, &["barrier: unchanged"]);
+            }
             for (c, other) in [(&mut c1, s2), (&mut c2, s1)] {
                 let status = c.get_gluster_status(v1::GlusterStatusRequest {}).await.expect("status").into_inner();
                 let peer = status.peers.iter().find(|p| !p.is_local).expect("a remote peer");
@@ -100,13 +115,20 @@ fn two_servers_one_replica_volume_two_clients() {
                 );
             }
 
-            // Refusals: replica 2 without the opt-in; a brick on the root filesystem without force.
-            // (validated before anything runs: the whole batch is rejected)
+            // Refusals: replica 2 without the opt-in (validated before anything runs: the whole
+            // batch is rejected); a brick on the root filesystem without force (the brick check).
             let batch = v1::TaskBatch { tasks: vec![replica2(&servers, BRICK, false)] };
             let refused = c1.apply(batch).await.expect_err("replica 2 without the opt-in is refused");
             assert!(refused.message().contains("split-brain"), "{refused:?}");
-            let on_root = apply(&mut c1, &[replica2(&servers, "/srv/gpool-root", true)]).await;
-            assert!(on_root[0].contains("root filesystem"), "{on_root:?}");
+            let on_root = plan(&mut c1, &[bricks("/srv/gpool-root", "/")]).await;
+            assert!(
+                on_root[0].0.starts_with("bricks: refused brick ") && on_root[0].0.contains("root filesystem"),
+                "{on_root:?}"
+            );
+            // On its tmpfs and fresh: nothing to do.
+            for c in [&mut c1, &mut c2] {
+                starts(&apply(c, &[bricks(BRICK, BRICKS)]).await, &["bricks: unchanged"]);
+            }
 
             let started = Instant::now();
             converge(&mut c1, &[replica2(&servers, BRICK, true)]).await;
@@ -116,6 +138,8 @@ fn two_servers_one_replica_volume_two_clients() {
             assert_eq!((vol.status.as_str(), vol.replica), ("Started", 2), "{vol:#?}");
             assert!(vol.bricks.iter().all(|b| b.online && b.port > 0), "{vol:#?}");
             assert_eq!(vol.options.get("performance.cache-size").map(String::as_str), Some("64MB"));
+            // Tagged with the volume's own id now: still nothing to do.
+            starts(&apply(&mut c1, &[bricks(BRICK, BRICKS)]).await, &["bricks: unchanged"]);
 
             // The same name with another layout: refused, naming the difference.
             let mut other = replica2(&servers, BRICK, true);

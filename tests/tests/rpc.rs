@@ -97,7 +97,7 @@ async fn plan_apply_and_refusals_with_brick_dir() {
     match &events[..] {
         [(_, Event::Started(_)), (bad, Event::Failed(e)), (after, Event::Skipped(_))] => {
             assert_eq!((bad.as_str(), after.as_str()), ("bad", "after"));
-            assert_eq!(e.kind(), v1::ErrorKind::Refused);
+            assert_eq!(e.kind(), v1::ErrorKind::NotReady);
             assert!(e.message.contains("not a mount point"), "{}", e.message);
         }
         other => panic!("unexpected events {other:?}"),

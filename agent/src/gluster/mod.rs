@@ -1,7 +1,8 @@
 //! The local gluster CLI, always `gluster --mode=script --xml ...` through the command runner
 //! (it talks to this host's glusterd over its local socket), typed wrappers around the queries
-//! the tasks need, and `GetGlusterStatus`. Parsing is pure and lives in [`xml`]. Reads
-//! /proc/self/mountinfo and statvfs()s glusterfs mounts for the status.
+//! the tasks need, and `GetGlusterStatus`. Parsing is pure and lives in [`xml`]. A CLI that is
+//! not installed yet or a glusterd that does not run is "not ready" (an earlier task brings
+//! them). Reads /proc/self/mountinfo and statvfs()s glusterfs mounts for the status.
 
 pub mod xml;
 
@@ -23,11 +24,19 @@ pub const FUSE_FSTYPE: &str = "fuse.glusterfs";
 /// How long a statvfs() on a FUSE mount may take before the mount counts as not answering.
 const STATVFS_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What the gluster CLI prints when glusterd does not answer on its socket.
+const NO_GLUSTERD: &str = "Connection failed";
+
 /// Runs `gluster --mode=script --xml ARGS` and returns its `<cliOutput>` when `opRet` is 0.
 /// gluster exits non-zero with the reason in `opErrstr`: that reason becomes the error's
 /// stderr, so the message reads `gluster ... failed (exit status 1): Volume gv0 already exists`.
+/// No gluster CLI, or no glusterd answering, is `NotReady` (EnsurePackages and EnsureGlusterd
+/// bring them).
 pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, TaskError> {
-    let cmd = Cmd::new(find_program("gluster")?).args(["--mode=script", "--xml"]).args(args.iter().copied());
+    let program = find_program("gluster").map_err(|e| {
+        TaskError::NotReady(format!("the gluster CLI is not installed ({e}): EnsurePackages installs it"))
+    })?;
+    let cmd = Cmd::new(program).args(["--mode=script", "--xml"]).args(args.iter().copied());
     let out = ctx.runner.output(&cmd).await?;
     xml::cli_output(&out.stdout).map_err(|e| {
         let stderr = match e {
@@ -36,6 +45,12 @@ pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, TaskError
             _ if !out.success() => format!("{} {}", out.stdout.trim(), out.stderr.trim()).trim().to_owned(),
             other => format!("unexpected output ({other}): {}", out.stdout.trim()),
         };
+        if !out.success() && stderr.starts_with(NO_GLUSTERD) {
+            return TaskError::NotReady(format!(
+                "glusterd does not answer `{}` ({stderr}): EnsureGlusterd starts it",
+                cmd.display()
+            ));
+        }
         TaskError::Command(CommandError::Failed { cmd: cmd.display(), code: out.code, stdout: out.stdout, stderr })
     })
 }
@@ -72,6 +87,12 @@ pub async fn volume_get_all(ctx: &Context, volume: &str) -> Result<BTreeMap<Stri
     parsed("volume get", xml::volume_options(&cli(ctx, &["volume", "get", volume, "all"]).await?))
 }
 
+/// Brick processes (online, port, pid) of one started volume.
+pub async fn brick_processes(ctx: &Context, volume: &str) -> Result<Vec<BrickProcess>, TaskError> {
+    let mut all = parsed("volume status", xml::volume_status(&cli(ctx, &["volume", "status", volume]).await?))?;
+    Ok(all.remove(volume).unwrap_or_default())
+}
+
 /// Brick processes (online, port, sizes) of every started volume.
 pub async fn volume_status_detail(ctx: &Context) -> Result<BTreeMap<String, Vec<BrickProcess>>, TaskError> {
     parsed("volume status", xml::volume_status(&cli(ctx, &["volume", "status", "all", "detail"]).await?))
@@ -103,17 +124,47 @@ pub fn fuse_mounts(mounts: &[Mount]) -> impl Iterator<Item = &Mount> {
     mounts.iter().filter(|m| m.fstype == FUSE_FSTYPE)
 }
 
-/// (total, free) bytes of the filesystem at `path`, or `None` when it does not answer within
-/// a few seconds (a FUSE mount whose servers are gone can hang a statvfs forever).
-pub async fn statvfs(path: &str) -> Option<(u64, u64)> {
+/// How the filesystem at a mount point answered statvfs().
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountAnswer {
+    /// Total and free bytes.
+    Sizes(u64, u64),
+    /// An error: on a FUSE mount, ENOTCONN ("Transport endpoint is not connected") means its
+    /// client process is gone and the mount is stale.
+    Error(nix::errno::Errno),
+    /// No answer within a few seconds (servers away: a FUSE mount can hang a statvfs forever).
+    Silent,
+}
+
+impl MountAnswer {
+    pub fn sizes(self) -> Option<(u64, u64)> {
+        match self {
+            MountAnswer::Sizes(total, free) => Some((total, free)),
+            _ => None,
+        }
+    }
+
+    /// Why the mount does not answer ("" when it does).
+    pub fn problem(self) -> String {
+        match self {
+            MountAnswer::Sizes(..) => String::new(),
+            MountAnswer::Error(errno) => errno.desc().to_owned(),
+            MountAnswer::Silent => format!("no answer to statvfs() within {}s", STATVFS_TIMEOUT.as_secs()),
+        }
+    }
+}
+
+/// statvfs() of `path`, given up on after a few seconds.
+pub async fn statvfs(path: &str) -> MountAnswer {
     let path = PathBuf::from(path);
     let call = tokio::task::spawn_blocking(move || nix::sys::statvfs::statvfs(&path));
     match tokio::time::timeout(STATVFS_TIMEOUT, call).await {
         Ok(Ok(Ok(st))) => {
             let frag = st.fragment_size();
-            Some((st.blocks() * frag, st.blocks_available() * frag))
+            MountAnswer::Sizes(st.blocks() * frag, st.blocks_available() * frag)
         }
-        _ => None,
+        Ok(Ok(Err(errno))) => MountAnswer::Error(errno),
+        _ => MountAnswer::Silent,
     }
 }
 
@@ -188,12 +239,15 @@ async fn local_mounts() -> Result<Vec<v1::GlusterMount>, TaskError> {
     let mounts = mountinfo::read().map_err(TaskError::io("reading /proc/self/mountinfo"))?;
     let mut out = Vec::new();
     for m in fuse_mounts(&mounts) {
-        let (size_total, size_free) = statvfs(&m.mount_point).await.unwrap_or_default();
+        let answer = statvfs(&m.mount_point).await;
+        let (size_total, size_free) = answer.sizes().unwrap_or_default();
         out.push(v1::GlusterMount {
             source: m.source.clone(),
             mount_point: m.mount_point.clone(),
             size_total,
             size_free,
+            error: answer.problem(),
+            stale: matches!(answer, MountAnswer::Error(_)),
         });
     }
     Ok(out)
@@ -231,8 +285,9 @@ mod tests {
             stderr: String::new(),
         };
         let c = ctx(FakeRunner::default().expect_output("/usr/sbin/gluster", down));
-        let err = cli(&c, &["pool", "list"]).await.unwrap_err().to_string();
-        assert!(err.contains("Connection failed"), "{err}");
+        let err = cli(&c, &["pool", "list"]).await.unwrap_err();
+        assert!(matches!(err, TaskError::NotReady(_)), "{err}");
+        assert!(err.to_string().contains("Connection failed") && err.to_string().contains("EnsureGlusterd"), "{err}");
     }
 
     #[tokio::test]
@@ -284,7 +339,9 @@ mod tests {
 
     #[tokio::test]
     async fn statvfs_reports_sizes() {
-        let (total, free) = statvfs("/").await.unwrap();
+        let (total, free) = statvfs("/").await.sizes().unwrap();
         assert!(total > 0 && free <= total);
+        assert_eq!(statvfs("/").await.problem(), "");
+        assert_eq!(statvfs("/nonexistent-brickyard").await, MountAnswer::Error(nix::errno::Errno::ENOENT));
     }
 }

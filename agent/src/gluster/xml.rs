@@ -206,6 +206,8 @@ impl BrickInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeInfo {
     pub name: String,
+    /// The volume id, which every brick root carries as `trusted.glusterfs.volume-id`.
+    pub id: String,
     /// "Created", "Started", "Stopped".
     pub status: String,
     /// gluster's typeStr, e.g. "Replicate", "Distributed-Replicate", "Disperse".
@@ -271,6 +273,7 @@ pub fn volumes(root: &Element) -> Result<Vec<VolumeInfo>, XmlError> {
                 .unwrap_or_default();
             Ok(VolumeInfo {
                 name: v.text_of("name").ok_or(XmlError::Missing("name"))?.to_owned(),
+                id: v.text_of("id").ok_or(XmlError::Missing("id"))?.to_owned(),
                 status: v.text_of("statusStr").ok_or(XmlError::Missing("statusStr"))?.to_owned(),
                 type_str: v.text_of("typeStr").unwrap_or_default().to_owned(),
                 dist_count: count("distCount")?,
@@ -420,6 +423,7 @@ mod tests {
         let all = volumes(&ok("volume-info-all.xml")).unwrap();
         let by_name = |n: &str| all.iter().find(|v| v.name == n).unwrap();
         let gv0 = by_name("gv0");
+        assert_eq!(gv0.id, "9dac9e40-d9df-48cc-ae4d-eee3d219139f");
         assert!(gv0.started() && gv0.heals());
         assert_eq!((gv0.replica, gv0.arbiter, gv0.disperse, gv0.dist_count), (2, 0, 0, 1));
         assert_eq!(gv0.bricks.iter().map(BrickInfo::spec).collect::<Vec<_>>(), ["gs1:/srv/b1", "gs2:/srv/b1"]);

@@ -29,7 +29,7 @@ impl BrickDir {
     /// What would change given the current `mounts`; reads the directory tree only.
     fn check_with(&self, mounts: &[Mount]) -> Result<Check, TaskError> {
         if mountinfo::at(mounts, self.mount_point.as_str()).is_none() {
-            return Err(TaskError::Refused(format!(
+            return Err(TaskError::NotReady(format!(
                 "{} is not a mount point: the brick {} would land on the filesystem below it",
                 self.mount_point,
                 self.target()
@@ -44,7 +44,7 @@ impl BrickDir {
                 Ok(meta) if meta.is_dir() => {}
                 Ok(meta) => {
                     let what = if meta.file_type().is_symlink() { "a symlink" } else { "not a directory" };
-                    return Err(TaskError::Refused(format!(
+                    return Err(TaskError::Conflict(format!(
                         "{} is {what}; refusing to use it for brick {}",
                         path.display(),
                         self.target()
@@ -119,7 +119,7 @@ mod tests {
         let root = dir.path().to_str().unwrap();
         let t = task(root, "brick1").unwrap();
         let err = t.check_with(&[]).unwrap_err();
-        assert!(matches!(err, TaskError::Refused(ref m) if m.contains("not a mount point")), "{err}");
+        assert!(matches!(err, TaskError::NotReady(ref m) if m.contains("not a mount point")), "{err}");
         let check = t.check_with(&mounted(dir.path())).unwrap();
         assert_eq!(check.changes, vec![format!("create brick directory {root}/brick1")]);
         std::fs::create_dir(dir.path().join("brick1")).unwrap();

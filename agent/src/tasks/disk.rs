@@ -11,7 +11,8 @@ use crate::blockdev::{self, DiskRef};
 impl From<blockdev::Error> for TaskError {
     fn from(err: blockdev::Error) -> Self {
         match err {
-            blockdev::Error::Unsafe(msg) | blockdev::Error::Conflict(msg) => TaskError::Refused(msg),
+            blockdev::Error::Unsafe(msg) => TaskError::Unsafe(msg),
+            blockdev::Error::Conflict(msg) => TaskError::Conflict(msg),
             blockdev::Error::NotFound(msg) => TaskError::InvalidTask(msg),
             blockdev::Error::Command(e) => TaskError::Command(e),
             blockdev::Error::Timeout(what) => TaskError::Timeout(what),
@@ -40,9 +41,9 @@ mod tests {
     #[test]
     fn kinds_map_to_task_errors_keeping_the_message() {
         let unsafe_ = TaskError::from(blockdev::Error::Unsafe("/dev/vda carries the system".into()));
-        assert!(matches!(&unsafe_, TaskError::Refused(m) if m == "/dev/vda carries the system"), "{unsafe_:?}");
+        assert!(matches!(&unsafe_, TaskError::Unsafe(m) if m == "/dev/vda carries the system"), "{unsafe_:?}");
         let conflict = TaskError::from(blockdev::Error::Conflict("/dev/vdb1 is a partition".into()));
-        assert!(matches!(conflict, TaskError::Refused(_)), "{conflict:?}");
+        assert!(matches!(conflict, TaskError::Conflict(_)), "{conflict:?}");
         let missing = TaskError::from(blockdev::Error::NotFound("Cinder volume x is not attached here".into()));
         assert_eq!(missing.to_string(), "Cinder volume x is not attached here");
         assert!(matches!(TaskError::from(blockdev::Error::Timeout("x".into())), TaskError::Timeout(_)));

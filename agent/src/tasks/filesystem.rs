@@ -147,7 +147,7 @@ impl MakeFilesystem {
                     Some(fs) if !sig.ambivalent && sig.pttype.is_none() => format!("{fs} is there"),
                     _ => format!("found {found}"),
                 };
-                return Err(TaskError::Refused(format!(
+                return Err(TaskError::Unsafe(format!(
                     "{path}: {what}, {} asked; brickyard never reformats (set wipe = true for {} to destroy it)",
                     self.fs.name(),
                     self.disk
@@ -170,7 +170,7 @@ impl MakeFilesystem {
     pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
         let plan = self.plan(ctx).await?;
         let Some(partition) = plan.partition else {
-            return Err(TaskError::Refused(plan.warnings.join("; ")));
+            return Err(TaskError::NotReady(plan.warnings.join("; ")));
         };
         if plan.cmds.is_empty() {
             return Ok(Vec::new());
@@ -259,7 +259,7 @@ mod tests {
         let ext4 = "DEVNAME=/dev/loop0p1\nTYPE=ext4\nUSAGE=filesystem\n";
         let (ctx1, _) = ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(ext4)));
         let err = task(&host, v1::FilesystemType::Xfs, "", false).check(&ctx1).await.unwrap_err().to_string();
-        assert!(err.starts_with("refused: /dev/loop0p1: ext4 is there, xfs asked"), "{err}");
+        assert!(err.starts_with("/dev/loop0p1: ext4 is there, xfs asked"), "{err}");
         let (ctx2, _) = ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(ext4)));
         let check = task(&host, v1::FilesystemType::Xfs, "", true).check(&ctx2).await.unwrap();
         assert_eq!(
@@ -275,7 +275,7 @@ mod tests {
         let ext4 = "TYPE=ext4\n";
         let (ctx, _) = ctx(FakeRunner::default().expect_output(&prog("blkid"), blkid(ext4)));
         let err = task(&host, v1::FilesystemType::Xfs, "", true).check(&ctx).await.unwrap_err().to_string();
-        assert_eq!(err, "refused: /dev/loop0p1 is in use: loop0p1 is mounted at /data (never changed, even with wipe)");
+        assert_eq!(err, "/dev/loop0p1 is in use: loop0p1 is mounted at /data (never changed, even with wipe)");
     }
 
     #[tokio::test]

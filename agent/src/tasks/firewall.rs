@@ -205,7 +205,7 @@ impl OpenPorts {
         let vol = path.display();
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let range = brick_port_range(&text).map_err(|e| TaskError::Refused(format!("{vol}: {e}")))?;
+                let range = brick_port_range(&text).map_err(|e| TaskError::Conflict(format!("{vol}: {e}")))?;
                 Ok((range, None))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((
@@ -234,7 +234,7 @@ impl OpenPorts {
         let (coordinators, why) = match (&self.coordinators, self.peer) {
             (Some(listed), Some(peer)) if !listed.iter().any(|net| net.contains(peer)) => {
                 let listed: Vec<String> = listed.iter().map(ToString::to_string).collect();
-                return Err(TaskError::Refused(format!(
+                return Err(TaskError::Conflict(format!(
                     "the agent port {port} would be closed to this coordinator, which connects from {peer}: \
                      [pool] coordinators ({}) does not include it",
                     listed.join(", ")
@@ -481,10 +481,10 @@ end-volume
         let dir = tempfile::tempdir().unwrap();
         let t = task(dir.path(), &proto(&["198.18.0.11"], &["10.0.0.0/8", "2001:db8::1"]), "198.18.0.1", &[]);
         let err = t.policy().unwrap_err();
-        assert!(matches!(err, TaskError::Refused(_)), "{err:?}");
+        assert!(matches!(err, TaskError::Conflict(_)), "{err:?}");
         assert_eq!(
             err.to_string(),
-            "refused: the agent port 7420 would be closed to this coordinator, which connects from 198.18.0.1: \
+            "the agent port 7420 would be closed to this coordinator, which connects from 198.18.0.1: \
              [pool] coordinators (10.0.0.0/8, 2001:db8::1/128) does not include it"
         );
         let unknown = task(dir.path(), &proto(&["198.18.0.11"], &[]), "", &[]).policy().unwrap_err().to_string();

@@ -1,8 +1,10 @@
 //! `MountGlusterVolume`: a client's FUSE mount of a gluster volume, `mount -t glusterfs
 //! SERVER1:/VOLUME MOUNT_POINT -o backup-volfile-servers=SERVER2:SERVER3`, and its /etc/fstab
 //! entry `SERVER1:/VOLUME MOUNT_POINT glusterfs defaults,_netdev,backup-volfile-servers=... 0 0`
-//! (managed, written atomically; `_netdev` so a boot with the pool away does not hang). Creates
-//! the mount point directory, runs mount(8), reads /proc/self/mountinfo, edits /etc/fstab.
+//! (managed, written atomically; `_netdev` so a boot with the pool away does not hang). A mount
+//! whose statvfs() fails (its client process is gone: "Transport endpoint is not connected") is
+//! stale: it is lazily unmounted (`umount -l`) and mounted again. Creates the mount point
+//! directory, runs mount(8) and umount(8), reads /proc/self/mountinfo, edits /etc/fstab.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -12,7 +14,7 @@ use brickyard_proto::v1;
 
 use super::{Check, Context, TaskError};
 use crate::etcfile;
-use crate::gluster::{self, FUSE_FSTYPE};
+use crate::gluster::{self, MountAnswer, FUSE_FSTYPE};
 use crate::mountinfo::{self, Mount};
 use crate::runner::{find_program, Cmd};
 
@@ -32,6 +34,8 @@ pub struct MountGlusterVolume {
 #[derive(Debug, PartialEq, Eq)]
 struct Plan {
     mkdir: bool,
+    /// Why the mounted volume is stale (then it is lazily unmounted before the mount).
+    stale: Option<String>,
     mount: bool,
     /// The new /etc/fstab contents when the managed entry is missing or different.
     fstab: Option<String>,
@@ -78,13 +82,36 @@ impl MountGlusterVolume {
             })
     }
 
-    /// Pure: what to do given the mounts, the fstab text and whether the mount point exists.
-    fn plan(&self, mounts: &[Mount], fstab: &str, dir_exists: bool) -> Result<Plan, TaskError> {
+    /// Pure: what to do given the mounts, how our mount answered statvfs() (when mounted), the
+    /// fstab text and whether the mount point exists; and warnings.
+    fn plan(
+        &self,
+        mounts: &[Mount],
+        answer: Option<MountAnswer>,
+        fstab: &str,
+        dir_exists: bool,
+    ) -> Result<(Plan, Vec<String>), TaskError> {
         let mp = self.mount_point.as_str();
+        let mut warnings = Vec::new();
+        let mut stale = None;
         let mounted = match mountinfo::at(mounts, mp) {
-            Some(m) if self.is_ours(m) => true,
+            Some(m) if self.is_ours(m) => match answer {
+                Some(MountAnswer::Error(errno)) => {
+                    stale = Some(errno.desc().to_owned());
+                    false
+                }
+                Some(silent @ MountAnswer::Silent) => {
+                    warnings.push(format!(
+                        "{} at {mp} is mounted but gives {}; left as is",
+                        m.source,
+                        silent.problem()
+                    ));
+                    true
+                }
+                _ => true,
+            },
             Some(m) => {
-                return Err(TaskError::Refused(format!(
+                return Err(TaskError::Conflict(format!(
                     "{mp} already has {} {} mounted, not {}; nothing changed",
                     m.fstype,
                     m.source,
@@ -97,7 +124,7 @@ impl MountGlusterVolume {
         if let Some(other) =
             unmanaged.lines().find(|l| !l.trim_start().starts_with('#') && l.split_whitespace().nth(1) == Some(mp))
         {
-            return Err(TaskError::Refused(format!(
+            return Err(TaskError::Conflict(format!(
                 "{} already has an entry for {mp} that Brickyard does not manage: {other:?}; remove it first",
                 self.fstab.display()
             )));
@@ -105,14 +132,20 @@ impl MountGlusterVolume {
         let line = self.fstab_line();
         let fstab =
             (etcfile::get_entry(fstab, mp) != Some(line.as_str())).then(|| etcfile::set_entry(fstab, mp, Some(&line)));
-        Ok(Plan { mkdir: !mounted && !dir_exists, mount: !mounted, fstab })
+        let mkdir = !mounted && stale.is_none() && !dir_exists;
+        Ok((Plan { mkdir, stale, mount: !mounted, fstab }, warnings))
     }
 
-    fn current_plan(&self) -> Result<Plan, TaskError> {
+    async fn current_plan(&self) -> Result<(Plan, Vec<String>), TaskError> {
+        let mp = self.mount_point.as_str();
         let mounts = mountinfo::read().map_err(TaskError::io("reading /proc/self/mountinfo"))?;
+        let answer = match mountinfo::at(&mounts, mp) {
+            Some(m) if self.is_ours(m) => Some(gluster::statvfs(mp).await),
+            _ => None,
+        };
         let fstab =
             etcfile::read_or_empty(&self.fstab).map_err(TaskError::io(format!("reading {}", self.fstab.display())))?;
-        self.plan(&mounts, &fstab, std::path::Path::new(self.mount_point.as_str()).is_dir())
+        self.plan(&mounts, answer, &fstab, answer.is_some() || std::path::Path::new(mp).is_dir())
     }
 
     fn describe(&self, plan: &Plan) -> Vec<String> {
@@ -120,6 +153,9 @@ impl MountGlusterVolume {
         let mut changes = Vec::new();
         if plan.mkdir {
             changes.push(format!("create directory {mp}"));
+        }
+        if let Some(why) = &plan.stale {
+            changes.push(format!("unmount the stale mount at {mp} ({why}): umount -l {mp}"));
         }
         if plan.mount {
             let backup = self.backup_option().map(|o| format!(" -o {o}")).unwrap_or_default();
@@ -132,14 +168,18 @@ impl MountGlusterVolume {
     }
 
     pub async fn check(&self, _ctx: &Context) -> Result<Check, TaskError> {
-        Ok(Check { changes: self.describe(&self.current_plan()?), warnings: Vec::new() })
+        let (plan, warnings) = self.current_plan().await?;
+        Ok(Check { changes: self.describe(&plan), warnings })
     }
 
     pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
-        let plan = self.current_plan()?;
+        let (plan, _) = self.current_plan().await?;
         let mp = self.mount_point.as_str();
         if plan.mkdir {
             std::fs::create_dir_all(mp).map_err(TaskError::io(format!("creating {mp}")))?;
+        }
+        if plan.stale.is_some() {
+            ctx.runner.run(&Cmd::new(find_program("umount")?).args(["-l", mp])).await?;
         }
         if plan.mount {
             let mut cmd = Cmd::new(find_program("mount")?).args(["-t", "glusterfs"]).arg(self.source()).arg(mp);
@@ -162,7 +202,9 @@ impl MountGlusterVolume {
         let mp = self.mount_point.as_str();
         loop {
             let mounts = mountinfo::read().map_err(TaskError::io("reading /proc/self/mountinfo"))?;
-            if mountinfo::at(&mounts, mp).is_some_and(|m| self.is_ours(m)) && gluster::statvfs(mp).await.is_some() {
+            if mountinfo::at(&mounts, mp).is_some_and(|m| self.is_ours(m))
+                && gluster::statvfs(mp).await.sizes().is_some()
+            {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -208,7 +250,7 @@ mod tests {
     #[test]
     fn plans_mount_and_fstab_with_backup_servers() {
         let t = task(&["gs1", "gs2", "gs3"], "/mnt/gv").unwrap();
-        let plan = t.plan(&mounts(""), FSTAB, false).unwrap();
+        let (plan, _) = t.plan(&mounts(""), None, FSTAB, false).unwrap();
         assert!(plan.mkdir && plan.mount);
         let fstab = plan.fstab.as_deref().unwrap();
         assert!(fstab.starts_with(FSTAB));
@@ -221,9 +263,25 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap();
-        let done = t.plan(&mounts(real.trim()), fstab, true).unwrap();
-        assert_eq!(done, Plan { mkdir: false, mount: false, fstab: None });
-        assert!(t.describe(&done).is_empty());
+        let answering = Some(MountAnswer::Sizes(100, 50));
+        let (done, warnings) = t.plan(&mounts(real.trim()), answering, fstab, true).unwrap();
+        assert_eq!(done, Plan { mkdir: false, stale: None, mount: false, fstab: None });
+        assert!(t.describe(&done).is_empty() && warnings.is_empty());
+
+        // Its client process is gone: lazily unmounted, then mounted again.
+        let gone = Some(MountAnswer::Error(nix::errno::Errno::ENOTCONN));
+        let (stale, _) = t.plan(&mounts(real.trim()), gone, fstab, false).unwrap();
+        assert_eq!(
+            t.describe(&stale),
+            [
+                "unmount the stale mount at /mnt/gv (Transport endpoint is not connected): umount -l /mnt/gv",
+                "mount -t glusterfs gs1:/gv0 /mnt/gv -o backup-volfile-servers=gs2:gs3"
+            ]
+        );
+        // Not answering (servers away) is left alone, with a warning.
+        let (silent, warnings) = t.plan(&mounts(real.trim()), Some(MountAnswer::Silent), fstab, true).unwrap();
+        assert!(t.describe(&silent).is_empty());
+        assert!(warnings[0].contains("no answer to statvfs()"), "{warnings:?}");
 
         let single = task(&["gs1"], "/mnt/gv").unwrap();
         assert_eq!(single.fstab_line(), "gs1:/gv0 /mnt/gv glusterfs defaults,_netdev 0 0");
@@ -233,16 +291,16 @@ mod tests {
     fn something_else_mounted_or_listed_is_refused() {
         let t = task(&["gs1", "gs2"], "/mnt/gv").unwrap();
         let other = mounts("60 22 7:0 / /mnt/gv rw,noatime shared:30 - xfs /dev/loop0p1 rw");
-        let e = t.plan(&other, FSTAB, true).unwrap_err().to_string();
+        let e = t.plan(&other, None, FSTAB, true).unwrap_err().to_string();
         assert!(e.contains("/mnt/gv already has xfs /dev/loop0p1 mounted, not gs1:/gv0"), "{e}");
         let other_vol = mounts("61 22 0:50 / /mnt/gv rw - fuse.glusterfs gs1:/gv9 rw");
-        assert!(t.plan(&other_vol, FSTAB, true).is_err());
+        assert!(t.plan(&other_vol, None, FSTAB, true).is_err());
         // From the backup server is the same volume.
         let from_backup = mounts("61 22 0:50 / /mnt/gv rw - fuse.glusterfs gs2:/gv0 rw");
-        assert!(!t.plan(&from_backup, FSTAB, true).unwrap().mount);
+        assert!(!t.plan(&from_backup, None, FSTAB, true).unwrap().0.mount);
 
         let listed = format!("{FSTAB}gs9:/x /mnt/gv glusterfs defaults 0 0\n");
-        let e = t.plan(&mounts(""), &listed, true).unwrap_err().to_string();
+        let e = t.plan(&mounts(""), None, &listed, true).unwrap_err().to_string();
         assert!(e.contains("does not manage"), "{e}");
     }
 }

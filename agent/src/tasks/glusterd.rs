@@ -122,7 +122,7 @@ pub(super) async fn start(ctx: &Context, pid_file: &Path) -> Result<(), TaskErro
             // glusterd forks, and its parent exits once the daemon is set up.
             ctx.runner.run(&Cmd::new(find_program("glusterd")?).arg("-p").arg(pid_file)).await?;
             if running_pid(pid_file)?.is_none() {
-                return Err(TaskError::Refused(format!(
+                return Err(TaskError::Failed(format!(
                     "glusterd exited right after starting (pid file {}); see /var/log/glusterfs/glusterd.log",
                     pid_file.display()
                 )));

@@ -94,7 +94,7 @@ impl ResetGlusterdUuid {
             Err(e) => return Err(TaskError::io(format!("reading {}", path.display()))(e)),
         };
         let Some(uuid) = parse_glusterd_info(&info) else {
-            return Err(TaskError::Refused(format!("{} has no UUID= line", path.display())));
+            return Err(TaskError::Conflict(format!("{} has no UUID= line", path.display())));
         };
         if !uuid.eq_ignore_ascii_case(&self.current) {
             return Ok(Found::Nothing(format!(
@@ -104,7 +104,7 @@ impl ResetGlusterdUuid {
         }
         let (peers, volumes) = self.pool_members(ctx).await?;
         if !peers.is_empty() || !volumes.is_empty() {
-            return Err(TaskError::Refused(format!(
+            return Err(TaskError::Unsafe(format!(
                 "glusterd {uuid} already has peers [{}] and volumes [{}]: a new UUID would cut them off",
                 peers.join(", "),
                 volumes.join(", ")
@@ -207,7 +207,7 @@ mod tests {
                 .expect("/usr/sbin/gluster --mode=script --xml volume info", NO_VOLUMES),
         );
         let err = t.check(&ctx).await.unwrap_err();
-        assert!(matches!(err, TaskError::Refused(_)) && err.to_string().contains("peers [198.18.250.2]"), "{err}");
+        assert!(matches!(err, TaskError::Unsafe(_)) && err.to_string().contains("peers [198.18.250.2]"), "{err}");
         assert_eq!(std::fs::read_to_string(dir.path().join("glusterd.info")).unwrap(), INFO);
     }
 

@@ -4,6 +4,7 @@
 //! explicit `match` on the proto `oneof`.
 
 mod brick_dir;
+mod bricks;
 mod disk;
 mod filesystem;
 mod firewall;
@@ -39,19 +40,32 @@ pub struct Context {
     pub service_manager: ServiceManager,
 }
 
-/// Why a task could not be checked or applied. Mapped to `v1::ErrorKind` exhaustively in
-/// `crate::conversions`.
+/// Why a task could not be checked or applied, by what it means for the operator. Mapped to
+/// `v1::ErrorKind` exhaustively in `crate::conversions`; the coordinator's `plan` tells "never
+/// without the operator" (unsafe, conflict) from "not yet" (not ready) by it.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     #[error(transparent)]
     Invalid(#[from] InvalidValue),
     #[error("{0}")]
     InvalidTask(String),
-    /// A data-safety or precondition refusal: names the device/host and what was found.
-    #[error("refused: {0}")]
-    Refused(String),
+    /// Data safety: it would destroy or expose data, so it is done only on the operator's
+    /// explicit word (e.g. `wipe`, `force`), or never. Names the device/brick and what was found.
+    #[error("{0}")]
+    Unsafe(String),
+    /// The live state differs in a way this task will not change (something else is mounted
+    /// there, the volume exists with other bricks): names both sides.
+    #[error("{0}")]
+    Conflict(String),
+    /// Waits for an earlier change, which the message names (a mount point not mounted yet,
+    /// glusterd not running yet, a peer not in the pool yet).
+    #[error("{0}")]
+    NotReady(String),
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// A step ran but did not leave the state it should have (names what is missing).
+    #[error("{0}")]
+    Failed(String),
     #[error("timed out waiting for {0}")]
     Timeout(String),
     #[error("{context}: {source}")]
@@ -97,6 +111,8 @@ pub enum Task {
     EnsureFuse(fuse::EnsureFuse),
     ResetGlusterdUuid(glusterd_uuid::ResetGlusterdUuid),
     ProbePeers(peers::ProbePeers),
+    AwaitPeers(peers::AwaitPeers),
+    EnsureBricks(bricks::EnsureBricks),
     EnsureVolume(volume::EnsureVolume),
     MountGlusterVolume(gluster_mount::MountGlusterVolume),
     BrickSelinux(selinux::BrickSelinux),
@@ -120,6 +136,8 @@ impl Task {
             Kind::EnsureFuse(t) => Task::EnsureFuse(fuse::EnsureFuse::from_proto(t)?),
             Kind::ResetGlusterdUuid(t) => Task::ResetGlusterdUuid(glusterd_uuid::ResetGlusterdUuid::from_proto(t)?),
             Kind::ProbePeers(t) => Task::ProbePeers(peers::ProbePeers::from_proto(t)?),
+            Kind::AwaitPeers(t) => Task::AwaitPeers(peers::AwaitPeers::from_proto(t)?),
+            Kind::EnsureBricks(t) => Task::EnsureBricks(bricks::EnsureBricks::from_proto(t)?),
             Kind::EnsureVolume(t) => Task::EnsureVolume(volume::EnsureVolume::from_proto(t)?),
             Kind::MountGlusterVolume(t) => Task::MountGlusterVolume(gluster_mount::MountGlusterVolume::from_proto(t)?),
             Kind::BrickSelinux(t) => Task::BrickSelinux(selinux::BrickSelinux::from_proto(t)?),
@@ -149,6 +167,8 @@ impl Task {
             Task::EnsureFuse(t) => t.check(ctx).await,
             Task::ResetGlusterdUuid(t) => t.check(ctx).await,
             Task::ProbePeers(t) => t.check(ctx).await,
+            Task::AwaitPeers(t) => t.check(ctx).await,
+            Task::EnsureBricks(t) => t.check(ctx).await,
             Task::EnsureVolume(t) => t.check(ctx).await,
             Task::MountGlusterVolume(t) => t.check(ctx).await,
             Task::BrickSelinux(t) => t.check(ctx).await,
@@ -169,6 +189,8 @@ impl Task {
             Task::EnsureFuse(t) => t.apply(ctx).await,
             Task::ResetGlusterdUuid(t) => t.apply(ctx).await,
             Task::ProbePeers(t) => t.apply(ctx).await,
+            Task::AwaitPeers(t) => t.apply(ctx).await,
+            Task::EnsureBricks(t) => t.apply(ctx).await,
             Task::EnsureVolume(t) => t.apply(ctx).await,
             Task::MountGlusterVolume(t) => t.apply(ctx).await,
             Task::BrickSelinux(t) => t.apply(ctx).await,

@@ -106,7 +106,7 @@ impl MountFilesystem {
                 match sig.fstype.as_deref() {
                     Some(fs) if fs == self.fs.name() && !sig.ambivalent => {
                         let uuid = sig.uuid.clone().ok_or_else(|| {
-                            TaskError::Refused(format!("{path}: the {fs} filesystem has no UUID for /etc/fstab"))
+                            TaskError::Conflict(format!("{path}: the {fs} filesystem has no UUID for /etc/fstab"))
                         })?;
                         (path, Some(part.dev.clone()), Some(uuid), Vec::new())
                     }
@@ -115,7 +115,7 @@ impl MountFilesystem {
                         (path, None, None, vec![warning])
                     }
                     _ => {
-                        return Err(TaskError::Refused(format!(
+                        return Err(TaskError::Conflict(format!(
                             "{path}: {} is there, {} asked to mount at {mp}",
                             sig.fstype.clone().unwrap_or_else(|| sig.describe().unwrap_or_default()),
                             self.fs.name()
@@ -130,14 +130,14 @@ impl MountFilesystem {
             // Mounted with other options stays as is; fstab carries the new ones to the next mount.
             Some(m) if ours(m) => {}
             Some(m) => {
-                return Err(TaskError::Refused(format!(
+                return Err(TaskError::Conflict(format!(
                     "{mp} already has {} ({}) mounted; {device} is not mounted there",
                     m.source, m.fstype
                 )))
             }
             None => {
                 if let Some(elsewhere) = mounts.iter().find(|m| ours(m)) {
-                    return Err(TaskError::Refused(format!(
+                    return Err(TaskError::Conflict(format!(
                         "{device} is already mounted at {}; {mp} asked",
                         elsewhere.mount_point
                     )));
@@ -145,7 +145,9 @@ impl MountFilesystem {
                 let dir = self.paths.host(mp);
                 match std::fs::symlink_metadata(&dir) {
                     Ok(meta) if meta.is_dir() => {}
-                    Ok(_) => return Err(TaskError::Refused(format!("mount point {mp} exists and is not a directory"))),
+                    Ok(_) => {
+                        return Err(TaskError::Conflict(format!("mount point {mp} exists and is not a directory")))
+                    }
                     Err(_) => steps.push(Step::Mkdir),
                 }
                 steps.push(Step::Mount(self.mount_cmd(&device)?));
@@ -155,7 +157,7 @@ impl MountFilesystem {
         let fstab =
             etcfile::read_or_empty(&fstab_path).map_err(TaskError::io(format!("reading {}", fstab_path.display())))?;
         if let Some(line) = unmanaged_fstab_line(&fstab, mp) {
-            return Err(TaskError::Refused(format!(
+            return Err(TaskError::Conflict(format!(
                 "/etc/fstab already mounts {mp} with a line brickyard does not manage: {line:?}; remove it first"
             )));
         }
@@ -182,7 +184,7 @@ impl MountFilesystem {
     pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
         let plan = self.plan(ctx).await?;
         if !plan.ready {
-            return Err(TaskError::Refused(plan.warnings.join("; ")));
+            return Err(TaskError::NotReady(plan.warnings.join("; ")));
         }
         let mp = self.mount_point.as_str();
         let mut done = Vec::new();
@@ -301,14 +303,14 @@ mod tests {
         let host = host();
         host.mountinfo("22 1 254:0 / / rw - ext4 /dev/vda rw\n90 22 0:40 / /vdisk rw - tmpfs tmpfs rw\n");
         let err = task(&host, &[]).check(&ctx(XFS)).await.unwrap_err().to_string();
-        assert_eq!(err, "refused: /vdisk already has tmpfs (tmpfs) mounted; /dev/loop0p1 is not mounted there");
+        assert_eq!(err, "/vdisk already has tmpfs (tmpfs) mounted; /dev/loop0p1 is not mounted there");
     }
 
     #[tokio::test]
     async fn other_filesystem_is_named() {
         let host = host();
         let err = task(&host, &[]).check(&ctx("TYPE=ext4\nUUID=x\n")).await.unwrap_err().to_string();
-        assert_eq!(err, "refused: /dev/loop0p1: ext4 is there, xfs asked to mount at /vdisk");
+        assert_eq!(err, "/dev/loop0p1: ext4 is there, xfs asked to mount at /vdisk");
     }
 
     #[tokio::test]

@@ -357,7 +357,7 @@ impl EnsurePackages {
         }
         let still = self.not_installed(ctx, plan.family, &plan.missing).await?;
         if !still.is_empty() {
-            return Err(TaskError::Refused(format!(
+            return Err(TaskError::Failed(format!(
                 "the package manager succeeded but {} is still not installed (from {})",
                 still.join(" "),
                 plan.source

@@ -77,7 +77,7 @@ impl PartitionDisk {
         let mut cmds = Vec::new();
         if !found.is_empty() {
             if !self.wipe {
-                return Err(TaskError::Refused(format!(
+                return Err(TaskError::Unsafe(format!(
                     "{} is not empty: found {}; {} with one partition asked (set wipe = true for {} to destroy it)",
                     disk.label(),
                     found.join(" with "),
@@ -203,7 +203,7 @@ mod tests {
         let err = task(&host, "/dev/loop0", v1::PartitionTable::Gpt, false).check(&ctx(script())).await.unwrap_err();
         assert_eq!(
             err.to_string(),
-            "refused: /dev/loop0 is not empty: found a dos partition table with 1 partition(s) (loop0p1); gpt with \
+            "/dev/loop0 is not empty: found a dos partition table with 1 partition(s) (loop0p1); gpt with \
              one partition asked (set wipe = true for /dev/loop0 to destroy it)"
         );
         let check = task(&host, "/dev/loop0", v1::PartitionTable::Gpt, true).check(&ctx(script())).await.unwrap();
@@ -234,22 +234,19 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "refused: /dev/nvme0n1 carries the system (nvme0n1p1 is mounted at /boot/efi); brickyard never changes \
+            "/dev/nvme0n1 carries the system (nvme0n1p1 is mounted at /boot/efi); brickyard never changes \
              it, even with wipe"
         );
         let err = task(&host, "/dev/nvme0n1p1", v1::PartitionTable::Gpt, true)
             .check(&ctx(FakeRunner::default()))
             .await
             .unwrap_err();
-        assert_eq!(err.to_string(), "refused: /dev/nvme0n1p1 is a partition, not a whole disk");
+        assert_eq!(err.to_string(), "/dev/nvme0n1p1 is a partition, not a whole disk");
         let err = task(&host, "/dev/mapper/rhel-root", v1::PartitionTable::Gpt, true)
             .check(&ctx(FakeRunner::default()))
             .await
             .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "refused: /dev/mapper/rhel-root (/dev/dm-0) is an LVM logical volume, not a whole disk"
-        );
+        assert_eq!(err.to_string(), "/dev/mapper/rhel-root (/dev/dm-0) is an LVM logical volume, not a whole disk");
     }
 
     /// The seed's disk named by its udev link, and by its Cinder volume: messages name both
@@ -264,7 +261,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("refused: {link} (/dev/vdb) is in use: vdb1 is mounted at /vdisk (never changed, even with wipe)")
+            format!("{link} (/dev/vdb) is in use: vdb1 is mounted at /vdisk (never changed, even with wipe)")
         );
         let volume = DiskRef::CinderVolume(CinderVolume::new("ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4").unwrap());
         let by_volume = PartitionDisk { disk: volume, ..task(&host, "/dev/vdb", v1::PartitionTable::Msdos, false) };

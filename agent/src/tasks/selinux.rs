@@ -141,7 +141,7 @@ impl BrickSelinux {
     pub async fn apply(&self, ctx: &Context) -> Result<Vec<String>, TaskError> {
         let (cmds, _) = self.plan(ctx).await?;
         if !cmds.is_empty() && !Path::new(self.path.as_str()).is_dir() {
-            return Err(TaskError::Refused(format!(
+            return Err(TaskError::NotReady(format!(
                 "brick directory {} does not exist, so it cannot be labelled {BRICK_TYPE} (its brick dir task makes it)",
                 self.path
             )));

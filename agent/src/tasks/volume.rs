@@ -1,13 +1,15 @@
-//! `EnsureVolume`: a gluster volume with exactly this layout and these bricks, started, with
-//! these options. Creates it (`gluster volume create`, `--mode=script` so replica 2 does not
-//! stop to ask), starts it, and `volume set`s only the options whose live value differs. A
-//! volume that exists with another layout or other bricks is an error naming the difference,
-//! and nothing is changed. Runs only the local gluster CLI; stat()s local brick paths to keep
-//! bricks off the root filesystem unless the task says `force`.
+//! `EnsureVolume`: a gluster volume with exactly this layout and these bricks, started, every
+//! brick process running, with these options. Creates it (`gluster volume create`,
+//! `--mode=script` so replica 2 does not stop to ask), starts it, restarts offline bricks of a
+//! started volume (`volume start VOL force`, which starts only the bricks that are down, then
+//! waits until `volume status` shows them online), and `volume set`s only the options whose
+//! live value differs. A volume that exists with another layout or other bricks is a conflict
+//! naming the difference, and nothing is changed. Where the bricks may live (their mounted disk,
+//! not the root filesystem unless `force`) is `EnsureBricks`'s to check, on every brick server,
+//! before this task runs. Runs only the local gluster CLI.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::time::{Duration, Instant};
 
 use brickyard_proto::types::{AbsPath, HostName, OptionKey, OptionValue, VolumeName};
 use brickyard_proto::v1;
@@ -57,7 +59,7 @@ impl Layout {
                     return Err(invalid(format!("replica {} is not a replicate volume (needs 2 or more)", l.replica)));
                 }
                 if l.replica == 2 && !allow_replica2 {
-                    return Err(TaskError::Refused(format!(
+                    return Err(TaskError::Unsafe(format!(
                         "volume {volume}: replica 2 without an arbiter is prone to split-brain; use replica 3 or \
                          arbiter, or allow replica 2 explicitly"
                     )));
@@ -148,11 +150,17 @@ pub struct EnsureVolume {
     force: bool,
 }
 
+/// How long restarted bricks may take to show online in `volume status`.
+const BRICK_START_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
 /// What apply would do, in order.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Plan {
     create: bool,
     start: bool,
+    /// The offline bricks (`host:path`) of a started volume.
+    restart: Vec<String>,
     /// (key, wanted value, live value when known).
     set: Vec<(String, String, Option<String>)>,
 }
@@ -233,7 +241,7 @@ impl EnsureVolume {
         if diffs.is_empty() {
             Ok(())
         } else {
-            Err(TaskError::Refused(format!(
+            Err(TaskError::Conflict(format!(
                 "volume {} already exists and differs: {}; nothing changed",
                 self.name,
                 diffs.join("; ")
@@ -241,28 +249,40 @@ impl EnsureVolume {
         }
     }
 
-    /// Refuses local bricks on the root filesystem unless `force`. Remote bricks are the
-    /// coordinator's to judge; gluster itself also refuses them without `force`.
-    fn check_local_bricks(&self) -> Result<(), TaskError> {
-        if self.force {
-            return Ok(());
-        }
-        let local = gluster::local_hostname()?;
-        let root_dev = std::fs::metadata("/").map_err(TaskError::io("stat /"))?.dev();
-        for brick in self.bricks.iter().filter(|b| gluster::is_local_name(&local, b.host.as_str())) {
-            let existing = Path::new(brick.path.as_str()).ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
-            let dev = std::fs::metadata(existing).map_err(TaskError::io(format!("stat {}", existing.display())))?.dev();
-            if dev == root_dev {
-                return Err(TaskError::Refused(format!(
-                    "brick {} of volume {} is on the root filesystem ({} is on the same device as /); mount a \
-                     separate disk there or set force",
-                    brick.spec(),
-                    self.name,
-                    existing.display()
+    /// The bricks of `live` (a started volume) that `volume status` does not show online.
+    async fn offline_bricks(&self, ctx: &Context, live: &VolumeInfo) -> Result<Vec<String>, TaskError> {
+        let processes = gluster::brick_processes(ctx, self.name.as_str()).await?;
+        Ok(live
+            .bricks
+            .iter()
+            .filter(|b| !processes.iter().any(|p| p.online && p.host == b.host && p.path == b.path))
+            .map(|b| b.spec())
+            .collect())
+    }
+
+    /// `volume start VOL force`, then polls `volume status` until no brick is offline.
+    async fn restart_bricks(&self, ctx: &Context, offline: &[String]) -> Result<(), TaskError> {
+        let name = self.name.as_str();
+        gluster::cli(ctx, &["volume", "start", name, "force"]).await?;
+        let deadline = Instant::now() + BRICK_START_TIMEOUT;
+        loop {
+            let live = gluster::volume_info(ctx).await?.into_iter().find(|v| v.name == name).ok_or_else(|| {
+                TaskError::Failed(format!("volume {name} disappeared while its bricks {} restarted", offline.join(" ")))
+            })?;
+            let still = self.offline_bricks(ctx, &live).await?;
+            if still.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(TaskError::Timeout(format!(
+                    "bricks {} of volume {name} to come online after `volume start {name} force` ({}s); see \
+                     /var/log/glusterfs/bricks/ on their servers",
+                    still.join(" "),
+                    BRICK_START_TIMEOUT.as_secs()
                 )));
             }
+            tokio::time::sleep(POLL_INTERVAL).await;
         }
-        Ok(())
     }
 
     /// Options whose live value differs from the wanted one.
@@ -278,14 +298,14 @@ impl EnsureVolume {
         let volumes = gluster::volume_info(ctx).await?;
         match volumes.iter().find(|v| v.name == self.name.as_str()) {
             None => {
-                self.check_local_bricks()?;
                 let set = self.options.iter().map(|(k, v)| (k.to_string(), v.to_string(), None)).collect();
-                Ok(Plan { create: true, start: true, set })
+                Ok(Plan { create: true, start: true, restart: Vec::new(), set })
             }
             Some(live) => {
                 self.compare(live)?;
                 let options = gluster::volume_get_all(ctx, self.name.as_str()).await?;
-                Ok(Plan { create: false, start: !live.started(), set: self.option_changes(&options) })
+                let restart = if live.started() { self.offline_bricks(ctx, live).await? } else { Vec::new() };
+                Ok(Plan { create: false, start: !live.started(), restart, set: self.option_changes(&options) })
             }
         }
     }
@@ -296,6 +316,10 @@ impl EnsureVolume {
         format!("create volume {} ({}): {}{force}", self.name, self.layout.describe(), bricks.join(" "))
     }
 
+    fn restart_description(&self, offline: &[String]) -> String {
+        format!("restart offline bricks {} (volume start {} force)", offline.join(" "), self.name)
+    }
+
     pub async fn check(&self, ctx: &Context) -> Result<Check, TaskError> {
         let plan = self.plan(ctx).await?;
         let mut changes = Vec::new();
@@ -304,6 +328,9 @@ impl EnsureVolume {
         }
         if plan.start {
             changes.push(format!("start volume {}", self.name));
+        }
+        if !plan.restart.is_empty() {
+            changes.push(self.restart_description(&plan.restart));
         }
         for (key, value, was) in &plan.set {
             changes.push(set_description(&self.name, key, value, was.as_deref()));
@@ -328,6 +355,10 @@ impl EnsureVolume {
         if plan.start {
             gluster::cli(ctx, &["volume", "start", name]).await?;
             changes.push(format!("start volume {name}"));
+        }
+        if !plan.restart.is_empty() {
+            self.restart_bricks(ctx, &plan.restart).await?;
+            changes.push(self.restart_description(&plan.restart));
         }
         let set = if plan.create { self.option_changes(&gluster::volume_get_all(ctx, name).await?) } else { plan.set };
         for (key, value, was) in set {
@@ -471,8 +502,27 @@ mod tests {
     async fn existing_volume_with_same_layout_is_unchanged() {
         let (c, _) = ctx(FakeRunner::default()
             .expect(&format!("{G} volume info"), &fixture("volume-info-all.xml"))
-            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml")));
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
         assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().check(&c).await.unwrap(), Check::unchanged());
+    }
+
+    #[tokio::test]
+    async fn offline_bricks_of_a_started_volume_are_restarted_and_awaited() {
+        let down = fixture("volume-status-brick-down.xml");
+        let (c, runner) = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
+            .expect(&format!("{G} volume status gv0"), &down)
+            .expect(&format!("{G} volume start gv0 force"), &fixture("volume-start.xml"))
+            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume status gv0"), &down)
+            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
+        let t = EnsureVolume::from_proto(&replica2()).unwrap();
+        assert_eq!(t.apply(&c).await.unwrap(), ["restart offline bricks gs2:/srv/b1 (volume start gv0 force)"]);
+        assert_eq!(runner.seen()[3], format!("{G} volume start gv0 force"));
+        assert_eq!(runner.seen().len(), 8);
     }
 
     #[tokio::test]
@@ -490,7 +540,9 @@ mod tests {
         let t =
             EnsureVolume::from_proto(&proto(v1::VolumeType::Arbiter, 3, &["gs1:/srv/b1", "gs2:/srv/b1", "gs3:/srv/a"]))
                 .unwrap();
-        let e = t.apply(&c).await.unwrap_err().to_string();
+        let e = t.apply(&c).await.unwrap_err();
+        assert!(matches!(e, TaskError::Conflict(_)), "{e}");
+        let e = e.to_string();
         assert!(e.contains("its layout is replica 2, the task asks for replica 3 arbiter 1"), "{e}");
         assert!(e.contains("its bricks are gs1:/srv/b1 gs2:/srv/b1") && e.contains("nothing changed"), "{e}");
         assert_eq!(runner.seen().len(), 1);
@@ -502,6 +554,7 @@ mod tests {
         let (c, _) = ctx(FakeRunner::default()
             .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml"))
             .expect_output(&format!("{G} volume set gv0 no.such-option 1"), out));
         let mut p = replica2();
         p.options = [("no.such-option".to_owned(), "1".to_owned())].into();
