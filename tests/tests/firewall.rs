@@ -236,7 +236,7 @@ fn iptables_admit_only_the_pool() {
     let elsewhere = [pool.ports(&[member], &["203.0.113.0/24"])];
     let verdicts = pool.with_agent(async |client| plan(client, &elsewhere).await);
     let expected = format!(
-        "ports: refused refused: the agent port 7420 would be closed to this coordinator, which connects from {}: \
+        "ports: refused the agent port 7420 would be closed to this coordinator, which connects from {}: \
          [pool] coordinators (203.0.113.0/24) does not include it",
         pool.coordinator
     );

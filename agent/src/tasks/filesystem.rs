@@ -4,6 +4,7 @@
 //! Touches the partition only (`wipefs -a` when wiping, `mkfs.*`); reads sysfs, /proc, /dev
 //! and `blkid -p`.
 
+use brickyard_proto::types::{Filesystem, FsLabel};
 use brickyard_proto::v1;
 
 use super::disk::disk_ref;
@@ -35,10 +36,11 @@ impl FsType {
         }
     }
 
-    fn max_label_len(self) -> usize {
+    /// The shared filesystem kind, whose rules (labels) live in `brickyard_proto::types`.
+    fn kind(self) -> Filesystem {
         match self {
-            FsType::Xfs => 12,
-            FsType::Ext4 => 16,
+            FsType::Xfs => Filesystem::Xfs,
+            FsType::Ext4 => Filesystem::Ext4,
         }
     }
 
@@ -93,21 +95,7 @@ impl MakeFilesystem {
         let fs = FsType::from_proto(task.filesystem)?;
         let label = match task.label.as_str() {
             "" => None,
-            l if l.len() > fs.max_label_len() => {
-                return Err(TaskError::InvalidTask(format!(
-                    "label {l:?} for {disk}: {} labels have at most {} characters",
-                    fs.name(),
-                    fs.max_label_len()
-                )))
-            }
-            l if l.starts_with('-')
-                || !l.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) =>
-            {
-                return Err(TaskError::InvalidTask(format!(
-                    "label {l:?} for {disk}: only letters, digits, '_', '-' and '.' (not first) are allowed"
-                )))
-            }
-            l => Some(l.to_owned()),
+            l => Some(FsLabel::new(l, fs.kind())?.to_string()),
         };
         Ok(Self { disk, fs, label, wipe: task.wipe, paths: HostPaths::system() })
     }
@@ -299,7 +287,10 @@ mod tests {
             wipe: false,
             ..Default::default()
         };
-        assert!(MakeFilesystem::from_proto(&proto("thirteen-char", v1::FilesystemType::Xfs)).is_err());
+        let err = MakeFilesystem::from_proto(&proto("thirteen-char", v1::FilesystemType::Xfs)).unwrap_err().to_string();
+        assert!(err.contains("longer than 12 characters (xfs labels)"), "{err}");
+        // The same rule as the spec's: no leading '.', which the agent once allowed.
+        assert!(MakeFilesystem::from_proto(&proto(".brick", v1::FilesystemType::Ext4)).is_err());
         assert!(MakeFilesystem::from_proto(&proto("thirteen-char", v1::FilesystemType::Ext4)).is_ok());
         assert!(MakeFilesystem::from_proto(&proto("a/b", v1::FilesystemType::Ext4)).is_err());
         assert!(MakeFilesystem::from_proto(&v1::MakeFilesystem {

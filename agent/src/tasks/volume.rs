@@ -11,122 +11,23 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use brickyard_proto::layout::{Layout, LayoutError};
 use brickyard_proto::types::{AbsPath, HostName, OptionKey, OptionValue, VolumeName};
 use brickyard_proto::v1;
 
 use super::{Check, Context, TaskError};
 use crate::gluster::{self, VolumeInfo};
 
-/// How the bricks are arranged. The set size divides the brick count; more bricks than one
-/// set make the distributed form (e.g. 2 x replica 2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
-    Distribute,
-    Replicate {
-        replica: u32,
-    },
-    /// `replica 3 arbiter 1`: two data bricks and one metadata-only brick per set.
-    Arbiter,
-    Disperse {
-        disperse: u32,
-        redundancy: u32,
-    },
-}
-
-impl Layout {
-    fn from_proto(volume: &VolumeName, l: &v1::VolumeLayout, allow_replica2: bool) -> Result<Self, TaskError> {
-        use v1::VolumeType as T;
-        let invalid = |why: String| TaskError::InvalidTask(format!("volume {volume}: {why}"));
-        let kind = T::try_from(l.r#type).map_err(|_| invalid(format!("unknown volume type {}", l.r#type)))?;
-        let layout = match kind {
-            T::Unspecified => return Err(invalid("layout type is not given".into())),
-            T::Stripe => {
-                return Err(invalid(
-                    "stripe volumes were removed in Gluster 6; use distribute, replicate, arbiter or disperse".into(),
-                ))
-            }
-            T::Distribute => {
-                if l.replica > 1 || l.arbiter != 0 || l.disperse != 0 || l.redundancy != 0 {
-                    return Err(invalid("a distribute volume takes no replica, arbiter or disperse counts".into()));
-                }
-                Layout::Distribute
-            }
-            T::Replicate => {
-                if l.arbiter != 0 {
-                    return Err(invalid("an arbiter brick needs the arbiter volume type".into()));
-                }
-                if l.replica < 2 {
-                    return Err(invalid(format!("replica {} is not a replicate volume (needs 2 or more)", l.replica)));
-                }
-                if l.replica == 2 && !allow_replica2 {
-                    return Err(TaskError::Unsafe(format!(
-                        "volume {volume}: replica 2 without an arbiter is prone to split-brain; use replica 3 or \
-                         arbiter, or allow replica 2 explicitly"
-                    )));
-                }
-                Layout::Replicate { replica: l.replica }
-            }
-            T::Arbiter => {
-                if !matches!(l.replica, 0 | 3) || !matches!(l.arbiter, 0 | 1) {
-                    return Err(invalid(format!(
-                        "gluster supports arbiter only as replica 3 arbiter 1 (got replica {} arbiter {})",
-                        l.replica, l.arbiter
-                    )));
-                }
-                Layout::Arbiter
-            }
-            T::Disperse => {
-                if l.disperse < 3 || l.redundancy == 0 || 2 * l.redundancy >= l.disperse {
-                    return Err(invalid(format!(
-                        "disperse {} redundancy {}: needs disperse of 3 or more and 1 <= redundancy < disperse/2",
-                        l.disperse, l.redundancy
-                    )));
-                }
-                Layout::Disperse { disperse: l.disperse, redundancy: l.redundancy }
-            }
-        };
-        Ok(layout)
-    }
-
-    /// The layout of an existing volume, from `volume info` counts.
-    fn of_volume(v: &VolumeInfo) -> Self {
-        if v.disperse > 0 {
-            Layout::Disperse { disperse: v.disperse, redundancy: v.redundancy }
-        } else if v.arbiter > 0 {
-            Layout::Arbiter
-        } else if v.replica > 1 {
-            Layout::Replicate { replica: v.replica }
-        } else {
-            Layout::Distribute
-        }
-    }
-
-    fn set_size(self) -> usize {
-        match self {
-            Layout::Distribute => 1,
-            Layout::Replicate { replica } => replica as usize,
-            Layout::Arbiter => 3,
-            Layout::Disperse { disperse, .. } => disperse as usize,
-        }
-    }
-
-    /// The `volume create` words between the name and the bricks.
-    fn create_args(self) -> Vec<String> {
-        match self {
-            Layout::Distribute => vec![],
-            Layout::Replicate { replica } => vec!["replica".into(), replica.to_string()],
-            Layout::Arbiter => ["replica", "3", "arbiter", "1"].map(String::from).to_vec(),
-            Layout::Disperse { disperse, redundancy } => {
-                vec!["disperse".into(), disperse.to_string(), "redundancy".into(), redundancy.to_string()]
-            }
-        }
-    }
-
-    fn describe(self) -> String {
-        match self {
-            Layout::Distribute => "distribute".into(),
-            other => other.create_args().join(" "),
-        }
+/// The layout of an existing volume, from `volume info` counts.
+fn layout_of(v: &VolumeInfo) -> Layout {
+    if v.disperse > 0 {
+        Layout::Disperse { disperse: v.disperse, redundancy: v.redundancy }
+    } else if v.arbiter > 0 {
+        Layout::Arbiter
+    } else if v.replica > 1 {
+        Layout::Replicate { replica: v.replica }
+    } else {
+        Layout::Distribute
     }
 }
 
@@ -170,7 +71,10 @@ impl EnsureVolume {
         let name = VolumeName::new(&task.name)?;
         let layout_proto =
             task.layout.as_ref().ok_or_else(|| TaskError::InvalidTask(format!("volume {name}: no layout given")))?;
-        let layout = Layout::from_proto(&name, layout_proto, task.allow_replica2)?;
+        let layout = Layout::from_proto(layout_proto, task.allow_replica2).map_err(|e| match e {
+            LayoutError::Replica2 => TaskError::Unsafe(format!("volume {name}: {e}")),
+            e => TaskError::InvalidTask(format!("volume {name}: {e}")),
+        })?;
         let mut bricks: Vec<Brick> = Vec::new();
         for b in &task.bricks {
             let brick = Brick { host: HostName::new(&b.host)?, path: AbsPath::checked("brick path", &b.path)? };
@@ -185,30 +89,8 @@ impl EnsureVolume {
             }
             bricks.push(brick);
         }
-        let set = layout.set_size();
-        if bricks.is_empty() || !bricks.len().is_multiple_of(set) {
-            return Err(TaskError::InvalidTask(format!(
-                "volume {name}: {} bricks do not fit {} (a multiple of {set} bricks is needed)",
-                bricks.len(),
-                layout.describe()
-            )));
-        }
-        if set > 1 {
-            for (i, group) in bricks.chunks(set).enumerate() {
-                for (j, a) in group.iter().enumerate() {
-                    if let Some(b) = group[j + 1..].iter().find(|b| same_host(&a.host, &b.host)) {
-                        return Err(TaskError::InvalidTask(format!(
-                            "volume {name}: set {} has two bricks on host {} ({} and {}); order the bricks so \
-                             each set spans distinct hosts",
-                            i + 1,
-                            a.host,
-                            a.spec(),
-                            b.spec()
-                        )));
-                    }
-                }
-            }
-        }
+        let hosts: Vec<&str> = bricks.iter().map(|b| b.host.as_str()).collect();
+        layout.check_bricks(&hosts).map_err(|e| TaskError::InvalidTask(format!("volume {name}: {e}")))?;
         let mut options = BTreeMap::new();
         for (k, v) in &task.options {
             options.insert(OptionKey::new(k)?, OptionValue::new(v)?);
@@ -219,13 +101,9 @@ impl EnsureVolume {
     /// Refuses an existing volume whose layout or bricks differ from the task's.
     fn compare(&self, live: &VolumeInfo) -> Result<(), TaskError> {
         let mut diffs = Vec::new();
-        let live_layout = Layout::of_volume(live);
+        let live_layout = layout_of(live);
         if live_layout != self.layout {
-            diffs.push(format!(
-                "its layout is {}, the task asks for {}",
-                live_layout.describe(),
-                self.layout.describe()
-            ));
+            diffs.push(format!("its layout is {}, the task asks for {}", live_layout, self.layout));
         }
         let same_bricks = live.bricks.len() == self.bricks.len()
             && live
@@ -313,7 +191,7 @@ impl EnsureVolume {
     fn create_description(&self) -> String {
         let bricks: Vec<String> = self.bricks.iter().map(Brick::spec).collect();
         let force = if self.force { " (force)" } else { "" };
-        format!("create volume {} ({}): {}{force}", self.name, self.layout.describe(), bricks.join(" "))
+        format!("create volume {} ({}): {}{force}", self.name, self.layout, bricks.join(" "))
     }
 
     fn restart_description(&self, offline: &[String]) -> String {
@@ -451,11 +329,11 @@ mod tests {
         assert!(err(proto(v1::VolumeType::Replicate, 2, &["gs1:/b", "gs2:/b", "gs3:/b"]))
             .contains("3 bricks do not fit replica 2"));
         let same = err(proto(v1::VolumeType::Replicate, 2, &["gs1:/b", "gs2:/b", "gs1:/c", "gs1:/d"]));
-        assert!(same.contains("set 2 has two bricks on host gs1"), "{same}");
+        assert!(same.contains("set 2 has bricks 3 and 4 on the same host gs1"), "{same}");
         assert!(err(proto(v1::VolumeType::Replicate, 2, &["gs1:/b", "gs1:/b"])).contains("listed twice"));
         assert!(err(proto(v1::VolumeType::Unspecified, 0, &["gs1:/b"])).contains("not given"));
         assert!(err(proto(v1::VolumeType::Arbiter, 2, &["gs1:/b", "gs2:/b"])).contains("replica 3 arbiter 1"));
-        assert!(err(proto(v1::VolumeType::Distribute, 0, &[])).contains("0 bricks"));
+        assert!(err(proto(v1::VolumeType::Distribute, 0, &[])).contains("volume gv0: no bricks"));
 
         let mut disperse = proto(v1::VolumeType::Disperse, 0, &["gs1:/b", "gs2:/b", "gs3:/b"]);
         disperse.layout = Some(v1::VolumeLayout {
@@ -464,7 +342,7 @@ mod tests {
             redundancy: 2,
             ..Default::default()
         });
-        assert!(err(disperse.clone()).contains("redundancy < disperse/2"));
+        assert!(err(disperse.clone()).contains("less than half of disperse"));
         disperse.layout.as_mut().unwrap().redundancy = 1;
         let t = EnsureVolume::from_proto(&disperse).unwrap();
         assert_eq!(t.layout.create_args(), ["disperse", "3", "redundancy", "1"]);
