@@ -91,7 +91,30 @@ fn firewall_text(fw: Option<&v1::Firewall>) -> String {
     }
 }
 
-/// One line per device and child: `path type size [fs label uuid] [mounts] [root/boot]`.
+fn selinux_mode_name(mode: v1::SelinuxMode) -> &'static str {
+    match mode {
+        v1::SelinuxMode::Unspecified => "-",
+        v1::SelinuxMode::Disabled => "disabled",
+        v1::SelinuxMode::Permissive => "permissive",
+        v1::SelinuxMode::Enforcing => "enforcing",
+    }
+}
+
+/// The mode now, and the configured one when the next boot changes it
+/// (`disabled (boot: enforcing)`).
+fn selinux_text(selinux: Option<&v1::Selinux>) -> String {
+    let Some(selinux) = selinux else { return "-".into() };
+    let (now, configured) = (selinux.mode(), selinux.configured());
+    if configured == v1::SelinuxMode::Unspecified || configured == now {
+        selinux_mode_name(now).into()
+    } else {
+        format!("{} (boot: {})", selinux_mode_name(now), selinux_mode_name(configured))
+    }
+}
+
+/// One line per device and child: `path type size [fs label uuid] [serial wwn by-id] [mounts]
+/// [root/boot]` (serial and by-id tell which disk a Cinder volume is: a virtio disk's serial is
+/// the volume id's first 20 characters).
 fn device_lines(dev: &v1::BlockDevice, depth: usize, out: &mut Vec<String>) {
     let mut parts = vec![dev.path.clone(), dev.type_name.clone(), human_bytes(dev.size_bytes)];
     if !dev.partition_table.is_empty() {
@@ -103,6 +126,15 @@ fn device_lines(dev: &v1::BlockDevice, depth: usize, out: &mut Vec<String>) {
     }
     if !dev.uuid.is_empty() {
         parts.push(format!("uuid={}", dev.uuid));
+    }
+    if !dev.serial.is_empty() {
+        parts.push(format!("serial={}", dev.serial));
+    }
+    if !dev.wwn.is_empty() {
+        parts.push(format!("wwn={}", dev.wwn));
+    }
+    if !dev.by_id.is_empty() {
+        parts.push(format!("by-id={}", dev.by_id.join(",")));
     }
     if !dev.mount_points.is_empty() {
         parts.push(format!("on {}", dev.mount_points.join(",")));
@@ -135,6 +167,7 @@ pub fn render_text(answers: &[HostFacts]) -> String {
         "FUSE",
         "FIREWALL",
         "SERVICES",
+        "SELINUX",
     ]);
     let mut devices = String::new();
     let mut failures = String::new();
@@ -161,6 +194,7 @@ pub fn render_text(answers: &[HostFacts]) -> String {
                     yes_no(f.fuse_available).to_owned(),
                     firewall_text(f.firewall.as_ref()),
                     services.to_owned(),
+                    selinux_text(f.selinux.as_ref()),
                 ]);
                 let mut lines = Vec::new();
                 for dev in &f.block_devices {
@@ -203,6 +237,11 @@ fn device_json(dev: &v1::BlockDevice) -> Value {
         "mount_points": dev.mount_points,
         "carries_root": dev.carries_root,
         "carries_boot": dev.carries_boot,
+        "serial": dev.serial,
+        "wwn": dev.wwn,
+        "by_id": dev.by_id,
+        "read_only": dev.read_only,
+        "removable": dev.removable,
         "children": dev.children.iter().map(device_json).collect::<Vec<_>>(),
     })
 }
@@ -225,6 +264,10 @@ pub fn facts_json(f: &v1::Facts) -> Value {
         "firewall": { "firewalld_running": fw.firewalld_running, "iptables": fw.iptables, "nft": fw.nft },
         "service_manager": f.service_manager().as_str_name(),
         "agent_version": f.agent_version,
+        "selinux": f.selinux.map(|s| json!({
+            "mode": s.mode().as_str_name(),
+            "configured": s.configured().as_str_name(),
+        })),
     })
 }
 
@@ -255,6 +298,8 @@ mod tests {
             path: "/dev/vdb".into(),
             size_bytes: 10 << 30,
             type_name: "disk".into(),
+            serial: "ec4eea2a-f0d9-4614-b".into(),
+            by_id: vec!["/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b".into()],
             children: vec![v1::BlockDevice {
                 path: "/dev/vdb1".into(),
                 type_name: "part".into(),
@@ -272,6 +317,10 @@ mod tests {
             memory_bytes: 4 << 30,
             glusterfs_version: "10.3".into(),
             block_devices: vec![disk],
+            selinux: Some(v1::Selinux {
+                mode: v1::SelinuxMode::Permissive.into(),
+                configured: v1::SelinuxMode::Enforcing.into(),
+            }),
             ..Default::default()
         };
         let host = |name: &str| HostTarget { name: name.into(), address: "192.0.2.11".into(), port: 7420 };
@@ -286,7 +335,14 @@ mod tests {
         let text = render_text(&answers());
         assert!(text.starts_with("HOST "), "{text}");
         assert!(text.contains("debian 12") && text.contains("10.3") && text.contains("4.0 GiB"), "{text}");
-        assert!(text.contains("  /dev/vdb disk 10.0 GiB fs=-"), "{text}");
+        assert!(
+            text.contains(
+                "  /dev/vdb disk 10.0 GiB fs=- serial=ec4eea2a-f0d9-4614-b \
+                 by-id=/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(" permissive (boot: enforcing)\n"), "{text}");
         assert!(text.contains("    /dev/vdb1 part 0 B fs=ext4 on /vdisk"), "{text}");
         assert!(text.contains("unreachable:\n  gluServer2 (192.0.2.11:7420): host gluServer2: no facts"), "{text}");
     }
@@ -296,6 +352,9 @@ mod tests {
         let v = render_json(&answers());
         assert_eq!(v[0]["facts"]["block_devices"][0]["children"][0]["filesystem"], "ext4");
         assert_eq!(v[0]["facts"]["service_manager"], "SERVICE_MANAGER_UNSPECIFIED");
+        assert_eq!(v[0]["facts"]["block_devices"][0]["serial"], "ec4eea2a-f0d9-4614-b");
+        assert_eq!(v[0]["facts"]["block_devices"][0]["by_id"][0], "/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b");
+        assert_eq!(v[0]["facts"]["selinux"]["mode"], "SELINUX_MODE_PERMISSIVE");
         assert!(v[1]["error"].as_str().unwrap().contains("gluServer2"));
         assert!(v[1].get("facts").is_none());
     }

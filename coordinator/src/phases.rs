@@ -113,6 +113,21 @@ fn hosts_task(spec: &Spec) -> v1::Task {
     task("/etc/hosts", Kind::EnsureHosts(v1::EnsureHosts { entries }))
 }
 
+fn packages_task(spec: &Spec, role: v1::PackageRole) -> v1::Task {
+    let id = match role {
+        v1::PackageRole::Client => "packages (client)",
+        _ => "packages (server)",
+    };
+    task(
+        id,
+        Kind::EnsurePackages(v1::EnsurePackages {
+            role: role.into(),
+            gluster_version: spec.pool.gluster_version.clone().unwrap_or_default(),
+            gluster_repo: spec.pool.gluster_repo.clone().unwrap_or_default(),
+        }),
+    )
+}
+
 fn filesystem(name: Option<&str>) -> v1::FilesystemType {
     match name {
         Some("ext4") => v1::FilesystemType::Ext4,
@@ -139,10 +154,7 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
         .iter()
         .map(|server| {
             let mut tasks = vec![
-                task(
-                    "packages (server)",
-                    Kind::EnsurePackages(v1::EnsurePackages { role: v1::PackageRole::Server.into() }),
-                ),
+                packages_task(spec, v1::PackageRole::Server),
                 hosts_task(spec),
                 task(
                     "firewall ports",
@@ -163,41 +175,48 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
                 } else {
                     v1::PartitionTable::Gpt
                 };
+                let device = disk.device.clone().unwrap_or_default();
+                let cinder_volume = disk.cinder_volume.clone().unwrap_or_default();
                 tasks.push(task(
-                    format!("partition {}", disk.device),
+                    format!("partition {}", disk.name()),
                     Kind::PartitionDisk(v1::PartitionDisk {
-                        disk: disk.device.clone(),
+                        disk: device.clone(),
                         table: table.into(),
                         wipe: disk.wipe,
+                        cinder_volume: cinder_volume.clone(),
                     }),
                 ));
                 tasks.push(task(
-                    format!("filesystem on {}", disk.device),
+                    format!("filesystem on {}", disk.name()),
                     Kind::MakeFilesystem(v1::MakeFilesystem {
-                        disk: disk.device.clone(),
+                        disk: device.clone(),
                         filesystem: fs.into(),
                         label: disk.label.clone().unwrap_or_default(),
                         wipe: disk.wipe,
+                        cinder_volume: cinder_volume.clone(),
                     }),
                 ));
                 tasks.push(task(
                     format!("mount {}", disk.mount),
                     Kind::MountFilesystem(v1::MountFilesystem {
-                        disk: disk.device.clone(),
+                        disk: device,
                         filesystem: fs.into(),
                         mount_point: disk.mount.clone(),
                         options: Vec::new(),
+                        cinder_volume,
                     }),
                 ));
             }
             for volume in spec.volumes.iter().filter(|v| spec.volume_servers(v).iter().any(|s| s.name == server.name)) {
+                let brick = brick_path(spec, &server.name, &volume.brick_dir);
                 tasks.push(task(
-                    format!("brick dir {}", brick_path(spec, &server.name, &volume.brick_dir)),
+                    format!("brick dir {brick}"),
                     Kind::BrickDir(v1::BrickDir {
                         mount_point: brick_root(spec, &server.name),
                         dir: volume.brick_dir.clone(),
                     }),
                 ));
+                tasks.push(task(format!("selinux {brick}"), Kind::BrickSelinux(v1::BrickSelinux { path: brick })));
             }
             if let Some(uuid) = resets.get(server.name.as_str()) {
                 tasks.push(task(
@@ -303,10 +322,7 @@ fn clients(spec: &Spec) -> Vec<HostBatch> {
         .iter()
         .map(|client| {
             let mut tasks = vec![
-                task(
-                    "packages (client)",
-                    Kind::EnsurePackages(v1::EnsurePackages { role: v1::PackageRole::Client.into() }),
-                ),
+                packages_task(spec, v1::PackageRole::Client),
                 hosts_task(spec),
                 task("fuse", Kind::EnsureFuse(v1::EnsureFuse {})),
             ];
@@ -400,15 +416,27 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
                 "filesystem on /dev/loop0",
                 "mount /vdisk",
                 "brick dir /vdisk/brick1",
+                "selinux /vdisk/brick1",
                 "brick dir /vdisk/brick2",
+                "selinux /vdisk/brick2",
                 "glusterd",
                 "fuse"
             ]
         );
+        let Some(Kind::BrickSelinux(label)) = &servers[0].tasks[7].kind else { panic!() };
+        assert_eq!(label.path, "/vdisk/brick1");
         // No disk: only the arbiter volume (force) has a brick there, on the root filesystem.
         assert_eq!(
             ids(&servers[2]),
-            ["packages (server)", "/etc/hosts", "firewall ports", "brick dir /brick1", "glusterd", "fuse"]
+            [
+                "packages (server)",
+                "/etc/hosts",
+                "firewall ports",
+                "brick dir /brick1",
+                "selinux /brick1",
+                "glusterd",
+                "fuse"
+            ]
         );
         let Some(Kind::MakeFilesystem(mkfs)) = &servers[1].tasks[4].kind else { panic!() };
         assert_eq!(mkfs.filesystem(), v1::FilesystemType::Ext4);
@@ -453,6 +481,38 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
         assert_eq!(ids(&clients[0]), ["packages (client)", "/etc/hosts", "fuse", "mount arb on /a", "mount two on /b"]);
         let Some(Kind::MountGlusterVolume(m)) = &clients[0].tasks[4].kind else { panic!() };
         assert_eq!(m.servers, ["s2", "s1"]);
+    }
+
+    #[test]
+    fn cinder_disks_and_package_sources_reach_the_tasks() {
+        let text = SPEC
+            .replace(
+                "disk = { device = \"/dev/loop0\",",
+                "disk = { cinder_volume = \"ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4\",",
+            )
+            .replace("name = \"lab\"", "name = \"lab\"\ngluster_version = \"10\"");
+        let spec = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
+        let phases = build(&spec, &BTreeMap::new()).unwrap();
+        let s1 = &phases[0].steps[0][0];
+        let id = "ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4";
+        assert_eq!(
+            ids(s1)[3..5],
+            [format!("partition Cinder volume {id}"), format!("filesystem on Cinder volume {id}")]
+        );
+        let disks: Vec<(&str, &str)> = s1.tasks[3..6]
+            .iter()
+            .map(|t| match &t.kind {
+                Some(Kind::PartitionDisk(t)) => (t.disk.as_str(), t.cinder_volume.as_str()),
+                Some(Kind::MakeFilesystem(t)) => (t.disk.as_str(), t.cinder_volume.as_str()),
+                Some(Kind::MountFilesystem(t)) => (t.disk.as_str(), t.cinder_volume.as_str()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(disks, [("", id), ("", id), ("", id)]);
+        let Some(Kind::EnsurePackages(packages)) = &s1.tasks[0].kind else { panic!() };
+        assert_eq!((packages.gluster_version.as_str(), packages.gluster_repo.as_str()), ("10", ""));
+        let Some(Kind::EnsurePackages(client)) = &phases[3].steps[0][0].tasks[0].kind else { panic!() };
+        assert_eq!((client.role(), client.gluster_version.as_str()), (v1::PackageRole::Client, "10"));
     }
 
     #[test]

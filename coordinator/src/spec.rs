@@ -84,6 +84,14 @@ pub struct Pool {
     /// it each agent admits only the address `apply` connects from (and `plan` says so).
     #[serde(default)]
     pub coordinators: Option<Vec<String>>,
+    /// RHEL-family hosts: the CentOS Storage SIG GlusterFS release (`"9"` on EL7, `"10"` or
+    /// `"11"` on EL8/EL9). Default: the newest the host's major version has.
+    #[serde(default)]
+    pub gluster_version: Option<String>,
+    /// RHEL-family hosts: GlusterFS from elsewhere than the Storage SIG (needed on EL10, which
+    /// has none): an https URL of a `.repo` file, or a release package name.
+    #[serde(default)]
+    pub gluster_repo: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,7 +112,12 @@ pub struct Server {
 #[cfg_attr(test, derive(PartialEq, serde::Serialize))]
 #[serde(deny_unknown_fields)]
 pub struct Disk {
-    pub device: String,
+    /// The disk's device: `/dev/vdb` or a stable link such as `/dev/disk/by-id/virtio-...`.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Instead of `device`: the Cinder volume attached as this disk (exactly one of the two).
+    #[serde(default)]
+    pub cinder_volume: Option<String>,
     /// `xfs` (default) or `ext4`.
     #[serde(default)]
     pub filesystem: Option<String>,
@@ -168,6 +181,17 @@ pub struct Client {
 pub struct ClientMount {
     pub volume: String,
     pub path: String,
+}
+
+impl Disk {
+    /// How tasks and messages name the disk: its device, or `Cinder volume ID`.
+    pub fn name(&self) -> String {
+        match (&self.device, &self.cinder_volume) {
+            (Some(device), _) => device.clone(),
+            (None, Some(volume)) => format!("Cinder volume {volume}"),
+            (None, None) => "(no disk)".to_owned(),
+        }
+    }
 }
 
 /// A host the coordinator talks to: its name (also its certificate's name) and where its

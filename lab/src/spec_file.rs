@@ -89,7 +89,7 @@ mod tests {
         assert!(spec.pki_dir().ends_with("pki"));
         assert_eq!(spec.servers.len(), 2);
         let disk = spec.servers[1].disk.as_ref().unwrap();
-        assert_eq!((disk.device.as_str(), disk.mount.as_str()), ("/dev/loop2", "/vdisk"));
+        assert_eq!((disk.device.as_deref(), disk.mount.as_str()), (Some("/dev/loop2"), "/vdisk"));
         assert_eq!(disk.filesystem.as_deref(), Some("xfs"));
         let volume = &spec.volumes[0];
         assert_eq!((volume.name.as_str(), volume.kind.as_str(), volume.replica), ("gluV1", "replicate", Some(2)));

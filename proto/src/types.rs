@@ -241,6 +241,16 @@ impl AbsPath {
     pub fn is_root(&self) -> bool {
         self.0 == "/"
     }
+
+    /// `/` or a directory the system itself lives in (`/usr`, `/etc`, ...): never a data
+    /// disk's mount point, never relabelled as a brick.
+    pub fn is_system_dir(&self) -> bool {
+        const SYSTEM_DIRS: &[&str] = &[
+            "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys",
+            "/tmp", "/usr", "/var",
+        ];
+        SYSTEM_DIRS.contains(&self.0.as_str())
+    }
 }
 
 impl RelPath {
@@ -336,6 +346,135 @@ impl OptionValue {
             return Err(invalid(FIELD, value, "only letters, digits and . - _ / : , = @ + % are allowed"));
         }
         Ok(Self(value.to_owned()))
+    }
+}
+
+/// A Cinder volume id: a UUID, e.g. `ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4` (kept lower-case).
+/// Nova attaches the volume as a virtio disk whose serial is the id's first 20 characters
+/// (the size of a virtio-blk serial); virtio-scsi carries the whole id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CinderVolume {
+    id: String,
+}
+
+/// The characters of a Cinder volume id a virtio-blk serial holds.
+const VIRTIO_SERIAL_LEN: usize = 20;
+
+impl CinderVolume {
+    pub fn new(id: &str) -> Result<Self, InvalidValue> {
+        let groups: Vec<&str> = id.split('-').collect();
+        let uuid_shaped = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+            && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()));
+        if !uuid_shaped {
+            return Err(invalid(
+                "Cinder volume id",
+                id,
+                "must be a volume UUID such as ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4",
+            ));
+        }
+        Ok(Self { id: id.to_ascii_lowercase() })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The serial a virtio-blk disk of this volume shows: the id's first 20 characters.
+    pub fn virtio_serial(&self) -> &str {
+        &self.id[..VIRTIO_SERIAL_LEN]
+    }
+}
+
+impl fmt::Display for CinderVolume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id)
+    }
+}
+
+/// A GlusterFS release the CentOS Storage SIG ships for the RHEL family (`centos-release-glusterN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GlusterRelease(u8);
+
+impl GlusterRelease {
+    /// The releases there are SIG release packages for: 9 (EL7, EL8), 10 and 11 (EL8, EL9).
+    pub const KNOWN: [GlusterRelease; 3] = [GlusterRelease(9), GlusterRelease(10), GlusterRelease(11)];
+
+    pub fn new(value: &str) -> Result<Self, InvalidValue> {
+        Self::KNOWN.into_iter().find(|r| r.to_string() == value).ok_or_else(|| {
+            invalid("GlusterFS version", value, "must be \"9\", \"10\" or \"11\" (a CentOS Storage SIG release)")
+        })
+    }
+
+    pub fn major(self) -> u8 {
+        self.0
+    }
+
+    /// The Storage SIG's release package for it, e.g. `centos-release-gluster11`.
+    pub fn sig_release_package(self) -> String {
+        format!("centos-release-gluster{}", self.0)
+    }
+}
+
+impl fmt::Display for GlusterRelease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Where a RHEL-family host gets GlusterFS when not from the CentOS Storage SIG: an https URL
+/// of a yum/dnf `.repo` file (e.g. a COPR repository's, or one pointing at vault.centos.org),
+/// or the name of a release package the host's own repositories carry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum GlusterRepo {
+    RepoFile(String),
+    ReleasePackage(String),
+}
+
+impl GlusterRepo {
+    pub fn new(value: &str) -> Result<Self, InvalidValue> {
+        const FIELD: &str = "GlusterFS repository";
+        check_plain(FIELD, value, 2048)?;
+        if value.contains("://") {
+            let Some(rest) = value.strip_prefix("https://") else {
+                return Err(invalid(
+                    FIELD,
+                    value,
+                    "a repository URL must be https:// (it says where packages come from)",
+                ));
+            };
+            let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+            if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':')) {
+                return Err(invalid(FIELD, value, "the URL needs a host name (letters, digits, '.', '-', ':port')"));
+            }
+            if !path.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '~' | '+' | '%'))
+            {
+                return Err(invalid(FIELD, value, "the URL path may hold only letters, digits and / . _ - ~ + %"));
+            }
+            if !path.ends_with(".repo") || path.split('/').any(|part| part == "..") {
+                return Err(invalid(FIELD, value, "the URL must name a .repo file (https://HOST/PATH.repo)"));
+            }
+            return Ok(GlusterRepo::RepoFile(value.to_owned()));
+        }
+        if value.len() > 128
+            || !value.starts_with(|c: char| c.is_ascii_alphanumeric())
+            || !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
+        {
+            return Err(invalid(
+                FIELD,
+                value,
+                "must be an https URL of a .repo file or a release package name (letters, digits, . _ - +)",
+            ));
+        }
+        Ok(GlusterRepo::ReleasePackage(value.to_owned()))
+    }
+}
+
+impl fmt::Display for GlusterRepo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GlusterRepo::RepoFile(url) => write!(f, "repository file {url}"),
+            GlusterRepo::ReleasePackage(name) => write!(f, "release package {name}"),
+        }
     }
 }
 
@@ -454,6 +593,8 @@ mod tests {
         assert!(RelPath::new("/x").is_err());
         assert_eq!(DevicePath::new("/dev/nvme0n1").unwrap().kernel_name(), "nvme0n1");
         assert!(DevicePath::new("/etc/passwd").is_err());
+        assert!(["/", "/usr", "/var"].iter().all(|p| AbsPath::new(p).unwrap().is_system_dir()));
+        assert!(!["/vdisk", "/var/lib/bricks", "/srv"].iter().any(|p| AbsPath::new(p).unwrap().is_system_dir()));
     }
 
     #[test]
@@ -503,6 +644,51 @@ mod tests {
         }
         assert_eq!(Filesystem::parse("ext4"), Ok(Filesystem::Ext4));
         assert!(Filesystem::parse("btrfs").unwrap_err().to_string().contains("xfs or ext4"));
+    }
+
+    #[test]
+    fn cinder_volumes() {
+        let v = CinderVolume::new("EC4EEA2A-f0d9-4614-bc00-2b1d7fd134f4").unwrap();
+        assert_eq!((v.id(), v.virtio_serial()), ("ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4", "ec4eea2a-f0d9-4614-b"));
+        for bad in [
+            "",
+            "ec4eea2a-f0d9-4614-bc00",
+            "ec4eea2af0d94614bc002b1d7fd134f4",
+            "/dev/vdb",
+            "ec4eea2a-f0d9-4614-bc00-2b1d7fd134fz",
+        ] {
+            let err = CinderVolume::new(bad).unwrap_err().to_string();
+            assert!(err.contains("Cinder volume id") && err.contains("must be a volume UUID"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn gluster_releases_and_repos() {
+        assert_eq!(
+            GlusterRelease::new("11").map(GlusterRelease::sig_release_package),
+            Ok("centos-release-gluster11".into())
+        );
+        assert_eq!(GlusterRelease::new("9").map(GlusterRelease::major), Ok(9));
+        for bad in ["", "8", "12", "11.1", "v11", " 11"] {
+            assert!(GlusterRelease::new(bad).unwrap_err().to_string().contains("\"9\", \"10\" or \"11\""), "{bad:?}");
+        }
+        let url =
+            "https://copr.fedorainfracloud.org/coprs/someone/glusterfs/repo/rhel-10/someone-glusterfs-rhel-10.repo";
+        assert_eq!(GlusterRepo::new(url), Ok(GlusterRepo::RepoFile(url.into())));
+        assert_eq!(
+            GlusterRepo::new("centos-release-gluster11"),
+            Ok(GlusterRepo::ReleasePackage("centos-release-gluster11".into()))
+        );
+        let refused = |value: &str| GlusterRepo::new(value).unwrap_err().to_string();
+        assert!(refused("http://mirror.example/gluster.repo").contains("must be https://"));
+        assert!(refused("https://mirror.example/gluster/").contains("must name a .repo file"));
+        assert!(refused("https://mirror.example/../x.repo").contains("must name a .repo file"));
+        assert!(refused("https:///x.repo").contains("needs a host name"));
+        assert!(refused("https://mirror.example/x.repo?token=1").contains("contains '?'"));
+        assert!(refused("ftp://mirror.example/x.repo").contains("must be https://"));
+        assert!(refused("my repo").contains("whitespace"));
+        assert!(refused("-y").contains("must not start with '-'"));
+        assert!(refused("_release").contains("release package name"));
     }
 
     #[test]

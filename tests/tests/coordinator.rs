@@ -63,7 +63,10 @@ fn lab_spec(lab: &TestLab, dir: &Path, file: &str, volumes: &str, mounts: &str) 
         let disk = s.disk.as_ref().expect("lab servers have a disk");
         text += &format!(
             "[[server]]\nname = {:?}\naddress = {:?}\ndisk = {{ device = {:?}, mount = {:?} }}\n",
-            s.name, s.address, disk.device, disk.mount
+            s.name,
+            s.address,
+            disk.device.as_deref().expect("lab disks are named by device"),
+            disk.mount
         );
     }
     text += volumes;

@@ -140,7 +140,10 @@ impl Drop for MountedElsewhere {
 }
 
 fn partition(disk: &str, wipe: bool) -> v1::Task {
-    task(&format!("partition {disk}"), Kind::PartitionDisk(v1::PartitionDisk { disk: disk.into(), table: 0, wipe }))
+    task(
+        &format!("partition {disk}"),
+        Kind::PartitionDisk(v1::PartitionDisk { disk: disk.into(), table: 0, wipe, ..Default::default() }),
+    )
 }
 
 fn mkfs(disk: &str, fs: v1::FilesystemType, wipe: bool) -> v1::Task {
@@ -151,6 +154,7 @@ fn mkfs(disk: &str, fs: v1::FilesystemType, wipe: bool) -> v1::Task {
             filesystem: fs.into(),
             label: "brick".into(),
             wipe,
+            ..Default::default()
         }),
     )
 }
@@ -163,6 +167,7 @@ fn mount(disk: &str, fs: v1::FilesystemType, at: &str) -> v1::Task {
             filesystem: fs.into(),
             mount_point: at.into(),
             options: Vec::new(),
+            ..Default::default()
         }),
     )
 }
@@ -396,7 +401,7 @@ fn lab_agent_prepares_its_disk_and_refuses_the_machines_root() {
     let lab = TestLab::up("disk", 1, 0);
     let spec = lab.spec();
     let server = &spec.servers[0];
-    let disk = server.disk.as_ref().expect("lab server has a disk").device.clone();
+    let disk = server.disk.as_ref().and_then(|d| d.device.clone()).expect("lab server has a disk device");
     let target = spec.hosts().into_iter().find(|h| h.name == server.name).unwrap();
     let pki = spec.pki_dir();
     let tasks = |wipe| {
@@ -441,7 +446,7 @@ fn lab_agent_killed_after_mkfs_restarts_and_apply_converges() {
     let spec = lab.spec();
     let server = &spec.servers[0];
     let host = server.name.as_str();
-    let disk = server.disk.as_ref().expect("lab server has a disk").device.clone();
+    let disk = server.disk.as_ref().and_then(|d| d.device.clone()).expect("lab server has a disk device");
     let target = spec.hosts().into_iter().find(|h| h.name == server.name).unwrap();
     let pki = spec.pki_dir();
     let brick =

@@ -20,7 +20,10 @@ fn host_tasks_on_a_lab_server() {
     let entries =
         spec.hosts().iter().map(|h| v1::HostEntry { name: h.name.clone(), address: h.address.clone() }).collect();
     let tasks = [
-        task("packages", Kind::EnsurePackages(v1::EnsurePackages { role: v1::PackageRole::Server as i32 })),
+        task(
+            "packages",
+            Kind::EnsurePackages(v1::EnsurePackages { role: v1::PackageRole::Server as i32, ..Default::default() }),
+        ),
         task("fuse", Kind::EnsureFuse(v1::EnsureFuse {})),
         task("hosts", Kind::EnsureHosts(v1::EnsureHosts { entries })),
         task("glusterd", Kind::EnsureGlusterd(v1::EnsureGlusterd {})),

@@ -99,9 +99,9 @@ fn lab_hosts_have_an_agent_a_raw_disk_and_private_files_and_network() {
     }
     // Each server's disk is a whole, empty 1 GiB disk (a loop device: no partitions, no fs).
     for server in &spec.servers {
-        let device = &server.disk.as_ref().expect("server disk").device;
+        let device = server.disk.as_ref().and_then(|d| d.device.as_deref()).expect("server disk device");
         let devices = facts_of(&server.name)["block_devices"].as_array().cloned().unwrap_or_default();
-        let disk = devices.iter().find(|d| d["path"] == device.as_str());
+        let disk = devices.iter().find(|d| d["path"] == device);
         let disk = disk.unwrap_or_else(|| panic!("{} does not see {device}: {devices:?}", server.name));
         assert_eq!(disk["type"], "loop", "{disk}");
         assert_eq!(disk["size_bytes"].as_u64(), Some(1 << 30), "{disk}");

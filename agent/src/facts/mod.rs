@@ -1,12 +1,13 @@
 //! `GetFacts`: what this host is and has — hostname, OS, kernel, CPUs and memory (sysinfo),
 //! block devices (`crate::host::blockdev`: sysfs, mountinfo, `blkid -p`), glusterfs version,
-//! glusterd state and node UUID, FUSE, firewall backends, service manager. Read-only: reads
-//! /sys, /proc, /dev, /etc/os-release, pid files, glusterd.info and runs `blkid -p` and
-//! `glusterfs --version`.
+//! glusterd state and node UUID, FUSE, firewall backends, service manager, SELinux mode.
+//! Read-only: reads /sys, /proc, /dev, /etc/os-release, /etc/selinux/config, pid files,
+//! glusterd.info and runs `blkid -p` and `glusterfs --version`.
 
 mod devices;
 pub(crate) mod gluster;
 pub(crate) mod host;
+pub(crate) mod selinux;
 
 use brickyard_proto::v1;
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
@@ -47,6 +48,7 @@ pub async fn collect(ctx: &Context) -> Result<v1::Facts, Error> {
         firewall: Some(host::firewall(ctx.runner.as_ref())),
         service_manager: service_manager(ctx.service_manager) as i32,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        selinux: Some(selinux::facts(&selinux::SelinuxPaths::system())),
     })
 }
 

@@ -698,11 +698,6 @@ mod tests {
              11111111-2222-4333-8 (/sys/block/*/serial) and there is no /dev/disk/by-id/virtio-11111111-2222-4333-8; \
              disks here: vda (no serial), vdb (serial ec4eea2a-f0d9-4614-b), vdc (serial 0b5d3a51-77c2-4b8e-9)"
         );
-        assert!(CinderVolume::new("ec4eea2a-f0d9-4614-bc00")
-            .unwrap_err()
-            .to_string()
-            .contains("must be a volume UUID"));
-        assert!(CinderVolume::new("/dev/vdb").is_err());
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub struct MakeFilesystem {
 
 impl MakeFilesystem {
     pub fn from_proto(task: &v1::MakeFilesystem) -> Result<Self, TaskError> {
-        let disk = disk_ref(&task.disk)?;
+        let disk = disk_ref(&task.disk, &task.cinder_volume)?;
         let fs = FsType::from_proto(task.filesystem)?;
         let label = match task.label.as_str() {
             "" => None,
@@ -198,7 +198,13 @@ mod tests {
     const XFS: &str = include_str!("../fixtures/blkid/xfs-partition.txt");
 
     fn task(host: &FakeHost, fs: v1::FilesystemType, label: &str, wipe: bool) -> MakeFilesystem {
-        let proto = v1::MakeFilesystem { disk: "/dev/loop0".into(), filesystem: fs.into(), label: label.into(), wipe };
+        let proto = v1::MakeFilesystem {
+            disk: "/dev/loop0".into(),
+            filesystem: fs.into(),
+            label: label.into(),
+            wipe,
+            ..Default::default()
+        };
         MakeFilesystem { paths: host.paths.clone(), ..MakeFilesystem::from_proto(&proto).unwrap() }
     }
 
@@ -288,6 +294,7 @@ mod tests {
             filesystem: fs.into(),
             label: label.into(),
             wipe: false,
+            ..Default::default()
         };
         let err = MakeFilesystem::from_proto(&proto("thirteen-char", v1::FilesystemType::Xfs)).unwrap_err().to_string();
         assert!(err.contains("longer than 12 characters (xfs labels)"), "{err}");

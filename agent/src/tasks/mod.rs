@@ -18,6 +18,7 @@ mod mount;
 mod packages;
 mod partition;
 mod peers;
+mod selinux;
 mod volume;
 
 mod shape;
@@ -53,5 +54,6 @@ pub fn from_proto(task: &v1::Task, peer: Option<IpAddr>) -> Result<Box<dyn AnyTa
         Kind::EnsureBricks(t) => Box::new(bricks::EnsureBricks::from_proto(t)?),
         Kind::EnsureVolume(t) => Box::new(volume::EnsureVolume::from_proto(t)?),
         Kind::MountGlusterVolume(t) => Box::new(gluster_mount::MountGlusterVolume::from_proto(t)?),
+        Kind::BrickSelinux(t) => Box::new(selinux::BrickSelinux::from_proto(t)?),
     })
 }

@@ -21,12 +21,6 @@ use crate::host::mountinfo;
 use crate::host::runner::{Cmd, Runner};
 use crate::host::Context;
 
-/// Directories a data disk must never be mounted over.
-const SYSTEM_DIRS: &[&str] = &[
-    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys", "/tmp",
-    "/usr", "/var",
-];
-
 #[derive(Debug)]
 pub struct MountFilesystem {
     disk: DiskRef,
@@ -58,10 +52,10 @@ impl fmt::Display for Step {
 
 impl MountFilesystem {
     pub fn from_proto(task: &v1::MountFilesystem) -> Result<Self, TaskError> {
-        let disk = disk_ref(&task.disk)?;
+        let disk = disk_ref(&task.disk, &task.cinder_volume)?;
         let fs = FsType::from_proto(task.filesystem)?;
         let mount_point = AbsPath::checked("mount point", &task.mount_point)?;
-        if SYSTEM_DIRS.contains(&mount_point.as_str()) {
+        if mount_point.is_system_dir() {
             return Err(TaskError::InvalidTask(format!(
                 "mount point {mount_point} for {disk} is a system directory; choose a dedicated one such as /vdisk"
             )));
@@ -250,6 +244,7 @@ mod tests {
             filesystem: v1::FilesystemType::Xfs.into(),
             mount_point: "/vdisk".into(),
             options: options.iter().map(|o| o.to_string()).collect(),
+            ..Default::default()
         };
         MountFilesystem { paths: host.paths.clone(), ..MountFilesystem::from_proto(&proto).unwrap() }
     }
@@ -333,6 +328,7 @@ mod tests {
             filesystem: 0,
             mount_point: mp.into(),
             options: vec![opt.into()],
+            ..Default::default()
         };
         assert!(MountFilesystem::from_proto(&proto("/", "noatime"))
             .unwrap_err()

@@ -52,7 +52,7 @@ pub struct PartitionDisk {
 
 impl PartitionDisk {
     pub fn from_proto(task: &v1::PartitionDisk) -> Result<Self, TaskError> {
-        let disk = disk_ref(&task.disk)?;
+        let disk = disk_ref(&task.disk, &task.cinder_volume)?;
         let table = match v1::PartitionTable::try_from(task.table) {
             Ok(v1::PartitionTable::Unspecified | v1::PartitionTable::Gpt) => Table::Gpt,
             Ok(v1::PartitionTable::Msdos) => Table::Msdos,
@@ -165,7 +165,7 @@ mod tests {
     }
 
     fn task(host: &FakeHost, disk: &str, table: v1::PartitionTable, wipe: bool) -> PartitionDisk {
-        let proto = v1::PartitionDisk { disk: disk.into(), table: table.into(), wipe };
+        let proto = v1::PartitionDisk { disk: disk.into(), table: table.into(), wipe, ..Default::default() };
         PartitionDisk { paths: host.paths.clone(), ..PartitionDisk::from_proto(&proto).unwrap() }
     }
 

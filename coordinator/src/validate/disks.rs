@@ -1,7 +1,8 @@
-//! Each server's `disk`: a device under /dev, a mount point that is absolute and not `/`, a
+//! Each server's `disk`: named by exactly one of a device under /dev (`/dev/disk/by-id/...`
+//! links included) and a Cinder volume id, a mount point that is absolute and not `/`, a
 //! supported filesystem and partition table, and a label the filesystem can take.
 
-use brickyard_proto::types::{AbsPath, DevicePath, Filesystem, FsLabel};
+use brickyard_proto::types::{AbsPath, CinderVolume, DevicePath, Filesystem, FsLabel};
 
 use super::Issues;
 use crate::spec::Spec;
@@ -9,8 +10,25 @@ use crate::spec::Spec;
 pub(super) fn check(spec: &Spec, issues: &mut Issues) {
     for (i, server) in spec.servers.iter().enumerate() {
         let Some(disk) = &server.disk else { continue };
-        if let Err(e) = DevicePath::new(&disk.device) {
-            issues.push(at!["server", i, "disk", "device"], e.to_string());
+        match (&disk.device, &disk.cinder_volume) {
+            (Some(device), None) => {
+                if let Err(e) = DevicePath::new(device) {
+                    issues.push(at!["server", i, "disk", "device"], e.to_string());
+                }
+            }
+            (None, Some(volume)) => {
+                if let Err(e) = CinderVolume::new(volume) {
+                    issues.push(at!["server", i, "disk", "cinder_volume"], e.to_string());
+                }
+            }
+            (Some(_), Some(_)) => issues.push(
+                at!["server", i, "disk", "cinder_volume"],
+                "give the disk's device or its cinder_volume, not both",
+            ),
+            (None, None) => issues.push(
+                at!["server", i, "disk"],
+                "name the disk: device = \"/dev/vdb\" (or a /dev/disk/by-id/ path) or cinder_volume = \"VOLUME-UUID\"",
+            ),
         }
         match AbsPath::checked("disk mount", &disk.mount) {
             Err(e) => issues.push(at!["server", i, "disk", "mount"], e.to_string()),

@@ -1,10 +1,12 @@
 //! `[pool]`: a valid pool name, a `pki_dir` without `..` or control characters (it is
-//! resolved beside the spec; an absolute path reaches anywhere else), and `coordinators` as
-//! addresses or networks (the agents' port admits only them).
+//! resolved beside the spec; an absolute path reaches anywhere else), `coordinators` as
+//! addresses or networks (the agents' port admits only them), and `gluster_version` /
+//! `gluster_repo` as the agents' package task takes them (a Storage SIG release; an https
+//! `.repo` URL or a release package name).
 
 use std::path::Component;
 
-use brickyard_proto::types::{PoolName, SourceNet};
+use brickyard_proto::types::{GlusterRelease, GlusterRepo, PoolName, SourceNet};
 
 use super::Issues;
 use crate::spec::Spec;
@@ -39,5 +41,21 @@ pub(super) fn check(spec: &Spec, issues: &mut Issues) {
             }
         }
         None => {}
+    }
+    if let Some(version) = &spec.pool.gluster_version {
+        if let Err(e) = GlusterRelease::new(version) {
+            issues.push(at!["pool", "gluster_version"], e.to_string());
+        }
+    }
+    if let Some(repo) = &spec.pool.gluster_repo {
+        if let Err(e) = GlusterRepo::new(repo) {
+            issues.push(at!["pool", "gluster_repo"], e.to_string());
+        }
+        if spec.pool.gluster_version.is_some() {
+            issues.push(
+                at!["pool", "gluster_repo"],
+                "gluster_version picks a Storage SIG release and gluster_repo replaces the SIG: give one of the two",
+            );
+        }
     }
 }

@@ -339,3 +339,47 @@ fn coordinators_are_addresses_or_networks() {
     let found = issues(&with("[]"));
     assert!(found[0].starts_with("line 4: pool.coordinators:") && found[0].contains("leave the key out"), "{found:?}");
 }
+
+#[test]
+fn disks_by_device_by_id_path_or_cinder_volume() {
+    let disk = |fields: &str| SEED.replacen("device = \"/dev/vdb\",", fields, 1);
+    let by_id = parse(&disk("device = \"/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b\",")).unwrap();
+    assert_eq!(by_id.servers[0].disk.as_ref().unwrap().name(), "/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b");
+    let cinder = parse(&disk("cinder_volume = \"ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4\",")).unwrap();
+    let named = cinder.servers[0].disk.as_ref().unwrap();
+    assert_eq!(
+        (named.device.as_deref(), named.name().as_str()),
+        (None, "Cinder volume ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4")
+    );
+    assert_eq!(
+        issues(&disk("cinder_volume = \"vdb\",")),
+        ["line 7: server[0].disk.cinder_volume: invalid Cinder volume id \"vdb\": must be a volume UUID such as \
+          ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4"]
+    );
+    assert_eq!(
+        issues(&disk("device = \"/dev/vdb\", cinder_volume = \"ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4\",")),
+        ["line 7: server[0].disk.cinder_volume: give the disk's device or its cinder_volume, not both"]
+    );
+    let found = issues(&disk(""));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("line 7: server[0].disk: name the disk: device = "), "{found:?}");
+}
+
+#[test]
+fn gluster_version_and_repo() {
+    let with = |keys: &str| SEED.replace("name = \"seed\"", &format!("name = \"seed\"\n{keys}"));
+    let spec = parse(&with("gluster_version = \"11\"")).unwrap();
+    assert_eq!(spec.pool.gluster_version.as_deref(), Some("11"));
+    assert!(parse(&with("gluster_repo = \"https://copr.example.org/glusterfs/epel-10.repo\"")).is_ok());
+    assert!(parse(&with("gluster_repo = \"centos-release-gluster11\"")).is_ok());
+    let found = issues(&with("gluster_version = \"12\""));
+    assert!(found[0].starts_with("line 4: pool.gluster_version: invalid GlusterFS version \"12\""), "{found:?}");
+    let found = issues(&with("gluster_repo = \"http://mirror.example/gluster.repo\""));
+    assert!(found[0].starts_with("line 4: pool.gluster_repo:") && found[0].contains("must be https://"), "{found:?}");
+    let found = issues(&with("gluster_version = \"11\"\ngluster_repo = \"centos-release-gluster11\""));
+    assert_eq!(
+        found,
+        ["line 5: pool.gluster_repo: gluster_version picks a Storage SIG release and gluster_repo \
+                        replaces the SIG: give one of the two"]
+    );
+}

@@ -4,16 +4,15 @@
 //! the device name asked for at attach time, but virtio-blk carries the volume id, cut to its
 //! first 20 characters (the virtio serial's size), as the disk's serial
 //! (`/sys/block/vdX/serial`; udev's `/dev/disk/by-id/virtio-<20 characters>`); virtio-scsi
-//! carries the whole id. Reads sysfs and /dev only.
+//! carries the whole id. The id's rule is `brickyard_proto::types::CinderVolume`'s (the spec
+//! checks it too). Reads sysfs and /dev only.
 
 use std::fmt;
 
-use brickyard_proto::types::{DevicePath, InvalidValue};
+pub use brickyard_proto::types::CinderVolume;
+use brickyard_proto::types::DevicePath;
 
 use super::{sysfs, Error, HostPaths};
-
-/// The characters of a Cinder volume id a virtio-blk serial holds.
-const VIRTIO_SERIAL_LEN: usize = 20;
 
 /// A task's name for its disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,39 +26,8 @@ impl fmt::Display for DiskRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DiskRef::Path(path) => write!(f, "{path}"),
-            DiskRef::CinderVolume(volume) => write!(f, "Cinder volume {}", volume.id),
+            DiskRef::CinderVolume(volume) => write!(f, "Cinder volume {volume}"),
         }
-    }
-}
-
-/// A Cinder volume id: a UUID, e.g. `ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4` (kept lower-case).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CinderVolume {
-    id: String,
-}
-
-impl CinderVolume {
-    pub fn new(id: &str) -> Result<Self, InvalidValue> {
-        let groups: Vec<&str> = id.split('-').collect();
-        let uuid_shaped = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
-            && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()));
-        if !uuid_shaped {
-            return Err(InvalidValue {
-                field: "Cinder volume id",
-                value: id.to_owned(),
-                reason: "must be a volume UUID such as ec4eea2a-f0d9-4614-bc00-2b1d7fd134f4".into(),
-            });
-        }
-        Ok(Self { id: id.to_ascii_lowercase() })
-    }
-
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The serial a virtio-blk disk of this volume shows: the id's first 20 characters.
-    pub fn virtio_serial(&self) -> &str {
-        &self.id[..VIRTIO_SERIAL_LEN]
     }
 }
 
