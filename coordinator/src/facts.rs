@@ -308,7 +308,10 @@ mod tests {
         );
         assert!(text.contains(" permissive (boot: enforcing)\n"), "{text}");
         assert!(text.contains("    /dev/vdb1 part 0 B fs=ext4 on /vdisk"), "{text}");
-        assert!(text.contains("unreachable:\n  gluServer2 (192.0.2.11:7420): host gluServer2: no answer to GetFacts"), "{text}");
+        assert!(
+            text.contains("unreachable:\n  gluServer2 (192.0.2.11:7420): host gluServer2: no answer to GetFacts"),
+            "{text}"
+        );
     }
 
     #[test]
