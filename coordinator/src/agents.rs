@@ -1,10 +1,10 @@
 //! The agents of one spec: one mutual-TLS connection per host, opened on first use and shared
-//! by every RPC of a run (plan, apply, status, verify), the facts phase (`GetFacts` from every
-//! host concurrently), and how an agent's task error reads. Every error names the host.
+//! by every RPC of a run (facts, plan, apply, status, verify), facts from every host at once, and how an agent's task error reads. Every error names the host.
 //! Network only.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use brickyard_proto::v1;
@@ -47,13 +47,16 @@ impl AgentError {
 /// The agents of a spec's hosts, connected lazily.
 pub struct Agents {
     pki_dir: PathBuf,
+    /// The spec's hosts in spec order (servers, then clients).
+    order: Vec<HostTarget>,
     hosts: BTreeMap<String, (HostTarget, OnceCell<AgentClient<Channel>>)>,
 }
 
 impl Agents {
     pub fn new(spec: &Spec) -> Self {
-        let hosts = spec.hosts().into_iter().map(|h| (h.name.clone(), (h, OnceCell::new()))).collect();
-        Agents { pki_dir: spec.pki_dir(), hosts }
+        let order = spec.hosts();
+        let hosts = order.iter().map(|h| (h.name.clone(), (h.clone(), OnceCell::new()))).collect();
+        Agents { pki_dir: spec.pki_dir(), order, hosts }
     }
 
     /// A client for `host`'s agent (connecting on first use; a failed connect is retried on
@@ -80,6 +83,17 @@ impl Agents {
 
     pub async fn facts(&self, host: &str) -> Result<v1::Facts, AgentError> {
         self.call(host, "GetFacts", |mut c| async move { c.get_facts(v1::GetFactsRequest {}).await }).await
+    }
+
+    /// `GetFacts` from every host of the spec at once (the one way facts are gathered, by
+    /// `facts`, `plan` and `apply`); answers in spec order.
+    pub async fn every_host_facts(self: &Arc<Self>) -> Vec<(HostTarget, Result<v1::Facts, AgentError>)> {
+        let answers = each(self.order.iter().map(|h| h.name.as_str()), |host| {
+            let agents = self.clone();
+            async move { agents.facts(&host).await }
+        })
+        .await;
+        self.order.iter().cloned().zip(answers.into_iter().map(|(_, answer)| answer)).collect()
     }
 
     pub async fn gluster_status(&self, host: &str) -> Result<v1::GlusterStatus, AgentError> {

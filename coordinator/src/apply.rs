@@ -16,7 +16,7 @@ use brickyard_proto::v1::task_event::Event as AgentEvent;
 use brickyard_proto::v1::task_verdict::Verdict;
 use tokio_stream::StreamExt;
 
-use crate::agents::{self, task_error, AgentError, Agents};
+use crate::agents::{task_error, AgentError, Agents};
 use crate::phases::{self, HostBatch, PhaseError, PhasePlan};
 use crate::progress::{Event, Reporter, TaskStatus};
 use crate::spec::Spec;
@@ -75,14 +75,11 @@ pub async fn facts(
         phase: phase.clone(),
         hosts: hosts.iter().map(|h| (h.name.clone(), 0)).collect(),
     });
-    let answers = agents::each(hosts.iter().map(|h| h.name.as_str()), |host| {
-        let agents = agents.clone();
-        async move { agents.facts(&host).await }
-    })
-    .await;
+    let answers = agents.every_host_facts().await;
     let mut facts = BTreeMap::new();
     let mut failures = Vec::new();
     for (host, answer) in answers {
+        let host = host.name;
         let error = answer.as_ref().err().map(AgentError::to_string);
         reporter.event(&Event::HostDone { phase: phase.clone(), host: host.clone(), changed: 0, unchanged: 0, error });
         match answer {

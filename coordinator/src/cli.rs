@@ -154,7 +154,7 @@ fn cloud_init(spec: &Path, host: &str, package_url: Option<String>) -> anyhow::R
 
 async fn facts(spec_path: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
     let spec = validate::load(&spec_path)?;
-    let answers = brickyard::facts::gather(&spec.pki_dir(), &spec.hosts()).await;
+    let answers = brickyard::facts::gather(&spec).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&brickyard::facts::render_json(&answers))?);
     } else {

@@ -1,65 +1,26 @@
-//! `brickyard facts`: asks every host of the spec for its facts, concurrently, over mutual
-//! TLS; renders them as a table or JSON. Network only (one connection per host).
+//! `brickyard facts`: every host's facts, asked the one way `plan` and `apply` ask them
+//! (`Agents::every_host_facts`); renders them as a table or JSON. Network only.
 
-use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
 
 use brickyard_proto::v1;
 use serde_json::{json, Value};
-use tokio::task::JoinSet;
 
-use crate::client::{self, ConnectError};
+use crate::agents::{AgentError, Agents};
 use crate::output::{human_bytes, Table};
-use crate::spec::HostTarget;
-
-/// How long one host may take to answer `GetFacts` once connected.
-pub const FACTS_TIMEOUT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, thiserror::Error)]
-pub enum FactsError {
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
-    #[error("host {host}: GetFacts failed: {code:?}: {message}")]
-    Rpc { host: String, code: tonic::Code, message: String },
-    #[error("host {host}: no facts within {FACTS_TIMEOUT:?}")]
-    Timeout { host: String },
-}
+use crate::spec::{HostTarget, Spec};
 
 /// One host's answer.
 #[derive(Debug)]
 pub struct HostFacts {
     pub host: HostTarget,
-    pub result: Result<v1::Facts, FactsError>,
+    pub result: Result<v1::Facts, AgentError>,
 }
 
-/// Facts of one host.
-pub async fn host_facts(pki_dir: &Path, host: &HostTarget) -> Result<v1::Facts, FactsError> {
-    let mut agent = client::connect(pki_dir, host).await?;
-    match tokio::time::timeout(FACTS_TIMEOUT, agent.get_facts(v1::GetFactsRequest {})).await {
-        Ok(Ok(response)) => Ok(response.into_inner()),
-        Ok(Err(status)) => {
-            Err(FactsError::Rpc { host: host.name.clone(), code: status.code(), message: status.message().to_owned() })
-        }
-        Err(_) => Err(FactsError::Timeout { host: host.name.clone() }),
-    }
-}
-
-/// Facts of every host, asked concurrently; answers in the order of `hosts`.
-pub async fn gather(pki_dir: &Path, hosts: &[HostTarget]) -> Vec<HostFacts> {
-    let mut set = JoinSet::new();
-    for (i, host) in hosts.iter().cloned().enumerate() {
-        let pki_dir = pki_dir.to_path_buf();
-        set.spawn(async move {
-            let result = host_facts(&pki_dir, &host).await;
-            (i, HostFacts { host, result })
-        });
-    }
-    let mut answers: Vec<(usize, HostFacts)> = Vec::with_capacity(hosts.len());
-    while let Some(joined) = set.join_next().await {
-        answers.push(joined.expect("facts task panicked"));
-    }
-    answers.sort_by_key(|(i, _)| *i);
-    answers.into_iter().map(|(_, a)| a).collect()
+/// Facts of every host of the spec, asked concurrently; answers in spec order.
+pub async fn gather(spec: &Spec) -> Vec<HostFacts> {
+    let agents = Arc::new(Agents::new(spec));
+    agents.every_host_facts().await.into_iter().map(|(host, result)| HostFacts { host, result }).collect()
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -326,7 +287,10 @@ mod tests {
         let host = |name: &str| HostTarget { name: name.into(), address: "192.0.2.11".into(), port: 7420 };
         vec![
             HostFacts { host: host("gluServer1"), result: Ok(facts) },
-            HostFacts { host: host("gluServer2"), result: Err(FactsError::Timeout { host: "gluServer2".into() }) },
+            HostFacts {
+                host: host("gluServer2"),
+                result: Err(AgentError::Timeout { host: "gluServer2".into(), rpc: "GetFacts" }),
+            },
         ]
     }
 
@@ -344,7 +308,10 @@ mod tests {
         );
         assert!(text.contains(" permissive (boot: enforcing)\n"), "{text}");
         assert!(text.contains("    /dev/vdb1 part 0 B fs=ext4 on /vdisk"), "{text}");
-        assert!(text.contains("unreachable:\n  gluServer2 (192.0.2.11:7420): host gluServer2: no facts"), "{text}");
+        assert!(
+            text.contains("unreachable:\n  gluServer2 (192.0.2.11:7420): host gluServer2: no answer to GetFacts"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -130,13 +130,9 @@ pub fn spec_warnings(spec: &Spec) -> Vec<String> {
 pub async fn run(spec: &Spec) -> PlanReport {
     let agents = Arc::new(Agents::new(spec));
     let mut report = PlanReport { warnings: spec_warnings(spec), ..Default::default() };
-    let answers = agents::each(spec.hosts().iter().map(|h| h.name.as_str()), |host| {
-        let agents = agents.clone();
-        async move { agents.facts(&host).await }
-    })
-    .await;
     let mut facts = BTreeMap::new();
-    for (host, answer) in answers {
+    for (host, answer) in agents.every_host_facts().await {
+        let host = host.name;
         match answer {
             Ok(f) => {
                 facts.insert(host, f);
