@@ -751,28 +751,23 @@ mod tests {
         };
         let update = format!("{APT} update -q");
         let install = format!("{APT} install -y -q --no-install-recommends glusterfs-server");
-        let c = ctx(
-            EVERYTHING,
-            vec![
-                (dpkg_q(SERVER_DEBS), not_found()),
-                (Argv::from(&update), ok("")),
-                (Argv::from(&install), ok("")),
-                (dpkg_q(&["glusterfs-server"]), ok("glusterfs-server installed\n")),
-            ],
-        );
-        assert_eq!(h.task.run(&c).await.unwrap(), [update.clone(), install.clone()]);
+        // The query, apt-get, and the query after it, which answers `after`.
+        let apply = |after: Output| {
+            ctx(
+                EVERYTHING,
+                vec![
+                    (dpkg_q(SERVER_DEBS), not_found()),
+                    (Argv::from(&update), ok("")),
+                    (Argv::from(&install), ok("")),
+                    (dpkg_q(&["glusterfs-server"]), after),
+                ],
+            )
+        };
+        let done = h.task.run(&apply(ok("glusterfs-server installed\n"))).await.unwrap();
+        assert_eq!(done, [update.clone(), install.clone()]);
 
         // A package manager that "succeeds" without installing is an error, not a success.
-        let c = ctx(
-            EVERYTHING,
-            vec![
-                (dpkg_q(SERVER_DEBS), not_found()),
-                (Argv::from(&update), ok("")),
-                (Argv::from(&install), ok("")),
-                (dpkg_q(&["glusterfs-server"]), not_found()),
-            ],
-        );
-        let err = h.task.run(&c).await.unwrap_err();
+        let err = h.task.run(&apply(not_found())).await.unwrap_err();
         assert!(
             err.to_string().contains("glusterfs-server is still not installed (from the distribution's repositories)"),
             "{err}"
