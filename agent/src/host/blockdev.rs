@@ -335,13 +335,50 @@ pub fn refuse_in_use(dev: &BlockDevice, label: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Waits for `/dev/NAME` to exist (the kernel's devtmpfs creates it; there is no udev).
+/// Waits for `/dev/NAME` to exist. On a devtmpfs /dev the kernel creates it (there is no udev
+/// to wait for). In a container /dev is a plain tmpfs (systemd-nspawn, LXC) and no udev runs
+/// there either: nothing ever creates the node, so the agent makes it itself as udev would,
+/// from the device number sysfs shows (`/sys/class/block/NAME/dev`), mode 0660.
 pub async fn wait_for_node(paths: &HostPaths, dev_path: &str) -> Result<(), Error> {
     let node = paths.host(dev_path);
+    let kernel_makes_nodes = dev_is_devtmpfs(&paths.mounts()?);
+    let name = dev_path.strip_prefix("/dev/").unwrap_or(dev_path);
+    let sys_dev = paths.sys_block(name).join("dev");
     poll::until(format!("device node {dev_path} to appear"), PARTITION_TIMEOUT, POLL, || async {
-        Ok::<_, Error>(if node.exists() { Look::Done(()) } else { Look::NotYet(String::new()) })
+        if node.exists() {
+            return Ok::<_, Error>(Look::Done(()));
+        }
+        if !kernel_makes_nodes {
+            if let Ok(number) = std::fs::read_to_string(&sys_dev) {
+                make_block_node(&node, number.trim())?;
+                return Ok(Look::Done(()));
+            }
+        }
+        Ok(Look::NotYet(String::new()))
     })
     .await
+}
+
+/// Whether the /dev the agent sees is the kernel's devtmpfs (the last mount on /dev counts).
+fn dev_is_devtmpfs(mounts: &[Mount]) -> bool {
+    mounts.iter().rev().find(|m| m.mount_point == "/dev").is_some_and(|m| m.fstype == "devtmpfs")
+}
+
+/// `mknod NODE b MAJOR MINOR` (mode 0660) from sysfs' "MAJOR:MINOR"; an existing node is fine.
+fn make_block_node(node: &std::path::Path, number: &str) -> Result<(), Error> {
+    let context = || format!("{}: /dev is no devtmpfs, creating the node ({number})", node.display());
+    let (major, minor) = number
+        .split_once(':')
+        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+        .ok_or_else(|| Error::Io { context: context(), source: std::io::ErrorKind::InvalidData.into() })?;
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o660);
+    match nix::sys::stat::mknod(node, nix::sys::stat::SFlag::S_IFBLK, mode, nix::sys::stat::makedev(major, minor)) {
+        // mknod applies the umask: set the mode udev would give it.
+        Ok(()) => std::fs::set_permissions(node, std::os::unix::fs::PermissionsExt::from_mode(0o660))
+            .map_err(|source| Error::Io { context: context(), source }),
+        Err(nix::errno::Errno::EEXIST) => Ok(()),
+        Err(errno) => Err(Error::Io { context: context(), source: errno.into() }),
+    }
 }
 
 /// `wipefs -a PATH`: erases every signature blkid could find (only run when the task says wipe).
@@ -518,6 +555,33 @@ mod tests {
 
     /// Captured on this machine: the VM's virtio disk (serial without a newline), the root
     /// filesystem, mounted twice; blkid may not read it.
+    /// In a container (/dev a tmpfs, no udev) the agent makes a new partition's node from sysfs;
+    /// on devtmpfs it leaves that to the kernel. (mknod needs root, as the agent has.)
+    #[tokio::test]
+    async fn partition_node_is_made_from_sysfs_when_dev_is_no_devtmpfs() {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let host = FakeHost::default();
+        host.disk("loop0", 2048).partition("loop0", 1, 2048, 1024);
+        let node = host.paths.host("/dev/loop0p1");
+        std::fs::remove_file(&node).unwrap();
+        host.mountinfo(
+            "22 1 254:0 / / rw - ext4 /dev/vda rw\n23 22 0:5 / /dev rw - devtmpfs udev rw\n\
+                        24 23 0:40 / /dev rw - tmpfs tmpfs rw\n",
+        );
+        wait_for_node(&host.paths, "/dev/loop0p1").await.unwrap();
+        let meta = std::fs::metadata(&node).unwrap();
+        assert!(meta.file_type().is_block_device(), "{meta:?}");
+        assert_eq!((meta.rdev(), meta.mode() & 0o777), (nix::sys::stat::makedev(259, 0), 0o660));
+        // Already there: nothing to do.
+        wait_for_node(&host.paths, "/dev/loop0p1").await.unwrap();
+
+        let devtmpfs = mountinfo::parse("23 22 0:5 / /dev rw - devtmpfs udev rw\n");
+        assert!(dev_is_devtmpfs(&devtmpfs));
+        let nspawn =
+            mountinfo::parse("23 22 0:5 / /dev rw - devtmpfs udev rw\n24 23 0:40 / /dev rw - tmpfs tmpfs rw\n");
+        assert!(!dev_is_devtmpfs(&nspawn), "the last mount on /dev is what the agent sees");
+    }
+
     #[tokio::test]
     async fn virtio_root_disk_captured_here() {
         let devs = scan("virtio-root");
