@@ -15,6 +15,7 @@
 
 mod isolated_root;
 mod systemd_boot;
+mod systemd_pool;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -21,18 +21,19 @@ use super::{
 /// How long the container may take to boot (reach `is-system-running`'s end state), and
 /// anything in it to reach the state a test waits for.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
-const STATE_TIMEOUT: Duration = Duration::from_secs(30);
+pub const STATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The agent's port in the container (its own loopback).
 const AGENT_ADDR: &str = "127.0.0.1:7420";
 
 /// Runs in the holder's namespaces with $1 = the root, then the cgroup dirs to join: joins
-/// them, takes away the chroot's mounts ($CHROOT_MOUNTS) and execs systemd-nspawn.
+/// them, takes away the chroot's mounts ($CHROOT_MOUNTS) and execs systemd-nspawn with the
+/// network and binds of $NSPAWN_ARGS (see [`Network`]; words without spaces).
 const LAUNCH: &str = r#"set -e
 dir=$1
 shift
 for cgroup; do echo $$ >"$cgroup/cgroup.procs"; done
 for m in $CHROOT_MOUNTS; do umount --recursive "$dir$m"; done
-exec systemd-nspawn --quiet --boot --directory="$dir" --private-network --register=no --keep-unit \
+exec systemd-nspawn --quiet --boot --directory="$dir" $NSPAWN_ARGS --register=no --keep-unit \
     --link-journal=no --console=read-only
 "#;
 
@@ -47,7 +48,25 @@ impl Drop for Cgroups {
     }
 }
 
+/// The container's network, devices and name.
+pub struct Network {
+    /// systemd-nspawn options: `--private-network` (own loopback only) or
+    /// `--network-namespace-path=...`, `--bind=/dev/...`, `--hostname=...`.
+    pub nspawn_args: Vec<String>,
+    /// Where the agent listens there (its agent.toml's `listen`).
+    pub agent_addr: String,
+}
+
+impl Network {
+    /// Only its own loopback, the agent on AGENT_ADDR.
+    pub fn private() -> Network {
+        Network { nspawn_args: vec!["--private-network".into()], agent_addr: AGENT_ADDR.into() }
+    }
+}
+
 pub struct Booted {
+    /// Where the agent listens.
+    agent_addr: String,
     /// `nsenter`, whose child is systemd-nspawn (output to `log`).
     nspawn: Child,
     /// The container's systemd, as this process sees it (0 until found).
@@ -114,7 +133,7 @@ fn remove_cgroup(dir: &Path) {
 
 /// Polls `check` (every 100 ms) until it returns Ok, for at most `timeout`; fails naming `what`
 /// and the last Err it returned.
-fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         match check() {
@@ -135,8 +154,14 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 impl Booted {
-    /// Boots `root` and waits for the container's systemd to finish starting up.
+    /// Boots `root` with a private network and waits for the container's systemd to finish
+    /// starting up.
     pub fn boot(root: IsolatedRoot, log: &Path) -> Booted {
+        Self::boot_with(root, log, Network::private())
+    }
+
+    /// [`Self::boot`] on `network`.
+    pub fn boot_with(root: IsolatedRoot, log: &Path, network: Network) -> Booted {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         tool("systemd-nspawn");
         let name = format!("brickyard-pkgtest-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
@@ -151,12 +176,13 @@ impl Booted {
             .arg(root.dir_in_holder())
             .args(&cgroups.0)
             .env("CHROOT_MOUNTS", CHROOT_MOUNTS.join(" "))
+            .env("NSPAWN_ARGS", network.nspawn_args.join(" "))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log fd"))
             .stderr(log_file)
             .spawn()
             .expect("spawning nsenter for systemd-nspawn");
-        let mut booted = Booted { nspawn, init: 0, log: log.to_owned(), root, _cgroups: cgroups };
+        let mut booted = Booted { agent_addr: network.agent_addr, nspawn, init: 0, log: log.to_owned(), root, _cgroups: cgroups };
         // nsenter → systemd-nspawn → the container's systemd.
         booted.init = wait_for("the container's systemd", STATE_TIMEOUT, || {
             if let Ok(Some(status)) = booted.nspawn.try_wait() {
@@ -223,12 +249,13 @@ impl Booted {
     }
 
     /// Waits until the agent's unit is active with a main PID that is not `not` and listens
-    /// on AGENT_ADDR; returns that PID.
+    /// on its address; returns that PID.
     pub fn wait_running(&self, not: &str) -> String {
-        wait_for(&format!("{UNIT} active (main PID not {not}) and listening on {AGENT_ADDR}"), STATE_TIMEOUT, || {
+        let addr = &self.agent_addr;
+        wait_for(&format!("{UNIT} active (main PID not {not}) and listening on {addr}"), STATE_TIMEOUT, || {
             let (state, pid) = (self.unit_property("ActiveState"), self.unit_property("MainPID"));
             let listening = self.exec_ok(&["ss", "--no-header", "--listening", "--tcp", "--numeric"]);
-            if state == "active" && pid != "0" && pid != not && listening.contains(AGENT_ADDR) {
+            if state == "active" && pid != "0" && pid != not && listening.contains(addr.as_str()) {
                 Ok(pid)
             } else {
                 Err(format!("ActiveState={state} MainPID={pid}, listening: {listening}"))
@@ -241,7 +268,8 @@ impl Booted {
         let state = self.unit_property("ActiveState");
         assert_eq!(state, "inactive", "{what}: ActiveState={state}\n{}", self.journal());
         let listening = self.exec_ok(&["ss", "--no-header", "--listening", "--tcp", "--numeric"]);
-        assert!(!listening.contains(AGENT_ADDR), "{what}: something still listens on {AGENT_ADDR}: {listening}");
+        let addr = &self.agent_addr;
+        assert!(!listening.contains(addr.as_str()), "{what}: something still listens on {addr}: {listening}");
     }
 
     /// The agent's journal, for failure messages.
