@@ -6,11 +6,13 @@
 //! `dpkg` into throwaway overlays of this machine's root ([`isolated_root`]), never into the
 //! root itself: modes, conffiles, enablement, what removal and purge leave. [`systemd_boot`]
 //! boots such a root with systemd as PID 1 (systemd-nspawn) and runs the packaged agent under
-//! its unit. Also `systemd-analyze verify` and `security` on the unit, and the cloud-init
-//! user-data.
+//! its unit; [`systemd_pool`] boots a lab's hosts that way and has the coordinator converge
+//! them (glusterd through systemctl). Also `systemd-analyze verify` and `security` on the
+//! unit, and the cloud-init user-data.
 //!
-//! Touches only: target/rpm, target/deb, the zig target dir (see build.sh), temp dirs, and for
-//! a booted root a cgroup of its own (removed afterwards). A missing tool fails the test with
+//! Touches only: target/rpm, target/deb, the zig target dir (see build.sh), temp dirs, for
+//! a booted root a cgroup of its own (removed afterwards), and `systemd_pool`'s lab (removed
+//! by `brickyard-lab down`). A missing tool fails the test with
 //! its name; nothing is skipped.
 
 mod isolated_root;

@@ -182,7 +182,8 @@ impl Booted {
             .stderr(log_file)
             .spawn()
             .expect("spawning nsenter for systemd-nspawn");
-        let mut booted = Booted { agent_addr: network.agent_addr, nspawn, init: 0, log: log.to_owned(), root, _cgroups: cgroups };
+        let mut booted =
+            Booted { agent_addr: network.agent_addr, nspawn, init: 0, log: log.to_owned(), root, _cgroups: cgroups };
         // nsenter → systemd-nspawn → the container's systemd.
         booted.init = wait_for("the container's systemd", STATE_TIMEOUT, || {
             if let Ok(Some(status)) = booted.nspawn.try_wait() {

@@ -16,8 +16,8 @@ use std::process::Output;
 use std::time::Instant;
 
 use brickyard_lab::LabName;
-use brickyard_tests::lab::TestLab;
 use brickyard_proto::DEFAULT_AGENT_PORT;
+use brickyard_tests::lab::TestLab;
 
 use super::isolated_root::IsolatedRoot;
 use super::systemd_boot::{wait_for, Booted, Network, STATE_TIMEOUT};
@@ -109,7 +109,11 @@ fn coordinator_converges_a_pool_of_systemd_hosts() {
         // Asked to stop (from outside its PID namespace), the lab host's init ends it all.
         super::run("kill", &["-TERM", &lab_init(&lab, host).to_string()]);
         wait_for(&format!("{host}'s lab agent to free port {DEFAULT_AGENT_PORT}"), STATE_TIMEOUT, || {
-            if listening(&netns, DEFAULT_AGENT_PORT) { Err("still listening".into()) } else { Ok(()) }
+            if listening(&netns, DEFAULT_AGENT_PORT) {
+                Err("still listening".into())
+            } else {
+                Ok(())
+            }
         });
         let root = host_root(&lab, host, address);
         // nspawn runs in the root's holder, whose /run is its own: reach the real /run/netns
@@ -174,12 +178,14 @@ fn coordinator_converges_a_pool_of_systemd_hosts() {
     // Converged: a second apply changes nothing.
     let again = lab.brickyard(&["apply", "--json", "-f", spec_arg]);
     assert!(again.status.success(), "second apply:\n{}", text(&again));
-    let changed: Vec<String> = String::from_utf8_lossy(&again.stdout)
+    let done: Vec<serde_json::Value> = String::from_utf8_lossy(&again.stdout)
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["status"].is_string() && e["status"] != "unchanged")
-        .map(|e| e.to_string())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON event: {l:?}: {e}")))
+        .filter(|e: &serde_json::Value| e["event"] == "task_done")
         .collect();
+    assert!(done.len() > 20, "the second apply ran only {} tasks:\n{}", done.len(), text(&again));
+    let changed: Vec<&serde_json::Value> = done.iter().filter(|e| e["status"] != "unchanged").collect();
     assert!(changed.is_empty(), "the second apply changed: {changed:#?}");
+    eprintln!("second apply: {} tasks, all unchanged", done.len());
     eprintln!("systemd pool test took {:.1?}", started.elapsed());
 }
