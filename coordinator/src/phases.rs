@@ -140,7 +140,8 @@ fn brick_root(spec: &Spec, server: &str) -> String {
     spec.server(server).and_then(|s| s.disk.as_ref()).map_or_else(|| "/".to_owned(), |d| d.mount.clone())
 }
 
-fn brick_path(spec: &Spec, server: &str, brick_dir: &str) -> String {
+/// A server's brick for `brick_dir` (also what the spec checks hold to the path policy).
+pub(crate) fn brick_path(spec: &Spec, server: &str, brick_dir: &str) -> String {
     let root = brick_root(spec, server);
     if root == "/" {
         format!("/{brick_dir}")

@@ -242,14 +242,68 @@ impl AbsPath {
         self.0 == "/"
     }
 
-    /// `/` or a directory the system itself lives in (`/usr`, `/etc`, ...): never a data
-    /// disk's mount point, never relabelled as a brick.
-    pub fn is_system_dir(&self) -> bool {
-        const SYSTEM_DIRS: &[&str] = &[
-            "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys",
-            "/tmp", "/usr", "/var",
+    /// The one path policy, shared by the spec checks and the agent: a mount point (disk or
+    /// client), brick or brick dir may not be `/`, be or lie under a tree the system lives in
+    /// (`/etc`, `/usr`, `/var/lib`, `/lib*`, ...), contain one (`/var` holds `/var/lib`), or be
+    /// `/home` or `/tmp` themselves. `Err` says which tree and how.
+    pub fn require_outside_system(&self) -> Result<(), SystemPath> {
+        const TREES: &[&str] = &[
+            "/etc", "/usr", "/boot", "/root", "/var/lib", "/var/log", "/proc", "/sys", "/dev", "/run", "/bin", "/sbin",
         ];
-        SYSTEM_DIRS.contains(&self.0.as_str())
+        /// Shared with users: never a mount point themselves, but fine to hold one.
+        const SHARED: &[&str] = &["/home", "/tmp"];
+        let path = self.0.as_str();
+        let refuse = |relation, tree: &str| Err(SystemPath { path: self.clone(), relation, tree: tree.to_owned() });
+        if path == "/" {
+            return refuse(Relation::Is, "/");
+        }
+        let top = path.split('/').nth(1).unwrap_or_default();
+        if top.starts_with("lib") {
+            let tree = format!("/{top}");
+            return refuse(if path == tree { Relation::Is } else { Relation::Under }, &tree);
+        }
+        for tree in TREES {
+            if path == *tree {
+                return refuse(Relation::Is, tree);
+            }
+            if tree.strip_prefix(path).is_some_and(|rest| rest.starts_with('/')) {
+                return refuse(Relation::Holds, tree);
+            }
+            if path.strip_prefix(tree).is_some_and(|rest| rest.starts_with('/')) {
+                return refuse(Relation::Under, tree);
+            }
+        }
+        match SHARED.iter().find(|dir| path == **dir) {
+            Some(dir) => refuse(Relation::Is, dir),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A path the path policy refuses ([`AbsPath::require_outside_system`]): which system tree
+/// and how the path meets it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path} {relation} {tree}, a system directory (never a mount point, brick or brick dir)")]
+pub struct SystemPath {
+    pub path: AbsPath,
+    pub relation: Relation,
+    pub tree: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    Is,
+    Under,
+    Holds,
+}
+
+impl fmt::Display for Relation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Relation::Is => "is",
+            Relation::Under => "lies under",
+            Relation::Holds => "holds",
+        })
     }
 }
 
@@ -593,8 +647,54 @@ mod tests {
         assert!(RelPath::new("/x").is_err());
         assert_eq!(DevicePath::new("/dev/nvme0n1").unwrap().kernel_name(), "nvme0n1");
         assert!(DevicePath::new("/etc/passwd").is_err());
-        assert!(["/", "/usr", "/var"].iter().all(|p| AbsPath::new(p).unwrap().is_system_dir()));
-        assert!(!["/vdisk", "/var/lib/bricks", "/srv"].iter().any(|p| AbsPath::new(p).unwrap().is_system_dir()));
+    }
+
+    /// The path policy, one row per path: `None` = allowed, else the tree and how it meets it.
+    #[test]
+    fn path_policy() {
+        use Relation::*;
+        let table: &[(&str, Option<(Relation, &str)>)] = &[
+            ("/", Some((Is, "/"))),
+            ("/etc", Some((Is, "/etc"))),
+            ("/etc/gluster", Some((Under, "/etc"))),
+            ("/usr/local/data", Some((Under, "/usr"))),
+            ("/boot", Some((Is, "/boot"))),
+            ("/root/data", Some((Under, "/root"))),
+            ("/var", Some((Holds, "/var/lib"))),
+            ("/var/lib", Some((Is, "/var/lib"))),
+            ("/var/lib/x", Some((Under, "/var/lib"))),
+            ("/var/log/gluster", Some((Under, "/var/log"))),
+            ("/proc/1", Some((Under, "/proc"))),
+            ("/sys", Some((Is, "/sys"))),
+            ("/dev/shm", Some((Under, "/dev"))),
+            ("/run/gluster", Some((Under, "/run"))),
+            ("/bin", Some((Is, "/bin"))),
+            ("/sbin/x", Some((Under, "/sbin"))),
+            ("/lib", Some((Is, "/lib"))),
+            ("/lib64/x", Some((Under, "/lib64"))),
+            ("/libx32", Some((Is, "/libx32"))),
+            ("/home", Some((Is, "/home"))),
+            ("/tmp", Some((Is, "/tmp"))),
+            ("/vdisk", None),
+            ("/dataShare", None),
+            ("/var/data", None),
+            ("/varlib", None),
+            ("/etcetera", None),
+            ("/srv/bricks", None),
+            ("/home/shared", None),
+            ("/tmp/scratch", None),
+            ("/mnt/gluster", None),
+        ];
+        for (path, expected) in table {
+            let got = AbsPath::new(path).unwrap().require_outside_system();
+            let got = got.as_ref().map_err(|e| (e.relation, e.tree.as_str())).err();
+            assert_eq!(got, *expected, "{path}");
+        }
+        let err = AbsPath::new("/var/lib/x").unwrap().require_outside_system().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/var/lib/x lies under /var/lib, a system directory (never a mount point, brick or brick dir)"
+        );
     }
 
     #[test]

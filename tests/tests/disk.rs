@@ -269,8 +269,8 @@ fn fresh_disk_is_partitioned_formatted_mounted_once() {
 }
 
 #[test]
-fn existing_data_is_refused_then_wiped_on_request() {
-    in_namespace("existing_data_is_refused_then_wiped_on_request", || async {
+fn existing_data_is_refused_even_for_a_wipe_by_device_name() {
+    in_namespace("existing_data_is_refused_even_for_a_wipe_by_device_name", || async {
         let disk = LoopDisk::new();
         let sum = ext4_with_file(&disk.dev);
         let err = apply(&seed(&disk.dev, false)).await.unwrap_err();
@@ -278,11 +278,23 @@ fn existing_data_is_refused_then_wiped_on_request() {
         assert_eq!(checksum_on(&disk.dev), sum, "the refused disk's file is intact");
         assert!(!fstab().contains("/mnt/vdisk"));
 
-        apply(&seed(&disk.dev, true)).await.unwrap();
-        assert_eq!(mounted_at("/mnt/vdisk").as_deref(), Some(disk.part().as_str()));
-        let fs = run("blkid", &["-p", "-s", "TYPE", "-o", "value", &disk.part()]);
-        assert_eq!(fs.trim(), "xfs");
+        // wipe on the bare device name: refused (the name may lead to another disk after a
+        // reboot), naming the identity found; the whole device is byte for byte unchanged.
+        let whole = device_checksum(&disk.dev);
+        let err = apply(&seed(&disk.dev, true)).await.unwrap_err();
+        assert!(
+            err.contains(&format!("refusing to wipe {}: {} names no disk identity", disk.dev, disk.dev))
+                && err.contains("found serial none, WWN none, by-id links none"),
+            "{err}"
+        );
+        assert_eq!(device_checksum(&disk.dev), whole, "the refused disk is unchanged");
+        assert_eq!(checksum_on(&disk.dev), sum, "the refused disk's file is intact");
     });
+}
+
+/// sha256 of the whole device.
+fn device_checksum(dev: &str) -> String {
+    run("sha256sum", &[dev]).split_whitespace().next().unwrap().to_owned()
 }
 
 #[test]
@@ -337,7 +349,7 @@ fn other_filesystem_is_named() {
 /// A disk named by a stable link, as `/dev/disk/by-id/...` names it where udev runs. This
 /// machine has no udev and its /dev is the machine's, so the link sits on a tmpfs mounted over
 /// /dev/shm in this test's private mount namespace. The tasks resolve it: refusals name the
-/// link and the device, parted, mkfs and mount get the kernel's device, and a re-run is a no-op.
+/// link and the device, and a wipe through a link outside /dev/disk/by-id/ is refused.
 #[test]
 fn disk_named_by_a_link_is_resolved_and_named_both_ways() {
     in_namespace("disk_named_by_a_link_is_resolved_and_named_both_ways", || async {
@@ -354,12 +366,14 @@ fn disk_named_by_a_link_is_resolved_and_named_both_ways() {
         );
         assert_eq!(checksum_on(&disk.dev), sum, "the refused disk's file is intact");
 
-        let done = apply(&seed(link, true)).await.unwrap();
-        let parted = format!("parted -s {} mklabel gpt mkpart primary 0% 100%", disk.dev);
-        assert!(done[0].last().is_some_and(|c| c.ends_with(&parted)), "{done:?}");
-        assert!(done[1].last().is_some_and(|c| c.ends_with(&format!("mkfs.xfs -i size=512 -L brick {}", disk.part()))));
-        assert_eq!(mounted_at("/mnt/vdisk").as_deref(), Some(disk.part().as_str()));
-        assert_eq!(apply(&seed(link, false)).await.unwrap(), vec![Vec::<String>::new(); 3], "re-run changes nothing");
+        // A link outside /dev/disk/by-id/ is no identity: a wipe through it is refused too.
+        let whole = device_checksum(&disk.dev);
+        let err = apply(&seed(link, true)).await.unwrap_err();
+        assert!(
+            err.contains(&format!("refusing to wipe {link} ({}): {link} names no disk identity", disk.dev)),
+            "{err}"
+        );
+        assert_eq!(device_checksum(&disk.dev), whole, "the refused disk is unchanged");
     });
 }
 

@@ -175,7 +175,8 @@ pub async fn statvfs(path: &str) -> MountAnswer {
     match tokio::time::timeout(STATVFS_TIMEOUT, call).await {
         Ok(Ok(Ok(st))) => {
             let frag = st.fragment_size();
-            MountAnswer::Sizes(st.blocks() * frag, st.blocks_available() * frag)
+            // A FUSE daemon reports what it likes: never an overflow panic on its numbers.
+            MountAnswer::Sizes(st.blocks().saturating_mul(frag), st.blocks_available().saturating_mul(frag))
         }
         Ok(Ok(Err(errno))) => MountAnswer::Error(errno),
         _ => MountAnswer::Silent,

@@ -203,6 +203,29 @@ impl Disk {
         Ok(disk)
     }
 
+    /// Before a wipe: the task must name the disk by its identity, a `/dev/disk/by-id/` link
+    /// (which leads here) or a Cinder volume (found by its serial), never by a device name such
+    /// as `/dev/vdb`, which can lead to another disk after a reboot or a re-attach. The refusal
+    /// names the device and the identity found, to put in the spec.
+    pub fn require_identity_for_wipe(&self, asked: &DiskRef) -> Result<(), Error> {
+        match asked {
+            DiskRef::CinderVolume(_) => Ok(()),
+            DiskRef::Path(path) if path.as_str().starts_with("/dev/disk/by-id/") => Ok(()),
+            DiskRef::Path(path) => {
+                let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".to_owned());
+                let links = if self.device.by_id.is_empty() { "none".to_owned() } else { self.device.by_id.join(", ") };
+                Err(Error::Unsafe(format!(
+                    "refusing to wipe {}: {path} names no disk identity, so it may be another disk than the spec \
+                     means; expected a /dev/disk/by-id/ link or a Cinder volume, found serial {}, WWN {}, by-id \
+                     links {links}",
+                    self.label(),
+                    or_none(&self.device.serial),
+                    or_none(&self.device.wwn),
+                )))
+            }
+        }
+    }
+
     /// The disk for messages: `/dev/vdb`, or `/dev/disk/by-id/virtio-x (/dev/vdb)` when the
     /// task named it by a link or a Cinder volume, so both names show.
     pub fn label(&self) -> String {

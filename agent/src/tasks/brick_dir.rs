@@ -1,5 +1,6 @@
 //! `BrickDir`: a brick directory `MOUNT_POINT/DIR` on a mounted filesystem (bricks never live
-//! on the mount root, and never on whatever is below an unmounted mount point). Reads
+//! on the mount root, and never on whatever is below an unmounted mount point), outside the
+//! system trees and through no symlink (the path policy). Reads
 //! /proc/self/mountinfo; apply creates the directory (mode 0755) and nothing else.
 
 use std::fmt;
@@ -12,6 +13,7 @@ use brickyard_proto::v1;
 
 use super::shape::{Plan, Task, TaskError};
 use crate::host::mountinfo::{self, Mount};
+use crate::host::pathcheck;
 use crate::host::Context;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +24,13 @@ pub struct BrickDir {
 
 impl BrickDir {
     pub fn from_proto(task: &v1::BrickDir) -> Result<Self, TaskError> {
-        Ok(Self { mount_point: AbsPath::checked("mount_point", &task.mount_point)?, dir: RelPath::new(&task.dir)? })
+        let brick =
+            Self { mount_point: AbsPath::checked("mount_point", &task.mount_point)?, dir: RelPath::new(&task.dir)? };
+        for path in [&brick.mount_point, &brick.target()] {
+            path.require_outside_system()
+                .map_err(|e| TaskError::InvalidTask(format!("brick {}: {e}", brick.target())))?;
+        }
+        Ok(brick)
     }
 
     fn target(&self) -> AbsPath {
@@ -76,6 +84,7 @@ impl Task for BrickDir {
     type Change = CreateDir;
 
     async fn plan(&self, _ctx: &Context) -> Result<Plan<CreateDir>, TaskError> {
+        pathcheck::refuse_symlinks(Path::new(self.mount_point.as_str())).await?;
         self.plan_with(&mountinfo::read().map_err(TaskError::io("reading /proc/self/mountinfo"))?)
     }
 

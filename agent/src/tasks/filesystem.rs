@@ -1,6 +1,7 @@
 //! `MakeFilesystem`: xfs (`-i size=512`, as GlusterFS recommends for bricks) or ext4 on the
 //! disk's single partition (found through sysfs). The same filesystem already there is reused,
-//! never reformatted; anything else there is refused, naming it, unless the task says wipe.
+//! never reformatted; anything else there is refused, naming it, unless the task says wipe
+//! (and names the disk by its identity, see `Disk::require_identity_for_wipe`).
 //! Touches the partition only (`wipefs -a` when wiping, `mkfs.*`); reads sysfs, /proc, /dev
 //! and `blkid -p`.
 
@@ -159,6 +160,9 @@ impl Task for MakeFilesystem {
         if let Some(dev) = disk.partition_device(&part.name) {
             blockdev::refuse_in_use(dev, &path)?;
         }
+        if !changes.is_empty() {
+            disk.require_identity_for_wipe(&self.disk)?;
+        }
         let cmd = self.fs.mkfs(runner, self.label.as_deref(), &path)?;
         changes.push(FsChange::Format { partition: path, cmd });
         Ok(Plan::of(changes))
@@ -261,8 +265,9 @@ mod tests {
         let err = task(&host, v1::FilesystemType::Xfs, "", false).check(&ctx1).await.unwrap_err().to_string();
         assert!(err.starts_with("/dev/loop0p1: ext4 is there, xfs asked"), "{err}");
         let ctx2 = Context::direct(probed(ext4));
-        let check = task(&host, v1::FilesystemType::Xfs, "", true).check(&ctx2).await.unwrap();
-        assert_eq!(check.changes, ["/usr/sbin/wipefs -a /dev/loop0p1", "/usr/sbin/mkfs.xfs -i size=512 /dev/loop0p1"]);
+        let err = task(&host, v1::FilesystemType::Xfs, "", true).check(&ctx2).await.unwrap_err();
+        assert!(matches!(err, TaskError::Unsafe(_)), "{err:?}");
+        assert!(err.to_string().starts_with("refusing to wipe /dev/loop0: /dev/loop0 names no disk identity"), "{err}");
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 //! entry `SERVER1:/VOLUME MOUNT_POINT glusterfs defaults,_netdev,backup-volfile-servers=... 0 0`
 //! (managed, written atomically; `_netdev` so a boot with the pool away does not hang). A mount
 //! whose statvfs() fails (its client process is gone: "Transport endpoint is not connected") is
-//! stale: it is lazily unmounted (`umount -l`) and mounted again. Creates the mount point
+//! stale: it is lazily unmounted (`umount -l`) and mounted again. The mount point obeys the path
+//! policy (no system tree; no symlink on the way; absent or empty before the first mount,
+//! checked off the async workers with a deadline). Creates the mount point
 //! directory, runs mount(8) and umount(8), reads /proc/self/mountinfo, edits /etc/fstab (all
 //! under a [`HostPaths`] root: `/`, or a fake host in unit tests).
 
@@ -19,6 +21,7 @@ use crate::gluster::{self, MountAnswer, FUSE_FSTYPE};
 use crate::host::blockdev::HostPaths;
 use crate::host::etcfile;
 use crate::host::mountinfo::{self, Mount};
+use crate::host::pathcheck::{self, MountPoint};
 use crate::host::poll::{self, Look};
 use crate::host::Context;
 
@@ -79,8 +82,8 @@ impl MountGlusterVolume {
         }
         let servers = task.servers.iter().map(|s| HostName::new(s)).collect::<Result<Vec<_>, _>>()?;
         let mount_point = AbsPath::checked("mount point", &task.mount_point)?;
-        if mount_point.is_root() {
-            return Err(TaskError::InvalidTask(format!("volume {volume} cannot be mounted on /")));
+        if let Err(e) = mount_point.require_outside_system() {
+            return Err(TaskError::InvalidTask(format!("mount point for volume {volume}: {e}")));
         }
         Ok(Self { volume, servers, mount_point, paths: HostPaths::system() })
     }
@@ -204,14 +207,16 @@ impl Task for MountGlusterVolume {
     async fn plan(&self, _ctx: &Context) -> Result<Plan<MountChange>, TaskError> {
         let dir = self.paths.host(self.mount_point.as_str());
         let mounts = self.paths.mounts()?;
-        let answer = match mountinfo::at(&mounts, self.mount_point.as_str()) {
-            Some(m) if self.is_ours(m) => Some(gluster::statvfs(&dir.to_string_lossy()).await),
-            _ => None,
+        // Only an unmounted mount point is looked at (a mount there may hang, see statvfs).
+        let (answer, dir_exists) = match mountinfo::at(&mounts, self.mount_point.as_str()) {
+            Some(m) if self.is_ours(m) => (Some(gluster::statvfs(&dir.to_string_lossy()).await), true),
+            Some(_) => (None, true),
+            None => (None, pathcheck::new_mount_point(&dir).await? == MountPoint::EmptyDir),
         };
         let fstab_path = self.paths.fstab();
         let fstab =
             etcfile::read_or_empty(&fstab_path).map_err(TaskError::io(format!("reading {}", fstab_path.display())))?;
-        self.plan_with(&mounts, answer, &fstab, answer.is_some() || dir.is_dir())
+        self.plan_with(&mounts, answer, &fstab, dir_exists)
     }
 
     /// Unmounts a stale mount, mounts, waits until the mount answers, and writes fstab.
@@ -281,7 +286,11 @@ mod tests {
             assert!(task(&["gs1"], bad).is_err(), "{bad:?}");
         }
         assert!(task(&[], "/mnt/gv").is_err());
-        assert!(task(&["gs1"], "/").is_err());
+        for system in ["/", "/etc", "/var", "/var/lib/x"] {
+            let e = task(&["gs1"], system).err().unwrap().to_string();
+            assert!(e.starts_with(&format!("mount point for volume gv0: {system} ")), "{e}");
+            assert!(e.contains("a system directory"), "{e}");
+        }
     }
 
     #[test]

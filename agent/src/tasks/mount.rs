@@ -2,7 +2,9 @@
 //! and keeps a `UUID=` line for it in /etc/fstab, marked as managed and keyed by the mount point
 //! so re-runs replace it. Options default to brick-friendly ones (xfs `inode64,noatime`, ext4
 //! `noatime`) and always include `nofail`, so a missing disk does not stop the boot. Already
-//! mounted there → unchanged; anything else mounted there → refused. Touches: the mount point
+//! mounted there → unchanged; anything else mounted there → refused. The mount point obeys the
+//! path policy (no system tree; at run time no symlink on the way, and absent or empty when it
+//! is to be mounted, `crate::host::pathcheck`). Touches: the mount point
 //! directory, the mount table (`mount`), /etc/fstab (atomic write); reads sysfs, /proc, /dev
 //! and `blkid -p`.
 
@@ -18,6 +20,7 @@ use super::shape::{Plan, Task, TaskError};
 use crate::host::blockdev::{self, Disk, DiskRef, HostPaths};
 use crate::host::etcfile;
 use crate::host::mountinfo;
+use crate::host::pathcheck::{self, MountPoint};
 use crate::host::runner::{Cmd, Runner};
 use crate::host::Context;
 
@@ -55,9 +58,9 @@ impl MountFilesystem {
         let disk = disk_ref(&task.disk, &task.cinder_volume)?;
         let fs = FsType::from_proto(task.filesystem)?;
         let mount_point = AbsPath::checked("mount point", &task.mount_point)?;
-        if mount_point.is_system_dir() {
+        if let Err(e) = mount_point.require_outside_system() {
             return Err(TaskError::InvalidTask(format!(
-                "mount point {mount_point} for {disk} is a system directory; choose a dedicated one such as /vdisk"
+                "mount point for {disk}: {e}; choose a dedicated one such as /vdisk"
             )));
         }
         let mut options: Vec<String> = if task.options.is_empty() {
@@ -148,13 +151,8 @@ impl Task for MountFilesystem {
                         elsewhere.mount_point
                     )));
                 }
-                let dir = self.paths.host(mp);
-                match std::fs::symlink_metadata(&dir) {
-                    Ok(meta) if meta.is_dir() => {}
-                    Ok(_) => {
-                        return Err(TaskError::Conflict(format!("mount point {mp} exists and is not a directory")))
-                    }
-                    Err(_) => steps.push(Step::Mkdir(self.mount_point.clone())),
+                if pathcheck::new_mount_point(&self.paths.host(mp)).await? == MountPoint::Absent {
+                    steps.push(Step::Mkdir(self.mount_point.clone()));
                 }
                 steps.push(Step::Mount(self.mount_cmd(runner, &device)?));
             }
@@ -309,6 +307,39 @@ mod tests {
         assert_eq!(err, "/dev/loop0p1: ext4 is there, xfs asked to mount at /vdisk");
     }
 
+    /// The run-time path policy: a mount point through a symlink, or one that holds files, is
+    /// refused as unsafe, naming the path and what is there; nothing is created or mounted.
+    #[tokio::test]
+    async fn symlinked_or_non_empty_mount_points_are_refused() {
+        let host = host();
+        let real = host.paths.host("/srv/real");
+        std::fs::create_dir_all(&real).unwrap();
+        std::os::unix::fs::symlink(&real, host.paths.host("/vdisk")).unwrap();
+        let err = task(&host, &[]).check(&ctx(XFS)).await.unwrap_err();
+        assert!(matches!(err, TaskError::Unsafe(_)), "{err:?}");
+        let vdisk = host.paths.host("/vdisk");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} passes through a symlink: {} -> {} (brickyard uses real directories only)",
+                vdisk.display(),
+                vdisk.display(),
+                real.display()
+            )
+        );
+
+        std::fs::remove_file(&vdisk).unwrap();
+        std::fs::create_dir(&vdisk).unwrap();
+        std::fs::write(vdisk.join("notes.txt"), "someone's data").unwrap();
+        let err = task(&host, &[]).run(&ctx(XFS)).await.unwrap_err();
+        assert!(matches!(err, TaskError::Unsafe(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("{} is not empty: it holds 1 entry (e.g. notes.txt); a new mount would hide them", vdisk.display())
+        );
+        assert_eq!(std::fs::read_to_string(vdisk.join("notes.txt")).unwrap(), "someone's data");
+    }
+
     #[tokio::test]
     async fn hand_written_fstab_line_is_refused() {
         let host = host();
@@ -330,11 +361,18 @@ mod tests {
             options: vec![opt.into()],
             ..Default::default()
         };
-        assert!(MountFilesystem::from_proto(&proto("/", "noatime"))
-            .unwrap_err()
-            .to_string()
-            .contains("system directory"));
-        assert!(MountFilesystem::from_proto(&proto("/etc", "noatime")).is_err());
+        for (mp, tree) in
+            [("/", "is /"), ("/etc", "is /etc"), ("/var/lib/x", "lies under /var/lib"), ("/var", "holds /var/lib")]
+        {
+            let err = MountFilesystem::from_proto(&proto(mp, "noatime")).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "mount point for /dev/vdb: {mp} {tree}, a system directory (never a mount point, brick or brick \
+                     dir); choose a dedicated one such as /vdisk"
+                )
+            );
+        }
         assert!(MountFilesystem::from_proto(&proto("/vdisk", "a,b")).is_err());
         assert!(MountFilesystem::from_proto(&proto("/vdisk", "context=\"x\"")).is_err());
         assert_eq!(

@@ -2,7 +2,8 @@
 //! mkpart primary 0% 100%`), then waits for the kernel to show it in sysfs and /dev (no udev).
 //! A disk that already has exactly that layout is left alone; a disk with any other partition
 //! table, filesystem, LVM or RAID signature is refused, naming what was found, unless the task
-//! says wipe. The system disk and a disk in use are refused even with wipe. The disk may be
+//! says wipe and names the disk by its identity (a by-id link or a Cinder volume, never a bare
+//! device name). The system disk and a disk in use are refused even with wipe. The disk may be
 //! named by a stable link (`/dev/disk/by-id/...`); messages then name the link and the device.
 //! Touches the disk only in apply (`wipefs -a`, `parted`); reads sysfs, /proc, /dev and
 //! `blkid -p`.
@@ -109,6 +110,7 @@ impl Task for PartitionDisk {
                     self.disk
                 )));
             }
+            disk.require_identity_for_wipe(&self.disk)?;
             for part in &disk.partitions {
                 cmds.push(DiskChange::Wipe(blockdev::wipefs(ctx.runner.as_ref(), &part.path())?));
             }
@@ -224,15 +226,21 @@ mod tests {
             "/dev/loop0 is not empty: found a dos partition table with 1 partition(s) (loop0p1); gpt with \
              one partition asked (set wipe = true for /dev/loop0 to destroy it)"
         );
-        let check = task(&host, "/dev/loop0", v1::PartitionTable::Gpt, true).check(&ctx(script())).await.unwrap();
+        // Wipe on a device name alone: refused, naming what the disk's identity is.
+        let err = task(&host, "/dev/loop0", v1::PartitionTable::Gpt, true).check(&ctx(script())).await.unwrap_err();
+        assert!(matches!(err, TaskError::Unsafe(_)), "{err:?}");
         assert_eq!(
-            check.changes,
-            [
-                "/usr/sbin/wipefs -a /dev/loop0p1".to_owned(),
-                "/usr/sbin/wipefs -a /dev/loop0".to_owned(),
-                parted("/dev/loop0", "gpt")
-            ]
+            err.to_string(),
+            "refusing to wipe /dev/loop0: /dev/loop0 names no disk identity, so it may be another disk than the \
+             spec means; expected a /dev/disk/by-id/ link or a Cinder volume, found serial none, WWN none, by-id \
+             links none"
         );
+        // Named by its Cinder volume (its serial), the wipe is planned.
+        let host = FakeHost::from_fixture("virtio-cinder");
+        let blank = DiskRef::CinderVolume(CinderVolume::new("0b5d3a51-77c2-4b8e-9f31-6a0d2c4e8b17").unwrap());
+        let t = PartitionDisk { disk: blank, ..task(&host, "/dev/vdb", v1::PartitionTable::Gpt, true) };
+        let check = t.check(&ctx(probed("/dev/vdc", DOS))).await.unwrap();
+        assert_eq!(check.changes, ["/usr/sbin/wipefs -a /dev/vdc".to_owned(), parted("/dev/vdc", "gpt")]);
         // A filesystem on the whole disk.
         let host = FakeHost::default();
         host.disk("loop0", 1048576);

@@ -61,10 +61,8 @@ fn semanage_package(os_release: &str) -> &'static str {
 impl BrickSelinux {
     pub fn from_proto(task: &v1::BrickSelinux) -> Result<Self, TaskError> {
         let path = AbsPath::checked("brick path", &task.path)?;
-        if path.is_system_dir() {
-            return Err(TaskError::InvalidTask(format!(
-                "{path} is a system directory: labelling it {BRICK_TYPE} would relabel the system"
-            )));
+        if let Err(e) = path.require_outside_system() {
+            return Err(TaskError::InvalidTask(format!("{e}: labelling it {BRICK_TYPE} would relabel the system")));
         }
         Ok(Self { path, selinux: SelinuxPaths::system(), os_release: PathBuf::from(OS_RELEASE) })
     }
@@ -314,9 +312,9 @@ mod tests {
 
     #[test]
     fn system_directories_are_never_labelled() {
-        for path in ["/", "/usr", "/var"] {
+        for path in ["/", "/usr", "/var", "/var/lib/glusterd/x"] {
             let err = BrickSelinux::from_proto(&v1::BrickSelinux { path: path.into() }).unwrap_err().to_string();
-            assert!(err.contains("is a system directory"), "{path}: {err}");
+            assert!(err.contains("a system directory") && err.contains("would relabel the system"), "{path}: {err}");
         }
         let err = BrickSelinux::from_proto(&v1::BrickSelinux { path: "brick1".into() }).unwrap_err().to_string();
         assert!(err.contains("brick path") && err.contains("absolute"), "{err}");

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use brickyard_proto::types::InvalidValue;
 
 use crate::host::blockdev;
+use crate::host::pathcheck::PathError;
 use crate::host::poll::TimedOut;
 use crate::host::runner::CommandError;
 use crate::host::Context;
@@ -148,6 +149,19 @@ impl From<blockdev::Error> for TaskError {
             blockdev::Error::Command(e) => TaskError::Command(e),
             blockdev::Error::Timeout(what) => TaskError::Timeout(what),
             blockdev::Error::Io { context, source } => TaskError::Io { context, source },
+        }
+    }
+}
+
+impl From<PathError> for TaskError {
+    fn from(err: PathError) -> Self {
+        match err {
+            PathError::Symlink { .. } | PathError::NotEmpty { .. } => TaskError::Unsafe(err.to_string()),
+            PathError::NotADirectory { .. } => TaskError::Conflict(err.to_string()),
+            PathError::TimedOut { what, after } => {
+                TaskError::Timeout(format!("{what} to answer ({after:?}; a hung mount?)"))
+            }
+            PathError::Io { context, source } => TaskError::Io { context, source },
         }
     }
 }

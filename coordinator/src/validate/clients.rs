@@ -1,5 +1,5 @@
-//! Client mounts: of a volume the spec defines, on an absolute path that is not `/`, each
-//! path once per client.
+//! Client mounts: of a volume the spec defines, on an absolute path outside the system trees
+//! (the path policy), each path once per client.
 
 use brickyard_proto::types::AbsPath;
 
@@ -16,11 +16,13 @@ pub(super) fn check(spec: &Spec, issues: &mut Issues) {
             }
             match AbsPath::checked("client mount path", &mount.path) {
                 Err(e) => issues.push(at("path"), e.to_string()),
-                Ok(p) if p.is_root() => issues.push(at("path"), "cannot mount a volume on /"),
-                Ok(_) if paths.contains(&mount.path.as_str()) => {
-                    issues.push(at("path"), format!("{} is mounted twice on {:?}", mount.path, client.name))
-                }
-                Ok(_) => paths.push(&mount.path),
+                Ok(p) => match p.require_outside_system() {
+                    Err(e) => issues.push(at("path"), format!("client {:?}: {e}", client.name)),
+                    Ok(()) if paths.contains(&mount.path.as_str()) => {
+                        issues.push(at("path"), format!("{} is mounted twice on {:?}", mount.path, client.name))
+                    }
+                    Ok(()) => paths.push(&mount.path),
+                },
             }
         }
     }

@@ -1,5 +1,7 @@
 //! Each server's `disk`: named by exactly one of a device under /dev (`/dev/disk/by-id/...`
-//! links included) and a Cinder volume id, a mount point that is absolute and not `/`, a
+//! links included) and a Cinder volume id, `wipe` only on a disk named by its identity (a
+//! by-id link or a Cinder volume), a mount point that is absolute and outside the system trees
+//! (the path policy, `AbsPath::require_outside_system`), a
 //! supported filesystem and partition table, and a label the filesystem can take.
 
 use brickyard_proto::types::{AbsPath, CinderVolume, DevicePath, Filesystem, FsLabel};
@@ -32,10 +34,23 @@ pub(super) fn check(spec: &Spec, issues: &mut Issues) {
         }
         match AbsPath::checked("disk mount", &disk.mount) {
             Err(e) => issues.push(at!["server", i, "disk", "mount"], e.to_string()),
-            Ok(p) if p.is_root() => {
-                issues.push(at!["server", i, "disk", "mount"], "a brick disk cannot be mounted on /")
+            Ok(p) => {
+                if let Err(e) = p.require_outside_system() {
+                    issues.push(at!["server", i, "disk", "mount"], format!("server {:?}: {e}", server.name));
+                }
             }
-            Ok(_) => {}
+        }
+        let named_by_id =
+            disk.cinder_volume.is_some() || disk.device.as_deref().is_some_and(|d| d.starts_with("/dev/disk/by-id/"));
+        if disk.wipe && !named_by_id {
+            issues.push(
+                at!["server", i, "disk", "wipe"],
+                format!(
+                    "server {:?}: wipe = true needs the disk's identity, since device names can change between boots: \
+                     name it by a /dev/disk/by-id/ device or by cinder_volume",
+                    server.name
+                ),
+            );
         }
         let filesystem = match disk.filesystem.as_deref().map(Filesystem::parse) {
             None => Some(Filesystem::Xfs),

@@ -1,12 +1,14 @@
 //! Volumes: valid unique names, a relative `brick_dir`, `servers` that are servers of the spec
-//! (each once), one brick per server and brick dir across volumes, bricks on `/` only with
+//! (each once), one brick per server and brick dir across volumes, bricks outside the system
+//! trees (the path policy), bricks on `/` only with
 //! `force`, and a layout whose counts and bricks fit (the rules of `brickyard_proto::layout`).
 
 use std::collections::HashMap;
 
-use brickyard_proto::types::{RelPath, VolumeName};
+use brickyard_proto::types::{AbsPath, RelPath, VolumeName};
 
 use super::Issues;
+use crate::phases::brick_path;
 use crate::spec::{LayoutError, Seg, Spec, Volume};
 
 pub(super) fn check(spec: &Spec, issues: &mut Issues) {
@@ -24,15 +26,27 @@ pub(super) fn check(spec: &Spec, issues: &mut Issues) {
                 }
             }
         }
-        if let Err(e) = RelPath::new(&volume.brick_dir) {
-            issues.push(
-                at!["volume", v, "brick_dir"],
-                format!("{e} (brick_dir is relative to each server's disk mount)"),
-            );
-        }
+        let brick_dir_ok = match RelPath::new(&volume.brick_dir) {
+            Err(e) => {
+                issues.push(
+                    at!["volume", v, "brick_dir"],
+                    format!("{e} (brick_dir is relative to each server's disk mount)"),
+                );
+                false
+            }
+            Ok(_) => true,
+        };
 
         let servers = brick_servers(spec, v, volume, issues);
         for name in &servers {
+            let brick = brick_path(spec, name, &volume.brick_dir);
+            if let Some(Err(e)) = AbsPath::new(&brick).ok().filter(|_| brick_dir_ok).map(|b| b.require_outside_system())
+            {
+                issues.push(
+                    at!["volume", v, "brick_dir"],
+                    format!("brick {name}:{brick} of volume {:?}: {e}", volume.name),
+                );
+            }
             if let Some(first) = brick_owner.insert((name, volume.brick_dir.as_str()), v) {
                 issues.push(
                     at!["volume", v, "brick_dir"],
