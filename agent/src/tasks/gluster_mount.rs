@@ -3,8 +3,8 @@
 //! entry `SERVER1:/VOLUME MOUNT_POINT glusterfs defaults,_netdev,nofail,backup-volfile-servers=...
 //! 0 0` (managed, written atomically; `_netdev` and `nofail` so a boot with the pool away neither
 //! waits for the mount nor fails on it). A mount whose statvfs() fails (its client process is
-//! gone: "Transport endpoint is not connected") is stale: it is lazily unmounted (`umount -l`) and mounted again. Creates the mount point
-//! directory, runs mount(8) and umount(8), reads /proc/self/mountinfo, edits /etc/fstab (all
+//! gone: "Transport endpoint is not connected") is stale: it is lazily unmounted (`umount -l`)
+//! and mounted again. Creates the mount point directory, runs mount(8) and umount(8), reads /proc/self/mountinfo, edits /etc/fstab (all
 //! under a [`HostPaths`] root: `/`, or a fake host in unit tests).
 
 use std::fmt;
@@ -294,7 +294,8 @@ mod tests {
             panic!("{plan:?}")
         };
         assert!(contents.starts_with(FSTAB));
-        assert!(contents.ends_with("gs1:/gv0 /mnt/gv glusterfs defaults,_netdev,nofail,backup-volfile-servers=gs2:gs3 0 0\n"));
+        assert!(contents
+            .ends_with("gs1:/gv0 /mnt/gv glusterfs defaults,_netdev,nofail,backup-volfile-servers=gs2:gs3 0 0\n"));
         assert_eq!(mount.to_string(), "mount -t glusterfs gs1:/gv0 /mnt/gv -o backup-volfile-servers=gs2:gs3");
 
         // Mounted, with the entry written: nothing to do.
