@@ -199,7 +199,9 @@ fn two_servers_one_replica_volume_two_clients() {
     });
     let fstab = lab.exec(&clients[0].name, &["cat", "/etc/fstab"]);
     let fstab = String::from_utf8_lossy(&fstab.stdout);
-    let want =
-        format!("{}:/{VOLUME} {MOUNT} glusterfs defaults,_netdev,backup-volfile-servers={} 0 0", s1.name, s2.name);
+    let want = format!(
+        "{}:/{VOLUME} {MOUNT} glusterfs defaults,_netdev,nofail,backup-volfile-servers={} 0 0",
+        s1.name, s2.name
+    );
     assert_eq!(fstab.matches(&want).count(), 1, "{fstab}");
 }

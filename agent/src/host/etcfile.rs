@@ -21,12 +21,15 @@ pub fn atomic_write(path: &Path, contents: &[u8], default_mode: u32) -> io::Resu
         Err(e) if e.kind() == io::ErrorKind::NotFound => default_mode,
         Err(e) => return Err(e),
     };
-    let tmp = dir.join(format!(".{}.brickyard-{}", name.to_string_lossy(), std::process::id()));
+    let tmp_prefix = format!(".{}.brickyard-", name.to_string_lossy());
+    remove_stale_temps(dir, &tmp_prefix)?;
+    let tmp = dir.join(format!("{tmp_prefix}{}", std::process::id()));
     let result = (|| {
         let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(contents)?;
         file.sync_all()?;
+        super::fault::before_rename(path);
         fs::rename(&tmp, path)?;
         File::open(dir)?.sync_all()
     })();
@@ -34,6 +37,23 @@ pub fn atomic_write(path: &Path, contents: &[u8], default_mode: u32) -> io::Resu
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes temp copies (`PREFIX<pid>`) that an earlier agent left when it died between
+/// writing one and renaming it (a crash, SIGKILL, power loss): only one agent runs on a host,
+/// so a temp copy with another pid is never being written.
+fn remove_stale_temps(dir: &Path, prefix: &str) -> io::Result<()> {
+    let ours = format!("{prefix}{}", std::process::id());
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(prefix) && name != ours {
+            tracing::warn!(path = %entry.path().display(), "removing a temp copy left by an interrupted write");
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads `path`, treating a missing file as empty.
@@ -168,6 +188,18 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn temp_copies_of_a_dead_writer_are_removed_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fstab");
+        fs::write(dir.path().join(".fstab.brickyard-1"), "half").unwrap();
+        fs::write(dir.path().join(".hosts.brickyard-1"), "other file's").unwrap();
+        atomic_write(&path, b"new\n", 0o644).unwrap();
+        let mut left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        left.sort();
+        assert_eq!(left, [".hosts.brickyard-1", "fstab"]);
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Host primitives, the bottom layer: the command runner, /etc files, mountinfo, block
-//! devices, pid files, os-release, the run-time path checks and the poll-with-deadline
-//! helper, plus [`Context`], what every layer above may use on the host. Imports nothing
-//! above it.
+//! devices, pid files, os-release, the run-time path checks, the test-only failure points and
+//! the poll-with-deadline helper, plus [`Context`], what every layer above may use on the host.
+//! Imports nothing above it.
 
 pub mod blockdev;
 pub mod etcfile;
+pub mod fault;
 pub mod mountinfo;
 pub mod os_release;
 pub mod pathcheck;

@@ -155,6 +155,7 @@ impl Runner for SystemRunner {
             .kill_on_drop(true)
             .spawn()
             .map_err(spawn_err)?;
+        super::fault::during_command(&cmd.display(), child.id());
         if let (Some(input), Some(mut pipe)) = (cmd.stdin.clone(), child.stdin.take()) {
             tokio::spawn(async move {
                 let _ = pipe.write_all(&input).await;

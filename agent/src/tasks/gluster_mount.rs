@@ -1,12 +1,13 @@
 //! `MountGlusterVolume`: a client's FUSE mount of a gluster volume, `mount -t glusterfs
 //! SERVER1:/VOLUME MOUNT_POINT -o backup-volfile-servers=SERVER2:SERVER3`, and its /etc/fstab
-//! entry `SERVER1:/VOLUME MOUNT_POINT glusterfs defaults,_netdev,backup-volfile-servers=... 0 0`
-//! (managed, written atomically; `_netdev` so a boot with the pool away does not hang). A mount
-//! whose statvfs() fails (its client process is gone: "Transport endpoint is not connected") is
-//! stale: it is lazily unmounted (`umount -l`) and mounted again. The mount point obeys the path
-//! policy (no system tree; no symlink on the way; absent or empty before the first mount,
-//! checked off the async workers with a deadline). Creates the mount point
-//! directory, runs mount(8) and umount(8), reads /proc/self/mountinfo, edits /etc/fstab (all
+//! entry `SERVER1:/VOLUME MOUNT_POINT glusterfs defaults,_netdev,nofail,backup-volfile-servers=...
+//! 0 0` (managed, written atomically; `_netdev` and `nofail` so a boot with the pool away neither
+//! waits for the mount nor fails on it). A mount whose statvfs() fails (its client process is
+//! gone: "Transport endpoint is not connected") is stale: it is lazily unmounted (`umount -l`)
+//! and mounted again. The mount point obeys the path policy (no system tree; no symlink on the
+//! way; absent or empty before the first mount, checked off the async workers with a deadline).
+//! Creates the mount point directory, runs mount(8) and umount(8), reads /proc/self/mountinfo,
+//! edits /etc/fstab (all
 //! under a [`HostPaths`] root: `/`, or a fake host in unit tests).
 
 use std::fmt;
@@ -99,7 +100,7 @@ impl MountGlusterVolume {
     }
 
     fn fstab_line(&self) -> String {
-        let mut options = "defaults,_netdev".to_owned();
+        let mut options = "defaults,_netdev,nofail".to_owned();
         if let Some(backup) = self.backup_option() {
             options.push(',');
             options.push_str(&backup);
@@ -303,7 +304,8 @@ mod tests {
             panic!("{plan:?}")
         };
         assert!(contents.starts_with(FSTAB));
-        assert!(contents.ends_with("gs1:/gv0 /mnt/gv glusterfs defaults,_netdev,backup-volfile-servers=gs2:gs3 0 0\n"));
+        assert!(contents
+            .ends_with("gs1:/gv0 /mnt/gv glusterfs defaults,_netdev,nofail,backup-volfile-servers=gs2:gs3 0 0\n"));
         assert_eq!(mount.to_string(), "mount -t glusterfs gs1:/gv0 /mnt/gv -o backup-volfile-servers=gs2:gs3");
 
         // Mounted, with the entry written: nothing to do.
@@ -326,7 +328,7 @@ mod tests {
         assert!(silent.warnings[0].contains("no answer to statvfs()"), "{:?}", silent.warnings);
 
         let single = task(&["gs1"], "/mnt/gv").unwrap();
-        assert_eq!(single.fstab_line(), "gs1:/gv0 /mnt/gv glusterfs defaults,_netdev 0 0");
+        assert_eq!(single.fstab_line(), "gs1:/gv0 /mnt/gv glusterfs defaults,_netdev,nofail 0 0");
     }
 
     #[test]
@@ -365,7 +367,7 @@ mod tests {
             [
                 "create directory /mnt/gv",
                 "mount -t glusterfs gs1:/gv0 /mnt/gv -o backup-volfile-servers=gs2",
-                "/etc/fstab: gs1:/gv0 /mnt/gv glusterfs defaults,_netdev,backup-volfile-servers=gs2 0 0",
+                "/etc/fstab: gs1:/gv0 /mnt/gv glusterfs defaults,_netdev,nofail,backup-volfile-servers=gs2 0 0",
             ]
         );
         assert!(host.paths.host("/mnt/gv").is_dir());
