@@ -1,7 +1,10 @@
 //! `brickyard status`: `GetGlusterStatus` from every host, checked against the spec — peers
 //! and their state, volumes (type, status, bricks online, pending heals, brick disk usage),
-//! client mounts (present and answering). Each problem that `apply` repairs says so. Exit code
-//! 0 healthy, 1 degraded, 2 hosts unreachable. Read-only.
+//! client mounts (present and answering). Each problem that `apply` repairs says so. What a
+//! volume's state means for clients (quorum, full bricks, the stall when a server drops) is
+//! judged in [`volume_health`]. Exit code 0 healthy, 1 degraded, 2 hosts unreachable. Read-only.
+
+pub mod volume_health;
 
 use std::sync::Arc;
 
@@ -11,9 +14,6 @@ use serde_json::{json, Value};
 use crate::agents::{self, Agents};
 use crate::output::{human_bytes, Table};
 use crate::spec::Spec;
-
-/// A brick fuller than this (percent) makes the pool degraded.
-const BRICK_FULL_PERCENT: u64 = 95;
 
 /// A problem and what `brickyard apply` does about it.
 fn fixed_by_apply(problem: String, fix: &str) -> String {
@@ -88,6 +88,15 @@ fn is_peer(peer: &v1::Peer, name: &str, address: &str) -> bool {
     peer.hostname == name || peer.hostname == address || peer.other_names.iter().any(|n| n == name || n == address)
 }
 
+/// How many spec servers `view` (a server's own report) sees in the pool and connected, itself
+/// included.
+fn servers_connected(spec: &Spec, view: &v1::GlusterStatus) -> usize {
+    let connected = |s: &&crate::spec::Server| {
+        view.peers.iter().any(|p| !p.is_local && p.connected && is_peer(p, &s.name, &s.address))
+    };
+    1 + spec.servers.iter().filter(connected).count()
+}
+
 /// Where the reported state differs from the spec. Pure.
 pub fn problems(spec: &Spec, report: &StatusReport) -> Vec<String> {
     let mut problems = Vec::new();
@@ -126,21 +135,14 @@ pub fn problems(spec: &Spec, report: &StatusReport) -> Vec<String> {
                 ));
                 continue;
             }
-            for brick in &live.bricks {
-                if !brick.online {
-                    problems.push(fixed_by_apply(
-                        format!("volume {}: brick {}:{} is offline", volume.name, brick.host, brick.path),
-                        "restarts it",
-                    ));
-                } else if brick.size_total > 0
-                    && (brick.size_total - brick.size_free) * 100 > brick.size_total * BRICK_FULL_PERCENT
-                {
-                    problems.push(format!(
-                        "volume {}: brick {}:{} is more than {BRICK_FULL_PERCENT}% full",
-                        volume.name, brick.host, brick.path
-                    ));
-                }
+            for brick in live.bricks.iter().filter(|b| !b.online) {
+                problems.push(fixed_by_apply(
+                    format!("volume {}: brick {}:{} is offline", volume.name, brick.host, brick.path),
+                    "restarts it",
+                ));
             }
+            problems.extend(volume_health::brick_usage_problems(live));
+            problems.extend(volume_health::quorum_problems(live, servers_connected(spec, view), spec.servers.len()));
             if live.pending_heals > 0 {
                 problems.push(format!("volume {}: {} entries pending heal", volume.name, live.pending_heals));
             }
@@ -199,7 +201,7 @@ pub fn render_text(spec: &Spec, report: &StatusReport) -> String {
 
     if let Some((from, view)) = report.volume_view(spec) {
         out.push_str(&format!("\nVolumes (as {from} sees them)\n"));
-        let mut volumes = Table::new(["VOLUME", "TYPE", "STATUS", "BRICKS ONLINE", "PENDING HEALS"]);
+        let mut volumes = Table::new(["VOLUME", "TYPE", "STATUS", "BRICKS ONLINE", "PENDING HEALS", "PING-TIMEOUT"]);
         let mut bricks = Table::new(["BRICK", "ONLINE", "PORT", "DISK"]);
         for v in &view.volumes {
             let online = v.bricks.iter().filter(|b| b.online).count();
@@ -210,6 +212,7 @@ pub fn render_text(spec: &Spec, report: &StatusReport) -> String {
                 v.status.clone(),
                 format!("{online}/{}", v.bricks.len()),
                 heals,
+                format!("{} s", volume_health::ping_timeout_seconds(v)),
             ]);
             for b in &v.bricks {
                 let name = format!("{}:{}:{}{}", v.name, b.host, b.path, if b.is_arbiter { " (arbiter)" } else { "" });
@@ -222,6 +225,9 @@ pub fn render_text(spec: &Spec, report: &StatusReport) -> String {
             }
         }
         out.push_str(&volumes.render());
+        for v in view.volumes.iter().filter(|v| v.status == "Started" && v.replica > 1) {
+            out.push_str(&format!("note: {}\n", volume_health::stall_note(v)));
+        }
         out.push('\n');
         out.push_str(&bricks.render());
     }
@@ -272,9 +278,13 @@ pub fn render_json(report: &StatusReport) -> Value {
                 })).collect::<Vec<_>>(),
                 "volumes": s.volumes.iter().map(|v| json!({
                     "name": v.name, "type": v.r#type, "status": v.status, "pending_heals": v.pending_heals,
+                    "ping_timeout_seconds": volume_health::ping_timeout_seconds(v),
+                    "client_quorum_lost": volume_health::client_quorum(v).iter()
+                        .any(|q| matches!(q, volume_health::ClientQuorum::Lost { .. })),
                     "bricks": v.bricks.iter().map(|b| json!({
                         "host": b.host, "path": b.path, "online": b.online, "arbiter": b.is_arbiter,
                         "size_total": b.size_total, "size_free": b.size_free,
+                        "used_percent": volume_health::brick_used_percent(b),
                     })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "mounts": s.mounts.iter().map(|m| json!({
@@ -416,5 +426,31 @@ mounts = [{ volume = "v", path = "/data" }]
             problems(&spec, &report),
             ["c1: volume v on /data does not answer (no answer to statvfs() within 5s)"]
         );
+    }
+
+    #[test]
+    fn full_bricks_lost_quorum_and_the_stall_are_reported() {
+        let (spec, mut report) = healthy();
+        let volume = &mut report.hosts[0].1.volumes[0];
+        volume.replica = 2;
+        volume.bricks[1].size_free = 3;
+        volume.options.insert("cluster.quorum-type".into(), "auto".into());
+        volume.bricks[0].online = false;
+        assert_eq!(
+            problems(&spec, &report),
+            [
+                "volume v: brick s1:/vdisk/b is offline — `brickyard apply` restarts it",
+                "volume v: brick s2:/vdisk/b is 97% full (more than 95%): writes to it fail with ENOSPC once it is \
+                 full — free space on s2 or give it a bigger disk",
+                "volume v: replica set 1 has 1 of 2 bricks up, client quorum lost (needs more than half of 2 bricks \
+                 up (auto)): the volume is read-only for clients, writes fail with EROFS until its servers are back",
+            ]
+        );
+        let text = render_text(&spec, &report);
+        assert!(text.contains("note: volume v: network.ping-timeout 42 s — "), "{text}");
+        let json = render_json(&report);
+        assert_eq!(json["hosts"][0]["volumes"][0]["ping_timeout_seconds"], 42);
+        assert_eq!(json["hosts"][0]["volumes"][0]["client_quorum_lost"], true);
+        assert_eq!(json["hosts"][0]["volumes"][0]["bricks"][1]["used_percent"], 97);
     }
 }
