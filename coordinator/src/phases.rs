@@ -5,7 +5,8 @@
 //! gluster stages volume changes on every peer) → volumes (every brick server checks its bricks
 //! — on their mounted disks, no stale volume-id — then the volumes are ensured from the first
 //! server) → clients (packages, /etc/hosts, FUSE, mounts). Pure: the agents check and apply what
-//! this produces.
+//! this produces. Every volume's `auth.allow` is computed here: the pool's servers, the clients
+//! that mount the volume, and the spec's `auth_allow` additions.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -272,6 +273,36 @@ pub fn bricks(spec: &Spec, volume: &crate::spec::Volume) -> Vec<v1::Brick> {
         .collect()
 }
 
+/// The volume option that names who may connect to a volume's bricks.
+pub const AUTH_ALLOW: &str = "auth.allow";
+
+/// `auth.allow` for `volume`: every server of the pool (their self-heal, rebalance and
+/// management daemons connect to the bricks too), the clients that mount it, then the spec's
+/// `auth_allow` additions; each once, in that order.
+fn auth_allow(spec: &Spec, volume: &crate::spec::Volume) -> String {
+    let mounting = spec.clients.iter().filter(|c| c.mounts.iter().any(|m| m.volume == volume.name));
+    let mut admitted: Vec<&str> = Vec::new();
+    for address in spec
+        .servers
+        .iter()
+        .map(|s| s.address.as_str())
+        .chain(mounting.map(|c| c.address.as_str()))
+        .chain(volume.auth_allow.iter().map(String::as_str))
+    {
+        if !admitted.contains(&address) {
+            admitted.push(address);
+        }
+    }
+    admitted.join(",")
+}
+
+/// The options `volume` is ensured with: the spec's, plus `auth.allow`.
+fn volume_options(spec: &Spec, volume: &crate::spec::Volume) -> BTreeMap<String, String> {
+    let mut options = volume.options.clone();
+    options.insert(AUTH_ALLOW.to_owned(), auth_allow(spec, volume));
+    options
+}
+
 /// Every brick server checks its bricks (all at once), then the first server ensures the volumes.
 fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
     let Some(first) = spec.servers.first() else { return Ok(Vec::new()) };
@@ -285,7 +316,7 @@ fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
                 name: volume.name.clone(),
                 layout: Some(volume_layout.to_proto()),
                 bricks: bricks(spec, volume),
-                options: volume.options.clone().into_iter().collect(),
+                options: volume_options(spec, volume).into_iter().collect(),
                 allow_replica2: volume.allow_replica2,
                 force: volume.force,
             }),
@@ -474,6 +505,9 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
         let bricks: Vec<_> = arb.bricks.iter().map(|b| format!("{}:{}", b.host, b.path)).collect();
         assert_eq!(bricks, ["s1:/vdisk/brick1", "s2:/vdisk/brick1", "s3:/brick1"]);
         assert!(arb.force);
+        // Every server, then the clients that mount the volume.
+        assert_eq!(arb.options["auth.allow"], "10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.21");
+        assert_eq!(arb.options["performance.cache-size"], "64MB");
         let Some(Kind::EnsureVolume(two)) = &volumes[0].tasks[1].kind else { panic!() };
         assert!(two.allow_replica2);
         assert_eq!(two.bricks[0].host, "s2");
@@ -537,6 +571,18 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
             ids(&servers[1]).iter().rev().take(3).collect::<Vec<_>>(),
             [&"fuse", &"glusterd", &"fresh glusterd UUID"]
         );
+    }
+
+    #[test]
+    fn auth_allow_is_widened_by_the_spec_once_per_address() {
+        let text = SPEC.replace(
+            "brick_dir = \"brick2\"",
+            "brick_dir = \"brick2\"\nauth_allow = [\"192.0.2.7\", \"10.0.0.21\", \"2001:db8::7\"]",
+        );
+        let spec = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
+        let phases = build(&spec, &BTreeMap::new()).unwrap();
+        let Some(Kind::EnsureVolume(two)) = &phases[2].steps[1][0].tasks[1].kind else { panic!() };
+        assert_eq!(two.options["auth.allow"], "10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.21,192.0.2.7,2001:db8::7");
     }
 
     #[test]

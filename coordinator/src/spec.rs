@@ -161,6 +161,11 @@ pub struct Volume {
     /// Allow bricks on the root filesystem.
     #[serde(default)]
     pub force: bool,
+    /// Addresses admitted to the volume's bricks beyond the pool's own servers and the clients
+    /// that mount it (gluster's `auth.allow`, which Brickyard sets to exactly those): IP
+    /// addresses.
+    #[serde(default)]
+    pub auth_allow: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

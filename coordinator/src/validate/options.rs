@@ -1,8 +1,13 @@
-//! Volume `options`: keys and values gluster's `volume set` can take.
+//! Volume `options`: keys and values gluster's `volume set` can take, except `auth.allow`,
+//! which Brickyard computes (the pool's servers and the volume's clients); `auth_allow`
+//! widens it by further IP addresses.
+
+use std::net::IpAddr;
 
 use brickyard_proto::types::{OptionKey, OptionValue};
 
 use super::Issues;
+use crate::phases::AUTH_ALLOW;
 use crate::spec::Spec;
 
 pub(super) fn check(spec: &Spec, issues: &mut Issues) {
@@ -13,6 +18,18 @@ pub(super) fn check(spec: &Spec, issues: &mut Issues) {
             }
             if let Err(e) = OptionValue::new(value) {
                 issues.push(at!["volume", v, "options", key.as_str()], e.to_string());
+            }
+            if key == AUTH_ALLOW {
+                issues.push(
+                    at!["volume", v, "options", key.as_str()],
+                    "is set by Brickyard to the pool's servers and the volume's clients; list further addresses \
+                     in `auth_allow = [...]` on the volume",
+                );
+            }
+        }
+        for (i, entry) in volume.auth_allow.iter().enumerate() {
+            if entry.parse::<IpAddr>().is_err() {
+                issues.push(at!["volume", v, "auth_allow", i], format!("{entry:?} is not an IP address"));
             }
         }
     }

@@ -113,6 +113,24 @@ fn paths_options_and_mounts() {
 }
 
 #[test]
+fn auth_allow_is_widened_only_by_its_own_key() {
+    let text = SEED.replace(
+        "options = { \"performance.cache-size\" = \"512MB\" }",
+        "options = { \"auth.allow\" = \"10.0.0.9\" }\nauth_allow = [\"192.0.2.7\", \"192.0.2.0/24\"]",
+    );
+    let found = issues(&text);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found[0].contains("volume[0].options.\"auth.allow\"") && found[0].contains("auth_allow = [...]"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].contains("volume[0].auth_allow[1]") && found[1].contains("\"192.0.2.0/24\" is not an IP address"),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn bricks_on_root_need_force() {
     let text = SEED.replace(
         "disk = { device = \"/dev/vdb\", filesystem = \"ext4\", mount = \"/vdisk\" }\n[[volume]]",
