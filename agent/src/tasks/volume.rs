@@ -3,8 +3,11 @@
 //! `--mode=script` so replica 2 does not stop to ask), starts it, restarts offline bricks of a
 //! started volume (`volume start VOL force`, which starts only the bricks that are down, then
 //! waits until `volume status` shows them online), and `volume set`s only the options whose
-//! live value differs. A volume that exists with another layout or other bricks is a conflict
-//! naming the difference, and nothing is changed. Where the bricks may live (their mounted disk,
+//! live value differs. A volume whose live bricks are the first of the task's bricks, with the
+//! same layout, is expanded with `volume add-brick VOL BRICK...` (the new bricks come in whole
+//! sets on distinct hosts: the task's brick list is checked against the layout as a whole); a
+//! volume that exists with another layout or other bricks is a conflict naming the difference,
+//! and nothing is changed. Where the bricks may live (their mounted disk,
 //! not the root filesystem unless `force`) is `EnsureBricks`'s to check, on every brick server,
 //! before this task runs. Runs only the local gluster CLI.
 
@@ -89,6 +92,18 @@ impl EnsureVolume {
             options.insert(OptionKey::new(k)?, OptionValue::new(v)?);
         }
         Ok(Self { name, layout, bricks, options, force: task.force })
+    }
+
+    /// The task's bricks beyond `live`'s, when `live` has the same layout and its bricks are the
+    /// task's first ones in the same order (a grown spec); `None` otherwise.
+    fn added_bricks(&self, live: &VolumeInfo) -> Option<Vec<Brick>> {
+        let prefix = live.bricks.len() < self.bricks.len()
+            && live
+                .bricks
+                .iter()
+                .zip(&self.bricks)
+                .all(|(l, w)| l.host.eq_ignore_ascii_case(w.host.as_str()) && l.path == w.path.as_str());
+        (prefix && layout_of(live) == self.layout).then(|| self.bricks[live.bricks.len()..].to_vec())
     }
 
     /// Refuses an existing volume whose layout or bricks differ from the task's.
@@ -178,6 +193,11 @@ pub enum VolumeChange {
         force: bool,
     },
     Start(VolumeName),
+    /// `volume add-brick VOL BRICK...`: whole sets appended to a live volume of the same layout.
+    AddBricks {
+        volume: VolumeName,
+        bricks: Vec<Brick>,
+    },
     /// `volume start VOL force` for the offline bricks (`host:path`) of a started volume, then
     /// waiting until they are online.
     Restart {
@@ -206,6 +226,11 @@ impl VolumeChange {
                 args
             }
             VolumeChange::Start(volume) => words(&["volume", "start", volume.as_str()]),
+            VolumeChange::AddBricks { volume, bricks } => {
+                let mut args = words(&["volume", "add-brick", volume.as_str()]);
+                args.extend(bricks.iter().map(Brick::spec));
+                args
+            }
             VolumeChange::Restart { volume, .. } => words(&["volume", "start", volume.as_str(), "force"]),
             VolumeChange::Set { volume, key, value, .. } => words(&["volume", "set", volume.as_str(), key, value]),
         }
@@ -221,6 +246,10 @@ impl fmt::Display for VolumeChange {
                 write!(f, "create volume {volume} ({layout}): {}{force}", bricks.join(" "))
             }
             VolumeChange::Start(volume) => write!(f, "start volume {volume}"),
+            VolumeChange::AddBricks { volume, bricks } => {
+                let bricks: Vec<String> = bricks.iter().map(Brick::spec).collect();
+                write!(f, "expand volume {volume} with {} (add-brick)", bricks.join(" "))
+            }
             VolumeChange::Restart { volume, offline } => {
                 write!(f, "restart offline bricks {} (volume start {volume} force)", offline.join(" "))
             }
@@ -251,7 +280,10 @@ impl Task for EnsureVolume {
                 changes.extend(self.option_changes(&BTreeMap::new()));
             }
             Some(live) => {
-                self.compare(live)?;
+                match self.added_bricks(live) {
+                    Some(bricks) => changes.push(VolumeChange::AddBricks { volume: self.name.clone(), bricks }),
+                    None => self.compare(live)?,
+                }
                 let options = gluster::volume_get_all(ctx, self.name.as_str()).await?;
                 changes.extend((!live.started()).then(|| VolumeChange::Start(self.name.clone())));
                 if live.started() {
@@ -468,6 +500,34 @@ mod tests {
         let e = e.to_string();
         assert!(e.contains("its layout is replica 2, the task asks for replica 3 arbiter 1"), "{e}");
         assert!(e.contains("its bricks are gs1:/srv/b1 gs2:/srv/b1") && e.contains("nothing changed"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn grown_brick_list_is_added_in_whole_sets() {
+        let c = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml"))
+            .expect(&format!("{G} volume add-brick gv0 gs3:/srv/b1 gs4:/srv/b1"), &fixture("volume-add-brick.xml")));
+        let grown = proto(v1::VolumeType::Replicate, 2, &["gs1:/srv/b1", "gs2:/srv/b1", "gs3:/srv/b1", "gs4:/srv/b1"]);
+        let t = EnsureVolume::from_proto(&grown).unwrap();
+        assert_eq!(t.run(&c).await.unwrap(), ["expand volume gv0 with gs3:/srv/b1 gs4:/srv/b1 (add-brick)"]);
+    }
+
+    #[test]
+    fn grown_brick_list_must_fill_whole_sets() {
+        let odd = proto(v1::VolumeType::Replicate, 2, &["gs1:/srv/b1", "gs2:/srv/b1", "gs3:/srv/b1"]);
+        let e = err(odd);
+        assert_eq!(e, "volume gv0: 3 bricks do not fit replica 2 (a multiple of 2 bricks is needed)");
+    }
+
+    #[tokio::test]
+    async fn reordered_bricks_are_not_an_expansion() {
+        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &fixture("volume-info.xml")));
+        let swapped =
+            proto(v1::VolumeType::Replicate, 2, &["gs2:/srv/b1", "gs1:/srv/b1", "gs3:/srv/b1", "gs4:/srv/b1"]);
+        let e = EnsureVolume::from_proto(&swapped).unwrap().run(&c).await.unwrap_err();
+        assert!(matches!(e, TaskError::Conflict(_)) && e.to_string().contains("already exists and differs"), "{e}");
     }
 
     #[tokio::test]
