@@ -24,7 +24,7 @@ impl TestPki {
     pub fn new() -> anyhow::Result<TestPki> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().join("pki");
-        brickyard::pki::init(&dir)?;
+        brickyard::pki::init(&dir, None)?;
         Ok(TestPki { _tmp: tmp, dir, configs: Default::default() })
     }
 
@@ -34,7 +34,13 @@ impl TestPki {
 
     /// Issues agent `name` for 127.0.0.1.
     pub fn agent(&self, name: &str) -> anyhow::Result<IssuedCert> {
-        Ok(brickyard::pki::issue(&self.dir, name, &["127.0.0.1".to_owned()])?)
+        Ok(brickyard::pki::issue(
+            &self.dir,
+            None,
+            name,
+            &["127.0.0.1".to_owned()],
+            brickyard::pki::DEFAULT_HOST_VALIDITY,
+        )?)
     }
 
     /// Writes an agent config for `name` (listening on `listen`, direct service manager) plus
