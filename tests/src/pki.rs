@@ -78,7 +78,7 @@ impl TestPki {
         eku: ExtendedKeyUsagePurpose,
         not_after: OffsetDateTime,
     ) -> anyhow::Result<IssuedCert> {
-        let issuer = brickyard::pki::load_issuer(&self.dir)?;
+        let issuer = brickyard::pki::load_issuer(&self.dir, None)?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, name);
