@@ -81,17 +81,30 @@ struct SpecArgs {
     json: bool,
 }
 
+/// The pool PKI directory and where its CA key is.
+#[derive(clap::Args)]
+struct PkiDir {
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The CA key, when kept outside DIR (default DIR/ca.key).
+    #[arg(long, value_name = "PATH")]
+    ca_key: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum PkiCommand {
     /// Creates the pool CA and the coordinator certificate (refuses to overwrite a CA).
     Init {
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
+        #[command(flatten)]
+        pki: PkiDir,
     },
     /// Issues (or re-issues) an agent certificate: SANs = its name and addresses.
     Issue {
-        #[arg(long, value_name = "DIR")]
-        dir: PathBuf,
+        #[command(flatten)]
+        pki: PkiDir,
+        /// Lifetime in days (host certificates are short-lived: re-issue before expiry).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=3650))]
+        days: u16,
         /// The host's name as the spec and gluster know it.
         #[arg(long)]
         name: String,
@@ -99,6 +112,37 @@ enum PkiCommand {
         #[arg(long = "address", value_name = "ADDR")]
         addresses: Vec<String>,
     },
+    /// Makes a single-use join token for a host (printed; only its hash is kept in DIR/tokens).
+    Token {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, value_name = "NAME")]
+        host: String,
+        /// Lifetime in seconds, or with a unit: 90s, 30m, 1h, 2d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: std::time::Duration,
+    },
+    /// Revokes NAME's current certificate (a host, or brickyard-coordinator) and rewrites
+    /// DIR/crl.pem; agents with `crl = PATH` refuse a revoked client.
+    Revoke {
+        #[command(flatten)]
+        pki: PkiDir,
+        name: String,
+    },
+}
+
+/// `90`, `90s`, `30m`, `1h`, `2d`.
+fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, ""), |i| text.split_at(i));
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("unknown unit {unit:?} (use s, m, h or d)")),
+    };
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 30m or 1h"))?;
+    n.checked_mul(scale).map(std::time::Duration::from_secs).ok_or_else(|| format!("{text:?} is too long"))
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -133,13 +177,19 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn pki(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        PkiCommand::Init { dir } => {
-            brickyard::pki::init(&dir)?;
-            println!("pool CA and coordinator certificate written to {}", dir.display());
+        PkiCommand::Init { pki } => {
+            brickyard::pki::init(&pki.dir, pki.ca_key.as_deref())?;
+            println!("pool CA and coordinator certificate written to {}", pki.dir.display());
         }
-        PkiCommand::Issue { dir, name, addresses } => {
-            let issued = brickyard::pki::issue(&dir, &name, &addresses)?;
+        PkiCommand::Issue { pki, days, name, addresses } => {
+            let validity = time::Duration::days(days.into());
+            let issued = brickyard::pki::issue(&pki.dir, pki.ca_key.as_deref(), &name, &addresses, validity)?;
             println!("{}\n{}", issued.cert.display(), issued.key.display());
+        }
+        PkiCommand::Token { dir, host, ttl } => println!("{}", brickyard::pki::token::create(&dir, &host, ttl)?),
+        PkiCommand::Revoke { pki, name } => {
+            let serial = brickyard::pki::revoke::revoke(&pki.dir, pki.ca_key.as_deref(), &name)?;
+            println!("revoked {name} (serial {serial}); {}", brickyard::pki::revoke::crl_path(&pki.dir).display());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -166,4 +216,18 @@ async fn facts(spec_path: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_forms() {
+        assert_eq!(parse_ttl("1h"), Ok(std::time::Duration::from_secs(3600)));
+        assert_eq!(parse_ttl("90"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(parse_ttl("2d"), Ok(std::time::Duration::from_secs(172_800)));
+        assert!(parse_ttl("1w").unwrap_err().contains("unknown unit \"w\""));
+        assert!(parse_ttl("h").unwrap_err().contains("not a duration"));
+    }
 }

@@ -60,10 +60,10 @@ fn read(path: &Path) -> Result<Vec<u8>, LabError> {
 
 /// Creates the pool PKI in `pki_dir` and every host's config directory.
 pub fn write_pki_and_configs(pki_dir: &Path, hosts: &[(HostPlan, HostDir)]) -> Result<(), LabError> {
-    pki::init(pki_dir)?;
+    pki::init(pki_dir, None)?;
     let ca = read(&pki::Layout::new(pki_dir).ca_cert)?;
     for (host, dir) in hosts {
-        let issued = pki::issue(pki_dir, &host.name, &[host.address.to_string()])?;
+        let issued = pki::issue(pki_dir, None, &host.name, &[host.address.to_string()], pki::DEFAULT_HOST_VALIDITY)?;
         let conf = dir.conf();
         std::fs::DirBuilder::new()
             .mode(0o700)

@@ -24,7 +24,7 @@ impl TestPki {
     pub fn new() -> anyhow::Result<TestPki> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().join("pki");
-        brickyard::pki::init(&dir)?;
+        brickyard::pki::init(&dir, None)?;
         Ok(TestPki { _tmp: tmp, dir, configs: Default::default() })
     }
 
@@ -34,7 +34,13 @@ impl TestPki {
 
     /// Issues agent `name` for 127.0.0.1.
     pub fn agent(&self, name: &str) -> anyhow::Result<IssuedCert> {
-        Ok(brickyard::pki::issue(&self.dir, name, &["127.0.0.1".to_owned()])?)
+        Ok(brickyard::pki::issue(
+            &self.dir,
+            None,
+            name,
+            &["127.0.0.1".to_owned()],
+            brickyard::pki::DEFAULT_HOST_VALIDITY,
+        )?)
     }
 
     /// Writes an agent config for `name` (listening on `listen`, direct service manager) plus
@@ -72,7 +78,7 @@ impl TestPki {
         eku: ExtendedKeyUsagePurpose,
         not_after: OffsetDateTime,
     ) -> anyhow::Result<IssuedCert> {
-        let issuer = brickyard::pki::load_issuer(&self.dir)?;
+        let issuer = brickyard::pki::load_issuer(&self.dir, None)?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CommonName, name);

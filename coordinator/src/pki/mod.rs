@@ -5,7 +5,13 @@
 //! DIR/ca.pem DIR/ca.key                     pool CA (keys 0600)
 //! DIR/coordinator.pem DIR/coordinator.key   DNS SAN `brickyard-coordinator`, EKU clientAuth only
 //! DIR/hosts/NAME.pem DIR/hosts/NAME.key     agent NAME, SAN = name + addresses, EKU serverAuth only
+//! DIR/tokens/                               join tokens, hashed (`token`)
+//! DIR/revoked.toml DIR/crl.pem              revoked serials and the CRL signed from them (`revoke`)
 //! ```
+//!
+//! The CA key may live outside DIR (`--ca-key PATH`, e.g. on an offline or encrypted volume):
+//! every function that signs takes it as `ca_key` (`None` = `DIR/ca.key`). Host certificates
+//! live [`DEFAULT_HOST_VALIDITY`] (30 days) unless told otherwise; re-issue them before that.
 //!
 //! The EKUs keep the roles apart: TLS stacks refuse an agent certificate presented as a client,
 //! and agents additionally check the coordinator name themselves.
@@ -22,12 +28,18 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
+pub mod revoke;
+pub mod token;
+
 /// The identity (DNS SAN) of the coordinator certificate; agents accept only this client.
 pub const COORDINATOR_IDENTITY: &str = "brickyard-coordinator";
 
 /// How long certificates are valid.
 const CA_VALIDITY: Duration = Duration::days(3650);
-const LEAF_VALIDITY: Duration = Duration::days(1825);
+/// The coordinator certificate (kept on the operator's machine, revocable).
+const COORDINATOR_VALIDITY: Duration = Duration::days(365);
+/// Agent certificates: short, so a lost host key stops working soon without a CRL.
+pub const DEFAULT_HOST_VALIDITY: Duration = Duration::days(30);
 /// Tolerated clock skew between the machine that issues and the hosts that check.
 const BACKDATE: Duration = Duration::hours(1);
 
@@ -47,6 +59,10 @@ pub enum PkiError {
     Address { name: String, address: String },
     #[error("{context}: {source}")]
     Cert { context: String, source: rcgen::Error },
+    #[error("the system random number generator failed")]
+    Random,
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
 }
 
 /// Where `issue` wrote an agent's certificate and key.
@@ -82,20 +98,21 @@ impl Layout {
     }
 }
 
-fn cert_err(context: impl Into<String>) -> impl FnOnce(rcgen::Error) -> PkiError {
+pub(crate) fn cert_err(context: impl Into<String>) -> impl FnOnce(rcgen::Error) -> PkiError {
     let context = context.into();
     move |source| PkiError::Cert { context, source }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
     move |source| PkiError::Io { path: path.to_path_buf(), source }
 }
 
-/// Creates the pool CA and the coordinator certificate in `dir` (created if missing). Refuses
-/// to overwrite an existing CA.
-pub fn init(dir: &Path) -> Result<(), PkiError> {
+/// Creates the pool CA and the coordinator certificate in `dir` (created if missing), the CA
+/// key at `ca_key` (default `DIR/ca.key`). Refuses to overwrite an existing CA.
+pub fn init(dir: &Path, ca_key: Option<&Path>) -> Result<(), PkiError> {
     let layout = Layout::new(dir);
-    for existing in [&layout.ca_cert, &layout.ca_key] {
+    let ca_key_path = ca_key.unwrap_or(&layout.ca_key).to_path_buf();
+    for existing in [&layout.ca_cert, &ca_key_path] {
         if existing.exists() {
             return Err(PkiError::CaExists(existing.clone()));
         }
@@ -121,21 +138,35 @@ pub fn init(dir: &Path) -> Result<(), PkiError> {
         COORDINATOR_IDENTITY,
         vec![SanType::DnsName(COORDINATOR_IDENTITY.try_into().map_err(cert_err("coordinator name"))?)],
         ExtendedKeyUsagePurpose::ClientAuth,
+        COORDINATOR_VALIDITY,
     )?;
-    write_file(&layout.ca_key, issuer.key().serialize_pem().as_bytes(), 0o600, true)?;
+    write_file(&ca_key_path, issuer.key().serialize_pem().as_bytes(), 0o600, true)?;
     write_file(&layout.ca_cert, ca_cert.pem().as_bytes(), 0o644, true)?;
     write_file(&layout.coordinator_key, key.as_bytes(), 0o600, false)?;
     write_file(&layout.coordinator_cert, cert.as_bytes(), 0o644, false)?;
     Ok(())
 }
 
-/// Issues (or re-issues) agent `name`'s certificate, signed by the pool CA in `dir`, with
-/// SANs = `name` and every address (IP addresses as IP SANs, names as DNS SANs).
-pub fn issue(dir: &Path, name: &str, addresses: &[String]) -> Result<IssuedCert, PkiError> {
+/// An agent name: a valid host name that is not the coordinator's.
+fn agent_name(name: &str) -> Result<HostName, PkiError> {
     let name = HostName::new(name)?;
     if name.as_str() == COORDINATOR_IDENTITY {
         return Err(PkiError::ReservedName);
     }
+    Ok(name)
+}
+
+/// Issues (or re-issues) agent `name`'s certificate, valid for `validity`, signed by the pool
+/// CA in `dir` (key at `ca_key`, default `DIR/ca.key`), with SANs = `name` and every address
+/// (IP addresses as IP SANs, names as DNS SANs).
+pub fn issue(
+    dir: &Path,
+    ca_key: Option<&Path>,
+    name: &str,
+    addresses: &[String],
+    validity: Duration,
+) -> Result<IssuedCert, PkiError> {
+    let name = agent_name(name)?;
     let mut sans = vec![dns_san(name.as_str())?];
     for address in addresses {
         let san = match address.parse::<IpAddr>() {
@@ -149,8 +180,8 @@ pub fn issue(dir: &Path, name: &str, addresses: &[String]) -> Result<IssuedCert,
             sans.push(san);
         }
     }
-    let issuer = load_issuer(dir)?;
-    let (cert, key) = leaf(&issuer, name.as_str(), sans, ExtendedKeyUsagePurpose::ServerAuth)?;
+    let issuer = load_issuer(dir, ca_key)?;
+    let (cert, key) = leaf(&issuer, name.as_str(), sans, ExtendedKeyUsagePurpose::ServerAuth, validity)?;
     let layout = Layout::new(dir);
     create_private_dir(&layout.hosts)?;
     let issued = layout.host(name.as_str());
@@ -159,9 +190,10 @@ pub fn issue(dir: &Path, name: &str, addresses: &[String]) -> Result<IssuedCert,
     Ok(issued)
 }
 
-/// The pool CA as an rcgen issuer (certificate + key from `dir`).
-pub fn load_issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>, PkiError> {
+/// The pool CA as an rcgen issuer (certificate from `dir`, key from `ca_key` or `DIR/ca.key`).
+pub fn load_issuer(dir: &Path, ca_key: Option<&Path>) -> Result<Issuer<'static, KeyPair>, PkiError> {
     let layout = Layout::new(dir);
+    let ca_key = ca_key.unwrap_or(&layout.ca_key);
     let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|source| PkiError::NoCa {
             path: path.to_path_buf(),
@@ -169,9 +201,9 @@ pub fn load_issuer(dir: &Path) -> Result<Issuer<'static, KeyPair>, PkiError> {
             source,
         })
     };
-    let key_pem = read(&layout.ca_key)?;
+    let key_pem = read(ca_key)?;
     let cert_pem = read(&layout.ca_cert)?;
-    let key = KeyPair::from_pem(&key_pem).map_err(cert_err(format!("reading {}", layout.ca_key.display())))?;
+    let key = KeyPair::from_pem(&key_pem).map_err(cert_err(format!("reading {}", ca_key.display())))?;
     Issuer::from_ca_cert_pem(&cert_pem, key).map_err(cert_err(format!("reading {}", layout.ca_cert.display())))
 }
 
@@ -185,12 +217,14 @@ fn common_name(name: &str) -> DistinguishedName {
     dn
 }
 
-/// A leaf certificate for `cn` with `sans` and exactly one EKU; returns (cert PEM, key PEM).
+/// A leaf certificate for `cn` with `sans` and exactly one EKU, valid for `validity`; returns
+/// (cert PEM, key PEM).
 fn leaf(
     issuer: &Issuer<'_, KeyPair>,
     cn: &str,
     sans: Vec<SanType>,
     eku: ExtendedKeyUsagePurpose,
+    validity: Duration,
 ) -> Result<(String, String), PkiError> {
     let now = OffsetDateTime::now_utc();
     let key = KeyPair::generate().map_err(cert_err(format!("generating the key of {cn}")))?;
@@ -202,12 +236,12 @@ fn leaf(
     params.extended_key_usages = vec![eku];
     params.use_authority_key_identifier_extension = true;
     params.not_before = now - BACKDATE;
-    params.not_after = now + LEAF_VALIDITY;
+    params.not_after = now + validity;
     let cert = params.signed_by(&key, issuer).map_err(cert_err(format!("signing the certificate of {cn}")))?;
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
     if !dir.is_dir() {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
@@ -217,7 +251,7 @@ fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
 
 /// Writes `path` atomically with `mode` (temp file in the same directory, fsync, rename).
 /// With `new_only`, an existing file is an error (the CA is never overwritten).
-fn write_file(path: &Path, contents: &[u8], mode: u32, new_only: bool) -> Result<(), PkiError> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32, new_only: bool) -> Result<(), PkiError> {
     if new_only && path.exists() {
         return Err(PkiError::CaExists(path.to_path_buf()));
     }
@@ -247,11 +281,28 @@ mod tests {
         (sans, eku.server_auth, eku.client_auth)
     }
 
+    const DAY: Duration = Duration::days(1);
+
+    #[test]
+    fn ca_key_outside_the_directory_and_lifetime() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pki, offline) = (dir.path().join("pki"), dir.path().join("offline-ca.key"));
+        init(&pki, Some(&offline)).unwrap();
+        assert!(offline.is_file() && !Layout::new(&pki).ca_key.exists());
+        let err = issue(&pki, None, "glu1", &[], DAY).unwrap_err();
+        assert!(err.to_string().contains("ca.key"), "{err}");
+        let issued = issue(&pki, Some(&offline), "glu1", &[], Duration::days(7)).unwrap();
+        let pem = std::fs::read_to_string(issued.cert).unwrap();
+        let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        let validity = der.parse_x509().unwrap().validity().time_to_expiration().unwrap();
+        assert!(validity <= Duration::days(7) && validity > Duration::days(6), "{validity}");
+    }
+
     #[test]
     fn init_then_issue() {
         let dir = tempfile::tempdir().unwrap();
         let pki = dir.path().join("pki");
-        init(&pki).unwrap();
+        init(&pki, None).unwrap();
         let layout = Layout::new(&pki);
         for key in [&layout.ca_key, &layout.coordinator_key] {
             assert_eq!(std::fs::metadata(key).unwrap().mode() & 0o777, 0o600, "{}", key.display());
@@ -260,19 +311,19 @@ mod tests {
         assert_eq!(sans, vec![format!("DNSName({COORDINATOR_IDENTITY})")]);
         assert!(client && !server);
 
-        let issued = issue(&pki, "gluServer1", &["192.0.2.11".into(), "glu1.example.org".into()]).unwrap();
+        let issued = issue(&pki, None, "gluServer1", &["192.0.2.11".into(), "glu1.example.org".into()], DAY).unwrap();
         assert_eq!(issued, layout.host("gluServer1"));
         assert_eq!(std::fs::metadata(&issued.key).unwrap().mode() & 0o777, 0o600);
         let (sans, server, client) = sans_and_eku(&std::fs::read_to_string(&issued.cert).unwrap());
         assert_eq!(sans, ["DNSName(gluServer1)", "IPAddress(c0:00:02:0b)", "DNSName(glu1.example.org)"]);
         assert!(server && !client);
 
-        assert!(matches!(init(&pki), Err(PkiError::CaExists(_))));
-        assert!(matches!(issue(&pki, COORDINATOR_IDENTITY, &[]), Err(PkiError::ReservedName)));
-        assert!(matches!(issue(&pki, "a;b", &[]), Err(PkiError::Name(_))));
-        let err = issue(&pki, "x", &["not an address".into()]).unwrap_err();
+        assert!(matches!(init(&pki, None), Err(PkiError::CaExists(_))));
+        assert!(matches!(issue(&pki, None, COORDINATOR_IDENTITY, &[], DAY), Err(PkiError::ReservedName)));
+        assert!(matches!(issue(&pki, None, "a;b", &[], DAY), Err(PkiError::Name(_))));
+        let err = issue(&pki, None, "x", &["not an address".into()], DAY).unwrap_err();
         assert!(err.to_string().contains("not an address"), "{err}");
-        let err = issue(&dir.path().join("nope"), "x", &[]).unwrap_err();
+        let err = issue(&dir.path().join("nope"), None, "x", &[], DAY).unwrap_err();
         assert!(err.to_string().contains("pki init"), "{err}");
     }
 }
