@@ -1,8 +1,8 @@
 //! Block devices from the kernel: the bottom layer that facts and the disk tasks stand on.
 //! Devices and their stacking come from sysfs (`sysfs`: /sys/class/block, with mount points from
 //! /proc/self/mountinfo and swap from /proc/swaps), on-disk signatures from `blkid -p`
-//! (`blkid`), and a task's name for a disk (a /dev path, a /dev/disk/by-id link, a Cinder
-//! volume id) is turned into the kernel's device by `reference`. Nothing depends on lsblk or
+//! (`blkid`) and the xfs superblock's unfinished-mkfs flag (`xfs_sb`), and a task's name for a
+//! disk (a /dev path, a /dev/disk/by-id link, a Cinder volume id) is turned into the kernel's device by `reference`. Nothing depends on lsblk or
 //! its output format, so util-linux 2.23 (EL7) to 2.40 give the same answers. Here: what the
 //! disk tasks know about one disk before they touch it, the refusals they share, and waiting
 //! for a partition's /dev node without udev. Reads only: sysfs, /proc, /dev, `blkid -p`.
@@ -11,6 +11,7 @@
 mod blkid;
 mod reference;
 mod sysfs;
+mod xfs_sb;
 
 use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
@@ -20,6 +21,9 @@ use std::time::Duration;
 pub use blkid::{parse_blkid, probe, Signature};
 pub use reference::{CinderVolume, DiskRef};
 pub use sysfs::{find, BlockDevice, Kind, Partition, SYSTEM_MOUNT_POINTS};
+#[cfg(test)]
+pub use xfs_sb::test_superblock;
+pub use xfs_sb::{parse_xfs_inprogress, xfs_unfinished};
 
 use crate::host::mountinfo::{self, Mount};
 use crate::host::poll::{self, Look, TimedOut};

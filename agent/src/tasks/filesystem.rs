@@ -1,9 +1,12 @@
 //! `MakeFilesystem`: xfs (`-i size=512`, as GlusterFS recommends for bricks) or ext4 on the
 //! disk's single partition (found through sysfs). The same filesystem already there is reused,
-//! never reformatted; anything else there is refused, naming it, unless the task says wipe
+//! never reformatted, unless it is an xfs whose mkfs never finished (`sb_inprogress` set: an
+//! interrupted mkfs.xfs, which can hold no data and never mounts), made again; anything else
+//! there is refused, naming it, unless the task says wipe
 //! (and names the disk by its identity, see `Disk::require_identity_for_wipe`).
 //! Touches the partition only (`wipefs -a` when wiping, `mkfs.*`); reads sysfs, /proc, /dev
-//! and `blkid -p`.
+//! and `blkid -p`. (An interrupted mkfs.ext4 leaves no such state: mke2fs writes the primary
+//! superblock last, so before that blkid finds no ext4 and the partition is simply made.)
 
 use std::fmt;
 
@@ -65,11 +68,25 @@ impl FsType {
         }
     }
 
-    fn mkfs(self, runner: &dyn Runner, label: Option<&str>, device: &str) -> Result<Cmd, TaskError> {
+    /// `over_unfinished`: the partition holds an xfs signature of an mkfs that never finished,
+    /// which the mkfs programs would otherwise refuse to overwrite.
+    fn mkfs(
+        self,
+        runner: &dyn Runner,
+        label: Option<&str>,
+        device: &str,
+        over_unfinished: bool,
+    ) -> Result<Cmd, TaskError> {
         let mut cmd = match self {
             FsType::Xfs => runner.cmd("mkfs.xfs")?.args(["-i", "size=512"]),
             FsType::Ext4 => runner.cmd("mkfs.ext4")?.arg("-q"),
         };
+        if over_unfinished {
+            cmd = cmd.arg(match self {
+                FsType::Xfs => "-f",
+                FsType::Ext4 => "-F",
+            });
+        }
         if let Some(label) = label {
             cmd = cmd.args(["-L", label]);
         }
@@ -98,17 +115,25 @@ impl MakeFilesystem {
     }
 }
 
-/// One command on the partition, in order: wiping what is there (only with wipe), then mkfs.
+/// One command on the partition, in order: wiping what is there (only with wipe), then mkfs
+/// (`Remake`: over an xfs an interrupted mkfs.xfs left unfinished).
 #[derive(Debug, Clone)]
 pub enum FsChange {
     Wipe { partition: String, cmd: Cmd },
     Format { partition: String, cmd: Cmd },
+    Remake { partition: String, cmd: Cmd, fs: FsType },
 }
 
 impl fmt::Display for FsChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FsChange::Wipe { cmd, .. } | FsChange::Format { cmd, .. } => f.write_str(&cmd.display()),
+            FsChange::Remake { partition, fs, .. } => write!(
+                f,
+                "mkfs.{} on {partition}: the filesystem found there was never finished (sb_inprogress set by an \
+                 interrupted mkfs)",
+                fs.name()
+            ),
         }
     }
 }
@@ -122,14 +147,22 @@ impl Task for MakeFilesystem {
         let disk = Disk::inspect_for_change(&self.paths, &self.disk)?;
         let Some(part) = disk.single_partition()? else {
             let future = format!("/dev/{}", blockdev::first_partition_name(&disk.name));
-            let cmd = self.fs.mkfs(runner, self.label.as_deref(), &future)?;
+            let cmd = self.fs.mkfs(runner, self.label.as_deref(), &future, false)?;
             return Ok(Plan::of(vec![FsChange::Format { partition: future.clone(), cmd }]).waiting_for(format!(
                 "{} has no partition yet: PartitionDisk must create {future} first",
                 disk.label()
             )));
         };
         let path = part.path();
-        let sig = blockdev::probe(runner, &path).await?;
+        let mut sig = blockdev::probe(runner, &path).await?;
+        let unfinished = sig.fstype.as_deref() == Some(FsType::Xfs.name())
+            && !sig.ambivalent
+            && sig.pttype.is_none()
+            && blockdev::xfs_unfinished(&self.paths, &path)?;
+        if unfinished {
+            // Holds no data and never mounts: the partition counts as empty.
+            sig = blockdev::Signature::default();
+        }
         if sig.fstype.as_deref() == Some(self.fs.name()) && !sig.ambivalent {
             let mut plan = Plan::unchanged();
             if self.label.is_some() && sig.label != self.label {
@@ -163,8 +196,11 @@ impl Task for MakeFilesystem {
         if !changes.is_empty() {
             disk.require_identity_for_wipe(&self.disk)?;
         }
-        let cmd = self.fs.mkfs(runner, self.label.as_deref(), &path)?;
-        changes.push(FsChange::Format { partition: path, cmd });
+        let cmd = self.fs.mkfs(runner, self.label.as_deref(), &path, unfinished)?;
+        changes.push(match unfinished {
+            true => FsChange::Remake { partition: path, cmd, fs: self.fs },
+            false => FsChange::Format { partition: path, cmd },
+        });
         Ok(Plan::of(changes))
     }
 
@@ -172,10 +208,12 @@ impl Task for MakeFilesystem {
     /// have one yet), runs each command, and confirms the filesystem with blkid.
     async fn apply(&self, ctx: &Context, plan: Plan<FsChange>) -> Result<Vec<FsChange>, TaskError> {
         for change in &plan.changes {
-            let (FsChange::Wipe { partition, cmd } | FsChange::Format { partition, cmd }) = change;
+            let (FsChange::Wipe { partition, cmd }
+            | FsChange::Format { partition, cmd }
+            | FsChange::Remake { partition, cmd, .. }) = change;
             blockdev::wait_for_node(&self.paths, partition).await?;
             ctx.runner.run(cmd).await?;
-            if let FsChange::Format { .. } = change {
+            if !matches!(change, FsChange::Wipe { .. }) {
                 let sig = blockdev::probe(ctx.runner.as_ref(), partition).await?;
                 if sig.fstype.as_deref() != Some(self.fs.name()) {
                     return Err(TaskError::Unsupported(format!(
@@ -255,6 +293,34 @@ mod tests {
         let check = task(&host, v1::FilesystemType::Xfs, "other", true).check(&ctx).await.unwrap();
         assert!(check.changes.is_empty());
         assert!(check.warnings[0].contains("labelled \"brick\" is reused"), "{:?}", check.warnings);
+    }
+
+    /// An interrupted mkfs.xfs (issue #16): blkid says xfs, but sb_inprogress is set; it is made
+    /// again (forced over the stale signature), without wipe, and said so in the plan.
+    #[tokio::test]
+    async fn unfinished_xfs_is_made_again() {
+        let host = host();
+        let node = host.paths.host("/dev/loop0p1");
+        std::fs::write(&node, blockdev::test_superblock(1)).unwrap();
+        let mkfs = "/usr/sbin/mkfs.xfs -i size=512 -f -L brick /dev/loop0p1";
+        let ctx = Context::direct(
+            probed(XFS)
+                .expect_output(PROBE, blkid(XFS))
+                .expect(mkfs, "")
+                .expect_output(PROBE, blkid(XFS))
+                .expect_output(PROBE, blkid(XFS)),
+        );
+        let t = task(&host, v1::FilesystemType::Xfs, "brick", false);
+        let check = t.check(&ctx).await.unwrap();
+        assert_eq!(
+            check.changes,
+            ["mkfs.xfs on /dev/loop0p1: the filesystem found there was never finished (sb_inprogress set by an \
+              interrupted mkfs)"]
+        );
+        assert_eq!(t.run(&ctx).await.unwrap().len(), 1);
+        // What mkfs.xfs leaves when it finishes: the same filesystem, now reused.
+        std::fs::write(&node, blockdev::test_superblock(0)).unwrap();
+        assert!(t.check(&ctx).await.unwrap().changes.is_empty());
     }
 
     #[tokio::test]
