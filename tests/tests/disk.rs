@@ -335,6 +335,55 @@ fn mounted_disk_and_root_disk_are_refused_even_with_wipe() {
     });
 }
 
+/// sb_inprogress, byte 126 of the primary xfs superblock.
+fn xfs_inprogress_byte(dev: &str) -> u8 {
+    use std::io::Read;
+    let mut sb = [0u8; 512];
+    std::fs::File::open(dev).unwrap().read_exact(&mut sb).unwrap();
+    assert_eq!(&sb[..4], b"XFSB", "{dev} holds no xfs superblock");
+    sb[126]
+}
+
+/// Whether `dev` mounts as xfs at /mnt/data (unmounted again); the mount's error otherwise.
+fn try_mount_xfs(dev: &str) -> Result<(), String> {
+    std::fs::create_dir_all("/mnt/data").unwrap();
+    let out = Command::new("mount").args(["-t", "xfs", dev, "/mnt/data"]).output().unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    run("umount", &["/mnt/data"]);
+    Ok(())
+}
+
+/// An xfs whose mkfs never finished (`sb_inprogress` set, as an agent killed in the middle of
+/// mkfs.xfs leaves it) is xfs to blkid but never mounts ("Structure needs cleaning"):
+/// MakeFilesystem makes it again, without wipe, and says why.
+#[test]
+fn unfinished_xfs_is_made_again_and_mounts() {
+    in_namespace("unfinished_xfs_is_made_again_and_mounts", || async {
+        let disk = LoopDisk::new();
+        let tasks = [partition(&disk.dev, false), mkfs(&disk.dev, v1::FilesystemType::Xfs, false)];
+        let part = disk.part();
+        apply(&tasks).await.unwrap();
+        try_mount_xfs(&part).expect("the fresh filesystem mounts");
+
+        run("xfs_db", &["-x", "-c", "sb 0", "-c", "write inprogress 1", &part]);
+        assert_eq!(xfs_inprogress_byte(&part), 1);
+        assert!(run("blkid", &["-p", "-o", "export", &part]).contains("TYPE=xfs"), "blkid still says xfs");
+        let refused = try_mount_xfs(&part).unwrap_err();
+        assert!(refused.contains("Structure needs cleaning"), "{refused}");
+
+        let remake = format!(
+            "mkfs.xfs on {part}: the filesystem found there was never finished (sb_inprogress set by an interrupted mkfs)"
+        );
+        assert_eq!(plan(&tasks).await.unwrap(), [vec![], vec![remake.clone()]]);
+        assert_eq!(apply(&tasks).await.unwrap(), [vec![], vec![remake]]);
+        assert_eq!(xfs_inprogress_byte(&part), 0);
+        try_mount_xfs(&part).expect("the remade filesystem mounts");
+        assert_eq!(plan(&tasks).await.unwrap(), [Vec::<String>::new(), vec![]], "converged");
+    });
+}
+
 #[test]
 fn other_filesystem_is_named() {
     in_namespace("other_filesystem_is_named", || async {
