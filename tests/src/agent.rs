@@ -12,6 +12,32 @@ pub fn task(id: &str, kind: Kind) -> v1::Task {
     v1::Task { id: id.to_owned(), kind: Some(kind) }
 }
 
+/// `EnsureVolume` (task id `volume`) of a replica-2 volume named `name` with one brick at
+/// `brick` on each of `servers`, in order, and `options`.
+pub fn replica2_volume(
+    name: &str,
+    servers: &[&brickyard::spec::HostTarget],
+    brick: &str,
+    options: &[(&str, &str)],
+    allow_replica2: bool,
+) -> v1::Task {
+    task(
+        "volume",
+        Kind::EnsureVolume(v1::EnsureVolume {
+            name: name.into(),
+            layout: Some(v1::VolumeLayout {
+                r#type: v1::VolumeType::Replicate as i32,
+                replica: 2,
+                ..Default::default()
+            }),
+            bricks: servers.iter().map(|s| v1::Brick { host: s.name.clone(), path: brick.into() }).collect(),
+            options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            allow_replica2,
+            force: false,
+        }),
+    )
+}
+
 /// `id: unchanged` / `id: changed [...]` / `id: failed ...` / `id: skipped ...` per task, from
 /// an Apply stream. Panics if the batch is rejected as a whole (an invalid task).
 pub async fn apply(client: &mut Client, tasks: &[v1::Task]) -> Vec<String> {

@@ -6,7 +6,7 @@
 use brickyard::client::connect;
 use brickyard::spec::HostTarget;
 use brickyard_proto::v1::{self, task::Kind};
-use brickyard_tests::agent::{converge, task};
+use brickyard_tests::agent::{converge, replica2_volume, task};
 use brickyard_tests::lab::{assert_success, TestLab};
 
 const VOLUME: &str = "grow";
@@ -16,24 +16,6 @@ const MOUNT: &str = "/dataShare";
 /// Writes 200 files of random content, then prints their checksums.
 const WRITE_FILES: &str = "for i in $(seq 1 200); do head -c 2048 /dev/urandom > /dataShare/f$i || exit 1; done";
 const CHECKSUMS: &str = "cd /dataShare && sha256sum f* | sort";
-
-fn replica2(servers: &[&HostTarget]) -> v1::Task {
-    task(
-        "volume",
-        Kind::EnsureVolume(v1::EnsureVolume {
-            name: VOLUME.into(),
-            layout: Some(v1::VolumeLayout {
-                r#type: v1::VolumeType::Replicate as i32,
-                replica: 2,
-                ..Default::default()
-            }),
-            bricks: servers.iter().map(|s| v1::Brick { host: s.name.clone(), path: BRICK.into() }).collect(),
-            options: Default::default(),
-            allow_replica2: true,
-            force: false,
-        }),
-    )
-}
 
 #[test]
 fn replica2_grows_to_two_sets_with_add_brick_and_keeps_every_file() {
@@ -66,7 +48,7 @@ fn replica2_grows_to_two_sets_with_add_brick_and_keeps_every_file() {
             let peers = servers[1..].iter().map(|s| s.name.clone()).collect();
             converge(&mut first, &[task("probe", Kind::ProbePeers(v1::ProbePeers { peers, timeout_seconds: 60 }))])
                 .await;
-            converge(&mut first, &[replica2(&servers[..2])]).await;
+            converge(&mut first, &[replica2_volume(VOLUME, &servers[..2], BRICK, &[], true)]).await;
             let mut c = connect(&pki, client).await.expect("client agent answers");
             let mount = task(
                 "mount",
@@ -88,7 +70,7 @@ fn replica2_grows_to_two_sets_with_add_brick_and_keeps_every_file() {
     lab.in_control_ns(|| {
         rt().block_on(async {
             let mut first = connect(&pki, servers[0]).await.expect("first server answers");
-            converge(&mut first, &[replica2(&servers)]).await;
+            converge(&mut first, &[replica2_volume(VOLUME, &servers, BRICK, &[], true)]).await;
             let status = first.get_gluster_status(v1::GlusterStatusRequest {}).await.expect("status").into_inner();
             let vol = status.volumes.iter().find(|v| v.name == VOLUME).expect("volume in status");
             let bricks: Vec<String> = vol.bricks.iter().map(|b| format!("{}:{}", b.host, b.path)).collect();

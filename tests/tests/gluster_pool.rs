@@ -11,7 +11,7 @@ use std::time::Instant;
 use brickyard::client::connect;
 use brickyard::spec::HostTarget;
 use brickyard_proto::v1::{self, task::Kind};
-use brickyard_tests::agent::{apply, converge, plan, starts, task, Client};
+use brickyard_tests::agent::{apply, converge, plan, replica2_volume, starts, task, Client};
 use brickyard_tests::lab::{assert_success, TestLab};
 
 const VOLUME: &str = "gpool";
@@ -20,24 +20,7 @@ const BRICKS: &str = "/bricks";
 const BRICK: &str = "/bricks/b1";
 const MOUNT: &str = "/dataShare";
 const VERIFY_FILE: &str = ".brickyard-verify-gpool";
-
-fn replica2(servers: &[&HostTarget], brick: &str, allow_replica2: bool) -> v1::Task {
-    task(
-        "volume",
-        Kind::EnsureVolume(v1::EnsureVolume {
-            name: VOLUME.into(),
-            layout: Some(v1::VolumeLayout {
-                r#type: v1::VolumeType::Replicate as i32,
-                replica: 2,
-                ..Default::default()
-            }),
-            bricks: servers.iter().map(|s| v1::Brick { host: s.name.clone(), path: brick.into() }).collect(),
-            options: [("performance.cache-size".to_owned(), "64MB".to_owned())].into(),
-            allow_replica2,
-            force: false,
-        }),
-    )
-}
+const CACHE_SIZE: &[(&str, &str)] = &[("performance.cache-size", "64MB")];
 
 /// The brick check of `volume`'s brick `path` on the filesystem mounted at `mount_point`.
 fn bricks(path: &str, mount_point: &str) -> v1::Task {
@@ -117,7 +100,7 @@ fn two_servers_one_replica_volume_two_clients() {
 
             // Refusals: replica 2 without the opt-in (validated before anything runs: the whole
             // batch is rejected); a brick on the root filesystem without force (the brick check).
-            let batch = v1::TaskBatch { tasks: vec![replica2(&servers, BRICK, false)] };
+            let batch = v1::TaskBatch { tasks: vec![replica2_volume(VOLUME, &servers, BRICK, CACHE_SIZE, false)] };
             let refused = c1.apply(batch).await.expect_err("replica 2 without the opt-in is refused");
             assert!(refused.message().contains("split-brain"), "{refused:?}");
             let on_root = plan(&mut c1, &[bricks("/srv/gpool-root", "/")]).await;
@@ -131,7 +114,7 @@ fn two_servers_one_replica_volume_two_clients() {
             }
 
             let started = Instant::now();
-            converge(&mut c1, &[replica2(&servers, BRICK, true)]).await;
+            converge(&mut c1, &[replica2_volume(VOLUME, &servers, BRICK, CACHE_SIZE, true)]).await;
             eprintln!("volume created, started and tuned in {:?}", started.elapsed());
             let status = c1.get_gluster_status(v1::GlusterStatusRequest {}).await.expect("status").into_inner();
             let vol = status.volumes.iter().find(|v| v.name == VOLUME).expect("volume in status");
@@ -142,7 +125,7 @@ fn two_servers_one_replica_volume_two_clients() {
             starts(&apply(&mut c1, &[bricks(BRICK, BRICKS)]).await, &["bricks: unchanged"]);
 
             // The same name with another layout: refused, naming the difference.
-            let mut other = replica2(&servers, BRICK, true);
+            let mut other = replica2_volume(VOLUME, &servers, BRICK, CACHE_SIZE, true);
             if let Some(Kind::EnsureVolume(v)) = &mut other.kind {
                 v.layout = Some(v1::VolumeLayout { r#type: v1::VolumeType::Distribute as i32, ..Default::default() });
             }
