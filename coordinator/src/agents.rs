@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use brickyard_proto::v1;
 use brickyard_proto::v1::agent_client::AgentClient;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, Semaphore};
 use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
@@ -138,19 +138,30 @@ pub fn task_error(e: &v1::TaskError) -> String {
     format!("{} ({kind})", e.message)
 }
 
-/// Runs `f` for every host name concurrently; results in the order of `hosts`.
+/// At most this many RPCs toward agents at once from one `each` (at 100 hosts, opening every
+/// TLS connection at the same instant starves the coordinator's 2 cores and the agents' accept
+/// queues; a bound keeps the handshakes flowing).
+pub const MAX_CONCURRENT_HOSTS: usize = 32;
+
+/// Runs `f` for every host name concurrently, at most [`MAX_CONCURRENT_HOSTS`] at once;
+/// results in the order of `hosts`.
 pub async fn each<'a, T, F, Fut>(hosts: impl IntoIterator<Item = &'a str>, f: F) -> Vec<(String, T)>
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = T> + Send + 'static,
     T: Send + 'static,
 {
+    let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_HOSTS));
     let mut set = JoinSet::new();
     let mut order = Vec::new();
     for (i, host) in hosts.into_iter().enumerate() {
         order.push(host.to_owned());
         let fut = f(host.to_owned());
-        set.spawn(async move { (i, fut.await) });
+        let limit = limit.clone();
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await.expect("the semaphore is never closed");
+            (i, fut.await)
+        });
     }
     let mut results: Vec<Option<T>> = order.iter().map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
@@ -172,5 +183,27 @@ mod tests {
         assert_eq!(task_error(&e(v1::ErrorKind::Unspecified)), "/vdisk is not mounted");
         let newer = v1::TaskError { kind: 99, message: "m".into() };
         assert_eq!((error_kind(&newer), task_error(&newer).as_str()), (v1::ErrorKind::Unspecified, "m"));
+    }
+
+    #[tokio::test]
+    async fn each_bounds_its_concurrency_and_keeps_host_order() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let names: Vec<String> = (0..100).map(|i| format!("client{i}")).collect();
+        let answers = each(names.iter().map(String::as_str), |host| {
+            let (running, peak) = (running.clone(), peak.clone());
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                host.len()
+            }
+        })
+        .await;
+        assert_eq!(peak.load(Ordering::SeqCst), MAX_CONCURRENT_HOSTS);
+        assert_eq!(answers.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>(), names);
+        assert!(answers.iter().all(|(h, len)| h.len() == *len));
     }
 }
