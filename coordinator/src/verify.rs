@@ -1,15 +1,16 @@
 //! `brickyard verify`: the seed's file tests through the agents' `VerifyFile` RPC. For each
 //! volume mounted by clients: every client appends a line naming itself to
-//! `.brickyard-verify-<random>`, every client reads all lines back, the bricks that should
-//! hold the file are read on the servers (replica bricks hold the whole file, an arbiter brick
-//! and disperse bricks hold it without the data), then the file is removed. Touches only that
-//! file on the volumes.
+//! `.brickyard-verify-<random>` (one after the other), every client reads all lines back (all
+//! at once), the bricks that should hold the file are read on the servers (all at once; replica
+//! bricks hold the whole file, an arbiter brick and disperse bricks hold it without the data),
+//! then the file is removed. Touches only that file on the volumes.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brickyard_proto::v1;
+use futures_util::future::join_all;
 use serde::Serialize;
 
 use crate::agents::Agents;
@@ -112,8 +113,12 @@ async fn verify_volume(
     }
 
     if written {
-        for (client, path) in mounts {
-            let verdict = read_back(agents, client, request(v1::VerifyOp::Read, path, String::new()), &expected).await;
+        // Every client reads back at once; then the bricks are read at once.
+        let verdicts = join_all(mounts.iter().map(|(client, path)| {
+            read_back(agents, client, request(v1::VerifyOp::Read, path, String::new()), &expected)
+        }))
+        .await;
+        for ((client, path), verdict) in mounts.iter().zip(verdicts) {
             record(format!("{client} reads every line back from {path}"), verdict);
         }
         check_bricks(spec, agents, volume, &file, &expected, &mut record, &request).await;
@@ -172,10 +177,10 @@ async fn check_bricks(
     let Ok(layout) = volume.layout() else { return };
     let set_size = layout.set_size();
     let bricks = phases::bricks(spec, volume);
-    let mut reads = Vec::new();
-    for brick in &bricks {
-        reads.push(agents.verify_file(&brick.host, request(v1::VerifyOp::Read, &brick.path, String::new())).await);
-    }
+    let reads = join_all(
+        bricks.iter().map(|b| agents.verify_file(&b.host, request(v1::VerifyOp::Read, &b.path, String::new()))),
+    )
+    .await;
     let sets: Vec<usize> = (0..bricks.len() / set_size.max(1))
         .filter(|s| (0..set_size).any(|i| reads[s * set_size + i].as_ref().is_ok_and(|r| r.exists)))
         .collect();
