@@ -275,7 +275,12 @@ fn replica_3_with_two_servers_down_loses_quorum_turns_read_only_and_recovers() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let applied = applying.elapsed();
     let (_, healthy) = await_status(&lab, spec, "a healthy pool", HEALS, |out| out.status.code() == Some(0));
-    sh(&lab, "client1", "echo x > /dataShare/after");
+    // The client reconnects to the restarted bricks on its own schedule: poll the write.
+    let reconnecting = Instant::now();
+    while !lab.exec("client1", &["sh", "-c", "echo x > /dataShare/after"]).status.success() {
+        assert!(reconnecting.elapsed() < HEALS, "client1 could not write within {HEALS:?} of a healthy status");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     eprintln!("apply {:.1?}, then healthy after {healthy:.1?}; a write works again", applied);
     assert_eq!(sh(&lab, "client1", "sha256sum < /dataShare/before"), before);
     for server in servers {
