@@ -1,12 +1,17 @@
-//! Faults under load on real lab hosts with real glusterd. A brick filesystem fills up: `status`
-//! warns (more than 95% used, naming host, brick and percent) before it is full; once full,
-//! client writes fail with ENOSPC; `apply` changes nothing; a file written before keeps its
-//! checksum on the client and on both bricks; once space is freed the pool is healthy again.
+//! Faults under load on real lab hosts with real glusterd.
+//! - A brick filesystem fills up: `status` warns (more than 95% used, naming host, brick and
+//!   percent) before it is full; once full, client writes fail with ENOSPC; `apply` changes
+//!   nothing; a file written before keeps its checksum on the client and on both bricks; once
+//!   space is freed the pool is healthy again.
+//! - A server is cut off the network while a client writes, at gluster's default
+//!   `network.ping-timeout`: writes stall about that long, then go on with the other replica;
+//!   after the cut, heal completes, `status` is healthy, and every file is on both bricks with the
+//!   client's checksum.
 //!
 //! Needs root (namespaces, loop devices) and the built binaries (`cargo build --bins`).
 
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use brickyard_tests::lab::{assert_success, TestLab};
 
@@ -25,17 +30,32 @@ fn sh(lab: &TestLab, host: &str, script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// Polls `status` until its output satisfies `done`; returns that output and how long it took.
-fn await_status(lab: &TestLab, spec: &str, what: &str, done: impl Fn(&Output) -> bool) -> (Output, Duration) {
+/// Polls `status` until its output satisfies `done`, for at most `within`; returns that output
+/// and how long it took.
+fn await_status(
+    lab: &TestLab,
+    spec: &str,
+    what: &str,
+    within: Duration,
+    done: impl Fn(&Output) -> bool,
+) -> (Output, Duration) {
     let started = Instant::now();
     loop {
         let out = lab.brickyard(&["status", "-f", spec]);
         if done(&out) {
             return (out, started.elapsed());
         }
-        assert!(started.elapsed() < SHOWS, "status did not show {what} within {SHOWS:?}:\n{}", text(&out));
+        assert!(started.elapsed() < within, "status did not show {what} within {within:?}:\n{}", text(&out));
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// A lab of `servers` servers and one client, converged by `brickyard apply`.
+fn applied_lab(prefix: &str, servers: usize) -> TestLab {
+    let lab = TestLab::up(prefix, servers, 1);
+    let out = lab.brickyard(&["apply", "-f", lab.spec_path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    lab
 }
 
 /// Fills /vdisk on `server` with a preallocated file until `leave_percent` of it (and 4 MiB for
@@ -50,11 +70,9 @@ fn fill(lab: &TestLab, server: &str, file: &str, leave_percent: u64) {
 
 #[test]
 fn a_full_brick_is_reported_refuses_writes_with_enospc_and_recovers() {
-    let lab = TestLab::up("fnfull", 2, 1);
+    let lab = applied_lab("fnfull", 2);
     let spec = lab.spec_path();
     let spec = spec.to_str().unwrap();
-    let out = lab.brickyard(&["apply", "-f", spec]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     let before =
         sh(&lab, "client1", "head -c 1048576 /dev/urandom > /dataShare/before && sha256sum < /dataShare/before");
@@ -63,7 +81,7 @@ fn a_full_brick_is_reported_refuses_writes_with_enospc_and_recovers() {
     for server in ["gluServer1", "gluServer2"] {
         fill(&lab, server, "filler", 3);
     }
-    let (out, took) = await_status(&lab, spec, "a brick more than 95% full", |out| {
+    let (out, took) = await_status(&lab, spec, "a brick more than 95% full", SHOWS, |out| {
         String::from_utf8_lossy(&out.stdout).contains(&format!("brick gluServer1:{BRICK} is 9"))
     });
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -99,10 +117,174 @@ fn a_full_brick_is_reported_refuses_writes_with_enospc_and_recovers() {
     for server in ["gluServer1", "gluServer2"] {
         sh(&lab, server, "rm /vdisk/filler /vdisk/filler2");
     }
-    let (_, took) = await_status(&lab, spec, "a healthy pool", |out| out.status.code() == Some(0));
+    let (_, took) = await_status(&lab, spec, "a healthy pool", SHOWS, |out| out.status.code() == Some(0));
     eprintln!("healthy {took:?} after space was freed");
     assert_eq!(sh(&lab, "client1", "sha256sum < /dataShare/before"), before);
     for server in ["gluServer1", "gluServer2"] {
         assert_eq!(sh(&lab, server, &format!("sha256sum < {BRICK}/before")), before, "brick of {server}");
     }
+}
+
+/// How long heal and `status` may take to be healthy again once a cut ends.
+const HEALS: Duration = Duration::from_secs(300);
+/// How long client writes may take to go on once a server is cut off (ping-timeout and margin).
+const RESUMES: Duration = Duration::from_secs(150);
+const CUT_DIR: &str = "/dataShare/cut";
+/// Created on the mount to end the client's write loop.
+const STOP_FILE: &str = "/dataShare/cut.stop";
+/// iptables rules (as `-I`/`-D` arguments) that drop all of a host's traffic but loopback.
+const CUT_RULES: [[&str; 5]; 2] = [["INPUT", "!", "-i", "lo", "-j"], ["OUTPUT", "!", "-o", "lo", "-j"]];
+
+fn now_seconds() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs_f64()
+}
+
+/// Drops (`-I`) or restores (`-D`) all of `host`'s traffic but loopback, inside its own netns.
+fn cut(lab: &TestLab, host: &str, op: &str) {
+    for rule in CUT_RULES {
+        let out = lab.exec(host, &[&["iptables", "-w", op], &rule[..], &["DROP"]].concat());
+        assert_success(&format!("iptables {op} {rule:?} DROP on {host}"), &out);
+    }
+}
+
+/// How many files the client's write loop has written so far (blocks while the mount stalls).
+fn files_written(lab: &TestLab) -> usize {
+    sh(lab, "client1", &format!("ls {CUT_DIR} | wc -l")).parse().expect("a count")
+}
+
+/// Polls until the client has written more than `count` files, for at most `within`.
+fn await_writes_past(lab: &TestLab, count: usize, within: Duration) -> usize {
+    let started = Instant::now();
+    loop {
+        let written = files_written(lab);
+        if written > count {
+            return written;
+        }
+        assert!(started.elapsed() < within, "client1 wrote {written} files, not more than {count}, within {within:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `sha256sum` of every file in the cut directory under `root` on `host`, sorted by name.
+fn checksums(lab: &TestLab, host: &str, root: &str) -> String {
+    sh(lab, host, &format!("cd {root}/cut && ls | sort | xargs sha256sum"))
+}
+
+#[test]
+fn a_server_cut_off_while_a_client_writes_stalls_for_the_ping_timeout_then_heals() {
+    let lab = applied_lab("fncut", 2);
+    let spec = lab.spec_path();
+    let spec = spec.to_str().unwrap();
+    let out = lab.brickyard(&["status", "-f", spec]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("network.ping-timeout 42 s — when a server drops off the network"), "{}", text(&out));
+    sh(&lab, "client1", &format!("mkdir {CUT_DIR}"));
+
+    // A write of a small file every 100 ms; each line: its number and when it completed.
+    let writer = format!(
+        "i=0; while [ ! -e {STOP_FILE} ]; do i=$((i+1)); \
+         head -c 4096 /dev/urandom > {CUT_DIR}/f$i || {{ echo \"write of f$i failed\" >&2; exit 1; }}; \
+         echo \"$i $(date +%s.%N)\"; sleep 0.1; done"
+    );
+    let (log, cut_from, cut_to) = std::thread::scope(|scope| {
+        let writing = scope.spawn(|| lab.exec("client1", &["sh", "-c", &writer]));
+        let before = await_writes_past(&lab, 10, RESUMES);
+        let cut_from = now_seconds();
+        cut(&lab, "gluServer2", "-I");
+        // Writes go on with gluServer1 once the client gives up on gluServer2.
+        let resumed = await_writes_past(&lab, before + 20, RESUMES);
+        cut(&lab, "gluServer2", "-D");
+        let cut_to = now_seconds();
+        eprintln!("cut gluServer2 for {:.1} s; {before} files before, {resumed} when it ended", cut_to - cut_from);
+        await_writes_past(&lab, resumed + 10, RESUMES);
+        sh(&lab, "client1", &format!("touch {STOP_FILE}"));
+        let out = writing.join().expect("the writer thread");
+        assert_success("the write loop on client1", &out);
+        (String::from_utf8_lossy(&out.stdout).into_owned(), cut_from, cut_to)
+    });
+    let completed: Vec<f64> = log
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("log line {l:?}")))
+        .collect();
+    let stall = completed.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    let during = completed.iter().filter(|t| (cut_from..=cut_to).contains(*t)).count();
+    eprintln!(
+        "{} writes, {during} completed during the cut; longest gap between writes (the stall) {stall:.1} s",
+        completed.len()
+    );
+    assert!(during > 0, "no write completed while gluServer2 was cut off");
+    // Observed in the lab: about 82 s, twice the 42 s ping-timeout (never less than one).
+    assert!((42.0..=100.0).contains(&stall), "stall {stall:.1} s, expected 1-2x network.ping-timeout (42 s)");
+
+    let (_, took) = await_status(&lab, spec, "a healthy pool after the cut", HEALS, |out| out.status.code() == Some(0));
+    let out = lab.brickyard(&["status", "--json", "-f", spec]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#""pending_heals": 0,"#), "{}", text(&out));
+    eprintln!("status healthy, 0 pending heals, {took:.1?} after the cut ended");
+
+    let on_client = checksums(&lab, "client1", "/dataShare");
+    assert_eq!(on_client.lines().count(), completed.len(), "files on client1");
+    for server in ["gluServer1", "gluServer2"] {
+        assert_eq!(checksums(&lab, server, BRICK), on_client, "sha256 of the files on the brick of {server}");
+    }
+    let digest = sh(&lab, "client1", "cd /dataShare/cut && ls | sort | xargs sha256sum | sha256sum");
+    eprintln!(
+        "{} files identical on client1 and both bricks (sha256 of their sha256sum list {digest})",
+        completed.len()
+    );
+}
+
+#[test]
+fn replica_3_with_two_servers_down_loses_quorum_turns_read_only_and_recovers() {
+    let lab = applied_lab("fnquorum", 3);
+    let spec = lab.spec_path();
+    let spec = spec.to_str().unwrap();
+    let servers = ["gluServer1", "gluServer2", "gluServer3"];
+    let before =
+        sh(&lab, "client1", "head -c 1048576 /dev/urandom > /dataShare/before && sha256sum < /dataShare/before");
+
+    // Two servers down: their brick processes killed (by pid, inside each lab host).
+    for server in &servers[1..] {
+        sh(&lab, server, "kill -9 $(pidof glusterfsd)");
+    }
+    let (out, took) = await_status(&lab, spec, "client quorum lost", SHOWS, |out| {
+        String::from_utf8_lossy(&out.stdout).contains("client quorum lost")
+    });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stdout.contains(
+            "replica set 1 has 1 of 3 bricks up, client quorum lost (needs more than half of 3 bricks up (auto)): \
+             the volume is read-only for clients, writes fail with EROFS until its servers are back"
+        ),
+        "{stdout}"
+    );
+    eprintln!(
+        "status showed quorum lost after {took:.1?}: {}",
+        stdout.lines().find(|l| l.contains("quorum")).unwrap_or("")
+    );
+    let write = lab.exec("client1", &["sh", "-c", "echo x > /dataShare/during"]);
+    let stderr = String::from_utf8_lossy(&write.stderr);
+    // This gluster's AFR fails a write without quorum with ENOTCONN (not the EROFS of older
+    // releases that `status` names).
+    assert!(!write.status.success() && stderr.contains("Transport endpoint is not connected"), "{}", text(&write));
+    eprintln!("write without quorum: {}", stderr.trim());
+
+    // Servers back: apply restarts the offline bricks.
+    let applying = Instant::now();
+    let out = lab.brickyard(&["apply", "-f", spec]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let applied = applying.elapsed();
+    let (_, healthy) = await_status(&lab, spec, "a healthy pool", HEALS, |out| out.status.code() == Some(0));
+    // The client reconnects to the restarted bricks on its own schedule: poll the write.
+    let reconnecting = Instant::now();
+    while !lab.exec("client1", &["sh", "-c", "echo x > /dataShare/after"]).status.success() {
+        assert!(reconnecting.elapsed() < HEALS, "client1 could not write within {HEALS:?} of a healthy status");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("apply {:.1?}, then healthy after {healthy:.1?}; a write works again", applied);
+    assert_eq!(sh(&lab, "client1", "sha256sum < /dataShare/before"), before);
+    for server in servers {
+        assert_eq!(sh(&lab, server, &format!("sha256sum < {BRICK}/before")), before, "brick of {server}");
+    }
+    eprintln!("/dataShare/before sha256 {before} on client1 and all 3 bricks");
 }
