@@ -443,7 +443,8 @@ mounts = [{ volume = "v", path = "/data" }]
                 "volume v: brick s2:/vdisk/b is 97% full (more than 95%): writes to it fail with ENOSPC once it is \
                  full — free space on s2 or give it a bigger disk",
                 "volume v: replica set 1 has 1 of 2 bricks up, client quorum lost (needs more than half of 2 bricks \
-                 up (auto)): the volume is read-only for clients, writes fail with EROFS until its servers are back",
+                 up (auto)): the volume is read-only for clients, writes fail (ENOTCONN on gluster 10, EROFS on \
+                 older releases) until its servers are back",
             ]
         );
         let text = render_text(&spec, &report);

@@ -4,7 +4,8 @@
 //!   nothing; a file written before keeps its checksum on the client and on both bricks; once
 //!   space is freed the pool is healthy again.
 //! - A server is cut off the network while a client writes, at gluster's default
-//!   `network.ping-timeout`: writes stall about that long, then go on with the other replica;
+//!   `network.ping-timeout`: writes stall for up to about twice that (79-82 s measured), then go
+//!   on with the other replica;
 //!   after the cut, heal completes, `status` is healthy, and every file is on both bricks with the
 //!   client's checksum.
 //!
@@ -254,7 +255,8 @@ fn replica_3_with_two_servers_down_loses_quorum_turns_read_only_and_recovers() {
     assert!(
         stdout.contains(
             "replica set 1 has 1 of 3 bricks up, client quorum lost (needs more than half of 3 bricks up (auto)): \
-             the volume is read-only for clients, writes fail with EROFS until its servers are back"
+             the volume is read-only for clients, writes fail (ENOTCONN on gluster 10, EROFS on older releases) \
+             until its servers are back"
         ),
         "{stdout}"
     );
