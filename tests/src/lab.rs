@@ -123,6 +123,16 @@ impl TestLab {
         output(Command::new(&self.lab_bin).args(["exec", "--name", &self.name, host, "--"]).args(argv))
     }
 
+    /// Mounts a 64 MiB tmpfs at `dir` on each of `servers`, so bricks there live off the lab
+    /// host's (overlay) root.
+    pub fn tmpfs_bricks(&self, servers: &[&brickyard::spec::HostTarget], dir: &str) {
+        for s in servers {
+            for argv in [&["mkdir", "-p", dir][..], &["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", dir]] {
+                assert_success(&format!("{argv:?} on {}", s.name), &self.exec(&s.name, argv));
+            }
+        }
+    }
+
     /// Runs `brickyard args...` inside the control namespace (`brickyard-lab run`).
     pub fn brickyard(&self, args: &[&str]) -> Output {
         output(Command::new(&self.lab_bin).args(["run", "--name", &self.name, "--"]).args(args))

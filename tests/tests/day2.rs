@@ -28,11 +28,7 @@ fn replica2_grows_to_two_sets_with_add_brick_and_keeps_every_file() {
     let pki = spec.pki_dir();
     let entries: Vec<v1::HostEntry> =
         hosts.iter().map(|h| v1::HostEntry { name: h.name.clone(), address: h.address.clone() }).collect();
-    for s in &servers {
-        for argv in [&["mkdir", "-p", BRICKS][..], &["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", BRICKS]] {
-            assert_success(&format!("{argv:?} on {}", s.name), &lab.exec(&s.name, argv));
-        }
-    }
+    lab.tmpfs_bricks(&servers, BRICKS);
     let rt = || tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let hosts_task = task("hosts", Kind::EnsureHosts(v1::EnsureHosts { entries }));
 

@@ -12,7 +12,7 @@ use brickyard::client::connect;
 use brickyard::spec::HostTarget;
 use brickyard_proto::v1::{self, task::Kind};
 use brickyard_tests::agent::{apply, converge, plan, replica2_volume, starts, task, Client};
-use brickyard_tests::lab::{assert_success, TestLab};
+use brickyard_tests::lab::TestLab;
 
 const VOLUME: &str = "gpool";
 /// A tmpfs per server; the brick is a directory in it.
@@ -54,11 +54,7 @@ fn two_servers_one_replica_volume_two_clients() {
         hosts.iter().map(|h| v1::HostEntry { name: h.name.clone(), address: h.address.clone() }).collect();
 
     // Brick filesystems: a tmpfs per server, so the bricks are off the (overlay) root.
-    for s in &servers {
-        for argv in [&["mkdir", "-p", BRICKS][..], &["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", BRICKS]] {
-            assert_success(&format!("{argv:?} on {}", s.name), &lab.exec(&s.name, argv));
-        }
-    }
+    lab.tmpfs_bricks(&servers, BRICKS);
 
     let rt = || tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     lab.in_control_ns(|| {
