@@ -185,9 +185,13 @@ pub async fn statvfs(path: &str) -> MountAnswer {
 
 /// The pool, volumes and glusterfs mounts as this host sees them (`GetGlusterStatus`). When
 /// glusterd does not answer (not installed, not running: a client), only mounts are reported.
-pub async fn status(ctx: &Context) -> Result<v1::GlusterStatus, Error> {
-    let mut status = v1::GlusterStatus { mounts: local_mounts().await?, ..Default::default() };
-    let Ok(pool) = pool_list(ctx).await else {
+/// `with_volumes` false: the pool and mounts only (volumes look the same from every server, so
+/// the coordinator asks one server for them). The volume queries run at once: `volume info` is a
+/// local read and `heal info` a client of the bricks, neither takes glusterd's cluster lock.
+pub async fn status(ctx: &Context, with_volumes: bool) -> Result<v1::GlusterStatus, Error> {
+    let (mounts, pool) = tokio::join!(local_mounts(), pool_list(ctx));
+    let mut status = v1::GlusterStatus { mounts: mounts?, ..Default::default() };
+    let Ok(pool) = pool else {
         return Ok(status);
     };
     status.glusterd_running = true;
@@ -202,16 +206,23 @@ pub async fn status(ctx: &Context) -> Result<v1::GlusterStatus, Error> {
             is_local: p.is_local,
         })
         .collect();
+    if !with_volumes {
+        return Ok(status);
+    }
 
-    let infos = volume_info(ctx).await?;
-    let processes =
-        if infos.iter().any(VolumeInfo::started) { volume_status_detail(ctx).await? } else { BTreeMap::new() };
-    for info in infos {
-        let pending_heals = if info.started() && info.heals() {
+    let (infos, processes) = tokio::join!(volume_info(ctx), volume_status_detail(ctx));
+    let infos = infos?;
+    // With no volume started, `volume status` fails ("No volumes present" or not started).
+    let processes = if infos.iter().any(VolumeInfo::started) { processes? } else { BTreeMap::new() };
+    let heals = futures_util::future::join_all(infos.iter().map(|info| async move {
+        if info.started() && info.heals() {
             pending_heals(ctx, &info.name).await.ok().flatten().unwrap_or(-1)
         } else {
             -1
-        };
+        }
+    }))
+    .await;
+    for (info, pending_heals) in infos.into_iter().zip(heals) {
         let live = processes.get(&info.name).map(Vec::as_slice).unwrap_or_default();
         status.volumes.push(volume_status(info, live, pending_heals));
     }
@@ -318,7 +329,7 @@ mod tests {
                 "/usr/sbin/gluster --mode=script --xml volume heal gv0 info summary",
                 &fixture("heal-info-summary-pending.xml"),
             );
-        let st = status(&ctx(runner)).await.unwrap();
+        let st = status(&ctx(runner), true).await.unwrap();
         assert!(st.glusterd_running);
         assert_eq!(st.peers.len(), 2);
         assert_eq!(
@@ -338,10 +349,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn status_without_volumes_asks_only_the_pool() {
+        let runner =
+            FakeRunner::default().expect("/usr/sbin/gluster --mode=script --xml pool list", &fixture("pool-list.xml"));
+        let st = status(&ctx(runner), false).await.unwrap();
+        assert!(st.glusterd_running && st.peers.len() == 2 && st.volumes.is_empty());
+    }
+
+    #[tokio::test]
     async fn status_without_glusterd_reports_only_mounts() {
         let down = Output { code: Some(1), stdout: "Connection failed.\n".into(), stderr: String::new() };
         let runner = FakeRunner::default().expect_output("/usr/sbin/gluster --mode=script --xml pool list", down);
-        let st = status(&ctx(runner)).await.unwrap();
+        let st = status(&ctx(runner), true).await.unwrap();
         assert!(!st.glusterd_running && st.peers.is_empty() && st.volumes.is_empty());
     }
 

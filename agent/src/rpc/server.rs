@@ -155,9 +155,15 @@ impl Agent for AgentService {
         request: Request<v1::GlusterStatusRequest>,
     ) -> Result<Response<v1::GlusterStatus>, Status> {
         let span = rpc_span("GetGlusterStatus", &request);
-        async { crate::gluster::status(&self.ctx).await.map(Response::new).map_err(|e| conversions::status(&e.into())) }
-            .instrument(span)
-            .await
+        let with_volumes = request.get_ref().with_volumes;
+        async {
+            crate::gluster::status(&self.ctx, with_volumes)
+                .await
+                .map(Response::new)
+                .map_err(|e| conversions::status(&e.into()))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn verify_file(
