@@ -55,7 +55,7 @@ impl StatusReport {
     }
 
     /// The volumes as the server asked for them sees them.
-    fn volume_view<'a>(&'a self) -> Option<(&'a str, &'a v1::GlusterStatus)> {
+    fn volume_view(&self) -> Option<(&str, &v1::GlusterStatus)> {
         let source = self.volume_source.as_deref()?;
         self.host(source).map(|status| (source, status))
     }
