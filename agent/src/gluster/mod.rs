@@ -82,6 +82,9 @@ fn parsed<T>(what: &str, result: Result<T, xml::XmlError>) -> Result<T, Error> {
     })
 }
 
+/// The xattr of a brick root naming the volume it belongs to (16 raw bytes, the volume's UUID).
+pub const VOLUME_ID: &str = "trusted.glusterfs.volume-id";
+
 /// Every node of the trusted pool, this one included (`is_local`).
 pub async fn pool_list(ctx: &Context) -> Result<Vec<PeerInfo>, Error> {
     parsed("pool list", xml::peers(&cli(ctx, &["pool", "list"]).await?))
@@ -186,10 +189,18 @@ pub async fn statvfs(path: &str) -> MountAnswer {
 /// The pool, volumes and glusterfs mounts as this host sees them (`GetGlusterStatus`). When
 /// glusterd does not answer (not installed, not running: a client), only mounts are reported.
 /// `with_volumes` false: the pool and mounts only (volumes look the same from every server, so
-/// the coordinator asks one server for them). The volume queries run at once: `volume info` is a
-/// local read and `heal info` a client of the bricks, neither takes glusterd's cluster lock.
+/// the coordinator asks one server for them). The queries run at once: `pool list` and
+/// `volume info` are local reads and `heal info` a client of the bricks; only `volume status`
+/// takes glusterd's cluster lock.
 pub async fn status(ctx: &Context, with_volumes: bool) -> Result<v1::GlusterStatus, Error> {
-    let (mounts, pool) = tokio::join!(local_mounts(), pool_list(ctx));
+    let volumes = async {
+        if with_volumes {
+            Some(tokio::join!(volume_info(ctx), volume_status_detail(ctx)))
+        } else {
+            None
+        }
+    };
+    let (mounts, pool, volumes) = tokio::join!(local_mounts(), pool_list(ctx), volumes);
     let mut status = v1::GlusterStatus { mounts: mounts?, ..Default::default() };
     let Ok(pool) = pool else {
         return Ok(status);
@@ -206,11 +217,9 @@ pub async fn status(ctx: &Context, with_volumes: bool) -> Result<v1::GlusterStat
             is_local: p.is_local,
         })
         .collect();
-    if !with_volumes {
+    let Some((infos, processes)) = volumes else {
         return Ok(status);
-    }
-
-    let (infos, processes) = tokio::join!(volume_info(ctx), volume_status_detail(ctx));
+    };
     let infos = infos?;
     // With no volume started, `volume status` fails ("No volumes present" or not started).
     let processes = if infos.iter().any(VolumeInfo::started) { processes? } else { BTreeMap::new() };
@@ -359,7 +368,10 @@ mod tests {
     #[tokio::test]
     async fn status_without_glusterd_reports_only_mounts() {
         let down = Output { code: Some(1), stdout: "Connection failed.\n".into(), stderr: String::new() };
-        let runner = FakeRunner::default().expect_output("/usr/sbin/gluster --mode=script --xml pool list", down);
+        let runner = FakeRunner::default()
+            .expect_output("/usr/sbin/gluster --mode=script --xml pool list", down.clone())
+            .expect_output("/usr/sbin/gluster --mode=script --xml volume info", down.clone())
+            .expect_output("/usr/sbin/gluster --mode=script --xml volume status all detail", down);
         let st = status(&ctx(runner), true).await.unwrap();
         assert!(!st.glusterd_running && st.peers.is_empty() && st.volumes.is_empty());
     }

@@ -172,7 +172,7 @@ impl Agent for AgentService {
     ) -> Result<Response<v1::VerifyFileResponse>, Status> {
         let span = rpc_span("VerifyFile", &request);
         async {
-            crate::rpc::verify_file::handle(&self.ctx, request.get_ref())
+            crate::rpc::verify_file::handle(request.get_ref())
                 .await
                 .map(Response::new)
                 .map_err(|e| conversions::status(&e))
