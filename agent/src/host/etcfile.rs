@@ -14,13 +14,19 @@ const ENTRY_MARKER: &str = "# brickyard-managed:";
 /// Replaces `path` with `contents` atomically: readers see the old file or the new one, never
 /// a torn one. Keeps the old file's permissions (or `default_mode` for a new file).
 pub fn atomic_write(path: &Path, contents: &[u8], default_mode: u32) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| io::Error::other(format!("{} has no file name", path.display())))?;
     let mode = match fs::metadata(path) {
         Ok(meta) => meta.permissions().mode() & 0o7777,
         Err(e) if e.kind() == io::ErrorKind::NotFound => default_mode,
         Err(e) => return Err(e),
     };
+    atomic_write_mode(path, contents, mode)
+}
+
+/// Like [`atomic_write`], but the new file gets exactly `mode`, whatever the old one had (a
+/// private key must not inherit a readable mode). No reader ever sees it with another mode.
+pub fn atomic_write_mode(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| io::Error::other(format!("{} has no file name", path.display())))?;
     let tmp_prefix = format!(".{}.brickyard-", name.to_string_lossy());
     remove_stale_temps(dir, &tmp_prefix)?;
     let tmp = dir.join(format!("{tmp_prefix}{}", std::process::id()));
@@ -188,6 +194,17 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn exact_mode_replaces_the_old_files_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        fs::write(&path, "old\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        atomic_write_mode(&path, b"secret\n", 0o600).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "secret\n");
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]
