@@ -1,14 +1,17 @@
 //! `GlusterTls`: GlusterFS TLS on this host from the agent's own key material. The agent's
 //! certificate, key and pool CA (the paths its config names, `Context::key_material`) are
 //! copied to where gluster reads them, `/etc/ssl/glusterfs.pem`, `glusterfs.key` (mode 0600)
-//! and `glusterfs.ca`, atomically; no key ever crosses the wire. `/var/lib/glusterd/
+//! and `glusterfs.ca`, atomically; no key ever crosses the wire. Debian's and Ubuntu's
+//! gluster is built to read them from OpenSSL's directory instead, `/usr/lib/ssl` (its
+//! socket.so names `/usr/lib/ssl/glusterfs.pem`), where Debian links OpenSSL's own files to
+//! /etc/ssl too: there each is a symlink to its /etc/ssl file. `/var/lib/glusterd/
 //! secure-access` turns on TLS for management traffic (glusterd, and the volfile fetch of
 //! clients) and holds `option transport.socket.ssl-cert-depth N`. glusterd reads that file
 //! only when it starts: a glusterd already running without it is restarted (stop, start,
 //! wait for its CLI) when it is fresh (no peers, no volumes: e.g. started by its package) or
 //! the task allows restarts, and refused otherwise, since its peers, volumes and clients then
-//! need TLS too. Reads the key material; writes /etc/ssl and
-//! /var/lib/glusterd; may restart glusterd.
+//! need TLS too. Reads the key material and /etc/os-release;
+//! writes /etc/ssl, /usr/lib/ssl (Debian family) and /var/lib/glusterd; may restart glusterd.
 
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
@@ -20,12 +23,18 @@ use brickyard_proto::v1;
 use super::glusterd;
 use super::shape::{Plan, Task, TaskError};
 use crate::gluster;
+use crate::host::os_release::{self, Family};
 use crate::host::{etcfile, Context};
 
 /// The management TLS switch glusterd and the clients look for.
 const SECURE_ACCESS: &str = "/var/lib/glusterd/secure-access";
 /// Where gluster reads its certificate, key and CA (`glusterfs.pem`, `.key`, `.ca`).
 const SSL_DIR: &str = "/etc/ssl";
+/// Where Debian's gluster reads them (OpenSSL's directory there).
+const DEBIAN_SSL_DIR: &str = "/usr/lib/ssl";
+const OS_RELEASE: &str = "/etc/os-release";
+/// gluster's names for its certificate, key and CA.
+const FILES: [&str; 3] = ["glusterfs.pem", "glusterfs.key", "glusterfs.ca"];
 /// Host certificates are signed by the pool CA itself.
 const DEFAULT_DEPTH: u32 = 1;
 /// Anything deeper than a CA with a few intermediates is a mistake.
@@ -35,6 +44,8 @@ pub struct GlusterTls {
     depth: u32,
     allow_restart: bool,
     ssl_dir: PathBuf,
+    debian_ssl_dir: PathBuf,
+    os_release: PathBuf,
     secure_access: PathBuf,
     pid_file: PathBuf,
 }
@@ -50,9 +61,17 @@ impl GlusterTls {
             depth,
             allow_restart: task.allow_restart,
             ssl_dir: PathBuf::from(SSL_DIR),
+            debian_ssl_dir: PathBuf::from(DEBIAN_SSL_DIR),
+            os_release: PathBuf::from(OS_RELEASE),
             secure_access: PathBuf::from(SECURE_ACCESS),
             pid_file: PathBuf::from(glusterd::PID_FILE),
         })
+    }
+
+    /// The directory this host's gluster reads instead of /etc/ssl, if any.
+    fn links_dir(&self) -> Option<&Path> {
+        let os = os_release::parse(&std::fs::read_to_string(&self.os_release).unwrap_or_default());
+        (os.family() == Ok(Family::Debian)).then_some(self.debian_ssl_dir.as_path())
     }
 
     fn secure_access_contents(&self) -> String {
@@ -69,6 +88,11 @@ pub enum TlsChange {
         from: PathBuf,
         mode: u32,
         contents: Vec<u8>,
+    },
+    /// `link` made a symlink to `target` (where this host's gluster looks instead).
+    Link {
+        link: PathBuf,
+        target: PathBuf,
     },
     SecureAccess {
         path: PathBuf,
@@ -89,6 +113,14 @@ impl fmt::Display for TlsChange {
         match self {
             TlsChange::Install { path, from, mode, .. } => {
                 write!(f, "install {} from {} (mode {mode:04o})", path.display(), from.display())
+            }
+            TlsChange::Link { link, target } => {
+                write!(
+                    f,
+                    "link {} to {} (this distribution's gluster reads it there)",
+                    link.display(),
+                    target.display()
+                )
             }
             TlsChange::SecureAccess { path, contents } => {
                 write!(f, "write {} (management TLS: {})", path.display(), contents.trim_end())
@@ -119,14 +151,21 @@ impl Task for GlusterTls {
     async fn plan(&self, ctx: &Context) -> Result<Plan<TlsChange>, TaskError> {
         let own = &ctx.key_material;
         let mut changes = Vec::new();
-        for (from, name, mode) in
-            [(&own.cert, "glusterfs.pem", 0o644), (&own.key, "glusterfs.key", 0o600), (&own.ca, "glusterfs.ca", 0o644)]
-        {
+        let [pem, key, ca] = FILES;
+        for (from, name, mode) in [(&own.cert, pem, 0o644), (&own.key, key, 0o600), (&own.ca, ca, 0o644)] {
             let contents = std::fs::read(from)
                 .map_err(TaskError::io(format!("reading the agent's own {} (for gluster's {name})", from.display())))?;
             let path = self.ssl_dir.join(name);
             if !holds(&path, &contents, mode)? {
                 changes.push(TlsChange::Install { path, from: from.clone(), mode, contents });
+            }
+        }
+        if let Some(dir) = self.links_dir() {
+            for name in FILES {
+                let (link, target) = (dir.join(name), self.ssl_dir.join(name));
+                if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
+                    changes.push(TlsChange::Link { link, target });
+                }
             }
         }
         let secure_access = self.secure_access_contents();
@@ -151,6 +190,8 @@ impl Task for GlusterTls {
         for change in &plan.changes {
             match change {
                 TlsChange::Install { path, mode, contents, .. } => write(path, contents, *mode)?,
+                TlsChange::Link { link, target } => etcfile::atomic_symlink(link, target)
+                    .map_err(TaskError::io(format!("linking {} to {}", link.display(), target.display())))?,
                 TlsChange::SecureAccess { path, contents } => write(path, contents.as_bytes(), 0o644)?,
                 TlsChange::RestartGlusterd => {
                     glusterd::stop(ctx, &self.pid_file).await?;
@@ -196,8 +237,11 @@ mod tests {
             std::fs::write(own.join(name), text).unwrap();
         }
         std::fs::set_permissions(own.join("agent.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(dir.join("os-release"), "ID=rocky\nVERSION_ID=9.4\n").unwrap();
         let task = GlusterTls {
             ssl_dir: dir.join("etc/ssl"),
+            debian_ssl_dir: dir.join("usr/lib/ssl"),
+            os_release: dir.join("os-release"),
             secure_access: dir.join("var/lib/glusterd/secure-access"),
             pid_file: dir.join("glusterd.pid"),
             ..GlusterTls::from_proto(&v1::GlusterTls { certificate_depth: 0, allow_restart }).unwrap()
@@ -253,6 +297,31 @@ mod tests {
         );
         assert_eq!(mode(&ssl.join("glusterfs.key")), 0o600);
         assert!(task.check(&ctx).await.unwrap().changes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn debians_gluster_finds_them_through_links_in_openssls_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (task, ctx) = setup(dir.path(), false);
+        std::fs::write(dir.path().join("os-release"), "ID=debian\nVERSION_ID=\"12\"\n").unwrap();
+        let lib = dir.path().join("usr/lib/ssl");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::write(lib.join("glusterfs.pem"), "a stale copy\n").unwrap();
+        let (before, _) = converges(&task, &ctx).await;
+        let ssl = dir.path().join("etc/ssl");
+        assert_eq!(
+            before.changes[3],
+            format!(
+                "link {}/glusterfs.pem to {}/glusterfs.pem (this distribution's gluster reads it there)",
+                lib.display(),
+                ssl.display()
+            )
+        );
+        assert_eq!(before.changes.len(), 7, "{before:?}");
+        for name in FILES {
+            assert_eq!(std::fs::read_link(lib.join(name)).unwrap(), ssl.join(name));
+        }
+        assert_eq!(std::fs::read_to_string(lib.join("glusterfs.key")).unwrap(), "KEY\n");
     }
 
     #[test]
