@@ -188,3 +188,60 @@ fn a_tls_pool_serves_its_members_only() {
     let after = sh(&lab, "client1", &format!("sha256sum < {MOUNT}/tls-data"));
     assert_eq!(after, written, "client1's file changed");
 }
+
+/// The lab's spec with `line` added under [pool].
+fn with_pool_line(text: &str, line: &str) -> String {
+    let pki = "pki_dir = \"pki\"\n";
+    assert!(text.contains(pki), "the lab spec's [pool]: {text}");
+    text.replacen(pki, &format!("{pki}{line}\n"), 1)
+}
+
+#[test]
+fn tls_is_turned_on_for_a_running_pool_only_when_the_spec_says_so() {
+    let lab = TestLab::up("gtlson", 2, 1);
+    let lab_spec = std::fs::read_to_string(lab.spec_path()).unwrap();
+    let spec_path = lab.spec_path().to_string_lossy().into_owned();
+    std::fs::write(lab.spec_path(), with_pool_line(&lab_spec, "tls = false")).unwrap();
+    assert_success("brickyard apply without TLS", &lab.brickyard(&["apply", "-f", &spec_path]));
+    let server = lab.spec().servers[0].name.clone();
+    let info = sh(&lab, &server, "gluster --mode=script volume info gluV1");
+    assert!(!info.contains("server.ssl"), "tls = false set TLS options:\n{info}");
+    let written = sh(
+        &lab,
+        "client1",
+        &format!("head -c 1048576 /dev/urandom > {MOUNT}/before-tls && sha256sum < {MOUNT}/before-tls"),
+    );
+
+    // The default (TLS) on this pool: plan refuses on the servers and for the volume, naming
+    // what to set, and changes nothing.
+    std::fs::write(lab.spec_path(), &lab_spec).unwrap();
+    let plan = lab.brickyard(&["plan", "-f", &spec_path]);
+    let shown = format!("{}{}", stdout(&plan), String::from_utf8_lossy(&plan.stderr));
+    assert_eq!(plan.status.code(), Some(1), "plan must refuse:\n{shown}");
+    for needle in [
+        "glusterd runs without management TLS",
+        "volume gluV1 is started without TLS (server.ssl is",
+        "`tls_restart = true` under [pool]",
+    ] {
+        assert!(shown.contains(needle), "plan does not say {needle:?}:\n{shown}");
+    }
+    assert!(!sh(&lab, &server, "gluster --mode=script volume info gluV1").contains("server.ssl"));
+
+    // With the operator's word: glusterd restarted, the volume stopped and started with TLS,
+    // the client remounted; the data is intact and a re-apply changes nothing.
+    std::fs::write(lab.spec_path(), with_pool_line(&lab_spec, "tls_restart = true")).unwrap();
+    let plan = stdout(&lab.brickyard(&["plan", "-f", &spec_path]));
+    assert!(plan.contains("stop volume gluV1 so that its bricks start again with TLS"), "{plan}");
+    let started = std::time::Instant::now();
+    let apply = lab.brickyard(&["apply", "-f", &spec_path]);
+    assert_success("brickyard apply turning TLS on", &apply);
+    eprintln!("turning TLS on took {:.1} s:\n{}", started.elapsed().as_secs_f64(), stdout(&apply));
+    let info = sh(&lab, &server, "gluster --mode=script volume info gluV1");
+    assert!(info.contains("server.ssl: on") && info.contains("client.ssl: on"), "{info}");
+    assert_eq!(sh(&lab, "client1", &format!("sha256sum < {MOUNT}/before-tls")), written, "the file after TLS");
+    let mount_log = sh(&lab, "client1", "cat /var/log/glusterfs/dataShare.log");
+    assert!(mount_log.contains("SSL support for MGMT is ENABLED IO path is ENABLED"), "client1's mount log");
+    let reapply = lab.brickyard(&["apply", "-f", &spec_path]);
+    assert_success("the second brickyard apply", &reapply);
+    assert!(stdout(&reapply).contains(" 0 changed,"), "the second apply changed something:\n{}", stdout(&reapply));
+}
