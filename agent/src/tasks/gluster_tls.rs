@@ -10,8 +10,8 @@
 //! only when it starts: a glusterd already running without it is restarted (stop, start,
 //! wait for its CLI) when it is fresh (no peers, no volumes: e.g. started by its package) or
 //! the task allows restarts, and refused otherwise, since its peers, volumes and clients then
-//! need TLS too. Reads the key material and /etc/os-release;
-//! writes /etc/ssl, /usr/lib/ssl (Debian family) and /var/lib/glusterd; may restart glusterd.
+//! need TLS too. Reads the key material and /etc/os-release; writes /etc/ssl, /usr/lib/ssl
+//! (Debian family) and /var/lib/glusterd; may restart glusterd.
 
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
