@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use brickyard_agent::host::runner::SystemRunner;
-use brickyard_agent::host::Context;
+use brickyard_agent::host::{Context, KeyMaterial};
 use brickyard_agent::rpc::config::Config;
 use clap::Parser;
 
@@ -48,7 +48,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("{}: OK", config.path.display());
         return Ok(());
     }
-    let ctx = Context { runner: Arc::new(SystemRunner), service_manager: config.service_manager() };
+    let key_material = KeyMaterial { ca: config.ca.clone(), cert: config.cert.clone(), key: config.key.clone() };
+    let ctx = Context { runner: Arc::new(SystemRunner), service_manager: config.service_manager(), key_material };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -6,7 +6,8 @@
 //! — on their mounted disks, no stale volume-id — then the volumes are ensured from the first
 //! server) → clients (packages, /etc/hosts, FUSE, mounts). Pure: the agents check and apply what
 //! this produces. Every volume's `auth.allow` is computed here: the pool's servers, the clients
-//! that mount the volume, and the spec's `auth_allow` additions.
+//! that mount the volume, and the spec's `auth_allow` additions. GlusterFS TLS adds its tasks
+//! and options through `crate::gluster_tls`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,6 +15,7 @@ use std::fmt;
 use brickyard_proto::v1;
 use brickyard_proto::v1::task::Kind;
 
+use crate::gluster_tls;
 use crate::spec::Spec;
 
 /// The phases that change hosts (facts before them and verify after them read only).
@@ -220,6 +222,8 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
                 ));
                 tasks.push(task(format!("selinux {brick}"), Kind::BrickSelinux(v1::BrickSelinux { path: brick })));
             }
+            // TLS files and secure-access before glusterd (re)starts, so it starts with them.
+            tasks.extend(gluster_tls::host_task(spec));
             if let Some(uuid) = resets.get(server.name.as_str()) {
                 tasks.push(task(
                     "fresh glusterd UUID",
@@ -296,10 +300,11 @@ fn auth_allow(spec: &Spec, volume: &crate::spec::Volume) -> String {
     admitted.join(",")
 }
 
-/// The options `volume` is ensured with: the spec's, plus `auth.allow`.
+/// The options `volume` is ensured with: the spec's, plus `auth.allow` and the TLS options.
 fn volume_options(spec: &Spec, volume: &crate::spec::Volume) -> BTreeMap<String, String> {
     let mut options = volume.options.clone();
     options.insert(AUTH_ALLOW.to_owned(), auth_allow(spec, volume));
+    options.extend(gluster_tls::volume_options(spec, volume));
     options
 }
 
@@ -310,6 +315,7 @@ fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
     for volume in &spec.volumes {
         let volume_layout =
             volume.layout().map_err(|e| PhaseError::Volume { volume: volume.name.clone(), message: e.to_string() })?;
+        tasks.extend(gluster_tls::volume_task(spec, volume));
         tasks.push(task(
             format!("volume {}", volume.name),
             Kind::EnsureVolume(v1::EnsureVolume {
@@ -358,6 +364,7 @@ fn clients(spec: &Spec) -> Vec<HostBatch> {
                 hosts_task(spec),
                 task("fuse", Kind::EnsureFuse(v1::EnsureFuse {})),
             ];
+            tasks.extend(gluster_tls::host_task(spec));
             for mount in &client.mounts {
                 let servers = spec
                     .volume(&mount.volume)
@@ -451,6 +458,7 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
                 "selinux /vdisk/brick1",
                 "brick dir /vdisk/brick2",
                 "selinux /vdisk/brick2",
+                "gluster tls",
                 "glusterd",
                 "fuse"
             ]
@@ -466,6 +474,7 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
                 "firewall ports",
                 "brick dir /brick1",
                 "selinux /brick1",
+                "gluster tls",
                 "glusterd",
                 "fuse"
             ]
@@ -499,7 +508,9 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
 
         let volumes = &phases[2].steps[1];
         assert_eq!(volumes.len(), 1);
-        let Some(Kind::EnsureVolume(arb)) = &volumes[0].tasks[0].kind else { panic!() };
+        let ids_of_volumes: Vec<&str> = volumes[0].tasks.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids_of_volumes, ["volume arb tls", "volume arb", "volume two tls", "volume two"]);
+        let Some(Kind::EnsureVolume(arb)) = &volumes[0].tasks[1].kind else { panic!() };
         let layout = arb.layout.unwrap();
         assert_eq!((layout.r#type(), layout.replica, layout.arbiter), (v1::VolumeType::Arbiter, 3, 1));
         let bricks: Vec<_> = arb.bricks.iter().map(|b| format!("{}:{}", b.host, b.path)).collect();
@@ -508,13 +519,16 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
         // Every server, then the clients that mount the volume.
         assert_eq!(arb.options["auth.allow"], "10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.21");
         assert_eq!(arb.options["performance.cache-size"], "64MB");
-        let Some(Kind::EnsureVolume(two)) = &volumes[0].tasks[1].kind else { panic!() };
+        let Some(Kind::EnsureVolume(two)) = &volumes[0].tasks[3].kind else { panic!() };
         assert!(two.allow_replica2);
         assert_eq!(two.bricks[0].host, "s2");
 
         let clients = &phases[3].steps[0];
-        assert_eq!(ids(&clients[0]), ["packages (client)", "/etc/hosts", "fuse", "mount arb on /a", "mount two on /b"]);
-        let Some(Kind::MountGlusterVolume(m)) = &clients[0].tasks[4].kind else { panic!() };
+        assert_eq!(
+            ids(&clients[0]),
+            ["packages (client)", "/etc/hosts", "fuse", "gluster tls", "mount arb on /a", "mount two on /b"]
+        );
+        let Some(Kind::MountGlusterVolume(m)) = &clients[0].tasks[5].kind else { panic!() };
         assert_eq!(m.servers, ["s2", "s1"]);
     }
 
@@ -566,10 +580,10 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
         assert!(!ids(&servers[0]).contains(&"fresh glusterd UUID"));
         let reset = servers[1].tasks.iter().find(|t| t.id == "fresh glusterd UUID").unwrap();
         assert_eq!(reset.kind, Some(Kind::ResetGlusterdUuid(v1::ResetGlusterdUuid { current_uuid: "u1".into() })));
-        // Before glusterd is ensured, so it comes up with the new UUID.
+        // Before glusterd is ensured, so it comes up with the new UUID (and TLS before both).
         assert_eq!(
-            ids(&servers[1]).iter().rev().take(3).collect::<Vec<_>>(),
-            [&"fuse", &"glusterd", &"fresh glusterd UUID"]
+            ids(&servers[1]).iter().rev().take(4).collect::<Vec<_>>(),
+            [&"fuse", &"glusterd", &"fresh glusterd UUID", &"gluster tls"]
         );
     }
 
@@ -581,8 +595,43 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
         );
         let spec = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
         let phases = build(&spec, &BTreeMap::new()).unwrap();
-        let Some(Kind::EnsureVolume(two)) = &phases[2].steps[1][0].tasks[1].kind else { panic!() };
+        let Some(Kind::EnsureVolume(two)) = &phases[2].steps[1][0].tasks[3].kind else { panic!() };
         assert_eq!(two.options["auth.allow"], "10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.21,192.0.2.7,2001:db8::7");
+    }
+
+    #[test]
+    fn tls_tasks_and_options_by_default_none_with_tls_off() {
+        let phases = build(&spec(), &BTreeMap::new()).unwrap();
+        let Some(Kind::GlusterTls(host)) = &phases[0].steps[0][0].tasks[10].kind else { panic!() };
+        assert_eq!((host.certificate_depth, host.allow_restart), (1, false));
+        let Some(Kind::VolumeTls(guard)) = &phases[2].steps[1][0].tasks[2].kind else { panic!() };
+        assert_eq!((guard.volume.as_str(), guard.allow_restart), ("two", false));
+        let Some(Kind::EnsureVolume(two)) = &phases[2].steps[1][0].tasks[3].kind else { panic!() };
+        let tls: Vec<_> = crate::gluster_tls::OPTIONS.iter().map(|k| (*k, two.options[*k].as_str())).collect();
+        // Names, as the host certificates carry them: every server, then the volume's clients.
+        assert_eq!(
+            tls,
+            [
+                ("client.ssl", "on"),
+                ("server.ssl", "on"),
+                ("ssl.certificate-depth", "1"),
+                ("auth.ssl-allow", "s1,s2,s3,c1")
+            ]
+        );
+
+        let text = SPEC.replace("name = \"lab\"", "name = \"lab\"\ntls_restart = true");
+        let restart = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
+        let phases = build(&restart, &BTreeMap::new()).unwrap();
+        let Some(Kind::VolumeTls(guard)) = &phases[2].steps[1][0].tasks[0].kind else { panic!() };
+        assert!(guard.allow_restart);
+
+        let text = SPEC.replace("name = \"lab\"", "name = \"lab\"\ntls = false");
+        let plain = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
+        let phases = build(&plain, &BTreeMap::new()).unwrap();
+        let all = phases.iter().flat_map(|p| p.steps.iter().flatten()).flat_map(|b| b.tasks.iter());
+        assert!(!all.clone().any(|t| t.id.contains("tls")), "TLS tasks with tls = false");
+        let Some(Kind::EnsureVolume(arb)) = &phases[2].steps[1][0].tasks[0].kind else { panic!() };
+        assert!(!arb.options.contains_key("server.ssl"), "{:?}", arb.options);
     }
 
     #[test]

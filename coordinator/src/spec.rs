@@ -92,6 +92,17 @@ pub struct Pool {
     /// has none): an https URL of a `.repo` file, or a release package name.
     #[serde(default)]
     pub gluster_repo: Option<String>,
+    /// GlusterFS TLS from the pool CA (I/O and management; see `crate::gluster_tls`). Default on.
+    #[serde(default = "default_tls")]
+    pub tls: bool,
+    /// Allows turning TLS on for what runs without it: restarts glusterd and stops and starts
+    /// every started volume without TLS (its clients are remounted). Without it `plan` refuses.
+    #[serde(default)]
+    pub tls_restart: bool,
+}
+
+fn default_tls() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]

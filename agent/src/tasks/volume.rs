@@ -3,7 +3,8 @@
 //! `--mode=script` so replica 2 does not stop to ask), starts it, restarts offline bricks of a
 //! started volume (`volume start VOL force`, which starts only the bricks that are down, then
 //! waits until `volume status` shows them online), and `volume set`s only the options whose
-//! live value differs. A volume whose live bricks are the first of the task's bricks, with the
+//! live value differs (before a start: bricks read some options, such as `server.ssl`, only
+//! when they start). A volume whose live bricks are the first of the task's bricks, with the
 //! same layout, is expanded with `volume add-brick VOL BRICK...` (the new bricks come in whole
 //! sets on distinct hosts: the task's brick list is checked against the layout as a whole); a
 //! volume that exists with another layout or other bricks is a conflict naming the difference,
@@ -276,8 +277,8 @@ impl Task for EnsureVolume {
                     bricks: self.bricks.clone(),
                     force: self.force,
                 });
-                changes.push(VolumeChange::Start(self.name.clone()));
                 changes.extend(self.option_changes(&BTreeMap::new()));
+                changes.push(VolumeChange::Start(self.name.clone()));
             }
             Some(live) => {
                 match self.added_bricks(live) {
@@ -285,6 +286,7 @@ impl Task for EnsureVolume {
                     None => self.compare(live)?,
                 }
                 let options = gluster::volume_get_all(ctx, self.name.as_str()).await?;
+                changes.extend(self.option_changes(&options));
                 changes.extend((!live.started()).then(|| VolumeChange::Start(self.name.clone())));
                 if live.started() {
                     let offline = self.offline_bricks(ctx, live).await?;
@@ -292,7 +294,6 @@ impl Task for EnsureVolume {
                         changes.push(VolumeChange::Restart { volume: self.name.clone(), offline });
                     }
                 }
-                changes.extend(self.option_changes(&options));
             }
         }
         Ok(Plan::of(changes))
@@ -300,7 +301,8 @@ impl Task for EnsureVolume {
 
     /// Runs the commands in order; offline bricks are waited for once restarted; the options
     /// of a volume it creates are compared with the new volume's live values (gluster's
-    /// defaults) first, and only those that differ set.
+    /// defaults) right after the create, and only those that differ set. Options are set
+    /// before a start, since bricks take some (`server.ssl`) only when they start.
     async fn apply(&self, ctx: &Context, plan: Plan<VolumeChange>) -> Result<Vec<VolumeChange>, TaskError> {
         let created = plan.changes.iter().any(|c| matches!(c, VolumeChange::Create { .. }));
         let mut done = Vec::new();
@@ -309,12 +311,13 @@ impl Task for EnsureVolume {
             if let VolumeChange::Restart { offline, .. } = &change {
                 self.await_bricks_online(ctx, offline).await?;
             }
+            let was_create = matches!(change, VolumeChange::Create { .. });
             done.push(change);
-        }
-        if created {
-            for change in self.option_changes(&gluster::volume_get_all(ctx, self.name.as_str()).await?) {
-                gluster::cli(ctx, &change.cli_args().iter().map(String::as_str).collect::<Vec<_>>()).await?;
-                done.push(change);
+            if was_create {
+                for change in self.option_changes(&gluster::volume_get_all(ctx, self.name.as_str()).await?) {
+                    gluster::cli(ctx, &change.cli_args().iter().map(String::as_str).collect::<Vec<_>>()).await?;
+                    done.push(change);
+                }
             }
         }
         Ok(done)
@@ -432,12 +435,12 @@ mod tests {
                 &format!("{G} volume create gv0 replica 2 gs1:/srv/b1 gs2:/srv/b1"),
                 &fixture("volume-create-replica2.xml"),
             )
-            .expect(&format!("{G} volume start gv0"), &fixture("volume-start.xml"))
             .expect(
                 &format!("{G} volume get gv0 all"),
                 &fixture("volume-get.xml").replace("<Value>512MB</Value>", "<Value>32MB (DEFAULT)</Value>"),
             )
             .expect(&format!("{G} volume set gv0 performance.cache-size 512MB"), &fixture("volume-set.xml"))
+            .expect(&format!("{G} volume start gv0"), &fixture("volume-start.xml"))
             .expect(&format!("{G} volume info"), &fixture("volume-info-all.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
@@ -447,12 +450,13 @@ mod tests {
             before.changes,
             [
                 "create volume gv0 (replica 2): gs1:/srv/b1 gs2:/srv/b1",
-                "start volume gv0",
-                "set performance.cache-size = 512MB on volume gv0"
+                "set performance.cache-size = 512MB on volume gv0",
+                "start volume gv0"
             ]
         );
+        // The options before the start: bricks take some of them only when they start.
         assert_eq!(done.len(), 3, "{done:?}");
-        assert_eq!(done[2], "set performance.cache-size = 512MB on volume gv0 (was 32MB)");
+        assert_eq!(done[1], "set performance.cache-size = 512MB on volume gv0 (was 32MB)");
     }
 
     #[tokio::test]

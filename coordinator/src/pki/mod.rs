@@ -137,7 +137,7 @@ pub fn init(dir: &Path, ca_key: Option<&Path>) -> Result<(), PkiError> {
         &issuer,
         COORDINATOR_IDENTITY,
         vec![SanType::DnsName(COORDINATOR_IDENTITY.try_into().map_err(cert_err("coordinator name"))?)],
-        ExtendedKeyUsagePurpose::ClientAuth,
+        &[ExtendedKeyUsagePurpose::ClientAuth],
         COORDINATOR_VALIDITY,
     )?;
     write_file(&ca_key_path, issuer.key().serialize_pem().as_bytes(), 0o600, true)?;
@@ -181,7 +181,10 @@ pub fn issue(
         }
     }
     let issuer = load_issuer(dir, ca_key)?;
-    let (cert, key) = leaf(&issuer, name.as_str(), sans, ExtendedKeyUsagePurpose::ServerAuth, validity)?;
+    // Gluster's TLS uses a host's certificate both ways (brick server, client of other bricks);
+    // agents refuse a client that is not the coordinator by its name, not by this EKU.
+    let eku = [ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    let (cert, key) = leaf(&issuer, name.as_str(), sans, &eku, validity)?;
     let layout = Layout::new(dir);
     create_private_dir(&layout.hosts)?;
     let issued = layout.host(name.as_str());
@@ -217,13 +220,13 @@ fn common_name(name: &str) -> DistinguishedName {
     dn
 }
 
-/// A leaf certificate for `cn` with `sans` and exactly one EKU, valid for `validity`; returns
+/// A leaf certificate for `cn` with `sans` and exactly these EKUs, valid for `validity`; returns
 /// (cert PEM, key PEM).
 fn leaf(
     issuer: &Issuer<'_, KeyPair>,
     cn: &str,
     sans: Vec<SanType>,
-    eku: ExtendedKeyUsagePurpose,
+    eku: &[ExtendedKeyUsagePurpose],
     validity: Duration,
 ) -> Result<(String, String), PkiError> {
     let now = OffsetDateTime::now_utc();
@@ -233,7 +236,7 @@ fn leaf(
     params.subject_alt_names = sans;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![eku];
+    params.extended_key_usages = eku.to_vec();
     params.use_authority_key_identifier_extension = true;
     params.not_before = now - BACKDATE;
     params.not_after = now + validity;
@@ -316,7 +319,7 @@ mod tests {
         assert_eq!(std::fs::metadata(&issued.key).unwrap().mode() & 0o777, 0o600);
         let (sans, server, client) = sans_and_eku(&std::fs::read_to_string(&issued.cert).unwrap());
         assert_eq!(sans, ["DNSName(gluServer1)", "IPAddress(c0:00:02:0b)", "DNSName(glu1.example.org)"]);
-        assert!(server && !client);
+        assert!(server && client, "gluster uses a host certificate both ways");
 
         assert!(matches!(init(&pki, None), Err(PkiError::CaExists(_))));
         assert!(matches!(issue(&pki, None, COORDINATOR_IDENTITY, &[], DAY), Err(PkiError::ReservedName)));

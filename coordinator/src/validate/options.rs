@@ -1,6 +1,6 @@
 //! Volume `options`: keys and values gluster's `volume set` can take, except `auth.allow`,
 //! which Brickyard computes (the pool's servers and the volume's clients); `auth_allow`
-//! widens it by further IP addresses.
+//! widens it by further IP addresses; nor the TLS options, which `[pool] tls` sets.
 
 use std::net::IpAddr;
 
@@ -24,6 +24,12 @@ pub(super) fn check(spec: &Spec, issues: &mut Issues) {
                     at!["volume", v, "options", key.as_str()],
                     "is set by Brickyard to the pool's servers and the volume's clients; list further addresses \
                      in `auth_allow = [...]` on the volume",
+                );
+            }
+            if crate::gluster_tls::OPTIONS.contains(&key.as_str()) {
+                issues.push(
+                    at!["volume", v, "options", key.as_str()],
+                    "is set by Brickyard from `tls` under [pool] (GlusterFS TLS from the pool CA, on by default)",
                 );
             }
         }
