@@ -279,14 +279,15 @@ pub fn bricks(spec: &Spec, volume: &crate::spec::Volume) -> Vec<v1::Brick> {
 /// The volume option that names who may connect to a volume's bricks.
 pub const AUTH_ALLOW: &str = "auth.allow";
 
-/// `auth_allow = ["*"]`: everyone (gluster's own default value of `auth.allow`).
+/// `auth_allow = ["*"]`: everyone, gluster's own default value of `auth.allow`, which Brickyard
+/// then does not set (a pool built by hand without it).
 pub const AUTH_ALLOW_EVERYONE: &str = "*";
 
 /// `auth.allow` for `volume`: every server of the pool (their self-heal, rebalance and
 /// management daemons connect to the bricks too), the clients that mount it, then the spec's
 /// `auth_allow` additions; each once, in that order. `["*"]`: everyone.
 pub fn auth_allow(spec: &Spec, volume: &crate::spec::Volume) -> String {
-    if volume.auth_allow.iter().any(|a| a == AUTH_ALLOW_EVERYONE) {
+    if admits_everyone(volume) {
         return AUTH_ALLOW_EVERYONE.to_owned();
     }
     let mounting = spec.clients.iter().filter(|c| c.mounts.iter().any(|m| m.volume == volume.name));
@@ -305,10 +306,17 @@ pub fn auth_allow(spec: &Spec, volume: &crate::spec::Volume) -> String {
     admitted.join(",")
 }
 
-/// The options `volume` is ensured with: the spec's, plus `auth.allow`.
+fn admits_everyone(volume: &crate::spec::Volume) -> bool {
+    volume.auth_allow.iter().any(|a| a == AUTH_ALLOW_EVERYONE)
+}
+
+/// The options `volume` is ensured with: the spec's, plus `auth.allow` (unless the spec leaves
+/// it at gluster's default, everyone).
 fn volume_options(spec: &Spec, volume: &crate::spec::Volume) -> BTreeMap<String, String> {
     let mut options = volume.options.clone();
-    options.insert(AUTH_ALLOW.to_owned(), auth_allow(spec, volume));
+    if !admits_everyone(volume) {
+        options.insert(AUTH_ALLOW.to_owned(), auth_allow(spec, volume));
+    }
     options
 }
 
@@ -608,7 +616,7 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
         let Some(Kind::EnsureHosts(hosts)) = &s1.tasks[1].kind else { panic!() };
         assert_eq!(hosts.entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["s1", "s2", "s3"]);
         let Some(Kind::EnsureVolume(two)) = &phases[2].steps[1][0].tasks[1].kind else { panic!() };
-        assert_eq!(two.options["auth.allow"], "*");
+        assert!(!two.options.contains_key("auth.allow"), "left at gluster's default: {:?}", two.options);
 
         let mixed = text.replace("auth_allow = [\"*\"]", "auth_allow = [\"*\", \"192.0.2.7\"]");
         let err = crate::validate::parse(&mixed, Path::new("c.toml")).unwrap_err().to_string();

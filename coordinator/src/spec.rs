@@ -188,7 +188,8 @@ pub struct Volume {
     pub force: bool,
     /// Addresses admitted to the volume's bricks beyond the pool's own servers and the clients
     /// that mount it (gluster's `auth.allow`, which Brickyard sets to exactly those): IP
-    /// addresses; or `["*"]` alone: everyone (gluster's default, e.g. an adopted pool's).
+    /// addresses; or `["*"]` alone: everyone, gluster's default, and Brickyard does not set
+    /// `auth.allow` (a pool built by hand without it, see `brickyard adopt`).
     #[serde(default)]
     pub auth_allow: Vec<String>,
 }

@@ -167,7 +167,8 @@ impl Task for MountFilesystem {
             Some(line) if self.mounts_this(line, &device, uuid.as_deref()) => {
                 if !fstab_options(line).any(|o| o == "nofail") {
                     warnings.push(format!(
-                        "/etc/fstab mounts {mp} with a line Brickyard did not write and keeps, without nofail                          (a missing disk stops the boot): {line:?}"
+                        "/etc/fstab mounts {mp} with a line Brickyard did not write and keeps, without nofail \
+                         (a missing disk stops the boot): {line:?}"
                     ));
                 }
             }
