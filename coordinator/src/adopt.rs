@@ -516,7 +516,8 @@ fn render(
             out.push_str("force = true\n");
         }
         if !volume.options.is_empty() {
-            let options: Vec<String> = volume.options.iter().map(|(k, v)| format!("{} = {}", quote(k), quote(v))).collect();
+            let options: Vec<String> =
+                volume.options.iter().map(|(k, v)| format!("{} = {}", quote(k), quote(v))).collect();
             let _ = writeln!(out, "options = {{ {} }}", options.join(", "));
         }
         if !volume.auth_allow.is_empty() {

@@ -126,7 +126,8 @@ impl Task for EnsureHosts {
     async fn plan(&self, _ctx: &Context) -> Result<Plan<SetBlock>, TaskError> {
         let (old, lines, new) = self.contents()?;
         let warnings = shadowing_lines(&new, &self.entries);
-        let changes = if old == new { Vec::new() } else { vec![SetBlock { path: self.path.clone(), lines, contents: new }] };
+        let changes =
+            if old == new { Vec::new() } else { vec![SetBlock { path: self.path.clone(), lines, contents: new }] };
         Ok(Plan { warnings, ..Plan::of(changes) })
     }
 
