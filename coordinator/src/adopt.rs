@@ -534,3 +534,194 @@ fn render(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> Request {
+        Request {
+            pool: "seed".into(),
+            servers: vec![("gs1".into(), "10.0.0.1".into()), ("gs2".into(), "10.0.0.2".into())],
+            clients: vec![("c1".into(), "10.0.0.21".into())],
+            output: PathBuf::from("/tmp/adopted.toml"),
+            pki_dir: None,
+        }
+    }
+
+    /// /dev/vdb with one ext4 partition (msdos table) mounted at /vdisk.
+    fn facts() -> v1::Facts {
+        let part = v1::BlockDevice {
+            name: "vdb1".into(),
+            path: "/dev/vdb1".into(),
+            r#type: v1::DeviceType::Part.into(),
+            type_name: "part".into(),
+            filesystem: "ext4".into(),
+            mount_points: vec!["/vdisk".into()],
+            ..Default::default()
+        };
+        let root = v1::BlockDevice {
+            name: "vda".into(),
+            path: "/dev/vda".into(),
+            r#type: v1::DeviceType::Disk.into(),
+            filesystem: "ext4".into(),
+            mount_points: vec!["/".into()],
+            ..Default::default()
+        };
+        let disk = v1::BlockDevice {
+            name: "vdb".into(),
+            path: "/dev/vdb".into(),
+            r#type: v1::DeviceType::Disk.into(),
+            partition_table: "dos".into(),
+            children: vec![part],
+            ..Default::default()
+        };
+        v1::Facts { block_devices: vec![root, disk], ..Default::default() }
+    }
+
+    fn peer(name: &str, local: bool) -> v1::Peer {
+        v1::Peer {
+            uuid: format!("uuid-{name}"),
+            hostname: if local { "localhost".into() } else { name.into() },
+            connected: true,
+            state: "Peer in Cluster".into(),
+            is_local: local,
+            ..Default::default()
+        }
+    }
+
+    fn volume() -> v1::VolumeStatus {
+        let brick =
+            |host: &str| v1::BrickStatus { host: host.into(), path: "/vdisk/brick1".into(), ..Default::default() };
+        v1::VolumeStatus {
+            name: "gluV1".into(),
+            r#type: "Replicate".into(),
+            status: "Started".into(),
+            replica: 2,
+            bricks: vec![brick("gs1"), brick("gs2")],
+            options: [("performance.cache-size", "512MB"), ("nfs.disable", "on"), ("transport.address-family", "inet")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+            ..Default::default()
+        }
+    }
+
+    fn live() -> Live {
+        let server = |me: &str, other: &str| v1::GlusterStatus {
+            glusterd_running: true,
+            peers: vec![peer(other, false), peer(me, true)],
+            volumes: vec![volume()],
+            mounts: Vec::new(),
+        };
+        let client = v1::GlusterStatus {
+            mounts: vec![v1::GlusterMount {
+                source: "gs1:/gluV1".into(),
+                mount_point: "/dataShare".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        Live {
+            facts: ["gs1", "gs2", "c1"].map(|h| (h.to_owned(), facts())).into(),
+            gluster: [("gs1", server("gs1", "gs2")), ("gs2", server("gs2", "gs1")), ("c1", client)]
+                .map(|(h, g)| (h.to_owned(), g))
+                .into(),
+        }
+    }
+
+    fn refusals(live: &Live) -> String {
+        describe(&request(), live).expect_err("adopted").join("\n")
+    }
+
+    #[test]
+    fn the_seed_pool_becomes_a_spec_that_loads() {
+        let text = describe(&request(), &live()).unwrap();
+        assert!(text.starts_with("# Written by `brickyard adopt` on "), "{text}");
+        let spec = validate::parse(&text, Path::new("/tmp/adopted.toml")).unwrap();
+        let disk = spec.servers[1].disk.as_ref().unwrap();
+        assert_eq!(
+            (disk.device.as_deref(), disk.filesystem.as_deref(), disk.mount.as_str(), disk.table.as_deref()),
+            (Some("/dev/vdb"), Some("ext4"), "/vdisk", Some("msdos"))
+        );
+        let v = &spec.volumes[0];
+        assert_eq!(
+            (v.kind.as_str(), v.replica, v.allow_replica2, v.brick_dir.as_str()),
+            ("replicate", Some(2), true, "brick1")
+        );
+        // What gluster set itself at create is left out.
+        assert_eq!(v.options, [("performance.cache-size".to_owned(), "512MB".to_owned())].into());
+        assert_eq!(v.auth_allow, ["*"]);
+        assert_eq!((spec.pool.firewall, spec.pool.etc_hosts), (false, EtcHosts::Servers));
+        assert_eq!(spec.clients[0].mounts[0].path, "/dataShare");
+    }
+
+    #[test]
+    fn an_auth_allow_the_spec_computes_is_kept_another_is_refused() {
+        let mut live = live();
+        let set = |live: &mut Live, value: &str| {
+            live.gluster.get_mut("gs1").unwrap().volumes[0].options.insert(AUTH_ALLOW.into(), value.into());
+        };
+        set(&mut live, "10.0.0.1,10.0.0.2,10.0.0.21,192.0.2.9");
+        let spec = validate::parse(&describe(&request(), &live).unwrap(), Path::new("a.toml")).unwrap();
+        assert_eq!(spec.volumes[0].auth_allow, ["192.0.2.9"]);
+        set(&mut live, "10.0.0.21,10.0.0.1");
+        assert!(
+            refusals(&live).contains("volume gluV1: auth.allow is \"10.0.0.21,10.0.0.1\"; a spec sets it to"),
+            "{}",
+            refusals(&live)
+        );
+    }
+
+    #[test]
+    fn what_a_spec_cannot_say_is_refused_naming_host_or_volume() {
+        let mut lvm = live();
+        let part = &mut lvm.facts.get_mut("gs2").unwrap().block_devices[1].children[0];
+        (part.path, part.r#type, part.type_name) =
+            ("/dev/mapper/vg-b".into(), v1::DeviceType::Other.into(), "lvm".into());
+        assert!(
+            refusals(&lvm).contains(
+                "volume gluV1: brick gs2:/vdisk/brick1 is on /dev/mapper/vg-b mounted at /vdisk, a lvm on /dev/vdb"
+            ),
+            "{}",
+            refusals(&lvm)
+        );
+
+        let mut stopped = live();
+        stopped.gluster.get_mut("gs1").unwrap().volumes[0].status = "Stopped".into();
+        assert!(refusals(&stopped).contains("volume gluV1 is Stopped"), "{}", refusals(&stopped));
+
+        let mut apart = live();
+        apart.gluster.get_mut("gs1").unwrap().volumes[0].bricks[1].path = "/vdisk/other".into();
+        assert!(
+            refusals(&apart).contains("volume gluV1: its bricks lie at different directories under their disks' mounts (gs1: brick1, gs2: other)"),
+            "{}",
+            refusals(&apart)
+        );
+
+        let mut by_address = live();
+        by_address.gluster.get_mut("c1").unwrap().mounts[0].source = "10.0.0.1:/gluV1".into();
+        assert!(
+            refusals(&by_address).contains("client c1 mounts 10.0.0.1:/gluV1 at /dataShare from 10.0.0.1, which is not one of gluV1's servers by name"),
+            "{}",
+            refusals(&by_address)
+        );
+
+        let mut server_mount = live();
+        server_mount.gluster.get_mut("gs2").unwrap().mounts = live().gluster["c1"].mounts.clone();
+        assert!(
+            refusals(&server_mount)
+                .contains("server gs2 mounts gs1:/gluV1 at /dataShare: a spec mounts volumes on clients only"),
+            "{}",
+            refusals(&server_mount)
+        );
+
+        let mut third = live();
+        third.gluster.get_mut("gs1").unwrap().peers.push(peer("gs3", false));
+        assert!(
+            refusals(&third)
+                .contains("server gs1 has peer gs3 (uuid uuid-gs3) in its pool, which is not given with --server"),
+            "{}",
+            refusals(&third)
+        );
+    }
+}

@@ -113,13 +113,18 @@ fn a_pool_built_by_hand_is_adopted_unchanged_then_grown() {
     let adopted_hosts = [&s1.name, &s2.name, &client.name];
     let state = || adopted_hosts.map(|h| sh(&lab, h, "reading the host's state", STATE));
     let before = state();
-    let out_path = lab.dir().join("adopted.toml");
+    // The specs live outside the lab directory (which `down` removes only when it holds no
+    // files but the lab's own), with the lab's PKI named explicitly.
+    let specs = tempfile::tempdir().expect("a directory for the specs");
+    let out_path = specs.path().join("adopted.toml");
     let out = out_path.to_string_lossy().into_owned();
+    let pki = lab.dir().join("pki").to_string_lossy().into_owned();
     let server_arg = |s: &brickyard::spec::Server| format!("{}={}", s.name, s.address);
     let client_arg = format!("{}={}", client.name, client.address);
 
     // A peer left out: refused, naming it; nothing written.
-    let partial = lab.brickyard(&["adopt", "--server", &server_arg(s1), "--client", &client_arg, "-o", &out]);
+    let partial =
+        lab.brickyard(&["adopt", "--server", &server_arg(s1), "--client", &client_arg, "--pki-dir", &pki, "-o", &out]);
     assert!(!partial.status.success(), "adopt without gluServer2 succeeded: {}", text(&partial));
     assert!(
         text(&partial).contains(&format!("server {} has peer {}", s1.name, s2.name))
@@ -140,6 +145,8 @@ fn a_pool_built_by_hand_is_adopted_unchanged_then_grown() {
         &client_arg,
         "--name",
         "seed",
+        "--pki-dir",
+        &pki,
         "-o",
         &out,
     ]);
@@ -196,7 +203,7 @@ fn a_pool_built_by_hand_is_adopted_unchanged_then_grown() {
         })
         .collect();
     grown.insert_str(volume_at, &new_servers);
-    let grown_path = lab.dir().join("grown.toml");
+    let grown_path = specs.path().join("grown.toml");
     std::fs::write(&grown_path, &grown).expect("writing the grown spec");
     let grown_file = grown_path.to_string_lossy().into_owned();
     let started = std::time::Instant::now();

@@ -184,9 +184,11 @@ impl MountGlusterVolume {
                     ));
                 }
             }
-            Some(other) => return Err(TaskError::Conflict(format!(
+            Some(other) => {
+                return Err(TaskError::Conflict(format!(
                 "/etc/fstab already has an entry for {mp} that Brickyard does not manage: {other:?}; remove it first"
-            ))),
+            )))
+            }
             None => {}
         }
         let changes = &mut plan.changes;
