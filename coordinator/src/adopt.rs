@@ -234,6 +234,7 @@ pub fn describe(request: &Request, live: &Live) -> Result<String, Vec<String>> {
             }
         }
         let mut dirs: Vec<&String> = brick_dirs.values().collect();
+        dirs.sort();
         dirs.dedup();
         if dirs.len() > 1 {
             let found: Vec<String> = brick_dirs.iter().map(|(s, d)| format!("{s}: {d}")).collect();
@@ -261,9 +262,10 @@ pub fn describe(request: &Request, live: &Live) -> Result<String, Vec<String>> {
     if !refusals.is_empty() {
         return Err(refusals);
     }
-    let mut text = render(request, &disks, &volumes, &mounts);
-    // auth.allow: what the spec computes must be what is set (`*`: gluster's default).
-    let spec = validate::parse(&text, &request.output).map_err(|e| vec![e.to_string()])?;
+    // auth.allow: what the spec computes (from a draft without `auth_allow`) must be what is
+    // set (`*`: gluster's default).
+    let draft = render(request, &disks, &volumes, &mounts);
+    let spec = validate::parse(&draft, &request.output).map_err(|e| vec![e.to_string()])?;
     for (volume, adopted) in view.volumes.iter().zip(volumes.iter_mut()) {
         let live_allow = volume.options.get(AUTH_ALLOW).map_or(AUTH_ALLOW_EVERYONE, String::as_str);
         if live_allow == AUTH_ALLOW_EVERYONE {
@@ -289,8 +291,7 @@ pub fn describe(request: &Request, live: &Live) -> Result<String, Vec<String>> {
     if !refusals.is_empty() {
         return Err(refusals);
     }
-    text = render(request, &disks, &volumes, &mounts);
-    Ok(text)
+    Ok(render(request, &disks, &volumes, &mounts))
 }
 
 /// Every peer the first server sees is a named `--server` (by name or address), in the pool

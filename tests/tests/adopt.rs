@@ -4,10 +4,10 @@
 //! `peer probe`, `volume create replica 2` + `start` + `set performance.cache-size 512MB`, a
 //! client `mount -t glusterfs` + fstab line — and 200 files with checksums. Adopt writes a spec
 //! and changes nothing on any host (every host's fstab, hosts, firewall rules, mounts and
-//! gluster's view compared before and after); `plan --detailed-exitcode` on it exits 0; a
-//! pool it cannot describe (a peer left out) is refused and nothing is written. Then Brickyard
-//! grows the adopted pool: two more servers in the spec → `apply` → 2 x 2, every file intact.
-//! Root; real glusterd, loop disks.
+//! gluster's view compared before and after); `plan --detailed-exitcode` on it exits 0 and
+//! `status` finds the pool healthy; a pool it cannot describe (a peer left out) is refused and
+//! nothing is written. Then Brickyard grows the adopted pool: two more servers in the spec →
+//! `apply` → 2 x 2, every file intact. Root; real glusterd, loop disks.
 
 use std::process::Output;
 
@@ -180,7 +180,9 @@ fn a_pool_built_by_hand_is_adopted_unchanged_then_grown() {
 
     let plan = lab.brickyard(&["plan", "--detailed-exitcode", "-f", &out]);
     assert_eq!(plan.status.code(), Some(0), "plan on the adopted spec:\n{}", text(&plan));
-    assert_eq!(state(), before, "plan changed a host");
+    let status = lab.brickyard(&["status", "-f", &out]);
+    assert_eq!(status.status.code(), Some(0), "status on the adopted spec:\n{}", text(&status));
+    assert_eq!(state(), before, "plan or status changed a host");
     assert_eq!(sh(&lab, &client.name, "checksums after adopt", CHECKSUMS), checksums);
 
     // --- grow it with Brickyard: two more servers ----------------------------------------
