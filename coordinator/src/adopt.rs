@@ -5,7 +5,8 @@
 //! add is written out as what is there: `firewall = false` (left as built), `etc_hosts =
 //! "servers"` (the names a hand-built /etc/hosts carries; lines that already resolve them are
 //! kept, not repeated), `auth_allow = ["*"]` when no `auth.allow` is set (gluster's default),
-//! hand-written fstab lines kept by the mount tasks. The spec is checked before it is written:
+//! hand-written fstab lines kept by the mount tasks (the glusterfs ones are read too: a line
+//! of a volume not mounted now is refused). The spec is checked before it is written:
 //! it must load and validate, and `plan` on it must have nothing to do and nothing to refuse;
 //! anything a spec cannot say (LVM, two disks, bricks at different directories, a stopped
 //! volume, a peer not named, ...) is refused, naming the host or volume and what was found.
@@ -409,7 +410,8 @@ fn adopted_options(volume: &v1::VolumeStatus) -> BTreeMap<String, String> {
 }
 
 /// Each client's glusterfs mounts of the pool's volumes `(volume, mount point)`; servers
-/// mounting a volume and mounts from other hosts are refused.
+/// mounting a volume (now or in fstab), fstab lines for a volume not mounted now and mounts
+/// from other hosts are refused.
 fn client_mounts(
     request: &Request,
     live: &Live,
@@ -418,14 +420,30 @@ fn client_mounts(
 ) -> BTreeMap<String, Vec<(String, String)>> {
     let mut out = BTreeMap::new();
     for (server, _) in &request.servers {
-        for mount in &live.gluster[server].mounts {
+        let gluster = &live.gluster[server];
+        for mount in &gluster.mounts {
             refusals.push(format!(
                 "server {server} mounts {} at {}: a spec mounts volumes on clients only",
                 mount.source, mount.mount_point
             ));
         }
+        for line in gluster.fstab.iter().filter(|l| !gluster.mounts.iter().any(|m| m.mount_point == l.mount_point)) {
+            refusals.push(format!(
+                "server {server}: /etc/fstab mounts {} at {}: a spec mounts volumes on clients only",
+                line.source, line.mount_point
+            ));
+        }
     }
     for (client, _) in &request.clients {
+        let gluster = &live.gluster[client];
+        // A line for a volume not mounted now: the spec would have apply mount it.
+        for line in gluster.fstab.iter().filter(|l| !gluster.mounts.iter().any(|m| m.mount_point == l.mount_point)) {
+            refusals.push(format!(
+                "client {client}: /etc/fstab mounts {} at {}, which is not mounted now: mount it, or remove the \
+                 line, first",
+                line.source, line.mount_point
+            ));
+        }
         let mut mounts = Vec::new();
         for mount in &live.gluster[client].mounts {
             let (host, volume) = mount.source.split_once(":/").unwrap_or((mount.source.as_str(), ""));
@@ -612,7 +630,7 @@ mod tests {
             glusterd_running: true,
             peers: vec![peer(other, false), peer(me, true)],
             volumes: vec![volume()],
-            mounts: Vec::new(),
+            ..Default::default()
         };
         let client = v1::GlusterStatus {
             mounts: vec![v1::GlusterMount {
@@ -705,6 +723,20 @@ mod tests {
             refusals(&by_address).contains("client c1 mounts 10.0.0.1:/gluV1 at /dataShare from 10.0.0.1, which is not one of gluV1's servers by name"),
             "{}",
             refusals(&by_address)
+        );
+
+        let mut unmounted = live();
+        unmounted.gluster.get_mut("c1").unwrap().fstab = vec![v1::FstabGlusterLine {
+            source: "gs1:/gluV1".into(),
+            mount_point: "/later".into(),
+            options: "defaults".into(),
+        }];
+        assert!(
+            refusals(&unmounted).contains(
+                "client c1: /etc/fstab mounts gs1:/gluV1 at /later, which is not mounted now: mount it, or remove the line"
+            ),
+            "{}",
+            refusals(&unmounted)
         );
 
         let mut server_mount = live();
