@@ -55,6 +55,27 @@ enum Command {
         #[command(flatten)]
         spec: SpecArgs,
     },
+    /// Writes a spec for a pool built by hand, read through its agents (changes nothing on any
+    /// host); refuses what a spec cannot say, and writes nothing unless `plan` on the spec has
+    /// nothing to do.
+    Adopt {
+        /// A server of the pool: its gluster name and the address of its agent; repeatable, in
+        /// the order the spec is to list them.
+        #[arg(long = "server", value_name = "NAME=ADDR", value_parser = parse_host, required = true)]
+        servers: Vec<(String, String)>,
+        /// A client that mounts the pool's volumes; repeatable.
+        #[arg(long = "client", value_name = "NAME=ADDR", value_parser = parse_host)]
+        clients: Vec<(String, String)>,
+        /// The spec to write (refused when it exists).
+        #[arg(short = 'o', long = "output", value_name = "SPEC")]
+        output: PathBuf,
+        /// The pool's name in the spec.
+        #[arg(long = "name", default_value = "adopted")]
+        pool: String,
+        /// The pool PKI directory (default: `pki` beside the spec).
+        #[arg(long = "pki-dir", value_name = "DIR")]
+        pki_dir: Option<PathBuf>,
+    },
     /// Prints #cloud-config user-data that installs, configures and starts one host's agent
     /// (contains the host's private key: see packaging/README.md on user-data exposure).
     CloudInit {
@@ -131,6 +152,14 @@ enum PkiCommand {
     },
 }
 
+/// `NAME=ADDR`.
+fn parse_host(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, address)) if !name.is_empty() && !address.is_empty() => Ok((name.to_owned(), address.to_owned())),
+        _ => Err(format!("{text:?} is not NAME=ADDR")),
+    }
+}
+
 /// `90`, `90s`, `30m`, `1h`, `2d`.
 fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
     let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, ""), |i| text.split_at(i));
@@ -156,6 +185,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { spec: a } => coordinate(&a, |spec| async move { commands::status(&spec, a.json).await }),
         Command::Verify { spec: a } => coordinate(&a, |spec| async move { commands::verify(&spec, a.json).await }),
         Command::CloudInit { spec, host, package_url } => cloud_init(&spec, &host, package_url),
+        Command::Adopt { servers, clients, output, pool, pki_dir } => {
+            adopt(brickyard::adopt::Request { pool, servers, clients, output, pki_dir })
+        }
     }
 }
 
@@ -192,6 +224,19 @@ fn pki(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
             println!("revoked {name} (serial {serial}); {}", brickyard::pki::revoke::crl_path(&pki.dir).display());
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn adopt(mut request: brickyard::adopt::Request) -> anyhow::Result<ExitCode> {
+    if request.output.exists() {
+        anyhow::bail!("{} exists; adopt writes a new spec only", request.output.display());
+    }
+    if let Some(dir) = &request.pki_dir {
+        request.pki_dir = Some(std::path::absolute(dir).with_context(|| format!("pki dir {}", dir.display()))?);
+    }
+    let plan = runtime()?.block_on(brickyard::adopt::run(&request))?;
+    print!("{plan}");
+    println!("adopt: wrote {} (plan on it has nothing to do)", request.output.display());
     Ok(ExitCode::SUCCESS)
 }
 

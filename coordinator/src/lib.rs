@@ -2,6 +2,7 @@
 //! applies typed tasks phase by phase, reads pool status. Stateless: the spec and what the
 //! agents report are the only truth. The lab (namespaced hosts on one machine) is a separate
 //! crate and binary, `brickyard-lab` (lab/), that uses this library; nothing here knows of it.
+pub mod adopt;
 pub mod agents;
 pub mod apply;
 pub mod client;

@@ -16,7 +16,7 @@ use brickyard_proto::v1;
 use brickyard_proto::v1::task::Kind;
 
 use crate::gluster_tls;
-use crate::spec::Spec;
+use crate::spec::{EtcHosts, Spec};
 
 /// The phases that change hosts (facts before them and verify after them read only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -106,11 +106,15 @@ fn task(id: impl Into<String>, kind: Kind) -> v1::Task {
 }
 
 fn hosts_task(spec: &Spec) -> v1::Task {
+    let clients = match spec.pool.etc_hosts {
+        EtcHosts::All => spec.clients.as_slice(),
+        EtcHosts::Servers => &[],
+    };
     let entries = spec
         .servers
         .iter()
         .map(|s| (&s.name, &s.address))
-        .chain(spec.clients.iter().map(|c| (&c.name, &c.address)))
+        .chain(clients.iter().map(|c| (&c.name, &c.address)))
         .map(|(name, address)| v1::HostEntry { name: name.clone(), address: address.clone() })
         .collect();
     task("/etc/hosts", Kind::EnsureHosts(v1::EnsureHosts { entries }))
@@ -157,10 +161,9 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
     spec.servers
         .iter()
         .map(|server| {
-            let mut tasks = vec![
-                packages_task(spec, v1::PackageRole::Server),
-                hosts_task(spec),
-                task(
+            let mut tasks = vec![packages_task(spec, v1::PackageRole::Server), hosts_task(spec)];
+            if spec.pool.firewall {
+                tasks.push(task(
                     "firewall ports",
                     // Gluster's ports for the pool's hosts, the agent port for the coordinators
                     // (unlisted: the agent admits where this apply connects from).
@@ -170,8 +173,8 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
                         agent_sources: spec.pool.coordinators.clone().unwrap_or_default(),
                         agent_port: server.port.unwrap_or(brickyard_proto::DEFAULT_AGENT_PORT).into(),
                     }),
-                ),
-            ];
+                ));
+            }
             if let Some(disk) = &server.disk {
                 let fs = filesystem(disk.filesystem.as_deref());
                 let table = if disk.table.as_deref() == Some("msdos") {
@@ -280,10 +283,17 @@ pub fn bricks(spec: &Spec, volume: &crate::spec::Volume) -> Vec<v1::Brick> {
 /// The volume option that names who may connect to a volume's bricks.
 pub const AUTH_ALLOW: &str = "auth.allow";
 
+/// `auth_allow = ["*"]`: everyone, gluster's own default value of `auth.allow`, which Brickyard
+/// then does not set (a pool built by hand without it).
+pub const AUTH_ALLOW_EVERYONE: &str = "*";
+
 /// `auth.allow` for `volume`: every server of the pool (their self-heal, rebalance and
 /// management daemons connect to the bricks too), the clients that mount it, then the spec's
-/// `auth_allow` additions; each once, in that order.
-fn auth_allow(spec: &Spec, volume: &crate::spec::Volume) -> String {
+/// `auth_allow` additions; each once, in that order. `["*"]`: everyone.
+pub fn auth_allow(spec: &Spec, volume: &crate::spec::Volume) -> String {
+    if admits_everyone(volume) {
+        return AUTH_ALLOW_EVERYONE.to_owned();
+    }
     let mounting = spec.clients.iter().filter(|c| c.mounts.iter().any(|m| m.volume == volume.name));
     let mut admitted: Vec<&str> = Vec::new();
     for address in spec
@@ -300,10 +310,17 @@ fn auth_allow(spec: &Spec, volume: &crate::spec::Volume) -> String {
     admitted.join(",")
 }
 
-/// The options `volume` is ensured with: the spec's, plus `auth.allow` and the TLS options.
+fn admits_everyone(volume: &crate::spec::Volume) -> bool {
+    volume.auth_allow.iter().any(|a| a == AUTH_ALLOW_EVERYONE)
+}
+
+/// The options `volume` is ensured with: the spec's, plus `auth.allow` (unless the spec leaves
+/// it at gluster's default, everyone) and the TLS options.
 fn volume_options(spec: &Spec, volume: &crate::spec::Volume) -> BTreeMap<String, String> {
     let mut options = volume.options.clone();
-    options.insert(AUTH_ALLOW.to_owned(), auth_allow(spec, volume));
+    if !admits_everyone(volume) {
+        options.insert(AUTH_ALLOW.to_owned(), auth_allow(spec, volume));
+    }
     options.extend(gluster_tls::volume_options(spec, volume));
     options
 }
@@ -597,6 +614,34 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
         let phases = build(&spec, &BTreeMap::new()).unwrap();
         let Some(Kind::EnsureVolume(two)) = &phases[2].steps[1][0].tasks[3].kind else { panic!() };
         assert_eq!(two.options["auth.allow"], "10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.21,192.0.2.7,2001:db8::7");
+    }
+
+    /// What an adopted pool's spec says: firewall left alone, /etc/hosts naming the servers
+    /// only, every address admitted.
+    #[test]
+    fn firewall_hosts_and_auth_allow_can_be_left_as_built_by_hand() {
+        let text = SPEC
+            .replace("name = \"lab\"", "name = \"lab\"\nfirewall = false\netc_hosts = \"servers\"")
+            .replace("brick_dir = \"brick2\"", "brick_dir = \"brick2\"\nauth_allow = [\"*\"]");
+        let spec = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
+        let phases = build(&spec, &BTreeMap::new()).unwrap();
+        let s1 = &phases[0].steps[0][0];
+        assert!(!ids(s1).contains(&"firewall ports"), "{:?}", ids(s1));
+        let Some(Kind::EnsureHosts(hosts)) = &s1.tasks[1].kind else { panic!() };
+        assert_eq!(hosts.entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["s1", "s2", "s3"]);
+        let two = phases[2].steps[1][0]
+            .tasks
+            .iter()
+            .find_map(|t| match &t.kind {
+                Some(Kind::EnsureVolume(v)) if v.name == "two" => Some(v),
+                _ => None,
+            })
+            .expect("volume two is ensured");
+        assert!(!two.options.contains_key("auth.allow"), "left at gluster's default: {:?}", two.options);
+
+        let mixed = text.replace("auth_allow = [\"*\"]", "auth_allow = [\"*\", \"192.0.2.7\"]");
+        let err = crate::validate::parse(&mixed, Path::new("c.toml")).unwrap_err().to_string();
+        assert!(err.contains("volume[1].auth_allow[0]: \"*\" admits everyone and stands alone"), "{err}");
     }
 
     #[test]

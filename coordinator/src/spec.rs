@@ -80,6 +80,14 @@ pub struct Pool {
     /// Also open the gluster NFS ports (111, 2049) on the servers.
     #[serde(default)]
     pub nfs: bool,
+    /// Whether Brickyard manages the servers' firewall (only the pool reaches the pool).
+    /// `false` leaves it as it is (e.g. a pool built by hand, see `brickyard adopt`).
+    #[serde(default = "yes")]
+    pub firewall: bool,
+    /// Which hosts every host's /etc/hosts names (in Brickyard's block, unless a line of the
+    /// file already maps the name right).
+    #[serde(default)]
+    pub etc_hosts: EtcHosts,
     /// Addresses or networks (`ADDR` or `ADDR/PREFIX`) admitted to the agents' port. Without
     /// it each agent admits only the address `apply` connects from (and `plan` says so).
     #[serde(default)]
@@ -103,6 +111,23 @@ pub struct Pool {
 
 fn default_tls() -> bool {
     true
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[pool] etc_hosts`: the hosts /etc/hosts names on every host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(rename_all = "lowercase")]
+pub enum EtcHosts {
+    /// Every server and client (the default).
+    #[default]
+    All,
+    /// The servers only: what gluster and the clients resolve (a pool built by hand often
+    /// names only those).
+    Servers,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -174,7 +199,8 @@ pub struct Volume {
     pub force: bool,
     /// Addresses admitted to the volume's bricks beyond the pool's own servers and the clients
     /// that mount it (gluster's `auth.allow`, which Brickyard sets to exactly those): IP
-    /// addresses.
+    /// addresses; or `["*"]` alone: everyone, gluster's default, and Brickyard does not set
+    /// `auth.allow` (a pool built by hand without it, see `brickyard adopt`).
     #[serde(default)]
     pub auth_allow: Vec<String>,
 }

@@ -379,7 +379,7 @@ mounts = [{ volume = "v", path = "/data" }]
             glusterd_running: true,
             peers: vec![peer(other), v1::Peer { hostname: "localhost".into(), is_local: true, ..Default::default() }],
             volumes: vec![volume.clone()],
-            mounts: vec![],
+            ..Default::default()
         };
         let client = v1::GlusterStatus {
             mounts: vec![v1::GlusterMount {

@@ -2,16 +2,18 @@
 //! (it talks to this host's glusterd over its local socket), typed wrappers around the queries
 //! the tasks need, and `GetGlusterStatus`. Parsing is pure and lives in [`xml`]. A CLI that is
 //! not installed yet or a glusterd that does not run is "not ready" (an earlier task brings
-//! them). Reads /proc/self/mountinfo and statvfs()s glusterfs mounts for the status.
+//! them). Reads /proc/self/mountinfo, statvfs()s glusterfs mounts and reads the glusterfs lines
+//! of /etc/fstab for the status.
 
 pub mod xml;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use brickyard_proto::v1;
 
+use crate::host::etcfile;
 use crate::host::mountinfo::{self, Mount};
 use crate::host::runner::CommandError;
 use crate::host::Context;
@@ -201,7 +203,9 @@ pub async fn status(ctx: &Context, with_volumes: bool) -> Result<v1::GlusterStat
         }
     };
     let (mounts, pool, volumes) = tokio::join!(local_mounts(), pool_list(ctx), volumes);
-    let mut status = v1::GlusterStatus { mounts: mounts?, ..Default::default() };
+    let fstab = etcfile::read_or_empty(Path::new(FSTAB))
+        .map_err(|source| Error::Io { context: format!("reading {FSTAB}"), source })?;
+    let mut status = v1::GlusterStatus { mounts: mounts?, fstab: fstab_gluster_lines(&fstab), ..Default::default() };
     let Ok(pool) = pool else {
         return Ok(status);
     };
@@ -270,6 +274,26 @@ fn volume_status(info: VolumeInfo, live: &[BrickProcess], pending_heals: i64) ->
     }
 }
 
+const FSTAB: &str = "/etc/fstab";
+
+/// The `glusterfs` lines of fstab `text` (comments skipped).
+fn fstab_gluster_lines(text: &str) -> Vec<v1::FstabGlusterLine> {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [source, mount_point, "glusterfs", rest @ ..] => Some(v1::FstabGlusterLine {
+                    source: (*source).to_owned(),
+                    mount_point: (*mount_point).to_owned(),
+                    options: rest.first().copied().unwrap_or_default().to_owned(),
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 async fn local_mounts() -> Result<Vec<v1::GlusterMount>, Error> {
     let mounts =
         mountinfo::read().map_err(|source| Error::Io { context: "reading /proc/self/mountinfo".into(), source })?;
@@ -304,6 +328,16 @@ mod tests {
 
     fn ctx(runner: FakeRunner) -> Context {
         Context::direct(runner)
+    }
+
+    #[test]
+    fn fstab_gluster_lines_are_the_glusterfs_ones() {
+        let text = "UUID=1 / ext4 defaults 0 1\n# gs1:/old /old glusterfs defaults 0 0\n\
+                    gs1:/gv0 /mnt/gv glusterfs defaults,_netdev 0 0\n/dev/vdb1 /vdisk ext4 defaults 0 0\n";
+        let lines = fstab_gluster_lines(text);
+        let found: Vec<_> =
+            lines.iter().map(|l| (l.source.as_str(), l.mount_point.as_str(), l.options.as_str())).collect();
+        assert_eq!(found, [("gs1:/gv0", "/mnt/gv", "defaults,_netdev")]);
     }
 
     #[tokio::test]
