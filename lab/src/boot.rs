@@ -8,8 +8,8 @@
 //! (3) network filesystems, `mount -a -O _netdev` (the clients' glusterfs lines).
 //!
 //! Every step has a deadline: a step still running then is killed with every process it started
-//! (as systemd kills a mount unit's cgroup at its timeout; the lab's deadlines are shorter than
-//! systemd's 90 s), any mount it had added meanwhile is detached (a glusterfs client mounts FUSE
+//! (as systemd kills a unit's cgroup at its timeout; the lab keeps systemd's 90 s for local mounts
+//! and glusterd but gives network mounts only 15 s), any mount it had added meanwhile is detached (a glusterfs client mounts FUSE
 //! before it has its volume file: killed, it would leave a dead mount that fails with ENOTCONN;
 //! mount.glusterfs unmounts it too when it gives up by itself), and the boot goes on. A failed step never stops the boot either (the lab has
 //! no emergency mode): `nofail` is what lets a real machine boot past a mount that fails, and
@@ -29,8 +29,10 @@ use nix::unistd::Pid;
 use super::host::{GLUSTERD_DIR, PATH_IN_HOST};
 use super::{poll, procs, LabError};
 
-/// How long local mounts and glusterd's start may take.
-const LOCAL_DEADLINE: Duration = Duration::from_secs(30);
+/// How long local mounts and glusterd's start may take: systemd's default start timeout (under
+/// load glusterd's start, which runs geo-replication's Python tool several times, takes 5-30 s
+/// here).
+const LOCAL_DEADLINE: Duration = Duration::from_secs(90);
 /// How long network mounts may take (systemd's default mount timeout is 90 s). A glusterfs mount
 /// whose servers drop its packets gives up by itself after about 87 s here.
 pub const NETDEV_DEADLINE: Duration = Duration::from_secs(15);
