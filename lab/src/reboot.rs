@@ -62,15 +62,23 @@ pub fn reboot(name: &LabName, host: &str) -> Result<RebootReport, LabError> {
     let exe = std::env::current_exe().map_err(|source| LabError::Io { path: "/proc/self/exe".into(), source })?;
 
     let killed = Instant::now();
-    if let Some(init) = state.inits.iter().find(|i| i.host == host) {
-        if procs::is_alive(init.pid, init.start_time) {
+    let init = state.inits.iter().find(|i| i.host == host).map(|i| (i.pid, i.start_time));
+    if let Some((pid, start_time)) = init {
+        if procs::is_alive(pid, start_time) {
             // Gone meanwhile (ESRCH) is what we want anyway.
-            let _ = kill(Pid::from_raw(init.pid), Signal::SIGKILL);
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
     let netns_file = netns_path(&plan.netns);
     let me = std::process::id() as i32;
+    // The old init's exit completes only once every other task of its PID namespace (every
+    // thread too: a dying agent's worker threads still hold its listening socket after its main
+    // thread has left the network namespace) has gone; other processes in the network namespace
+    // (a `lab exec`'s nsenter) follow at once.
     poll::until(killed + DOWN_DEADLINE, || {
+        if let Some((pid, start_time)) = init.filter(|&(pid, t)| procs::is_alive(pid, t)) {
+            return Ok(Some(format!("the old init of {host} (pid {pid}, start time {start_time}) to exit")));
+        }
         let left: Vec<_> = procs::in_netns(&netns_file).into_iter().filter(|(pid, _)| *pid != me).collect();
         Ok((!left.is_empty()).then(|| format!("the processes of {host} {left:?} (pid, start time) to exit")))
     })?;
