@@ -11,6 +11,10 @@
 //!   until `apply` mounts it (changed), and a second `apply` leaves it (unchanged); the files
 //!   read back with their checksums.
 //!
+//! Measured here (2 loaded cores, four passing runs): the server's reboot 6.6-31 s (almost all
+//! glusterd's start), 110-130 entries to heal, healthy 17-32 s after the cut ended; the client's
+//! reboot 15.1-15.3 s (the lab boot's 15 s network-mount deadline).
+//!
 //! A cut is iptables DROP rules in the network namespace of a host that does not reboot (a
 //! rebooting host's own rules would survive too — its network namespace is its hardware — but
 //! this keeps the rebooted host as it is). Needs root (namespaces, loop devices) and the built
