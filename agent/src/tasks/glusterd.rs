@@ -25,7 +25,7 @@ use crate::host::process;
 use crate::host::{Context, ServiceManager};
 
 /// The pid file of a glusterd the agent started itself.
-pub(super) const PID_FILE: &str = "/run/glusterd.pid";
+pub(super) const PID_FILE: &str = brickyard_proto::agent_config::DIRECT_GLUSTERD_PID_FILE;
 /// How long glusterd may take to answer on its socket after a start (≈1 s measured here).
 const START_DEADLINE: Duration = Duration::from_secs(60);
 /// How long glusterd may take to exit after SIGTERM / `systemctl stop`.
