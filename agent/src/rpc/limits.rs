@@ -153,14 +153,32 @@ impl Pending {
     }
 }
 
-/// Connections dropped so far; the log says the first and then every thousandth, so a flood
-/// cannot flood the log too.
-static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Why a connection was dropped.
+#[derive(Debug, Clone, Copy)]
+enum Dropped {
+    Evicted,
+    HandshakeTimedOut,
+    NoConnectionSlot,
+}
 
-fn dropped(peer: SocketAddr, reason: &str) {
-    let count = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+/// Connections dropped so far, per [`Dropped`]; the log says the first of each kind and then
+/// every thousandth, so a flood cannot flood the log too.
+static DROPPED: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+fn dropped(peer: SocketAddr, why: Dropped, limits: &Limits) {
+    let reason = match why {
+        Dropped::Evicted => {
+            format!(
+                "all {} handshake slots are taken; evicted the oldest pending handshake of the address holding most",
+                limits.max_handshakes
+            )
+        }
+        Dropped::HandshakeTimedOut => format!("no TLS handshake within {:?}", limits.handshake_timeout),
+        Dropped::NoConnectionSlot => format!("all {} connection slots are taken", limits.max_connections),
+    };
+    let count = DROPPED[why as usize].fetch_add(1, Ordering::Relaxed) + 1;
     if count % 1000 == 1 {
-        tracing::warn!(%peer, dropped_so_far = count, "dropped a connection: {reason}");
+        tracing::warn!(%peer, so_far = count, "dropped a connection: {reason}");
     } else {
         tracing::debug!(%peer, "dropped a connection: {reason}");
     }
@@ -189,7 +207,7 @@ async fn admit<IO, H, F>(
                     if pending.0.len() >= limits.max_handshakes {
                         if let Some(victim) = pending.eviction_victim().and_then(|i| pending.0.remove(i)) {
                             victim.abort.abort();
-                            dropped(victim.peer, "every handshake slot is taken; evicted its oldest pending handshake");
+                            dropped(victim.peer, Dropped::Evicted, &limits);
                         }
                     }
                     let handshake = tokio::time::timeout(limits.handshake_timeout, handshake(tcp));
@@ -214,7 +232,7 @@ async fn admit<IO, H, F>(
                     }
                 };
                 match result {
-                    Err(_) => dropped(peer, &format!("no TLS handshake within {:?}", limits.handshake_timeout)),
+                    Err(_) => dropped(peer, Dropped::HandshakeTimedOut, &limits),
                     Ok(Err(err)) => tracing::debug!(%peer, %err, "TLS handshake failed"),
                     Ok(Ok(io)) => match slots.clone().try_acquire_owned() {
                         Ok(slot) => {
@@ -222,7 +240,7 @@ async fn admit<IO, H, F>(
                                 return;
                             }
                         }
-                        Err(_) => dropped(peer, &format!("all {} connection slots are taken", limits.max_connections)),
+                        Err(_) => dropped(peer, Dropped::NoConnectionSlot, &limits),
                     },
                 }
             }
