@@ -24,6 +24,9 @@ struct Args {
     check_config: bool,
 }
 
+/// How long stopping waits for blocking calls still running (e.g. on a hung FUSE mount).
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -54,7 +57,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(brickyard_agent::rpc::server::run(&config, ctx, shutdown_signal()))?;
+    let served = runtime.block_on(brickyard_agent::rpc::server::run(&config, ctx, shutdown_signal()));
+    // A filesystem call stuck on a hung mount holds a blocking thread; dropping the runtime
+    // would wait for it forever, so the agent would never stop.
+    runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

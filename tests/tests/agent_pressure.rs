@@ -6,7 +6,8 @@
 //!   handshake timeout (counted), and an authenticated connection past the connection cap.
 //! - A hung FUSE mount (its glusterfs client process stopped with SIGSTOP, on a lab client with
 //!   real glusterd servers): `facts`, `plan` and `status` still answer within a deadline, and
-//!   name the hung mount point and the timeout; after SIGCONT the pool is healthy and a
+//!   name the hung mount point and the timeout; asked again and again, the agent's thread count
+//!   stays put (the stuck call is not repeated); after SIGCONT the pool is healthy and a
 //!   re-apply changes nothing.
 //!
 //! Needs root (namespaces, loop devices) and the built binaries (`cargo build --bins`).
@@ -15,6 +16,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use brickyard::spec::HostTarget;
+use brickyard_agent::host::pathcheck::FS_TIMEOUT;
 use brickyard_agent::rpc::limits::{HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, MAX_HANDSHAKES};
 use brickyard_proto::v1;
 use brickyard_tests::bins::AgentProcess;
@@ -28,7 +30,7 @@ fn text(out: &Output) -> String {
 }
 
 /// How long `facts`, `plan` or `status` may take with a hung mount: the agent gives up on a
-/// filesystem call after 5 s (`pathcheck::FS_TIMEOUT`); the rest is the command's own work.
+/// filesystem call after `FS_TIMEOUT` (5 s); the rest is the command's own work.
 const ANSWERS_WITHIN: Duration = Duration::from_secs(30);
 /// How long the pool may take to be healthy again once the mount's client process goes on.
 const RECOVERS: Duration = Duration::from_secs(60);
@@ -52,6 +54,14 @@ impl Drop for Resume<'_> {
     }
 }
 
+/// The number of threads of client1's agent (`Threads:` in its /proc status).
+fn agent_threads(lab: &TestLab) -> usize {
+    let out = lab.exec("client1", &["sh", "-c", "grep Threads: /proc/$(pidof brickyard-agent)/status"]);
+    assert_success("reading the agent's thread count", &out);
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("thread count in {line:?}"))
+}
+
 /// Runs `brickyard args` and returns its output and how long it took.
 fn timed(lab: &TestLab, args: &[&str]) -> (Output, Duration) {
     let started = Instant::now();
@@ -73,11 +83,45 @@ fn a_hung_fuse_mount_does_not_freeze_the_agent() {
     let probe = lab.exec("client1", &["timeout", "3", "stat", "-f", MOUNT]);
     assert_eq!(probe.status.code(), Some(124), "statfs of the stopped mount answered: {}", text(&probe));
 
-    for args in [&["facts", "-f", spec][..], &["plan", "-f", spec], &["status", "-f", spec]] {
-        let (out, took) = timed(&lab, args);
-        eprintln!("{} with a hung mount: exit {:?} after {took:?}\n{}", args[0], out.status.code(), text(&out));
-        assert!(took < ANSWERS_WITHIN, "{} took {took:?}", args[0]);
+    let threads_before = agent_threads(&lab);
+    let silent = format!("no answer to statvfs() within {}s", FS_TIMEOUT.as_secs());
+    let expected = [
+        (
+            "facts",
+            Some(0),
+            format!("client1 glusterfs mounts:\n  {MOUNT} from gluServer1:/gluV1: does not answer ({silent})"),
+        ),
+        (
+            "plan",
+            Some(0),
+            format!("mount gluV1 on {MOUNT}: gluServer1:/gluV1 at {MOUNT} is mounted but gives {silent}; left as is"),
+        ),
+        ("status", Some(1), format!("problem: client1: volume gluV1 on {MOUNT} does not answer ({silent})")),
+    ];
+    for (command, code, says) in expected {
+        let (out, took) = timed(&lab, &[command, "-f", spec]);
+        eprintln!("{command} with a hung mount: exit {:?} after {took:?}", out.status.code());
+        assert!(took < ANSWERS_WITHIN, "{command} took {took:?}");
+        assert_eq!(out.status.code(), code, "{command}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&says),
+            "{command} does not say {says:?}:\n{}",
+            text(&out)
+        );
     }
+    // Asked again and again, the agent does not pile up threads stuck on the mount: the call
+    // still stuck is not repeated (one more stuck thread per call otherwise).
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let (out, took) = timed(&lab, &["status", "-f", spec]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        slowest = slowest.max(took);
+    }
+    let threads_after = agent_threads(&lab);
+    eprintln!(
+        "10 more status calls: slowest {slowest:?}; agent threads {threads_before} before, {threads_after} after"
+    );
+    assert!(threads_after <= threads_before + 2, "agent threads grew from {threads_before} to {threads_after}");
 
     drop(resume);
     let started = Instant::now();
