@@ -16,7 +16,7 @@ use brickyard_proto::v1;
 
 use crate::gluster::{self, FUSE_FSTYPE};
 use crate::host::mountinfo;
-use crate::host::poll::TimedOut;
+use crate::host::pathcheck::{self, PathError};
 use crate::host::Context;
 use crate::tasks::TaskError;
 
@@ -78,13 +78,11 @@ pub async fn handle(ctx: &Context, req: &v1::VerifyFileRequest) -> Result<v1::Ve
 
     let path = Path::new(dir.as_str()).join(&req.file_name);
     let line = req.line.clone();
-    let shown = path.display().to_string();
-    let work = tokio::task::spawn_blocking(move || file_op(op, &path, &line));
-    match tokio::time::timeout(IO_TIMEOUT, work).await {
-        Ok(Ok(result)) => result.map_err(TaskError::io(format!("{op:?} {shown}"))),
-        Ok(Err(join)) => Err(TaskError::Io { context: format!("{op:?} {shown}"), source: std::io::Error::other(join) }),
-        Err(_) => Err(TimedOut { what: format!("{shown} to answer"), after: IO_TIMEOUT, last: String::new() }.into()),
-    }
+    let context = format!("{op:?} {}", path.display());
+    // Keyed by the directory, so a hung mount holds at most one thread per operation.
+    let what = format!("{op:?} of a verify file in {dir}");
+    let work = move || file_op(op, &path, &line).map_err(|source| PathError::Io { context, source });
+    Ok(pathcheck::off_workers(what, IO_TIMEOUT, work).await?)
 }
 
 /// Whether `dir` is the path of a brick that lives on this node (its host UUID is the local
@@ -176,6 +174,11 @@ mod tests {
         assert!(matches!(e, TaskError::Conflict(_)), "{e}");
         let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Unspecified, "/tmp", name)).await.unwrap_err();
         assert!(matches!(e, TaskError::InvalidTask(_)), "{e}");
+        for op in [-1, i32::MIN, i32::MAX, 4] {
+            let request = v1::VerifyFileRequest { op, ..req(v1::VerifyOp::Read, "/tmp", name) };
+            let e = handle(&ctx(FakeRunner::default()), &request).await.unwrap_err().to_string();
+            assert_eq!(e, format!("verify op {op} is not append, read or remove"));
+        }
         let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Read, "/tmp/../etc", name)).await.unwrap_err();
         assert!(matches!(e, TaskError::Invalid(_)), "{e}");
 
