@@ -1,5 +1,6 @@
-//! The gRPC layer: binds the listen address, serves `brickyard.v1.Agent` and the standard
-//! health service over mutual TLS only, and keeps every RPC thin: open a span, validate the
+//! The gRPC layer: binds the listen address, admits connections through the caps of
+//! `crate::rpc::limits`, serves `brickyard.v1.Agent` and the standard health service over
+//! mutual TLS only, and keeps every RPC thin: open a span, validate the
 //! whole batch into typed tasks before anything runs, call the task, convert the result
 //! (`crate::rpc::conversions`). One `Apply` runs at a time per agent so two coordinators cannot
 //! interleave changes on a host.
