@@ -28,6 +28,7 @@ struct Args {
 const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn main() -> ExitCode {
+    unblock_stop_signals();
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -64,6 +65,19 @@ fn run(args: Args) -> anyhow::Result<()> {
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A supervisor may start the agent with SIGTERM and SIGINT blocked (the signal mask survives
+/// exec; the lab's hosts did), and the agent would then never stop. Unblocked here, before any
+/// thread exists, so every thread inherits it.
+fn unblock_stop_signals() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut stop = SigSet::empty();
+    stop.add(Signal::SIGTERM);
+    stop.add(Signal::SIGINT);
+    if let Err(errno) = stop.thread_unblock() {
+        eprintln!("brickyard-agent: warning: cannot unblock SIGTERM/SIGINT: {errno}");
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

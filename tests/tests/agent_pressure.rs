@@ -8,7 +8,7 @@
 //!   real glusterd servers): `facts`, `plan` and `status` still answer within a deadline, and
 //!   name the hung mount point and the timeout; asked again and again, the agent's thread count
 //!   stays put (the stuck call is not repeated); after SIGCONT the pool is healthy and a
-//!   re-apply changes nothing.
+//!   re-apply changes nothing; hung again, the agent still stops on SIGTERM.
 //!
 //! Needs root (namespaces, loop devices) and the built binaries (`cargo build --bins`).
 
@@ -34,6 +34,9 @@ fn text(out: &Output) -> String {
 const ANSWERS_WITHIN: Duration = Duration::from_secs(30);
 /// How long the pool may take to be healthy again once the mount's client process goes on.
 const RECOVERS: Duration = Duration::from_secs(60);
+/// How long the agent may take to stop on SIGTERM with a call stuck on a hung mount (it waits
+/// 2 s for such calls).
+const STOPS_WITHIN: Duration = Duration::from_secs(10);
 const MOUNT: &str = "/dataShare";
 
 /// Sends `signal` to the glusterfs client process of `MOUNT` on client1 (own PID namespace,
@@ -141,6 +144,29 @@ fn a_hung_fuse_mount_does_not_freeze_the_agent() {
         .filter(|l| l.contains(r#""event":"task_done""#) && !l.contains(r#""status":"unchanged""#))
         .collect();
     assert!(out.status.code() == Some(0) && changed.is_empty(), "re-apply changed {changed:?}\n{}", text(&out));
+
+    // A call stuck on the hung mount does not keep the agent from stopping on SIGTERM.
+    let resume = Resume(&lab);
+    assert_success("SIGSTOP of the glusterfs client", &signal_fuse_client(&lab, "STOP"));
+    let out = lab.brickyard(&["status", "-f", spec]);
+    assert_eq!(out.status.code(), Some(1), "status with the mount hung again: {}", text(&out));
+    let pid = String::from_utf8_lossy(&lab.exec("client1", &["pidof", "brickyard-agent"]).stdout).trim().to_owned();
+    let started = Instant::now();
+    assert_success("SIGTERM to the agent", &lab.exec("client1", &["kill", "-TERM", &pid]));
+    loop {
+        let state = lab.exec("client1", &["ps", "-o", "stat=", "-p", &pid]);
+        let state = String::from_utf8_lossy(&state.stdout).trim().to_owned();
+        if state.is_empty() || state.starts_with('Z') {
+            break;
+        }
+        assert!(
+            started.elapsed() < STOPS_WITHIN,
+            "the agent (pid {pid}, state {state}) still runs {STOPS_WITHIN:?} after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("the agent stopped {:?} after SIGTERM with a call stuck on the hung mount", started.elapsed());
+    drop(resume);
 }
 
 /// How long a coordinator request may take while the agent port is flooded: the coordinator's
