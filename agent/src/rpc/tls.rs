@@ -1,9 +1,10 @@
 //! Mutual TLS for the agent: loads and checks the key material named in the config (CA,
 //! certificate, key: present, parseable, certificate valid for serving and signed by the CA,
-//! key matching the certificate, key file not accessible by group/others) and, per request, checks that the client certificate names the
-//! coordinator identity. rustls already requires a client certificate that
-//! chains to the pool CA and allows client authentication; the name check is ours, so an
-//! agent's certificate can never command another agent. Reads the three files only.
+//! key matching the certificate, key file not accessible by group/others) and, per request,
+//! checks that the client certificate names the coordinator identity. rustls already requires
+//! a client certificate that chains to the pool CA and allows client authentication; the name
+//! check is ours, so an agent's certificate can never command another agent. Reads the three
+//! files only.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,8 @@ pub enum TlsError {
     KeyMaterial { config: PathBuf, field: &'static str, path: PathBuf, message: String },
 }
 
-/// The server side of mutual TLS, checked and ready for tonic.
+/// The server side of mutual TLS, checked, for the agent's own TLS accept (`rpc::limits`
+/// bounds it); offers HTTP/2 only.
 pub fn server_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let err = |field: &'static str, path: &Path, message: String| TlsError::KeyMaterial {
         config: config.path.clone(),
