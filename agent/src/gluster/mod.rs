@@ -9,12 +9,12 @@ pub mod xml;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use brickyard_proto::v1;
 
 use crate::host::etcfile;
 use crate::host::mountinfo::{self, Mount};
+use crate::host::pathcheck::{self, FS_TIMEOUT};
 use crate::host::runner::CommandError;
 use crate::host::Context;
 
@@ -22,9 +22,6 @@ pub use xml::{BrickInfo, BrickProcess, PeerInfo, VolumeInfo};
 
 /// Filesystem type of a GlusterFS FUSE mount in mountinfo.
 pub const FUSE_FSTYPE: &str = "fuse.glusterfs";
-
-/// How long a statvfs() on a FUSE mount may take before the mount counts as not answering.
-const STATVFS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the gluster CLI prints when glusterd does not answer on its socket.
 const NO_GLUSTERD: &str = "Connection failed";
@@ -168,23 +165,24 @@ impl MountAnswer {
         match self {
             MountAnswer::Sizes(..) => String::new(),
             MountAnswer::Error(errno) => errno.desc().to_owned(),
-            MountAnswer::Silent => format!("no answer to statvfs() within {}s", STATVFS_TIMEOUT.as_secs()),
+            MountAnswer::Silent => format!("no answer to statvfs() within {}s", FS_TIMEOUT.as_secs()),
         }
     }
 }
 
-/// statvfs() of `path`, given up on after a few seconds.
+/// statvfs() of `path` off the async workers, given up on after `FS_TIMEOUT` (and not asked
+/// again while an earlier call is stuck).
 pub async fn statvfs(path: &str) -> MountAnswer {
-    let path = PathBuf::from(path);
-    let call = tokio::task::spawn_blocking(move || nix::sys::statvfs::statvfs(&path));
-    match tokio::time::timeout(STATVFS_TIMEOUT, call).await {
-        Ok(Ok(Ok(st))) => {
+    let owned = PathBuf::from(path);
+    let call = move || Ok(nix::sys::statvfs::statvfs(&owned));
+    match pathcheck::off_workers(format!("statvfs({path})"), FS_TIMEOUT, call).await {
+        Ok(Ok(st)) => {
             let frag = st.fragment_size();
             // A FUSE daemon reports what it likes: never an overflow panic on its numbers.
             MountAnswer::Sizes(st.blocks().saturating_mul(frag), st.blocks_available().saturating_mul(frag))
         }
-        Ok(Ok(Err(errno))) => MountAnswer::Error(errno),
-        _ => MountAnswer::Silent,
+        Ok(Err(errno)) => MountAnswer::Error(errno),
+        Err(_) => MountAnswer::Silent,
     }
 }
 
@@ -294,7 +292,8 @@ fn fstab_gluster_lines(text: &str) -> Vec<v1::FstabGlusterLine> {
         .collect()
 }
 
-async fn local_mounts() -> Result<Vec<v1::GlusterMount>, Error> {
+/// This host's glusterfs FUSE mounts, each with how it answered statvfs().
+pub async fn local_mounts() -> Result<Vec<v1::GlusterMount>, Error> {
     let mounts =
         mountinfo::read().map_err(|source| Error::Io { context: "reading /proc/self/mountinfo".into(), source })?;
     let mut out = Vec::new();

@@ -1,8 +1,9 @@
-//! The RPC layer, on top of everything else: the agent's config file, mutual TLS, the gRPC
-//! server (thin: validate, call, convert), proto conversions and the `VerifyFile` handler.
+//! The RPC layer, on top of everything else: the agent's config file, mutual TLS, admission limits on
+//! the listener, the gRPC server (thin: validate, call, convert), proto conversions and the `VerifyFile` handler.
 
 pub mod config;
 pub mod conversions;
+pub mod limits;
 pub mod server;
 pub mod tls;
 pub mod verify_file;

@@ -1,5 +1,6 @@
-//! The gRPC layer: binds the listen address, serves `brickyard.v1.Agent` and the standard
-//! health service over mutual TLS only, and keeps every RPC thin: open a span, validate the
+//! The gRPC layer: binds the listen address, admits connections through the caps of
+//! `crate::rpc::limits`, serves `brickyard.v1.Agent` and the standard health service over
+//! mutual TLS only, and keeps every RPC thin: open a span, validate the
 //! whole batch into typed tasks before anything runs, call the task, convert the result
 //! (`crate::rpc::conversions`). One `Apply` runs at a time per agent so two coordinators cannot
 //! interleave changes on a host.
@@ -13,14 +14,14 @@ use brickyard_proto::v1::agent_server::{Agent, AgentServer};
 use tokio::sync::{mpsc, Mutex};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::host::Context;
 use crate::rpc::config::Config;
 use crate::rpc::conversions;
+use crate::rpc::limits::{self, Limits};
 use crate::rpc::tls::{self, CoordinatorOnly, TlsError};
 use crate::tasks::{self, AnyTask};
 
@@ -190,10 +191,11 @@ pub fn bind(config: &Config) -> Result<tokio::net::TcpListener, ServeError> {
     tokio::net::TcpListener::from_std(listener).map_err(bind_err)
 }
 
-/// Serves the agent on `listener` until `shutdown` completes.
+/// Serves the agent on `listener` until `shutdown` completes, admitting connections through
+/// the TLS handshake within `crate::rpc::limits`.
 pub async fn serve(
     config: &Config,
-    tls: ServerTlsConfig,
+    tls: Arc<rustls::ServerConfig>,
     listener: tokio::net::TcpListener,
     ctx: Context,
     shutdown: impl Future<Output = ()> + Send,
@@ -201,11 +203,13 @@ pub async fn serve(
     let only_coordinator = CoordinatorOnly::new(&config.coordinator_identity);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AgentServer<AgentService>>().await;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let incoming = limits::incoming(listener, Limits::default(), move |tcp| acceptor.accept(tcp));
     Server::builder()
-        .tls_config(tls)?
+        .http2_keepalive_interval(Some(limits::KEEPALIVE_INTERVAL))
         .add_service(InterceptedService::new(health_service, only_coordinator.clone()))
         .add_service(AgentServer::with_interceptor(AgentService::new(ctx), only_coordinator))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
 }

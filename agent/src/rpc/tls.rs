@@ -1,9 +1,10 @@
 //! Mutual TLS for the agent: loads and checks the key material named in the config (CA,
 //! certificate, key: present, parseable, certificate valid for serving and signed by the CA,
-//! key matching the certificate, key file not accessible by group/others) and, per request, checks that the client certificate names the
-//! coordinator identity. rustls (through tonic) already requires a client certificate that
-//! chains to the pool CA and allows client authentication; the name check is ours, so an
-//! agent's certificate can never command another agent. Reads the three files only.
+//! key matching the certificate, key file not accessible by group/others) and, per request,
+//! checks that the client certificate names the coordinator identity. rustls already requires
+//! a client certificate that chains to the pool CA and allows client authentication; the name
+//! check is ours, so an agent's certificate can never command another agent. Reads the three
+//! files only.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,6 @@ use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::service::Interceptor;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Status};
 use x509_parser::extensions::GeneralName;
 
@@ -25,8 +25,9 @@ pub enum TlsError {
     KeyMaterial { config: PathBuf, field: &'static str, path: PathBuf, message: String },
 }
 
-/// The server side of mutual TLS, checked and ready for tonic.
-pub fn server_config(config: &Config) -> Result<ServerTlsConfig, TlsError> {
+/// The server side of mutual TLS, checked, for the agent's own TLS accept (`rpc::limits`
+/// bounds it); offers HTTP/2 only.
+pub fn server_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let err = |field: &'static str, path: &Path, message: String| TlsError::KeyMaterial {
         config: config.path.clone(),
         field,
@@ -48,7 +49,7 @@ pub fn server_config(config: &Config) -> Result<ServerTlsConfig, TlsError> {
     let ca_certs = certs("ca", &config.ca, &ca_pem)?;
     let cert_pem = read("cert", &config.cert)?;
     let chain = certs("cert", &config.cert, &cert_pem)?;
-    check_server_cert(&chain, ca_certs)
+    check_server_cert(&chain, ca_certs.clone())
         .map_err(|e| err("cert", &config.cert, format!("{e} (checked against the CA {})", config.ca.display())))?;
 
     let mode = std::fs::metadata(&config.key).map_err(|e| err("key", &config.key, e.to_string()))?.permissions().mode();
@@ -62,14 +63,24 @@ pub fn server_config(config: &Config) -> Result<ServerTlsConfig, TlsError> {
     let key_pem = read("key", &config.key)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| err("key", &config.key, format!("not a PEM private key: {e}")))?;
-    rustls::sign::CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider()).map_err(|e| {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider).map_err(|e| {
         err("key", &config.key, format!("does not match the certificate {}: {e}", config.cert.display()))
     })?;
 
-    Ok(ServerTlsConfig::new()
-        .identity(Identity::from_pem(cert_pem, key_pem))
-        .client_ca_root(Certificate::from_pem(ca_pem))
-        .timeout(std::time::Duration::from_secs(10)))
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(ca_certs);
+    let client_verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| err("ca", &config.ca, format!("unusable CA: {e}")))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|b| b.with_client_cert_verifier(client_verifier).with_single_cert(chain, key))
+        .map_err(|e| err("cert", &config.cert, e.to_string()))?;
+    // gRPC is HTTP/2 only; the coordinator (tonic) insists on h2 being negotiated.
+    server.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(server))
 }
 
 /// The DNS names in a certificate's subjectAltName.

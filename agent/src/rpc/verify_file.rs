@@ -16,7 +16,7 @@ use brickyard_proto::v1;
 
 use crate::gluster::{FUSE_FSTYPE, VOLUME_ID};
 use crate::host::mountinfo;
-use crate::host::poll::TimedOut;
+use crate::host::pathcheck::{self, PathError};
 use crate::tasks::TaskError;
 
 const PREFIX: &str = ".brickyard-verify-";
@@ -71,23 +71,19 @@ pub async fn handle(req: &v1::VerifyFileRequest) -> Result<v1::VerifyFileRespons
     let brick_read = !on_mount;
     let path = Path::new(dir.as_str()).join(&req.file_name);
     let line = req.line.clone();
-    let shown = path.display().to_string();
-    let what = format!("{op:?} {shown}");
-    // Off the async workers, with a deadline: a FUSE mount whose servers are gone can block
-    // any call on a path under it, the getxattr of a brick check included.
-    let work = tokio::task::spawn_blocking(move || {
+    let context = format!("{op:?} {}", path.display());
+    // Keyed by the directory, so a hung mount holds at most one thread per operation. The brick
+    // check runs there too: a getxattr under a hung mount blocks like any other call.
+    let what = format!("{op:?} of a verify file in {dir}");
+    let work = move || {
         if brick_read && !is_brick_dir(Path::new(dir.as_str())) {
-            return Err(TaskError::Conflict(format!(
+            return Ok(Err(TaskError::Conflict(format!(
                 "{dir} is neither a glusterfs mount point nor a brick directory on this host (no {VOLUME_ID})"
-            )));
+            ))));
         }
-        file_op(op, &path, &line).map_err(TaskError::io(what))
-    });
-    match tokio::time::timeout(IO_TIMEOUT, work).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(TaskError::Io { context: format!("{op:?} {shown}"), source: std::io::Error::other(join) }),
-        Err(_) => Err(TimedOut { what: format!("{shown} to answer"), after: IO_TIMEOUT, last: String::new() }.into()),
-    }
+        file_op(op, &path, &line).map(Ok).map_err(|source| PathError::Io { context, source })
+    };
+    pathcheck::off_workers(what, IO_TIMEOUT, work).await?
 }
 
 /// Whether `dir` is a brick directory: gluster marks each with its volume's id.
@@ -169,6 +165,11 @@ mod tests {
         assert!(matches!(e, TaskError::Conflict(_)), "{e}");
         let e = handle(&req(v1::VerifyOp::Unspecified, "/tmp", name)).await.unwrap_err();
         assert!(matches!(e, TaskError::InvalidTask(_)), "{e}");
+        for op in [-1, i32::MIN, i32::MAX, 4] {
+            let request = v1::VerifyFileRequest { op, ..req(v1::VerifyOp::Read, "/tmp", name) };
+            let e = handle(&request).await.unwrap_err().to_string();
+            assert_eq!(e, format!("verify op {op} is not append, read or remove"));
+        }
         let e = handle(&req(v1::VerifyOp::Read, "/tmp/../etc", name)).await.unwrap_err();
         assert!(matches!(e, TaskError::Invalid(_)), "{e}");
 

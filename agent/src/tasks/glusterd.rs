@@ -150,6 +150,7 @@ pub(super) async fn stop(ctx: &Context, pid_file: &Path) -> Result<(), TaskError
         }
         ServiceManager::Direct => {
             let Some(pid) = running_pid(pid_file)? else { return Ok(()) };
+            // parse_pid keeps pids within pid_t: the cast is lossless, never a process group.
             kill(Pid::from_raw(pid as i32), Signal::SIGTERM)
                 .map_err(|e| TaskError::io(format!("stopping glusterd (pid {pid})"))(e.into()))?;
             let what = format!("glusterd (pid {pid}) to exit after SIGTERM");
