@@ -2,7 +2,7 @@
 //! block devices (`crate::host::blockdev`: sysfs, mountinfo, `blkid -p`), glusterfs version,
 //! glusterd state and node UUID, FUSE, firewall backends, service manager, SELinux mode.
 //! Read-only: reads /sys, /proc, /dev, /etc/os-release, /etc/selinux/config, pid files,
-//! glusterd.info and runs `blkid -p` and `glusterfs --version`.
+//! glusterd.info, the managed block of /etc/hosts and runs `blkid -p` and `glusterfs --version`.
 
 mod devices;
 pub(crate) mod gluster;
@@ -49,6 +49,7 @@ pub async fn collect(ctx: &Context) -> Result<v1::Facts, Error> {
         service_manager: service_manager(ctx.service_manager) as i32,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         selinux: Some(selinux::facts(&selinux::SelinuxPaths::system())),
+        pool_hosts: host::pool_hosts(),
     })
 }
 

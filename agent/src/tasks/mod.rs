@@ -18,8 +18,11 @@ mod mount;
 mod packages;
 mod partition;
 mod peers;
+mod retire_mounts;
 mod selinux;
 mod volume;
+mod volume_destroy;
+mod volume_options;
 
 mod shape;
 #[cfg(test)]
@@ -55,5 +58,7 @@ pub fn from_proto(task: &v1::Task, peer: Option<IpAddr>) -> Result<Box<dyn AnyTa
         Kind::EnsureVolume(t) => Box::new(volume::EnsureVolume::from_proto(t)?),
         Kind::MountGlusterVolume(t) => Box::new(gluster_mount::MountGlusterVolume::from_proto(t)?),
         Kind::BrickSelinux(t) => Box::new(selinux::BrickSelinux::from_proto(t)?),
+        Kind::RetireGlusterMounts(t) => Box::new(retire_mounts::RetireGlusterMounts::from_proto(t)?),
+        Kind::DestroyVolume(t) => Box::new(volume_destroy::DestroyVolume::from_proto(t)?),
     })
 }
