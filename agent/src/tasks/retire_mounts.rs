@@ -1,6 +1,7 @@
-//! `RetireGlusterMounts`: a client that left the spec gives up what Brickyard gave it. Every
-//! /etc/fstab entry Brickyard wrote (`# brickyard-managed: MOUNT_POINT` before the line) whose
-//! type is `glusterfs` is removed, after its FUSE mount, when mounted, is unmounted (`umount
+//! `RetireGlusterMounts`: a client gives up the mounts Brickyard gave it that left the spec (a
+//! client that left the spec: all of them). Every /etc/fstab entry Brickyard wrote (`#
+//! brickyard-managed: MOUNT_POINT` before the line) whose type is `glusterfs` and whose mount
+//! point is not one to keep is removed, after its FUSE mount, when mounted, is unmounted (`umount
 //! MOUNT_POINT`, never lazily: a mount still in use fails and stops the retirement, so nothing
 //! is pulled from under a running program). Lines Brickyard did not write — other glusterfs
 //! mounts included — and Brickyard's other entries (a server's disk mount) are never touched;
@@ -10,6 +11,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use brickyard_proto::types::AbsPath;
 use brickyard_proto::v1;
 
 use super::shape::{Plan, Task, TaskError};
@@ -23,6 +25,8 @@ use crate::host::Context;
 const FSTAB_TYPE: &str = "glusterfs";
 
 pub struct RetireGlusterMounts {
+    /// The mount points the spec still has.
+    keep: Vec<AbsPath>,
     paths: HostPaths,
 }
 
@@ -45,12 +49,13 @@ impl fmt::Display for RetireChange {
 }
 
 impl RetireGlusterMounts {
-    pub fn from_proto(_task: &v1::RetireGlusterMounts) -> Result<Self, TaskError> {
-        Ok(Self { paths: HostPaths::system() })
+    pub fn from_proto(task: &v1::RetireGlusterMounts) -> Result<Self, TaskError> {
+        let keep = task.keep.iter().map(|p| AbsPath::checked("mount point", p)).collect::<Result<_, _>>()?;
+        Ok(Self { keep, paths: HostPaths::system() })
     }
 
     /// Pure: the unmounts, then the fstab removals, for the managed glusterfs entries of `fstab`.
-    fn plan_with(mounts: &[Mount], fstab: &str) -> Plan<RetireChange> {
+    fn plan_with(&self, mounts: &[Mount], fstab: &str) -> Plan<RetireChange> {
         let mut unmounts = Vec::new();
         let mut removals = Vec::new();
         let mut contents = fstab.to_owned();
@@ -59,6 +64,9 @@ impl RetireGlusterMounts {
             let (Some(_), Some(mount_point), Some(FSTAB_TYPE)) = (fields.next(), fields.next(), fields.next()) else {
                 continue;
             };
+            if self.keep.iter().any(|k| k.as_str() == mount_point) {
+                continue;
+            }
             if let Some(m) = mountinfo::at(mounts, mount_point).filter(|m| m.fstype == FUSE_FSTYPE) {
                 unmounts.push(RetireChange::Unmount { mount_point: mount_point.to_owned(), source: m.source.clone() });
             }
@@ -79,7 +87,7 @@ impl Task for RetireGlusterMounts {
         let fstab_path = self.paths.fstab();
         let fstab =
             etcfile::read_or_empty(&fstab_path).map_err(TaskError::io(format!("reading {}", fstab_path.display())))?;
-        Ok(Self::plan_with(&self.paths.mounts()?, &fstab))
+        Ok(self.plan_with(&self.paths.mounts()?, &fstab))
     }
 
     /// Unmounts, then writes /etc/fstab once without the removed entries.
@@ -106,6 +114,11 @@ mod tests {
     use crate::host::runner::fake::FakeRunner;
     use crate::tasks::testing::converges;
 
+    fn task(keep: &[&str]) -> RetireGlusterMounts {
+        RetireGlusterMounts::from_proto(&v1::RetireGlusterMounts { keep: keep.iter().map(|k| k.to_string()).collect() })
+            .unwrap()
+    }
+
     const ROOT_MOUNT: &str = "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw";
     const GLUSTER_MOUNT: &str = "61 22 0:50 / /dataShare rw - fuse.glusterfs gluServer1:/gluV1 rw";
     /// A hand-written glusterfs line, a managed disk mount and a managed glusterfs mount.
@@ -119,7 +132,8 @@ mod tests {
     #[test]
     fn only_managed_glusterfs_entries_are_retired() {
         let mounts = mountinfo::parse(&format!("{ROOT_MOUNT}\n{GLUSTER_MOUNT}\n"));
-        let plan = RetireGlusterMounts::plan_with(&mounts, FSTAB);
+        let all = task(&[]);
+        let plan = all.plan_with(&mounts, FSTAB);
         assert_eq!(
             plan.clone().shown().changes,
             [
@@ -134,9 +148,12 @@ mod tests {
              # brickyard-managed: /vdisk\nUUID=1 /vdisk xfs defaults 0 0\n"
         );
         // Not mounted (any more): only the line goes; without managed lines, nothing to do.
-        let unmounted = RetireGlusterMounts::plan_with(&mountinfo::parse(ROOT_MOUNT), FSTAB);
+        let unmounted = all.plan_with(&mountinfo::parse(ROOT_MOUNT), FSTAB);
         assert_eq!(unmounted.changes.len(), 1);
-        assert_eq!(RetireGlusterMounts::plan_with(&mounts, contents), Plan::unchanged());
+        assert_eq!(all.plan_with(&mounts, contents), Plan::unchanged());
+        // A mount the spec still has is kept.
+        assert_eq!(task(&["/dataShare"]).plan_with(&mounts, FSTAB), Plan::unchanged());
+        assert!(RetireGlusterMounts::from_proto(&v1::RetireGlusterMounts { keep: vec!["rel".into()] }).is_err());
     }
 
     #[tokio::test]
@@ -144,7 +161,7 @@ mod tests {
         let host = Arc::new(FakeHost::default());
         host.mountinfo(&format!("{ROOT_MOUNT}\n{GLUSTER_MOUNT}\n"));
         std::fs::write(host.paths.fstab(), FSTAB).unwrap();
-        let t = RetireGlusterMounts { paths: host.paths.clone() };
+        let t = RetireGlusterMounts { paths: host.paths.clone(), ..task(&[]) };
         let kernel = host.clone();
         let runner = FakeRunner::default().expect("/usr/bin/umount /dataShare", "").then(move || {
             kernel.mountinfo(ROOT_MOUNT);
