@@ -297,7 +297,8 @@ impl Task for EnsureVolume {
                     Some(bricks) => changes.push(VolumeChange::AddBricks { volume: self.name.clone(), bricks }),
                     None => self.compare(live)?,
                 }
-                let options = gluster::volume_get_all(ctx, self.name.as_str()).await?;
+                let options =
+                    volume_options::live_values(gluster::volume_get_all(ctx, self.name.as_str()).await?, &live.options);
                 changes.extend((!live.started()).then(|| VolumeChange::Start(self.name.clone())));
                 if live.started() {
                     let offline = self.offline_bricks(ctx, live).await?;
@@ -369,11 +370,12 @@ mod tests {
         }
     }
 
-    /// `volume get VOL all` of a volume on which Brickyard recorded the options it set.
-    fn recorded_get() -> String {
-        fixture("volume-get.xml").replace(
-            "</volGetopts>",
-            "<Opt><Option>user.brickyard.options</Option><Value>performance.cache-size</Value></Opt></volGetopts>",
+    /// `volume info` (fixture `name`) of a gv0 on which Brickyard recorded the options it set.
+    fn recorded(name: &str) -> String {
+        fixture(name).replacen(
+            "<options>",
+            "<options><option><name>user.brickyard.options</name><value>performance.cache-size</value></option>",
+            1,
         )
     }
 
@@ -466,8 +468,8 @@ mod tests {
                 &format!("{G} volume set gv0 user.brickyard.options performance.cache-size"),
                 &fixture("volume-set.xml"),
             )
-            .expect(&format!("{G} volume info"), &fixture("volume-info-all.xml"))
-            .expect(&format!("{G} volume get gv0 all"), &recorded_get())
+            .expect(&format!("{G} volume info"), &recorded("volume-info-all.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
         let t = EnsureVolume::from_proto(&replica2()).unwrap();
         let (before, done) = converges(&t, &c).await;
@@ -487,8 +489,8 @@ mod tests {
     #[tokio::test]
     async fn existing_volume_with_same_layout_is_unchanged() {
         let c = ctx(FakeRunner::default()
-            .expect(&format!("{G} volume info"), &fixture("volume-info-all.xml"))
-            .expect(&format!("{G} volume get gv0 all"), &recorded_get())
+            .expect(&format!("{G} volume info"), &recorded("volume-info-all.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
         assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().plan(&c).await.unwrap(), Plan::unchanged());
     }
@@ -497,13 +499,13 @@ mod tests {
     async fn offline_bricks_of_a_started_volume_are_restarted_and_awaited() {
         let down = fixture("volume-status-brick-down.xml");
         let c = ctx(FakeRunner::default()
-            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
-            .expect(&format!("{G} volume get gv0 all"), &recorded_get())
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume status gv0"), &down)
             .expect(&format!("{G} volume start gv0 force"), &fixture("volume-start.xml"))
-            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
             .expect(&format!("{G} volume status gv0"), &down)
-            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
             .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
         let t = EnsureVolume::from_proto(&replica2()).unwrap();
         assert_eq!(t.run(&c).await.unwrap(), ["restart offline bricks gs2:/srv/b1 (volume start gv0 force)"]);
@@ -512,15 +514,15 @@ mod tests {
     #[tokio::test]
     async fn created_volume_is_started() {
         let c = ctx(FakeRunner::default()
-            .expect(&format!("{G} volume info"), &fixture("volume-info-created.xml"))
-            .expect(&format!("{G} volume get gv0 all"), &recorded_get())
+            .expect(&format!("{G} volume info"), &recorded("volume-info-created.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume start gv0"), &fixture("volume-start.xml")));
         assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().run(&c).await.unwrap(), ["start volume gv0"]);
     }
 
     #[tokio::test]
     async fn existing_volume_with_another_layout_is_refused_untouched() {
-        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &fixture("volume-info.xml")));
+        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &recorded("volume-info.xml")));
         let t =
             EnsureVolume::from_proto(&proto(v1::VolumeType::Arbiter, 3, &["gs1:/srv/b1", "gs2:/srv/b1", "gs3:/srv/a"]))
                 .unwrap();
@@ -534,8 +536,8 @@ mod tests {
     #[tokio::test]
     async fn grown_brick_list_is_added_in_whole_sets() {
         let c = ctx(FakeRunner::default()
-            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
-            .expect(&format!("{G} volume get gv0 all"), &recorded_get())
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml"))
             .expect(&format!("{G} volume add-brick gv0 gs3:/srv/b1 gs4:/srv/b1"), &fixture("volume-add-brick.xml")));
         let grown = proto(v1::VolumeType::Replicate, 2, &["gs1:/srv/b1", "gs2:/srv/b1", "gs3:/srv/b1", "gs4:/srv/b1"]);
@@ -552,7 +554,7 @@ mod tests {
 
     #[tokio::test]
     async fn reordered_bricks_are_not_an_expansion() {
-        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &fixture("volume-info.xml")));
+        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &recorded("volume-info.xml")));
         let swapped =
             proto(v1::VolumeType::Replicate, 2, &["gs2:/srv/b1", "gs1:/srv/b1", "gs3:/srv/b1", "gs4:/srv/b1"]);
         let e = EnsureVolume::from_proto(&swapped).unwrap().run(&c).await.unwrap_err();
@@ -563,9 +565,11 @@ mod tests {
     async fn gluster_refusal_is_surfaced() {
         let out = Output { code: Some(1), stdout: fixture("volume-set-bad.xml"), stderr: String::new() };
         let c = ctx(FakeRunner::default()
-            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
-            .expect(&format!("{G} volume get gv0 all"), &recorded_get())
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml"))
+            // The recorded option left the task: reset before the new one is set.
+            .expect(&format!("{G} volume reset gv0 performance.cache-size"), &fixture("volume-set.xml"))
             .expect_output(&format!("{G} volume set gv0 no.such-option 1"), out));
         let mut p = replica2();
         p.options = [("no.such-option".to_owned(), "1".to_owned())].into();

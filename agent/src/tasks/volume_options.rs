@@ -39,6 +39,18 @@ pub fn with_record(
     Ok(options)
 }
 
+/// `volume get VOL all` values, plus the user options (the record among them) that it leaves
+/// out and `volume info` lists as reconfigured.
+pub fn live_values(
+    mut all: BTreeMap<String, String>,
+    reconfigured: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    for (key, value) in reconfigured.iter().filter(|(k, _)| k.starts_with("user.")) {
+        all.entry(key.clone()).or_insert_with(|| value.clone());
+    }
+    all
+}
+
 /// The resets for the recorded keys gone from `wanted` that are still reconfigured on the
 /// live volume, and a warning for each reconfigured option Brickyard does not own.
 pub fn resets(
@@ -74,6 +86,13 @@ mod tests {
 
     fn live(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn user_options_come_from_volume_info() {
+        let all = live(&[("performance.cache-size", "32MB")]);
+        let reconfigured = live(&[(RECORD, "a"), ("nfs.disable", "on")]);
+        assert_eq!(live_values(all, &reconfigured), live(&[("performance.cache-size", "32MB"), (RECORD, "a")]));
     }
 
     #[test]
