@@ -29,7 +29,7 @@ use std::sync::Arc;
 use brickyard_proto::v1;
 use brickyard_proto::v1::task::Kind;
 
-use crate::agents::Agents;
+use crate::agents::{self, Agents};
 use crate::phases::{HostBatch, Phase, PhasePlan};
 use crate::spec::{HostTarget, Spec};
 
@@ -86,13 +86,18 @@ pub async fn survey(spec: &Spec, agents: &Arc<Agents>, facts: &mut BTreeMap<Stri
             .collect(),
         ..Default::default()
     };
-    for (name, address) in former_clients(spec, facts, &status.peers) {
-        agents.add_host(HostTarget {
-            name: name.clone(),
-            address: address.clone(),
-            port: brickyard_proto::DEFAULT_AGENT_PORT,
-        });
-        let unreachable = match agents.facts(&name).await {
+    let former = former_clients(spec, facts, &status.peers);
+    for (name, address) in &former {
+        let port = brickyard_proto::DEFAULT_AGENT_PORT;
+        agents.add_host(HostTarget { name: name.clone(), address: address.clone(), port });
+    }
+    let answers = agents::each(former.iter().map(|(name, _)| name.as_str()), |host| {
+        let agents = agents.clone();
+        async move { agents.facts(&host).await }
+    })
+    .await;
+    for ((name, address), (_, answer)) in former.into_iter().zip(answers) {
+        let unreachable = match answer {
             Ok(f) => {
                 facts.insert(name.clone(), f);
                 None

@@ -1,7 +1,8 @@
 //! Shrinking only when asked (issue #12), through the coordinator on real lab hosts with real
 //! glusterd: a client removed from the spec is retired first (its Brickyard mount unmounted, its
 //! Brickyard fstab entry removed, a hand-written fstab line left byte for byte, files on the
-//! volume intact) and leaves /etc/hosts and auth.allow; an option removed from the spec is reset
+//! volume intact) and leaves /etc/hosts and auth.allow, and one whose agent does not answer is
+//! warned about while apply does the rest; an option removed from the spec is reset
 //! to gluster's default (plan listed the reset); a volume removed from the spec is left alone with
 //! a warning, and `brickyard destroy` refuses while the spec has it, while a client mounts it and
 //! without confirmation, then with `--yes` deletes it and keeps every brick file.
@@ -46,6 +47,10 @@ fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
+/// Rejects connections to a lab host's agent (as if it were down).
+const AGENT_CLOSED: [&str; 11] =
+    ["iptables", "-I", "INPUT", "-p", "tcp", "--dport", "7420", "-j", "REJECT", "--reject-with", "tcp-reset"];
+
 const WRITE_FILES: &str = "for i in $(seq 1 20); do head -c 4096 /dev/urandom > DIR/f$i || exit 1; done";
 const CHECKSUMS: &str = "cd DIR && sha256sum f* | sort";
 
@@ -68,9 +73,10 @@ fn volume_get(lab: &TestLab, volume: &str, key: &str) -> String {
 
 #[test]
 fn removed_client_is_retired_and_removed_option_reset() {
-    let lab = TestLab::up("retire", 2, 2);
+    let lab = TestLab::up("retire", 2, 3);
     let spec = lab.spec();
-    let client2 = spec.clients.iter().find(|c| c.name == "client2").expect("client2").address.clone();
+    let address = |name: &str| spec.clients.iter().find(|c| c.name == name).expect("lab client").address.clone();
+    let (client2, client3) = (address("client2"), address("client3"));
     let seed = std::fs::read_to_string(lab.spec_path()).expect("the lab's spec");
 
     // A line client2's operator wrote by hand (a glusterfs one too), before Brickyard's.
@@ -84,7 +90,8 @@ fn removed_client_is_retired_and_removed_option_reset() {
     assert_eq!(volume_get(&lab, "gluV1", "performance.cache-size"), "512MB");
     assert!(sh(&lab, "client2", "cat /etc/fstab").contains("# brickyard-managed: /dataShare\n"));
 
-    // client2 and the volume's option leave the spec.
+    // client2, client3 (whose agent no longer answers) and the volume's option leave the spec.
+    assert_success("client3's agent port closed", &lab.exec("client3", &AGENT_CLOSED));
     let client2_block = seed.find("\n[[client]]\nname = \"client2\"").expect("client2 in the lab spec");
     let shrunk = seed[..client2_block].replace(r#"options = { "performance.cache-size" = "512MB" }"#, "options = {}");
     assert_ne!(shrunk, seed[..client2_block], "the option was in the lab spec");
@@ -103,6 +110,12 @@ fn removed_client_is_retired_and_removed_option_reset() {
     );
     let first_phase = plan.find("== ").map(|i| &plan[i..]).unwrap_or_default();
     assert!(first_phase.starts_with("== retire\n"), "the retirement comes first:\n{plan}");
+    let unreachable = format!("client client3 ({client3}) left the spec but cannot be retired now (");
+    assert!(plan.contains(&format!("warning: {unreachable}")), "{plan}");
+    assert!(
+        plan.contains("apply drops it from /etc/hosts, auth.allow and the firewall anyway, after which Brickyard no longer knows it"),
+        "{plan}"
+    );
     assert!(
         plan.contains(
             "~ volume gluV1: reset performance.cache-size on volume gluV1 to gluster's default (was 512MB, gone \
@@ -111,18 +124,20 @@ fn removed_client_is_retired_and_removed_option_reset() {
         "{plan}"
     );
 
-    brickyard(&lab, &["apply", "-f", shrunk], 0);
+    let apply = brickyard(&lab, &["apply", "-f", shrunk], 0);
+    assert!(String::from_utf8_lossy(&apply.stderr).contains(&unreachable), "{}", text(&apply));
     let mounted = lab.exec("client2", &["findmnt", "-n", "/dataShare"]);
     assert_eq!(mounted.status.code(), Some(1), "client2 still mounts /dataShare:\n{}", text(&mounted));
     let fstab_after = sh(&lab, "client2", "cat /etc/fstab");
     assert_eq!(fstab_after, fstab_before, "client2's fstab is back to its own lines, byte for byte");
     assert_eq!(checksums(&lab, "client1", "/dataShare"), files);
     assert_eq!(volume_get(&lab, "gluV1", "performance.cache-size"), "32MB (DEFAULT)");
-    assert!(!volume_get(&lab, "gluV1", "auth.allow").contains(&client2), "client2 left auth.allow");
+    let allowed = volume_get(&lab, "gluV1", "auth.allow");
+    assert!(!allowed.contains(&client2) && !allowed.contains(&client3), "client2 and client3 left {allowed}");
     let hosts = sh(&lab, "gluServer1", "cat /etc/hosts");
-    assert!(!hosts.contains("client2") && hosts.contains("client1"), "{hosts}");
+    assert!(!hosts.contains("client2") && !hosts.contains("client3") && hosts.contains("client1"), "{hosts}");
 
-    // Nothing left to do: the pool's record no longer has client2.
+    // Nothing left to do: the pool's record has neither client2 nor client3.
     brickyard(&lab, &["plan", "--detailed-exitcode", "-f", shrunk], 0);
 }
 
