@@ -27,12 +27,16 @@ const GLUSTER_CREATE_OPTIONS: &[&str] = &[
     "cluster.granular-entry-heal",
 ];
 
-/// `options` plus the record of their keys (the record's own key excluded).
+/// `options` plus the record of their keys (the record's own key excluded); no record without
+/// options (a recorded volume then gets its record reset with the rest).
 pub fn with_record(
     mut options: BTreeMap<OptionKey, OptionValue>,
 ) -> Result<BTreeMap<OptionKey, OptionValue>, TaskError> {
     let record = OptionKey::new(RECORD)?;
     options.remove(&record);
+    if options.is_empty() {
+        return Ok(options);
+    }
     let keys: Vec<&str> = options.keys().map(OptionKey::as_str).collect();
     let value = OptionValue::new(&keys.join(","))?;
     options.insert(record, value);
@@ -63,8 +67,8 @@ pub fn resets(
     let wanted = |key: &str| wanted.keys().any(|k| k.as_str() == key);
     let mut changes = Vec::new();
     let mut warnings = Vec::new();
-    for (key, value) in reconfigured.iter().filter(|(k, _)| !wanted(k) && k.as_str() != RECORD) {
-        if recorded.contains(key.as_str()) {
+    for (key, value) in reconfigured.iter().filter(|(k, _)| !wanted(k)) {
+        if recorded.contains(key.as_str()) || key == RECORD {
             changes.push(VolumeChange::Reset { volume: volume.clone(), key: key.clone(), was: value.clone() });
         } else if !GLUSTER_CREATE_OPTIONS.contains(&key.as_str()) {
             warnings.push(format!(
@@ -100,12 +104,13 @@ mod tests {
         let recorded =
             with_record(options(&[("performance.cache-size", "512MB"), (RECORD, "x"), ("auth.allow", "a")])).unwrap();
         assert_eq!(recorded[&OptionKey::new(RECORD).unwrap()].as_str(), "auth.allow,performance.cache-size");
+        assert!(with_record(BTreeMap::new()).unwrap().is_empty());
     }
 
     #[test]
     fn only_recorded_options_are_reset_hand_set_ones_are_warned_about() {
         let volume = VolumeName::new("gv0").unwrap();
-        let wanted = options(&[("auth.allow", "10.0.0.1")]);
+        let wanted = with_record(options(&[("auth.allow", "10.0.0.1")])).unwrap();
         let reconfigured = live(&[
             ("auth.allow", "10.0.0.1"),
             ("performance.cache-size", "512MB"),
@@ -124,6 +129,16 @@ mod tests {
             ["option network.ping-timeout = 10 on volume gv0 was not set by Brickyard: left as is \
               (`gluster volume reset gv0 network.ping-timeout` resets it)"]
         );
+        // Every option gone: the record goes too.
+        let (changes, _) = resets(&volume, &BTreeMap::new(), &reconfigured);
+        let keys: Vec<String> = changes
+            .iter()
+            .map(|c| match c {
+                VolumeChange::Reset { key, .. } => key.clone(),
+                other => panic!("{other}"),
+            })
+            .collect();
+        assert_eq!(keys, ["auth.allow", "performance.cache-size", RECORD]);
         // No record (a volume from an older Brickyard or built by hand): nothing is reset.
         let (changes, warnings) = resets(&volume, &wanted, &live(&[("performance.cache-size", "512MB")]));
         assert!(changes.is_empty());
