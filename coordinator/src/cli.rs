@@ -76,6 +76,19 @@ enum Command {
         #[arg(long = "pki-dir", value_name = "DIR")]
         pki_dir: Option<PathBuf>,
     },
+    /// Stops and deletes a volume that is gone from the spec, after showing what it will do and
+    /// a typed confirmation (or --yes). Brick directories keep their files.
+    Destroy {
+        /// Cluster spec (TOML).
+        #[arg(short = 'f', long = "file", value_name = "SPEC")]
+        spec: PathBuf,
+        /// The volume to destroy.
+        #[arg(long, value_name = "NAME")]
+        volume: String,
+        /// Do not ask: destroy without typing the volume name back.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Prints #cloud-config user-data that installs, configures and starts one host's agent
     /// (contains the host's private key: see packaging/README.md on user-data exposure).
     CloudInit {
@@ -184,6 +197,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply { spec: a } => coordinate(&a, |spec| async move { commands::apply(&spec, a.json).await }),
         Command::Status { spec: a } => coordinate(&a, |spec| async move { commands::status(&spec, a.json).await }),
         Command::Verify { spec: a } => coordinate(&a, |spec| async move { commands::verify(&spec, a.json).await }),
+        Command::Destroy { spec, volume, yes } => {
+            let spec = validate::load(&spec)?;
+            Ok(ExitCode::from(runtime()?.block_on(commands::destroy(&spec, &volume, yes))))
+        }
         Command::CloudInit { spec, host, package_url } => cloud_init(&spec, &host, package_url),
         Command::Adopt { servers, clients, output, pool, pki_dir } => {
             adopt(brickyard::adopt::Request { pool, servers, clients, output, pki_dir })

@@ -22,6 +22,8 @@ use crate::spec::{EtcHosts, Spec};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// Clients that left the spec give up their mounts (`crate::retire`), before anything else.
+    Retire,
     Servers,
     Pool,
     Volumes,
@@ -31,6 +33,7 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Phase::Retire => "retire",
             Phase::Servers => "servers",
             Phase::Pool => "pool",
             Phase::Volumes => "volumes",

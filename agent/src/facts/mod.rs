@@ -3,7 +3,8 @@
 //! glusterd state and node UUID, FUSE, firewall backends, service manager, SELinux mode, the
 //! glusterfs mounts and whether they answer (`crate::gluster::local_mounts`: statvfs() off the
 //! async workers, with a deadline). Read-only: reads /sys, /proc, /dev, /etc/os-release,
-//! /etc/selinux/config, pid files, glusterd.info and runs `blkid -p` and `glusterfs --version`.
+//! /etc/selinux/config, pid files, glusterd.info, the managed block of /etc/hosts and runs
+//! `blkid -p` and `glusterfs --version`.
 
 mod devices;
 pub(crate) mod gluster;
@@ -53,6 +54,7 @@ pub async fn collect(ctx: &Context) -> Result<v1::Facts, Error> {
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         selinux: Some(selinux::facts(&selinux::SelinuxPaths::system())),
         gluster_mounts: crate::gluster::local_mounts().await?,
+        pool_hosts: host::pool_hosts(),
     })
 }
 

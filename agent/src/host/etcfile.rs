@@ -132,6 +132,27 @@ pub fn get_entry<'a>(contents: &'a str, key: &str) -> Option<&'a str> {
     None
 }
 
+/// Every managed entry in `contents` as (key, line), in file order.
+pub fn entries(contents: &str) -> Vec<(&str, &str)> {
+    let mut found = Vec::new();
+    let mut lines = contents.lines();
+    while let Some(current) = lines.next() {
+        if let Some(key) = current.strip_prefix(ENTRY_MARKER).map(str::trim_start) {
+            if let Some(line) = lines.next() {
+                found.push((key, line));
+            }
+        }
+    }
+    found
+}
+
+/// The lines of the block `name` (see [`set_block`]); empty when there is none.
+pub fn get_block<'a>(contents: &'a str, name: &str) -> Vec<&'a str> {
+    let begin = format!("# BEGIN brickyard {name}");
+    let end = format!("# END brickyard {name}");
+    contents.lines().skip_while(|l| *l != begin).skip(1).take_while(|l| *l != end).collect()
+}
+
 /// Replaces the block between `# BEGIN brickyard NAME` and `# END brickyard NAME` with
 /// `body` (appending the block if absent). Returns the new contents.
 pub fn set_block(contents: &str, name: &str, body: &[String]) -> String {
@@ -189,6 +210,11 @@ mod tests {
         assert_eq!(set_entry(&twice, "/vdisk", Some("UUID=2 /vdisk xfs defaults 0 0")), twice);
         let removed = set_entry(&twice, "/vdisk", None);
         assert_eq!(removed, format!("{FSTAB}\n"));
+        let two = set_entry(&twice, "/mnt/a", Some("s1:/v /mnt/a glusterfs defaults 0 0"));
+        assert_eq!(
+            entries(&two),
+            [("/vdisk", "UUID=2 /vdisk xfs defaults 0 0"), ("/mnt/a", "s1:/v /mnt/a glusterfs defaults 0 0")]
+        );
     }
 
     #[test]
@@ -196,6 +222,8 @@ mod tests {
         let hosts = "127.0.0.1 localhost\n::1 localhost\n";
         let a = set_block(hosts, "pool", &["192.0.2.11 gluServer1".into()]);
         let b = set_block(&(a.clone() + "10.0.0.1 other\n"), "pool", &["192.0.2.12 gluServer2".into()]);
+        assert_eq!(get_block(&b, "pool"), ["192.0.2.12 gluServer2"]);
+        assert!(get_block(hosts, "pool").is_empty());
         assert_eq!(b, "127.0.0.1 localhost\n::1 localhost\n# BEGIN brickyard pool\n192.0.2.12 gluServer2\n# END brickyard pool\n10.0.0.1 other\n");
     }
 

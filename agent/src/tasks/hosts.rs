@@ -16,9 +16,7 @@ use super::shape::{Plan, Task, TaskError};
 use crate::host::etcfile;
 use crate::host::Context;
 
-const HOSTS: &str = "/etc/hosts";
-/// The managed block's name in /etc/hosts.
-const BLOCK: &str = "pool";
+use crate::facts::host::{HOSTS, POOL_BLOCK as BLOCK};
 
 pub struct EnsureHosts {
     /// In the order given; each name once.
@@ -238,6 +236,9 @@ mod tests {
         assert!(written.starts_with(original));
         assert_eq!(written.matches("brickyard pool").count(), 2);
         assert!(!written.contains("gluServer2") && written.contains("192.0.2.13 gluServer3\n"));
+        let listed: Vec<_> =
+            crate::facts::host::parse_pool_block(&written).into_iter().map(|e| (e.name, e.address)).collect();
+        assert_eq!(listed, [("gluServer3".to_owned(), "192.0.2.13".to_owned())]);
     }
 
     /// A pool built by hand: names its own lines already resolve are not repeated in the block;

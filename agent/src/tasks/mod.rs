@@ -19,8 +19,11 @@ mod mount;
 mod packages;
 mod partition;
 mod peers;
+mod retire_mounts;
 mod selinux;
 mod volume;
+mod volume_destroy;
+mod volume_options;
 mod volume_tls;
 
 mod shape;
@@ -59,5 +62,7 @@ pub fn from_proto(task: &v1::Task, peer: Option<IpAddr>) -> Result<Box<dyn AnyTa
         Kind::BrickSelinux(t) => Box::new(selinux::BrickSelinux::from_proto(t)?),
         Kind::GlusterTls(t) => Box::new(gluster_tls::GlusterTls::from_proto(t)?),
         Kind::VolumeTls(t) => Box::new(volume_tls::VolumeTls::from_proto(t)?),
+        Kind::RetireGlusterMounts(t) => Box::new(retire_mounts::RetireGlusterMounts::from_proto(t)?),
+        Kind::DestroyVolume(t) => Box::new(volume_destroy::DestroyVolume::from_proto(t)?),
     })
 }
