@@ -46,6 +46,8 @@ pub enum ApplyError {
     Phase { phase: String, failures: Vec<HostFailure> },
     #[error(transparent)]
     Plan(#[from] PhaseError),
+    #[error(transparent)]
+    Migrate(#[from] crate::migrate::MigrateError),
 }
 
 /// Counts of a successful run.
@@ -128,6 +130,7 @@ async fn run_phases(
     report: &mut ApplyReport,
 ) -> Result<(), ApplyError> {
     let facts = facts(agents, spec, reporter.as_ref()).await?;
+    crate::migrate::check_removed_servers(spec, agents, &facts).await?;
     let plans = phases::build(spec, &facts)?;
     let converged = if pool_is_up(spec, &facts) { converged_phases(agents, &plans).await } else { 0 };
     for (index, plan) in plans.into_iter().enumerate() {
@@ -271,6 +274,10 @@ async fn stream_batch(
             Some(AgentEvent::Started(_)) => {
                 reporter.event(&Event::TaskStarted { phase: phase.to_owned(), host: host.clone(), task: task.clone() });
                 current = Some(task);
+                continue;
+            }
+            Some(AgentEvent::Progress(p)) => {
+                reporter.event(&Event::progress(phase, &host, &task, p));
                 continue;
             }
             Some(AgentEvent::Unchanged(_)) => (TaskStatus::Unchanged, Vec::new(), None),

@@ -140,6 +140,10 @@ pub async fn run(spec: &Spec) -> PlanReport {
             Err(e) => report.unreachable.push(Unreachable { host, error: e.to_string() }),
         }
     }
+    if let Err(e) = crate::migrate::check_removed_servers(spec, &agents, &facts).await {
+        report.errors.push(e.to_string());
+        return report;
+    }
     let plans = match phases::build(spec, &facts) {
         Ok(plans) => plans,
         Err(e) => {

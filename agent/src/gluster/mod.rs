@@ -4,6 +4,7 @@
 //! not installed yet or a glusterd that does not run is "not ready" (an earlier task brings
 //! them). Reads /proc/self/mountinfo and statvfs()s glusterfs mounts for the status.
 
+pub mod rebalance;
 pub mod xml;
 
 use std::collections::BTreeMap;
@@ -213,7 +214,12 @@ pub async fn status(ctx: &Context) -> Result<v1::GlusterStatus, Error> {
             -1
         };
         let live = processes.get(&info.name).map(Vec::as_slice).unwrap_or_default();
-        status.volumes.push(volume_status(info, live, pending_heals));
+        let migration = if info.started() { rebalance::last(ctx, &info).await } else { None };
+        let mut volume = volume_status(info, live, pending_heals);
+        if let Some((state, failed_on)) = migration {
+            (volume.migration, volume.migration_failed_on) = (state, failed_on);
+        }
+        status.volumes.push(volume);
     }
     Ok(status)
 }
@@ -247,6 +253,7 @@ fn volume_status(info: VolumeInfo, live: &[BrickProcess], pending_heals: i64) ->
         bricks,
         options: info.options.into_iter().collect(),
         pending_heals,
+        ..Default::default()
     }
 }
 

@@ -7,6 +7,7 @@
 mod brick_dir;
 mod bricks;
 mod disk;
+mod drain;
 mod filesystem;
 mod firewall;
 mod fuse;
@@ -18,6 +19,8 @@ mod mount;
 mod packages;
 mod partition;
 mod peers;
+pub mod progress;
+mod rebalance;
 mod selinux;
 mod volume;
 
@@ -55,5 +58,8 @@ pub fn from_proto(task: &v1::Task, peer: Option<IpAddr>) -> Result<Box<dyn AnyTa
         Kind::EnsureVolume(t) => Box::new(volume::EnsureVolume::from_proto(t)?),
         Kind::MountGlusterVolume(t) => Box::new(gluster_mount::MountGlusterVolume::from_proto(t)?),
         Kind::BrickSelinux(t) => Box::new(selinux::BrickSelinux::from_proto(t)?),
+        Kind::RebalanceVolume(t) => Box::new(rebalance::RebalanceVolume::from_proto(t)?),
+        Kind::RemoveBricks(t) => Box::new(drain::RemoveBricks::from_proto(t)?),
+        Kind::DetachPeers(t) => Box::new(drain::DetachPeers::from_proto(t)?),
     })
 }
