@@ -304,7 +304,8 @@ fn volume_options(spec: &Spec, volume: &crate::spec::Volume) -> BTreeMap<String,
     options
 }
 
-/// Every brick server checks its bricks (all at once), then the first server ensures the volumes.
+/// Every brick server checks its bricks and every client learns the pool's names (all at
+/// once), then the first server ensures the volumes.
 /// Around each volume, its data migration (`crate::migrate`): the drain of its drained servers'
 /// bricks before it, the rebalance after it; the drained servers' detach after them all.
 fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
@@ -352,6 +353,7 @@ fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
                 tasks: vec![task("bricks", Kind::EnsureBricks(v1::EnsureBricks { bricks }))],
             })
         })
+        .chain(migrate::client_names(spec, hosts_task(spec)))
         .collect();
     Ok(vec![brick_checks, vec![HostBatch { host: first.name.clone(), tasks }]])
 }
@@ -493,7 +495,7 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
 
         // Bricks checked on every brick server before the volumes are ensured.
         let checks = &phases[2].steps[0];
-        assert_eq!(checks.iter().map(|b| b.host.as_str()).collect::<Vec<_>>(), ["s1", "s2", "s3"]);
+        assert_eq!(checks.iter().map(|b| b.host.as_str()).collect::<Vec<_>>(), ["s1", "s2", "s3", "c1"]);
         let Some(Kind::EnsureBricks(s1)) = &checks[0].tasks[0].kind else { panic!() };
         let s1: Vec<_> =
             s1.bricks.iter().map(|b| (b.volume.as_str(), b.path.as_str(), b.mount_point.as_str(), b.force)).collect();
