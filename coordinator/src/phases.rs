@@ -25,6 +25,8 @@ pub enum Phase {
     Pool,
     Volumes,
     Clients,
+    /// After the clients know every server: see `crate::migrate`.
+    Rebalance,
 }
 
 impl fmt::Display for Phase {
@@ -34,6 +36,7 @@ impl fmt::Display for Phase {
             Phase::Pool => "pool",
             Phase::Volumes => "volumes",
             Phase::Clients => "clients",
+            Phase::Rebalance => "rebalance",
         })
     }
 }
@@ -92,12 +95,14 @@ pub fn build(spec: &Spec, facts: &BTreeMap<String, v1::Facts>) -> Result<Vec<Pha
         }
         resets.insert(second, uuid);
     }
-    Ok(vec![
+    let mut phases = vec![
         PhasePlan { phase: Phase::Servers, steps: vec![servers(spec, &resets)] },
         PhasePlan { phase: Phase::Pool, steps: pool(spec) },
         PhasePlan { phase: Phase::Volumes, steps: volumes(spec)? },
         PhasePlan { phase: Phase::Clients, steps: vec![clients(spec)] },
-    ])
+    ];
+    phases.extend(migrate::rebalance_phase(spec)?);
+    Ok(phases)
 }
 
 fn task(id: impl Into<String>, kind: Kind) -> v1::Task {
@@ -304,10 +309,9 @@ fn volume_options(spec: &Spec, volume: &crate::spec::Volume) -> BTreeMap<String,
     options
 }
 
-/// Every brick server checks its bricks and every client learns the pool's names (all at
-/// once), then the first server ensures the volumes.
-/// Around each volume, its data migration (`crate::migrate`): the drain of its drained servers'
-/// bricks before it, the rebalance after it; the drained servers' detach after them all.
+/// Every brick server checks its bricks (all at once), then the first server ensures the volumes.
+/// Around each volume, the drain of its drained servers' bricks before it (`crate::migrate`);
+/// the drained servers' detach after them all.
 fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
     let Some(first) = spec.members().first().copied() else { return Ok(Vec::new()) };
     let mut tasks = Vec::new();
@@ -327,7 +331,6 @@ fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
                 leaving: migrate::leaving(spec, volume),
             }),
         ));
-        tasks.extend(migrate::rebalance_task(spec, volume, volume_layout));
     }
     tasks.extend(migrate::detach_task(spec));
     if tasks.is_empty() {
@@ -353,7 +356,6 @@ fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
                 tasks: vec![task("bricks", Kind::EnsureBricks(v1::EnsureBricks { bricks }))],
             })
         })
-        .chain(migrate::client_names(spec, hosts_task(spec)))
         .collect();
     Ok(vec![brick_checks, vec![HostBatch { host: first.name.clone(), tasks }]])
 }
@@ -495,7 +497,7 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
 
         // Bricks checked on every brick server before the volumes are ensured.
         let checks = &phases[2].steps[0];
-        assert_eq!(checks.iter().map(|b| b.host.as_str()).collect::<Vec<_>>(), ["s1", "s2", "s3", "c1"]);
+        assert_eq!(checks.iter().map(|b| b.host.as_str()).collect::<Vec<_>>(), ["s1", "s2", "s3"]);
         let Some(Kind::EnsureBricks(s1)) = &checks[0].tasks[0].kind else { panic!() };
         let s1: Vec<_> =
             s1.bricks.iter().map(|b| (b.volume.as_str(), b.path.as_str(), b.mount_point.as_str(), b.force)).collect();

@@ -20,7 +20,7 @@ pub enum TaskStatus {
     Skipped,
 }
 
-/// One step of a run. `phase` is `facts`, `servers`, `pool`, `volumes` or `clients`.
+/// One step of a run. `phase` is `facts`, `servers`, `pool`, `volumes`, `clients` or `rebalance`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
