@@ -74,6 +74,7 @@ impl Request {
             address: address.clone(),
             port: None,
             disk: None,
+            drain: false,
         };
         let client = |(name, address): &(String, String)| crate::spec::Client {
             name: name.clone(),

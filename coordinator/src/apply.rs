@@ -19,7 +19,9 @@ use brickyard_proto::v1::task_verdict::Verdict;
 use tokio_stream::StreamExt;
 
 use crate::agents::{task_error, AgentError, Agents};
+use crate::migrate::{self, MigrateError};
 use crate::phases::{self, HostBatch, PhaseError, PhasePlan};
+use crate::pool_view;
 use crate::progress::{Event, Reporter, TaskStatus};
 use crate::retire;
 use crate::spec::Spec;
@@ -49,6 +51,8 @@ pub enum ApplyError {
     Phase { phase: String, failures: Vec<HostFailure> },
     #[error(transparent)]
     Plan(#[from] PhaseError),
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
 }
 
 /// Counts of a successful run.
@@ -131,8 +135,10 @@ async fn run_phases(
     report: &mut ApplyReport,
 ) -> Result<(), ApplyError> {
     let mut facts = facts(agents, spec, reporter.as_ref()).await?;
+    let view = pool_view::read(spec, agents, &facts).await.map_err(MigrateError::from)?;
+    migrate::removed_servers(spec, &view).map_err(MigrateError::from)?;
     let mut plans = phases::build(spec, &facts)?;
-    let survey = retire::survey(spec, agents, &mut facts).await;
+    let survey = retire::survey(spec, agents, &mut facts, &view).await;
     for warning in survey.warnings(spec) {
         eprintln!("brickyard: apply: warning: {warning}");
     }
@@ -289,6 +295,10 @@ async fn stream_batch(
             Some(AgentEvent::Started(_)) => {
                 reporter.event(&Event::TaskStarted { phase: phase.to_owned(), host: host.clone(), task: task.clone() });
                 current = Some(task);
+                continue;
+            }
+            Some(AgentEvent::Progress(p)) => {
+                reporter.event(&Event::progress(phase, &host, &task, p));
                 continue;
             }
             Some(AgentEvent::Unchanged(_)) => (TaskStatus::Unchanged, Vec::new(), None),

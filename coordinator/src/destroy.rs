@@ -22,6 +22,7 @@ use brickyard_proto::v1::task_verdict::Verdict;
 use crate::agents::{task_error, Agents};
 use crate::apply;
 use crate::phases::HostBatch;
+use crate::pool_view;
 use crate::progress;
 use crate::retire;
 use crate::spec::Spec;
@@ -68,7 +69,10 @@ async fn check_mounts(spec: &Spec, agents: &Arc<Agents>, volume: &str) -> Result
         let answer = answer.map_err(|e| DestroyError::Refused(format!("{e}; nothing changed")))?;
         facts.insert(host.name, answer);
     }
-    let survey = retire::survey(spec, agents, &mut facts).await;
+    let view = pool_view::read(spec, agents, &facts)
+        .await
+        .map_err(|e| DestroyError::Refused(format!("cannot read the pool: {e}; nothing changed")))?;
+    let survey = retire::survey(spec, agents, &mut facts, &view).await;
     let clients = spec.clients.iter().map(|c| c.name.clone()).chain(survey.retired.iter().map(|r| r.name.clone()));
     let mut mounting = Vec::new();
     for client in clients {

@@ -16,6 +16,7 @@ use brickyard_proto::v1;
 use brickyard_proto::v1::task::Kind;
 
 use crate::gluster_tls;
+use crate::migrate;
 use crate::spec::{EtcHosts, Spec};
 
 /// The phases that change hosts (facts before them and verify after them read only).
@@ -28,6 +29,8 @@ pub enum Phase {
     Pool,
     Volumes,
     Clients,
+    /// After the clients know every server: see `crate::migrate`.
+    Rebalance,
 }
 
 impl fmt::Display for Phase {
@@ -38,6 +41,7 @@ impl fmt::Display for Phase {
             Phase::Pool => "pool",
             Phase::Volumes => "volumes",
             Phase::Clients => "clients",
+            Phase::Rebalance => "rebalance",
         })
     }
 }
@@ -96,12 +100,14 @@ pub fn build(spec: &Spec, facts: &BTreeMap<String, v1::Facts>) -> Result<Vec<Pha
         }
         resets.insert(second, uuid);
     }
-    Ok(vec![
+    let mut phases = vec![
         PhasePlan { phase: Phase::Servers, steps: vec![servers(spec, &resets)] },
         PhasePlan { phase: Phase::Pool, steps: pool(spec) },
         PhasePlan { phase: Phase::Volumes, steps: volumes(spec)? },
         PhasePlan { phase: Phase::Clients, steps: vec![clients(spec)] },
-    ])
+    ];
+    phases.extend(migrate::rebalance_phase(spec)?);
+    Ok(phases)
 }
 
 fn task(id: impl Into<String>, kind: Kind) -> v1::Task {
@@ -247,7 +253,8 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
 /// knows the first server by name rather than by address; then the barrier on every server at
 /// once: each waits until it sees all the others (by name or address) in the pool, connected.
 fn pool(spec: &Spec) -> Vec<Vec<HostBatch>> {
-    let [first, second, ..] = spec.servers.as_slice() else { return Vec::new() };
+    let members = spec.members();
+    let [first, second, ..] = members.as_slice() else { return Vec::new() };
     let probe = |from: &str, peers: Vec<String>| HostBatch {
         host: from.to_owned(),
         tasks: vec![task(
@@ -256,8 +263,7 @@ fn pool(spec: &Spec) -> Vec<Vec<HostBatch>> {
         )],
     };
     let barrier = |server: &crate::spec::Server| {
-        let peers = spec
-            .servers
+        let peers = members
             .iter()
             .filter(|other| other.name != server.name)
             .map(|other| v1::HostEntry { name: other.name.clone(), address: other.address.clone() })
@@ -268,16 +274,16 @@ fn pool(spec: &Spec) -> Vec<Vec<HostBatch>> {
         }
     };
     vec![
-        vec![probe(&first.name, spec.servers[1..].iter().map(|s| s.name.clone()).collect())],
+        vec![probe(&first.name, members[1..].iter().map(|s| s.name.clone()).collect())],
         vec![probe(&second.name, vec![first.name.clone()])],
-        spec.servers.iter().map(barrier).collect(),
+        members.iter().map(|s| barrier(s)).collect(),
     ]
 }
 
-/// The bricks of a volume in replica-set order: one brick per volume server, so every set of
-/// consecutive bricks lies on distinct hosts.
+/// The bricks of a volume in replica-set order: one brick per volume server that is not
+/// drained, so every set of consecutive bricks lies on distinct hosts.
 pub fn bricks(spec: &Spec, volume: &crate::spec::Volume) -> Vec<v1::Brick> {
-    spec.volume_servers(volume)
+    spec.volume_members(volume)
         .iter()
         .map(|s| v1::Brick { host: s.name.clone(), path: brick_path(spec, &s.name, &volume.brick_dir) })
         .collect()
@@ -329,12 +335,16 @@ fn volume_options(spec: &Spec, volume: &crate::spec::Volume) -> BTreeMap<String,
 }
 
 /// Every brick server checks its bricks (all at once), then the first server ensures the volumes.
+/// Around each volume, the drain of its drained servers' bricks before it (`crate::migrate`);
+/// the drained servers' detach after them all.
 fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
-    let Some(first) = spec.servers.first() else { return Ok(Vec::new()) };
+    let Some(first) = spec.members().first().copied() else { return Ok(Vec::new()) };
     let mut tasks = Vec::new();
     for volume in &spec.volumes {
         let volume_layout =
             volume.layout().map_err(|e| PhaseError::Volume { volume: volume.name.clone(), message: e.to_string() })?;
+        // A drain first: the TLS guard may stop the volume, and bricks leave only a started one.
+        tasks.extend(migrate::drain_task(spec, volume));
         tasks.extend(gluster_tls::volume_task(spec, volume));
         tasks.push(task(
             format!("volume {}", volume.name),
@@ -345,9 +355,11 @@ fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
                 options: volume_options(spec, volume).into_iter().collect(),
                 allow_replica2: volume.allow_replica2,
                 force: volume.force,
+                leaving: migrate::leaving(spec, volume),
             }),
         ));
     }
+    tasks.extend(migrate::detach_task(spec));
     if tasks.is_empty() {
         return Ok(Vec::new());
     }
@@ -358,7 +370,7 @@ fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
             let bricks: Vec<v1::LocalBrick> = spec
                 .volumes
                 .iter()
-                .filter(|v| spec.volume_servers(v).iter().any(|s| s.name == server.name))
+                .filter(|v| spec.volume_members(v).iter().any(|s| s.name == server.name))
                 .map(|v| v1::LocalBrick {
                     volume: v.name.clone(),
                     path: brick_path(spec, &server.name, &v.brick_dir),
@@ -388,7 +400,7 @@ fn clients(spec: &Spec) -> Vec<HostBatch> {
             for mount in &client.mounts {
                 let servers = spec
                     .volume(&mount.volume)
-                    .map(|v| spec.volume_servers(v).iter().map(|s| s.name.clone()).collect())
+                    .map(|v| spec.volume_members(v).iter().map(|s| s.name.clone()).collect())
                     .unwrap_or_default();
                 tasks.push(task(
                     format!("mount {} on {}", mount.volume, mount.path),

@@ -15,7 +15,9 @@ use brickyard_proto::v1::task_verdict::Verdict as AgentVerdict;
 use serde::Serialize;
 
 use crate::agents::{self, task_error, Agents};
+use crate::migrate::{self, MigrateError};
 use crate::phases::{self, Phase};
+use crate::pool_view;
 use crate::retire;
 use crate::spec::{Layout, Spec};
 
@@ -142,6 +144,17 @@ pub async fn run(spec: &Spec) -> PlanReport {
             Err(e) => report.unreachable.push(Unreachable { host, error: e.to_string() }),
         }
     }
+    let view = match pool_view::read(spec, &agents, &facts).await {
+        Ok(view) => view,
+        Err(e) => {
+            report.errors.push(MigrateError::from(e).to_string());
+            return report;
+        }
+    };
+    if let Err(e) = migrate::removed_servers(spec, &view) {
+        report.errors.push(e.to_string());
+        return report;
+    }
     let mut plans = match phases::build(spec, &facts) {
         Ok(plans) => plans,
         Err(e) => {
@@ -149,7 +162,7 @@ pub async fn run(spec: &Spec) -> PlanReport {
             return report;
         }
     };
-    let survey = retire::survey(spec, &agents, &mut facts).await;
+    let survey = retire::survey(spec, &agents, &mut facts, &view).await;
     report.warnings.extend(survey.warnings(spec));
     plans.insert(0, survey.phase(spec));
 

@@ -20,7 +20,7 @@ pub enum TaskStatus {
     Skipped,
 }
 
-/// One step of a run. `phase` is `facts`, `servers`, `pool`, `volumes` or `clients`.
+/// One step of a run. `phase` is `facts`, `servers`, `pool`, `volumes`, `clients` or `rebalance`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -33,6 +33,15 @@ pub enum Event {
         phase: String,
         host: String,
         task: String,
+    },
+    /// A long task's progress while it runs: a rebalance or drain, per node.
+    TaskProgress {
+        phase: String,
+        host: String,
+        task: String,
+        volume: String,
+        operation: String,
+        nodes: Vec<NodeProgress>,
     },
     TaskDone {
         phase: String,
@@ -65,6 +74,56 @@ pub enum Event {
         unchanged: usize,
         elapsed_ms: u128,
     },
+}
+
+/// One node's part of a rebalance or drain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeProgress {
+    pub node: String,
+    pub status: String,
+    pub files_scanned: u64,
+    pub files_moved: u64,
+    pub failures: u64,
+    pub runtime_seconds: u64,
+}
+
+impl Event {
+    /// The event for an agent's progress report on `task`.
+    pub fn progress(phase: &str, host: &str, task: &str, p: brickyard_proto::v1::MigrationProgress) -> Event {
+        Event::TaskProgress {
+            phase: phase.to_owned(),
+            host: host.to_owned(),
+            task: task.to_owned(),
+            volume: p.volume,
+            operation: p.operation,
+            nodes: p
+                .nodes
+                .into_iter()
+                .map(|n| NodeProgress {
+                    node: n.node,
+                    status: n.status,
+                    files_scanned: n.files_scanned,
+                    files_moved: n.files_moved,
+                    failures: n.failures,
+                    runtime_seconds: n.runtime_seconds,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// "rebalance gv: gs1 200 scanned, 56 moved, 0 failures (in progress); gs2 ...".
+fn progress_line(operation: &str, volume: &str, nodes: &[NodeProgress]) -> String {
+    let nodes: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "{} {} scanned, {} moved, {} failures ({})",
+                n.node, n.files_scanned, n.files_moved, n.failures, n.status
+            )
+        })
+        .collect();
+    format!("{operation} {volume}: {}", nodes.join("; "))
 }
 
 /// Receives the events of a run, in order per host.
@@ -107,6 +166,9 @@ fn line(event: &Event) -> Option<String> {
             Some(format!("== {phase}: {}", names.join(", ")))
         }
         Event::TaskStarted { .. } => None,
+        Event::TaskProgress { host, task, volume, operation, nodes, .. } => {
+            Some(format!("  {host}: {task}: {}", progress_line(operation, volume, nodes)))
+        }
         Event::TaskDone { host, task, status: TaskStatus::Changed, changes, .. } => {
             Some(changes.iter().map(|c| format!("  {host}: {task}: {c}")).collect::<Vec<_>>().join("\n"))
         }
@@ -183,6 +245,11 @@ impl Reporter for Live {
                     bar.set_message(task.clone());
                 }
             }
+            Event::TaskProgress { host, volume, operation, nodes, .. } => {
+                if let Some((bar, _)) = state.bars.get(host) {
+                    bar.set_message(progress_line(operation, volume, nodes));
+                }
+            }
             Event::TaskDone { host, .. } => {
                 if let (Some(text), Some(multi)) = (line(event), &state.multi) {
                     let _ = multi.println(text);
@@ -228,6 +295,28 @@ mod tests {
             serde_json::to_string(&event).unwrap(),
             r#"{"event":"task_done","phase":"servers","host":"gluServer1","task":"glusterd","status":"changed","changes":["start glusterd"]}"#
         );
+    }
+
+    #[test]
+    fn progress_lines_count_files_per_node() {
+        let p = brickyard_proto::v1::MigrationProgress {
+            volume: "gv".into(),
+            operation: "rebalance".into(),
+            nodes: vec![brickyard_proto::v1::MigrationNode {
+                node: "gs1".into(),
+                status: "in progress".into(),
+                files_scanned: 200,
+                files_moved: 56,
+                ..Default::default()
+            }],
+        };
+        let event = Event::progress("volumes", "gs1", "rebalance gv", p);
+        assert_eq!(
+            line(&event).unwrap(),
+            "  gs1: rebalance gv: rebalance gv: gs1 200 scanned, 56 moved, 0 failures (in progress)"
+        );
+        let json = serde_json::to_string(&event).unwrap();
+        assert!(json.starts_with(r#"{"event":"task_progress","phase":"volumes","host":"gs1""#), "{json}");
     }
 
     #[test]

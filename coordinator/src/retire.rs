@@ -72,11 +72,13 @@ fn former_clients(spec: &Spec, facts: &BTreeMap<String, v1::Facts>, peers: &[v1:
 
 /// Finds what left the spec. Retired clients are added to `agents` (and their facts, when
 /// they answer, to `facts`, so plan and apply treat them as reachable hosts).
-pub async fn survey(spec: &Spec, agents: &Arc<Agents>, facts: &mut BTreeMap<String, v1::Facts>) -> Survey {
-    let status = match spec.servers.iter().find(|s| facts.get(&s.name).is_some_and(|f| f.glusterd_running)) {
-        Some(server) => agents.gluster_status(&server.name, true).await.unwrap_or_default(),
-        None => v1::GlusterStatus::default(),
-    };
+/// `status` is the pool as one server sees it ([`crate::pool_view`]).
+pub async fn survey(
+    spec: &Spec,
+    agents: &Arc<Agents>,
+    facts: &mut BTreeMap<String, v1::Facts>,
+    status: &v1::GlusterStatus,
+) -> Survey {
     let mut survey = Survey {
         unmanaged_volumes: status
             .volumes

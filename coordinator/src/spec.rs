@@ -142,6 +142,11 @@ pub struct Server {
     /// volume on this server must allow with `force = true`.
     #[serde(default)]
     pub disk: Option<Disk>,
+    /// Move this server's data off and out of the pool: its bricks are drained out of every
+    /// volume (`remove-brick` start → status → commit when no file failed to move), then it is
+    /// detached. Whole sets only (every server of a replica set drains together).
+    #[serde(default)]
+    pub drain: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -305,8 +310,18 @@ impl Spec {
         self.volumes.iter().find(|v| v.name == name)
     }
 
-    /// The servers that carry a brick of `volume`, in brick order (unknown names skipped;
-    /// validation reports them).
+    /// The servers that keep a brick of `volume` (not drained), in brick order.
+    pub fn volume_members(&self, volume: &Volume) -> Vec<&Server> {
+        self.volume_servers(volume).into_iter().filter(|s| !s.drain).collect()
+    }
+
+    /// The servers that stay in the pool (not drained), in spec order.
+    pub fn members(&self) -> Vec<&Server> {
+        self.servers.iter().filter(|s| !s.drain).collect()
+    }
+
+    /// The servers that carry a brick of `volume`, drained ones included, in brick order
+    /// (unknown names skipped; validation reports them).
     pub fn volume_servers(&self, volume: &Volume) -> Vec<&Server> {
         match &volume.servers {
             Some(names) => names.iter().filter_map(|n| self.server(n)).collect(),

@@ -119,13 +119,15 @@ fn servers_connected(spec: &Spec, view: &v1::GlusterStatus) -> usize {
 /// Where the reported state differs from the spec. Pure.
 pub fn problems(spec: &Spec, report: &StatusReport) -> Vec<String> {
     let mut problems = Vec::new();
-    for server in &spec.servers {
+    // Drained servers leave the pool: only the members must see each other.
+    let members = spec.members();
+    for server in &members {
         let Some(status) = report.host(&server.name) else { continue };
         if !status.glusterd_running {
             problems.push(fixed_by_apply(format!("{}: glusterd is not running", server.name), "starts it"));
             continue;
         }
-        for other in spec.servers.iter().filter(|o| o.name != server.name) {
+        for other in members.iter().filter(|o| o.name != server.name) {
             match status.peers.iter().find(|p| !p.is_local && is_peer(p, &other.name, &other.address)) {
                 None => problems
                     .push(fixed_by_apply(format!("{}: {} is not in its pool", server.name, other.name), "probes it")),
@@ -161,6 +163,7 @@ pub fn problems(spec: &Spec, report: &StatusReport) -> Vec<String> {
                 ));
             }
             problems.extend(volume_health::brick_usage_problems(live));
+            problems.extend(volume_health::migration_problems(live));
             problems.extend(volume_health::quorum_problems(live, servers_connected(spec, view), spec.servers.len()));
             if live.pending_heals > 0 {
                 problems.push(format!("volume {}: {} entries pending heal", volume.name, live.pending_heals));
@@ -247,6 +250,9 @@ pub fn render_text(spec: &Spec, report: &StatusReport) -> String {
         for v in view.volumes.iter().filter(|v| v.status == "Started" && v.replica > 1) {
             out.push_str(&format!("note: {}\n", volume_health::stall_note(v)));
         }
+        for v in view.volumes.iter().filter(|v| !v.migration.is_empty()) {
+            out.push_str(&format!("note: volume {}: {}\n", v.name, volume_health::migration_state(v)));
+        }
         out.push('\n');
         out.push_str(&bricks.render());
     }
@@ -297,6 +303,7 @@ pub fn render_json(report: &StatusReport) -> Value {
                 })).collect::<Vec<_>>(),
                 "volumes": s.volumes.iter().map(|v| json!({
                     "name": v.name, "type": v.r#type, "status": v.status, "pending_heals": v.pending_heals,
+                    "rebalance": volume_health::migration_state(v),
                     "ping_timeout_seconds": volume_health::ping_timeout_seconds(v),
                     "client_quorum_lost": volume_health::client_quorum(v).iter()
                         .any(|q| matches!(q, volume_health::ClientQuorum::Lost { .. })),
@@ -473,5 +480,23 @@ mounts = [{ volume = "v", path = "/data" }]
         assert_eq!(json["hosts"][0]["volumes"][0]["ping_timeout_seconds"], 42);
         assert_eq!(json["hosts"][0]["volumes"][0]["client_quorum_lost"], true);
         assert_eq!(json["hosts"][0]["volumes"][0]["bricks"][1]["used_percent"], 97);
+    }
+
+    #[test]
+    fn rebalance_state_is_shown_and_a_failed_one_named_with_its_nodes() {
+        let (spec, mut report) = healthy();
+        report.hosts[0].1.volumes[0].migration = "rebalance completed".into();
+        assert!(problems(&spec, &report).is_empty());
+        assert!(render_text(&spec, &report).contains("note: volume v: rebalance completed\n"));
+        let volume = &mut report.hosts[0].1.volumes[0];
+        volume.migration = "rebalance failed".into();
+        volume.migration_failed_on = vec!["s2".into()];
+        let found = problems(&spec, &report);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("volume v: rebalance failed on s2 (see /var/log/glusterfs/v-rebalance.log"),
+            "{found:?}"
+        );
+        assert_eq!(render_json(&report)["hosts"][0]["volumes"][0]["rebalance"], "rebalance failed on s2");
     }
 }

@@ -16,6 +16,7 @@ macro_rules! at {
 
 mod clients;
 mod disks;
+mod drain;
 mod hosts;
 mod options;
 mod pool;
@@ -68,6 +69,7 @@ pub fn check(spec: &Spec) -> Vec<Issue> {
     hosts::check(spec, &mut issues);
     disks::check(spec, &mut issues);
     volumes::check(spec, &mut issues);
+    drain::check(spec, &mut issues);
     options::check(spec, &mut issues);
     clients::check(spec, &mut issues);
     issues.0

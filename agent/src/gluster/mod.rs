@@ -5,6 +5,7 @@
 //! them). Reads /proc/self/mountinfo, statvfs()s glusterfs mounts and reads the glusterfs lines
 //! of /etc/fstab for the status.
 
+pub mod rebalance;
 pub mod xml;
 
 use std::collections::BTreeMap;
@@ -235,7 +236,12 @@ pub async fn status(ctx: &Context, with_volumes: bool) -> Result<v1::GlusterStat
     .await;
     for (info, pending_heals) in infos.into_iter().zip(heals) {
         let live = processes.get(&info.name).map(Vec::as_slice).unwrap_or_default();
-        status.volumes.push(volume_status(info, live, pending_heals));
+        let migration = if info.started() { rebalance::last(ctx, &info).await } else { None };
+        let mut volume = volume_status(info, live, pending_heals);
+        if let Some((state, failed_on)) = migration {
+            (volume.migration, volume.migration_failed_on) = (state, failed_on);
+        }
+        status.volumes.push(volume);
     }
     Ok(status)
 }
@@ -269,6 +275,7 @@ fn volume_status(info: VolumeInfo, live: &[BrickProcess], pending_heals: i64) ->
         bricks,
         options: info.options.into_iter().collect(),
         pending_heals,
+        ..Default::default()
     }
 }
 

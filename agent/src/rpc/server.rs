@@ -88,7 +88,14 @@ async fn apply_batch(ctx: &Context, tasks: Tasks, tx: mpsc::Sender<Result<v1::Ta
                     tracing::warn!(task = %id, "coordinator went away; stopping before this task");
                     return;
                 }
-                let result = task.run(ctx).instrument(tracing::info_span!("task", id = %id)).await;
+                let progress = {
+                    let (tx, id) = (tx.clone(), id.clone());
+                    // A full stream drops a progress event rather than wait: the next one follows.
+                    Arc::new(move |p| drop(tx.try_send(Ok(conversions::event(&id, Event::Progress(p))))))
+                };
+                let result = tasks::progress::scope(progress, task.run(ctx))
+                    .instrument(tracing::info_span!("task", id = %id))
+                    .await;
                 match &result {
                     Ok(changes) => tracing::info!(task = %id, ?changes, "applied"),
                     Err(err) => {

@@ -7,6 +7,7 @@
 mod brick_dir;
 mod bricks;
 mod disk;
+mod drain;
 mod filesystem;
 mod firewall;
 mod fuse;
@@ -19,6 +20,8 @@ mod mount;
 mod packages;
 mod partition;
 mod peers;
+pub mod progress;
+mod rebalance;
 mod retire_mounts;
 mod selinux;
 mod volume;
@@ -64,5 +67,8 @@ pub fn from_proto(task: &v1::Task, peer: Option<IpAddr>) -> Result<Box<dyn AnyTa
         Kind::VolumeTls(t) => Box::new(volume_tls::VolumeTls::from_proto(t)?),
         Kind::RetireGlusterMounts(t) => Box::new(retire_mounts::RetireGlusterMounts::from_proto(t)?),
         Kind::DestroyVolume(t) => Box::new(volume_destroy::DestroyVolume::from_proto(t)?),
+        Kind::RebalanceVolume(t) => Box::new(rebalance::RebalanceVolume::from_proto(t)?),
+        Kind::RemoveBricks(t) => Box::new(drain::RemoveBricks::from_proto(t)?),
+        Kind::DetachPeers(t) => Box::new(drain::DetachPeers::from_proto(t)?),
     })
 }

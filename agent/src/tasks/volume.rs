@@ -60,6 +60,9 @@ pub struct EnsureVolume {
     bricks: Vec<Brick>,
     options: BTreeMap<OptionKey, OptionValue>,
     force: bool,
+    /// Bricks a `RemoveBricks` before this task drains (`host:path`): the live volume is
+    /// compared without them.
+    leaving: Vec<String>,
 }
 
 /// How long restarted bricks may take to show online in `volume status`.
@@ -95,7 +98,8 @@ impl EnsureVolume {
         for (k, v) in &task.options {
             options.insert(OptionKey::new(k)?, OptionValue::new(v)?);
         }
-        Ok(Self { name, layout, bricks, options: volume_options::with_record(options)?, force: task.force })
+        let leaving = task.leaving.iter().map(|b| format!("{}:{}", b.host, b.path)).collect();
+        Ok(Self { name, layout, bricks, options: volume_options::with_record(options)?, force: task.force, leaving })
     }
 
     /// The task's bricks beyond `live`'s, when `live` has the same layout and its bricks are the
@@ -283,7 +287,11 @@ impl Task for EnsureVolume {
         let volumes = gluster::volume_info(ctx).await?;
         let mut changes = Vec::new();
         let mut warnings = Vec::new();
-        match volumes.iter().find(|v| v.name == self.name.as_str()) {
+        let mut found = volumes.into_iter().find(|v| v.name == self.name.as_str());
+        if let Some(live) = &mut found {
+            live.bricks.retain(|b| !self.leaving.iter().any(|l| l.eq_ignore_ascii_case(&b.spec())));
+        }
+        match &found {
             None => {
                 changes.push(VolumeChange::Create {
                     volume: self.name.clone(),
@@ -372,6 +380,7 @@ mod tests {
             options: [("performance.cache-size".to_owned(), "512MB".to_owned())].into(),
             allow_replica2: true,
             force: false,
+            leaving: Vec::new(),
         }
     }
 

@@ -37,6 +37,31 @@ pub fn stall_note(volume: &v1::VolumeStatus) -> String {
     )
 }
 
+/// The volume's last rebalance as `status` shows it: "rebalance in progress", "rebalance
+/// completed", "rebalance failed on gs3, gs4" ("" = none, or a single-set volume).
+pub fn migration_state(volume: &v1::VolumeStatus) -> String {
+    if volume.migration_failed_on.is_empty() {
+        volume.migration.clone()
+    } else {
+        format!("{} on {}", volume.migration, volume.migration_failed_on.join(", "))
+    }
+}
+
+/// A rebalance that failed on some node: its files stay readable where they are, the layout is
+/// not balanced; apply starts it again.
+pub fn migration_problems(volume: &v1::VolumeStatus) -> Vec<String> {
+    if volume.migration_failed_on.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "volume {}: {} (see /var/log/glusterfs/{}-rebalance.log there; files not moved stay readable where they \
+         are; apply starts the rebalance again)",
+        volume.name,
+        migration_state(volume),
+        volume.name
+    )]
+}
+
 /// Percent of `brick`'s filesystem in use, rounded up (`None`: its size is unknown).
 pub fn brick_used_percent(brick: &v1::BrickStatus) -> Option<u64> {
     // In u128: an agent reports what gluster says, and `used * 100` of a u64 can overflow.

@@ -1,0 +1,321 @@
+//! `RebalanceVolume`: after a volume grew, `volume rebalance VOL start`, watched with
+//! `rebalance VOL status` until every node has completed (progress reported on each look), a
+//! failure on any node being an error naming the node and its counts. Needed when the volume
+//! has more than one distribute set and a server holding one of its bricks took no part in a
+//! completed, failure-free rebalance (gluster keeps the last rebalance's record through
+//! `add-brick`, so the new servers are missing from it; a volume never rebalanced has none).
+//! Also the watch both migrations share ([`watch`]; `RemoveBricks` drains with it). Runs only
+//! the local gluster CLI.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use brickyard_proto::types::{HostName, VolumeName};
+use brickyard_proto::v1;
+
+use super::progress;
+use super::shape::{Plan, Task, TaskError};
+use crate::gluster;
+use crate::gluster::rebalance::{self as migration, Found, Migration, NodeProgress, State};
+use crate::host::poll::{self, Look};
+use crate::host::Context;
+
+/// How long a migration may run when the task does not say.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How often `... status` is asked while a migration runs.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `timeout_seconds` of a task (0 = the default).
+pub fn timeout(seconds: u32) -> Duration {
+    if seconds == 0 {
+        DEFAULT_TIMEOUT
+    } else {
+        Duration::from_secs(seconds.into())
+    }
+}
+
+/// The one-line account of a migration's nodes.
+pub fn describe(nodes: &[NodeProgress]) -> String {
+    nodes.iter().map(NodeProgress::describe).collect::<Vec<_>>().join("; ")
+}
+
+fn progress_of(migration: &Migration, nodes: &[NodeProgress]) -> v1::MigrationProgress {
+    v1::MigrationProgress {
+        volume: migration.volume().to_owned(),
+        operation: migration.operation().to_owned(),
+        nodes: nodes.iter().map(NodeProgress::to_proto).collect(),
+    }
+}
+
+/// Polls `... status` of `migration` (started) until no node is in progress, reporting
+/// progress on each look; returns the nodes' final counts. A deadline error names what the
+/// nodes were doing at the last look.
+pub async fn watch(ctx: &Context, migration: &Migration, timeout: Duration) -> Result<Vec<NodeProgress>, TaskError> {
+    let local = gluster::local_hostname()?;
+    let what = format!("the {} of volume {} to complete on every node", migration.operation(), migration.volume());
+    poll::until(what, timeout, POLL_INTERVAL, || async {
+        Ok::<_, TaskError>(match migration::status(ctx, migration, &local).await? {
+            Found::Nodes(nodes) => {
+                progress::report(progress_of(migration, &nodes));
+                if nodes.iter().any(|n| n.state == State::InProgress) || nodes.is_empty() {
+                    Look::NotYet(describe(&nodes))
+                } else {
+                    Look::Done(nodes)
+                }
+            }
+            Found::NotStarted => Look::NotYet("gluster says it is not started".into()),
+            Found::NotDistributed => {
+                return Err(TaskError::Failed(format!(
+                    "volume {} is no longer distributed while its {} ran",
+                    migration.volume(),
+                    migration.operation()
+                )))
+            }
+        })
+    })
+    .await
+}
+
+/// Nodes whose part did not complete cleanly, described ("" when every node did).
+pub fn unclean(nodes: &[NodeProgress]) -> String {
+    describe(&nodes.iter().filter(|n| !n.clean()).cloned().collect::<Vec<_>>())
+}
+
+pub struct RebalanceVolume {
+    volume: VolumeName,
+    timeout: Duration,
+    /// The brick servers the volume is to have (some may still wait for `add-brick`).
+    servers: Vec<HostName>,
+}
+
+impl RebalanceVolume {
+    pub fn from_proto(task: &v1::RebalanceVolume) -> Result<Self, TaskError> {
+        Ok(Self {
+            volume: VolumeName::new(&task.volume)?,
+            timeout: timeout(task.timeout_seconds),
+            servers: task.servers.iter().map(|s| HostName::new(s)).collect::<Result<_, _>>()?,
+        })
+    }
+
+    fn migration(&self) -> Migration {
+        Migration::Rebalance { volume: self.volume.to_string() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RebalanceChange {
+    /// `rebalance VOL start`, then the watch; `servers`: the brick servers the last rebalance
+    /// did not cover.
+    Start { volume: String, servers: Vec<String> },
+    /// A rebalance already runs: only the watch.
+    Watch { volume: String },
+    /// What apply found at the end.
+    Completed { volume: String, nodes: String, seconds: u64 },
+}
+
+impl std::fmt::Display for RebalanceChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RebalanceChange::Start { volume, servers } => write!(
+                f,
+                "rebalance volume {volume} (new layout for {}; `rebalance {volume} start`, watched until completed)",
+                servers.join(", ")
+            ),
+            RebalanceChange::Watch { volume } => write!(f, "wait for the running rebalance of volume {volume}"),
+            RebalanceChange::Completed { volume, nodes, seconds } => {
+                write!(f, "rebalanced volume {volume} in {seconds} s: {nodes}")
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Task for RebalanceVolume {
+    type Change = RebalanceChange;
+
+    async fn plan(&self, ctx: &Context) -> Result<Plan<RebalanceChange>, TaskError> {
+        let volume = self.volume.to_string();
+        let Some(live) = gluster::volume_info(ctx).await?.into_iter().find(|v| v.name == volume) else {
+            return Ok(Plan::unchanged().waiting_for(format!("volume {volume} to exist (EnsureVolume creates it)")));
+        };
+        if !live.started() {
+            return Ok(Plan::unchanged().waiting_for(format!("volume {volume} to be started (EnsureVolume starts it)")));
+        }
+        let nodes = match migration::status(ctx, &self.migration(), &gluster::local_hostname()?).await? {
+            Found::NotStarted => Vec::new(),
+            // One set now: a rebalance follows only the expansion to the task's servers.
+            Found::NotDistributed
+                if self.servers.iter().all(|s| live.bricks.iter().any(|b| b.host.eq_ignore_ascii_case(s.as_str()))) =>
+            {
+                return Ok(Plan::unchanged())
+            }
+            Found::NotDistributed => Vec::new(),
+            Found::Nodes(nodes) => nodes,
+        };
+        if nodes.iter().any(|n| n.state == State::InProgress) {
+            return Ok(Plan::of(vec![RebalanceChange::Watch { volume }]));
+        }
+        let hosts = live.bricks.iter().map(|b| b.host.as_str()).chain(self.servers.iter().map(HostName::as_str));
+        let mut servers: Vec<String> = Vec::new();
+        for host in hosts {
+            let covered = nodes.iter().any(|n| n.clean() && n.node.eq_ignore_ascii_case(host));
+            if !covered && !servers.iter().any(|s| s.eq_ignore_ascii_case(host)) {
+                servers.push(host.to_owned());
+            }
+        }
+        Ok(if servers.is_empty() {
+            Plan::unchanged()
+        } else {
+            Plan::of(vec![RebalanceChange::Start { volume, servers }])
+        })
+    }
+
+    async fn apply(&self, ctx: &Context, plan: Plan<RebalanceChange>) -> Result<Vec<RebalanceChange>, TaskError> {
+        let migration = self.migration();
+        if plan.changes.iter().any(|c| matches!(c, RebalanceChange::Start { .. })) {
+            gluster::cli(ctx, &migration.args("start")).await?;
+        }
+        let started = std::time::Instant::now();
+        let nodes = watch(ctx, &migration, self.timeout).await?;
+        let failed = unclean(&nodes);
+        if !failed.is_empty() {
+            return Err(TaskError::Failed(format!(
+                "rebalance of volume {} did not complete on every node: {failed} (see \
+                 /var/log/glusterfs/{}-rebalance.log on those servers; files not moved stay readable where \
+                 they are; apply starts the rebalance again)",
+                self.volume, self.volume
+            )));
+        }
+        let mut done = plan.changes;
+        done.push(RebalanceChange::Completed {
+            volume: self.volume.to_string(),
+            nodes: describe(&nodes),
+            seconds: started.elapsed().as_secs(),
+        });
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gluster::fixture;
+    use crate::host::runner::fake::FakeRunner;
+    use crate::host::runner::Output;
+    use crate::tasks::shape::AnyTask;
+
+    const G: &str = "/usr/sbin/gluster --mode=script --xml";
+
+    fn task() -> RebalanceVolume {
+        servers_task(4)
+    }
+
+    fn servers_task(count: usize) -> RebalanceVolume {
+        let servers = (1..=count).map(|i| format!("gluServer{i}")).collect();
+        RebalanceVolume::from_proto(&v1::RebalanceVolume { volume: "gluV1".into(), timeout_seconds: 5, servers })
+            .unwrap()
+    }
+
+    fn refused(name: &str) -> Output {
+        Output { code: Some(1), stdout: fixture(name), stderr: String::new() }
+    }
+
+    #[tokio::test]
+    async fn a_single_set_needs_no_rebalance() {
+        let info = fixture("volume-info.xml")
+            .replace("gv0", "gluV1")
+            .replace("gs1:", "gluServer1:")
+            .replace("gs2:", "gluServer2:");
+        let c = Context::direct(FakeRunner::default().expect(&format!("{G} volume info"), &info).expect_output(
+            &format!("{G} volume rebalance gluV1 status"),
+            refused("rebalance-status-not-distribute.xml"),
+        ));
+        assert_eq!(servers_task(2).plan(&c).await.unwrap(), Plan::unchanged());
+    }
+
+    #[tokio::test]
+    async fn a_pending_expansion_is_planned_with_its_new_servers() {
+        // The live volume is still one set of gluServer1-2; the spec adds gluServer3-4.
+        let info = fixture("volume-info.xml")
+            .replace("gv0", "gluV1")
+            .replace("gs1:", "gluServer1:")
+            .replace("gs2:", "gluServer2:");
+        let c = Context::direct(FakeRunner::default().expect(&format!("{G} volume info"), &info).expect_output(
+            &format!("{G} volume rebalance gluV1 status"),
+            refused("rebalance-status-not-distribute.xml"),
+        ));
+        let plan = task().check(&c).await.unwrap();
+        assert_eq!(
+            plan.changes,
+            ["rebalance volume gluV1 (new layout for gluServer1, gluServer2, gluServer3, gluServer4; `rebalance \
+              gluV1 start`, watched until completed)"]
+        );
+    }
+
+    #[tokio::test]
+    async fn servers_missing_from_the_last_rebalance_start_one() {
+        // This host is the first brick server; the captured rebalance calls it "localhost".
+        let info = fixture("volume-info-grown.xml").replace("gluServer1", &gluster::local_hostname().unwrap());
+        let c = Context::direct(
+            FakeRunner::default()
+                .expect(&format!("{G} volume info"), &info)
+                .expect_output(
+                    &format!("{G} volume rebalance gluV1 status"),
+                    refused("rebalance-status-not-started.xml"),
+                )
+                .expect(&format!("{G} volume info"), &info)
+                .expect(&format!("{G} volume rebalance gluV1 status"), &fixture("rebalance-status-completed.xml")),
+        );
+        let t = servers_task(0);
+        let plan = t.check(&c).await.unwrap();
+        assert_eq!(plan.changes.len(), 1, "{plan:?}");
+        assert!(plan.changes[0].starts_with("rebalance volume gluV1 (new layout for "), "{plan:?}");
+        assert!(
+            plan.changes[0]
+                .ends_with(", gluServer2, gluServer3, gluServer4; `rebalance gluV1 start`, watched until completed)"),
+            "{plan:?}"
+        );
+        // The completed rebalance covers every brick server.
+        assert_eq!(t.plan(&c).await.unwrap(), Plan::unchanged());
+    }
+
+    #[tokio::test]
+    async fn a_started_rebalance_is_watched_and_failures_fail_naming_the_node() {
+        let info = fixture("volume-info-grown.xml");
+        let failed = fixture("rebalance-status-completed.xml")
+            .replacen("<failures>0</failures>", "<failures>2</failures>", 1)
+            .replacen("<status>3</status>", "<status>4</status>", 1)
+            .replacen("<statusStr>completed</statusStr>", "<statusStr>failed</statusStr>", 1);
+        let c = Context::direct(
+            FakeRunner::default()
+                .expect(&format!("{G} volume info"), &info)
+                .expect_output(
+                    &format!("{G} volume rebalance gluV1 status"),
+                    refused("rebalance-status-not-started.xml"),
+                )
+                .expect(&format!("{G} volume rebalance gluV1 start"), &fixture("rebalance-start.xml"))
+                .expect(&format!("{G} volume rebalance gluV1 status"), &fixture("rebalance-status-in-progress.xml"))
+                .expect(&format!("{G} volume rebalance gluV1 status"), &failed),
+        );
+        let e = task().run(&c).await.unwrap_err();
+        assert!(matches!(e, TaskError::Failed(_)), "{e:?}");
+        let e = e.to_string();
+        assert!(e.contains("gluServer2: failed, 200 scanned, 47 moved, 2 failures"), "{e}");
+        assert!(!e.contains("gluServer3"), "only the failed node is named: {e}");
+    }
+
+    #[tokio::test]
+    async fn a_completed_rebalance_reports_each_node() {
+        let info = fixture("volume-info-grown.xml");
+        let c = Context::direct(
+            FakeRunner::default()
+                .expect(&format!("{G} volume info"), &info)
+                .expect(&format!("{G} volume rebalance gluV1 status"), &fixture("rebalance-status-in-progress.xml"))
+                .expect(&format!("{G} volume rebalance gluV1 status"), &fixture("rebalance-status-completed.xml")),
+        );
+        let done = task().run(&c).await.unwrap();
+        assert_eq!(done[0], "wait for the running rebalance of volume gluV1");
+        assert!(done[1].starts_with("rebalanced volume gluV1 in "), "{done:?}");
+        assert!(done[1].contains("gluServer2: completed, 200 scanned, 47 moved, 0 failures, 11 s"), "{done:?}");
+    }
+}
