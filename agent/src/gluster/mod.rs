@@ -4,6 +4,7 @@
 //! not installed yet or a glusterd that does not run is "not ready" (an earlier task brings
 //! them). Reads /proc/self/mountinfo and statvfs()s glusterfs mounts for the status.
 
+pub mod heal;
 pub mod xml;
 
 use std::collections::BTreeMap;
@@ -47,11 +48,7 @@ pub enum Error {
 /// No gluster CLI, or no glusterd answering, is `NotReady` (EnsurePackages and EnsureGlusterd
 /// bring them).
 pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, Error> {
-    let program = ctx
-        .runner
-        .cmd("gluster")
-        .map_err(|e| Error::NotReady(format!("the gluster CLI is not installed ({e}): EnsurePackages installs it")))?;
-    let cmd = program.args(["--mode=script", "--xml"]).args(args.iter().copied());
+    let cmd = cli_program(ctx)?.args(args.iter().copied());
     let out = ctx.runner.output(&cmd).await?;
     xml::cli_output(&out.stdout).map_err(|e| {
         let stderr = match e {
@@ -68,6 +65,15 @@ pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, Error> {
         }
         Error::Command(CommandError::Failed { cmd: cmd.display(), code: out.code, stdout: out.stdout, stderr })
     })
+}
+
+/// `gluster --mode=script --xml`, without the command yet.
+fn cli_program(ctx: &Context) -> Result<crate::host::runner::Cmd, Error> {
+    let program = ctx
+        .runner
+        .cmd("gluster")
+        .map_err(|e| Error::NotReady(format!("the gluster CLI is not installed ({e}): EnsurePackages installs it")))?;
+    Ok(program.args(["--mode=script", "--xml"]))
 }
 
 /// Wraps a parse failure of a successful command's XML as a command error naming the command.
@@ -111,11 +117,6 @@ pub async fn brick_processes(ctx: &Context, volume: &str) -> Result<Vec<BrickPro
 /// Brick processes (online, port, sizes) of every started volume.
 pub async fn volume_status_detail(ctx: &Context) -> Result<BTreeMap<String, Vec<BrickProcess>>, Error> {
     parsed("volume status", xml::volume_status(&cli(ctx, &["volume", "status", "all", "detail"]).await?))
-}
-
-/// Entries waiting for self-heal on `volume` (`None`: no brick answered).
-pub async fn pending_heals(ctx: &Context, volume: &str) -> Result<Option<i64>, Error> {
-    parsed("volume heal", xml::pending_heals(&cli(ctx, &["volume", "heal", volume, "info", "summary"]).await?))
 }
 
 /// This host's name (the UTS hostname).
@@ -207,19 +208,17 @@ pub async fn status(ctx: &Context) -> Result<v1::GlusterStatus, Error> {
     let processes =
         if infos.iter().any(VolumeInfo::started) { volume_status_detail(ctx).await? } else { BTreeMap::new() };
     for info in infos {
-        let pending_heals = if info.started() && info.heals() {
-            pending_heals(ctx, &info.name).await.ok().flatten().unwrap_or(-1)
-        } else {
-            -1
-        };
+        let heals = if info.started() && info.heals() { heal::heal_summary(ctx, &info.name).await.ok() } else { None };
         let live = processes.get(&info.name).map(Vec::as_slice).unwrap_or_default();
-        status.volumes.push(volume_status(info, live, pending_heals));
+        let mut volume = volume_status(info, live);
+        heal::fill_status(&mut volume, heals.as_ref());
+        status.volumes.push(volume);
     }
     Ok(status)
 }
 
-/// Joins `volume info` with the brick processes of `volume status detail`.
-fn volume_status(info: VolumeInfo, live: &[BrickProcess], pending_heals: i64) -> v1::VolumeStatus {
+/// Joins `volume info` with the brick processes of `volume status detail` (heal counts unset).
+fn volume_status(info: VolumeInfo, live: &[BrickProcess]) -> v1::VolumeStatus {
     let bricks = info
         .bricks
         .iter()
@@ -246,7 +245,7 @@ fn volume_status(info: VolumeInfo, live: &[BrickProcess], pending_heals: i64) ->
         redundancy: info.redundancy,
         bricks,
         options: info.options.into_iter().collect(),
-        pending_heals,
+        ..Default::default()
     }
 }
 
@@ -331,7 +330,10 @@ mod tests {
             (v.name.as_str(), v.r#type.as_str(), v.status.as_str(), v.replica),
             ("gv0", "Replicate", "Started", 2)
         );
-        assert_eq!(v.pending_heals, 2);
+        assert_eq!(
+            (v.pending_heals, v.split_brain, v.heal_unreachable.as_slice()),
+            (2, 0, &["gs2:/srv/b1".to_owned()][..])
+        );
         assert_eq!(v.options["performance.cache-size"], "512MB");
         assert!(v.bricks[0].online && v.bricks[0].port == 60427 && v.bricks[0].size_total == 12638031872);
         assert!(!v.bricks[1].online && v.bricks[1].port == 0);

@@ -69,7 +69,8 @@ fn validate(request: &Request<v1::TaskBatch>) -> Result<Tasks, Status> {
         .collect()
 }
 
-/// Applies `tasks` in order, sending events; after a failure the rest are reported skipped.
+/// Applies `tasks` in order, sending events (with each task's progress lines); after a failure
+/// the rest are reported skipped.
 async fn apply_batch(ctx: &Context, tasks: Tasks, tx: mpsc::Sender<Result<v1::TaskEvent, Status>>) {
     use v1::task_event::Event;
     let mut failed: Option<String> = None;
@@ -87,7 +88,15 @@ async fn apply_batch(ctx: &Context, tasks: Tasks, tx: mpsc::Sender<Result<v1::Ta
                     tracing::warn!(task = %id, "coordinator went away; stopping before this task");
                     return;
                 }
-                let result = task.run(ctx).instrument(tracing::info_span!("task", id = %id)).await;
+                let progress = {
+                    let (tx, id) = (tx.clone(), id.clone());
+                    // A full channel drops a progress line rather than stall the task.
+                    Arc::new(move |message| {
+                        let _ = tx.try_send(Ok(conversions::event(&id, Event::Progress(v1::TaskProgress { message }))));
+                    })
+                };
+                let run = task.run(ctx).instrument(tracing::info_span!("task", id = %id));
+                let result = crate::host::progress::scoped(progress, run).await;
                 match &result {
                     Ok(changes) => tracing::info!(task = %id, ?changes, "applied"),
                     Err(err) => {

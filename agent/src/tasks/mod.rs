@@ -6,6 +6,7 @@
 
 mod brick_dir;
 mod bricks;
+mod detach;
 mod disk;
 mod filesystem;
 mod firewall;
@@ -13,6 +14,7 @@ mod fuse;
 mod gluster_mount;
 mod glusterd;
 mod glusterd_uuid;
+mod heal;
 mod hosts;
 mod mount;
 mod packages;
@@ -55,5 +57,6 @@ pub fn from_proto(task: &v1::Task, peer: Option<IpAddr>) -> Result<Box<dyn AnyTa
         Kind::EnsureVolume(t) => Box::new(volume::EnsureVolume::from_proto(t)?),
         Kind::MountGlusterVolume(t) => Box::new(gluster_mount::MountGlusterVolume::from_proto(t)?),
         Kind::BrickSelinux(t) => Box::new(selinux::BrickSelinux::from_proto(t)?),
+        Kind::DetachPeers(t) => Box::new(detach::DetachPeers::from_proto(t)?),
     })
 }
