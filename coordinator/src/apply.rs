@@ -273,6 +273,15 @@ async fn stream_batch(
                 current = Some(task);
                 continue;
             }
+            Some(AgentEvent::Progress(p)) => {
+                reporter.event(&Event::TaskProgress {
+                    phase: phase.to_owned(),
+                    host: host.clone(),
+                    task,
+                    message: p.message,
+                });
+                continue;
+            }
             Some(AgentEvent::Unchanged(_)) => (TaskStatus::Unchanged, Vec::new(), None),
             Some(AgentEvent::Changed(c)) => (TaskStatus::Changed, c.changes, None),
             Some(AgentEvent::Failed(e)) => (TaskStatus::Failed, Vec::new(), Some(task_error(&e))),

@@ -13,6 +13,7 @@ pub mod phases;
 pub mod pki;
 pub mod plan;
 pub mod progress;
+pub mod replacements;
 pub mod spec;
 pub mod status;
 pub mod validate;

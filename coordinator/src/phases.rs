@@ -4,7 +4,7 @@
 //! barrier: every server waits until it sees every other as `Peer in Cluster (Connected)`, since
 //! gluster stages volume changes on every peer) → volumes (every brick server checks its bricks
 //! — on their mounted disks, no stale volume-id — then the volumes are ensured from the first
-//! server) → clients (packages, /etc/hosts, FUSE, mounts). Pure: the agents check and apply what
+//! server, and servers the spec replaced are detached) → clients (packages, /etc/hosts, FUSE, mounts). Pure: the agents check and apply what
 //! this produces. Every volume's `auth.allow` is computed here: the pool's servers, the clients
 //! that mount the volume, and the spec's `auth_allow` additions.
 
@@ -319,9 +319,13 @@ fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
                 options: volume_options(spec, volume).into_iter().collect(),
                 allow_replica2: volume.allow_replica2,
                 force: volume.force,
+                replaces: crate::replacements::of_volume(spec, volume),
+                heal_timeout_seconds: 0,
             }),
         ));
     }
+    // After every volume moved the replaced servers' bricks.
+    tasks.extend(crate::replacements::detach_task(spec));
     if tasks.is_empty() {
         return Ok(Vec::new());
     }

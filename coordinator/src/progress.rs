@@ -34,6 +34,13 @@ pub enum Event {
         host: String,
         task: String,
     },
+    /// A running task's progress (e.g. a full heal's entries still pending).
+    TaskProgress {
+        phase: String,
+        host: String,
+        task: String,
+        message: String,
+    },
     TaskDone {
         phase: String,
         host: String,
@@ -107,6 +114,7 @@ fn line(event: &Event) -> Option<String> {
             Some(format!("== {phase}: {}", names.join(", ")))
         }
         Event::TaskStarted { .. } => None,
+        Event::TaskProgress { host, task, message, .. } => Some(format!("  {host}: {task}: {message}")),
         Event::TaskDone { host, task, status: TaskStatus::Changed, changes, .. } => {
             Some(changes.iter().map(|c| format!("  {host}: {task}: {c}")).collect::<Vec<_>>().join("\n"))
         }
@@ -183,6 +191,11 @@ impl Reporter for Live {
                     bar.set_message(task.clone());
                 }
             }
+            Event::TaskProgress { host, task, message, .. } => {
+                if let Some((bar, _)) = state.bars.get(host) {
+                    bar.set_message(format!("{task}: {message}"));
+                }
+            }
             Event::TaskDone { host, .. } => {
                 if let (Some(text), Some(multi)) = (line(event), &state.multi) {
                     let _ = multi.println(text);
@@ -241,5 +254,16 @@ mod tests {
             error: Some("refused: /dev/vdb holds ext4".into()),
         };
         assert_eq!(line(&failed).unwrap(), "  s2: partition /dev/vdb: FAILED: refused: /dev/vdb holds ext4");
+        let progress = Event::TaskProgress {
+            phase: "volumes".into(),
+            host: "s1".into(),
+            task: "volume gluV1".into(),
+            message: "heal gluV1: 12 entries pending heal (s1:/b 12, s2:/b 0) after 3 s".into(),
+        };
+        assert_eq!(
+            line(&progress).unwrap(),
+            "  s1: volume gluV1: heal gluV1: 12 entries pending heal (s1:/b 12, s2:/b 0) after 3 s"
+        );
+        assert!(serde_json::to_string(&progress).unwrap().starts_with(r#"{"event":"task_progress","phase":"volumes""#));
     }
 }

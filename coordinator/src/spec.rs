@@ -106,6 +106,12 @@ pub struct Server {
     /// volume on this server must allow with `force = true`.
     #[serde(default)]
     pub disk: Option<Disk>,
+    /// The server this one takes over from (dead, or leaving): it is no longer in the spec;
+    /// this server takes its place in every volume's brick order, its bricks are moved here
+    /// (`replace-brick`, full heal) and it is detached from the pool. Kept after the
+    /// replacement, it changes nothing.
+    #[serde(default)]
+    pub replaces: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -34,6 +34,7 @@ pub fn replica2_volume(
             options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             allow_replica2,
             force: false,
+            ..Default::default()
         }),
     )
 }
