@@ -1,9 +1,11 @@
 //! Self-heal as the gluster CLI shows it: `volume heal VOL info summary` per brick (entries
 //! pending, in split-brain, being healed, and whether heal info could reach the brick), parsed
-//! purely from its XML, and `volume heal VOL full`, which starts a full crawl and answers in
-//! text even with `--xml` (gluster 10.3). Fixtures captured from gluster 10.3 in a lab:
-//! `heal-info-summary-healing.xml` (mid-heal after `add-brick replica 3`),
-//! `heal-info-summary-brick-down.xml`, `volume-heal-full.txt`, `volume-heal-full-failed.txt`.
+//! purely from its XML, and `volume heal VOL [full]`, which starts a crawl of the heal indices
+//! (or of everything) and answers in text even with `--xml` (gluster 10.3: on stdout when it
+//! starts, on stderr when refused). Fixtures captured
+//! from gluster 10.3 in a lab: `heal-info-summary-healing.xml` (mid-heal after `add-brick
+//! replica 3`), `heal-info-summary-brick-down.xml`, `volume-heal-full.txt`,
+//! `volume-heal-full-failed.txt` and `volume-heal-index-failed.txt` (copied from the terminal).
 
 use brickyard_proto::v1;
 
@@ -90,11 +92,23 @@ pub async fn heal_summary(ctx: &Context, volume: &str) -> Result<HealSummary, Er
     parsed("volume heal info summary", summary(&super::cli(ctx, &["volume", "heal", volume, "info", "summary"]).await?))
 }
 
-/// `volume heal VOL full`: starts a full self-heal crawl on every brick's self-heal daemon.
-/// Its answer is text, not XML; a refusal (e.g. "Commit failed on gluServer4" while a new
-/// brick's self-heal daemon is still starting) is the error's message.
-pub async fn start_full_heal(ctx: &Context, volume: &str) -> Result<(), Error> {
-    let cmd = cli_program(ctx)?.args(["volume", "heal", volume, "full"]);
+/// Which entries a heal crawl visits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crawl {
+    /// `volume heal VOL full`: every file of every brick.
+    Full,
+    /// `volume heal VOL`: the entries the heal indices list (what `heal info` counts).
+    Index,
+}
+
+/// Starts a self-heal crawl on every brick's self-heal daemon. The answer is text, not XML; a
+/// refusal (e.g. "Commit failed on gluServer4" while a new brick's self-heal daemon is still
+/// starting) is the error's message.
+pub async fn start_heal(ctx: &Context, volume: &str, crawl: Crawl) -> Result<(), Error> {
+    let mut cmd = cli_program(ctx)?.args(["volume", "heal", volume]);
+    if crawl == Crawl::Full {
+        cmd = cmd.arg("full");
+    }
     let out = ctx.runner.output(&cmd).await?;
     if out.success() {
         return Ok(());
@@ -180,12 +194,19 @@ mod tests {
     async fn full_heal_answers_in_text() {
         const FULL: &str = "/usr/sbin/gluster --mode=script --xml volume heal hv full";
         let c = Context::direct(FakeRunner::default().expect(FULL, &fixture("volume-heal-full.txt")));
-        start_full_heal(&c, "hv").await.unwrap();
+        start_heal(&c, "hv", Crawl::Full).await.unwrap();
 
-        let failed = Output { code: Some(1), stdout: fixture("volume-heal-full-failed.txt"), stderr: String::new() };
+        let failed = Output { code: Some(1), stdout: String::new(), stderr: fixture("volume-heal-full-failed.txt") };
         let c = Context::direct(FakeRunner::default().expect_output(FULL, failed));
-        let e = start_full_heal(&c, "hv").await.unwrap_err().to_string();
+        let e = start_heal(&c, "hv", Crawl::Full).await.unwrap_err().to_string();
         assert!(e.contains("volume heal hv full failed (exit status 1)"), "{e}");
         assert!(e.contains("has been unsuccessful: Commit failed on gluServer4."), "{e}");
+
+        let failed = Output { code: Some(1), stdout: String::new(), stderr: fixture("volume-heal-index-failed.txt") };
+        let c = Context::direct(
+            FakeRunner::default().expect_output("/usr/sbin/gluster --mode=script --xml volume heal hv", failed),
+        );
+        let e = start_heal(&c, "hv", Crawl::Index).await.unwrap_err().to_string();
+        assert!(e.contains("index self heal on volume hv has been unsuccessful"), "{e}");
     }
 }
