@@ -6,7 +6,7 @@
 //! on the client before, on the client after, and on every brick that must hold it. Volumes use
 //! `network.ping-timeout` = 5 s so a dead server is noticed quickly. Root.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use brickyard_tests::lab::{assert_success, TestLab};
@@ -68,7 +68,7 @@ fn write_spec(lab: &TestLab, servers: &[Server], replica: u32) -> PathBuf {
 }
 
 /// `brickyard ARGS -f SPEC`, which must succeed; its stdout.
-fn brickyard(lab: &TestLab, args: &[&str], spec: &PathBuf) -> String {
+fn brickyard(lab: &TestLab, args: &[&str], spec: &Path) -> String {
     let spec = spec.to_string_lossy();
     let out = lab.brickyard(&[args, &["-f", &spec]].concat());
     assert_success(&format!("brickyard {}", args.join(" ")), &out);
