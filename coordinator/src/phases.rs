@@ -3,9 +3,9 @@
 //! FUSE) → pool (probe from the first server, then the first server back by name, then the
 //! barrier: every server waits until it sees every other as `Peer in Cluster (Connected)`, since
 //! gluster stages volume changes on every peer) → volumes (every brick server checks its bricks
-//! — on their mounted disks, no stale volume-id — then the volumes are ensured from the first
-//! server, and servers the spec replaced are detached) → clients (packages, /etc/hosts, FUSE, mounts). Pure: the agents check and apply what
-//! this produces. Every volume's `auth.allow` is computed here: the pool's servers, the clients
+//! — on their mounted disks, no stale volume-id; a brick back empty is reset — then the volumes
+//! are ensured from the first server, and servers the spec replaced are detached) → clients
+//! (packages, /etc/hosts, FUSE, mounts). Pure: the agents check and apply what this produces. Every volume's `auth.allow` is computed here: the pool's servers, the clients
 //! that mount the volume, and the spec's `auth_allow` additions.
 
 use std::collections::BTreeMap;
@@ -346,7 +346,13 @@ fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
                 .collect();
             (!bricks.is_empty()).then(|| HostBatch {
                 host: server.name.clone(),
-                tasks: vec![task("bricks", Kind::EnsureBricks(v1::EnsureBricks { bricks }))],
+                tasks: vec![
+                    task("bricks", Kind::EnsureBricks(v1::EnsureBricks { bricks: bricks.clone() })),
+                    task(
+                        "reset empty bricks",
+                        Kind::ResetEmptyBricks(v1::ResetEmptyBricks { bricks, heal_timeout_seconds: 0 }),
+                    ),
+                ],
             })
         })
         .collect();

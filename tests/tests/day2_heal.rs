@@ -177,3 +177,27 @@ fn a_server_gone_for_good_is_replaced_and_its_brick_healed_on_the_new_one() {
     let again = lab.brickyard(&["plan", "--detailed-exitcode", "-f", &replaced.to_string_lossy()]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
 }
+
+#[test]
+fn a_server_back_on_an_empty_disk_gets_its_brick_reset_and_healed() {
+    let lab = TestLab::up("heal-reset", 3, 1);
+    let three = write_spec(&lab, &[server("gluServer1"), server("gluServer2"), server("gluServer3")], 3);
+    brickyard(&lab, &["apply"], &three);
+    let before = write_files(&lab);
+
+    // gluServer3's brick process dies and its brick comes back as an empty directory (a new disk).
+    let empty = format!("kill -9 $(pidof glusterfsd) && rm -rf {}", brick());
+    assert_success("emptying gluServer3's brick", &lab.exec("gluServer3", &["sh", "-c", &empty]));
+    let applied = brickyard(&lab, &["apply"], &three);
+    let reset = format!(
+        "reset empty brick gluServer3:{} of volume {VOLUME} (reset-brick start, commit force), full heal:",
+        brick()
+    );
+    let line = applied.lines().find(|l| l.contains(&reset)).unwrap_or_else(|| panic!("no reset in:\n{applied}"));
+    println!("reset-brick: {line}");
+
+    let status = lab.brickyard(&["status", "-f", &three.to_string_lossy()]);
+    assert!(status.status.success(), "status after the reset: {}", text(&status));
+    assert_eq!(on(&lab, "gluServer3", &brick()), before, "the reset brick holds every file again");
+    assert_eq!(on(&lab, "client1", MOUNT), before);
+}

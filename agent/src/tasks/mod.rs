@@ -20,6 +20,7 @@ mod mount;
 mod packages;
 mod partition;
 mod peers;
+mod reset_brick;
 mod selinux;
 mod volume;
 
@@ -58,5 +59,6 @@ pub fn from_proto(task: &v1::Task, peer: Option<IpAddr>) -> Result<Box<dyn AnyTa
         Kind::MountGlusterVolume(t) => Box::new(gluster_mount::MountGlusterVolume::from_proto(t)?),
         Kind::BrickSelinux(t) => Box::new(selinux::BrickSelinux::from_proto(t)?),
         Kind::DetachPeers(t) => Box::new(detach::DetachPeers::from_proto(t)?),
+        Kind::ResetEmptyBricks(t) => Box::new(reset_brick::ResetEmptyBricks::from_proto(t)?),
     })
 }
