@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::shape::TaskError;
+use crate::gluster;
 use crate::gluster::heal::{self, Crawl};
-use crate::gluster::{self};
 use crate::host::poll::{self, Look};
 use crate::host::{progress, Context};
 

@@ -10,9 +10,9 @@
 //! and nothing is changed. A raised replica count (`add-brick VOL replica N NEW...`) and bricks
 //! of replaced servers (`replace-brick VOL OLD NEW commit force`) are recognised in
 //! [`reshape`]; both end with a full heal watched until nothing is pending ([`super::heal`]).
-//! Where the bricks may live (their mounted disk,
-//! not the root filesystem unless `force`) is `EnsureBricks`'s to check, on every brick server,
-//! before this task runs. Runs only the local gluster CLI.
+//! Where the bricks may live (their mounted disk, not the root filesystem unless `force`) is
+//! `EnsureBricks`'s to check, on every brick server, before this task runs. Runs only the local
+//! gluster CLI.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -286,6 +286,7 @@ impl VolumeChange {
             VolumeChange::ReplaceBrick { volume, old, new } => {
                 words(&["volume", "replace-brick", volume.as_str(), old, &new.spec(), "commit", "force"])
             }
+            // What `heal::full_heal` starts (apply calls it, since it also watches the heal).
             VolumeChange::Heal { volume, .. } => words(&["volume", "heal", volume.as_str(), "full"]),
             VolumeChange::Restart { volume, .. } => words(&["volume", "start", volume.as_str(), "force"]),
             VolumeChange::Set { volume, key, value, .. } => words(&["volume", "set", volume.as_str(), key, value]),
