@@ -281,6 +281,7 @@ pub fn render_json(report: &StatusReport) -> Value {
                 "volumes": s.volumes.iter().map(|v| json!({
                     "name": v.name, "type": v.r#type, "status": v.status, "pending_heals": v.pending_heals,
                     "split_brain": v.split_brain,
+                    "heal_unreachable": v.heal_unreachable,
                     "ping_timeout_seconds": volume_health::ping_timeout_seconds(v),
                     "client_quorum_lost": volume_health::client_quorum(v).iter()
                         .any(|q| matches!(q, volume_health::ClientQuorum::Lost { .. })),
