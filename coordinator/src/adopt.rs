@@ -75,6 +75,7 @@ impl Request {
             port: None,
             disk: None,
             drain: false,
+            replaces: None,
         };
         let client = |(name, address): &(String, String)| crate::spec::Client {
             name: name.clone(),

@@ -18,6 +18,7 @@ pub mod pki;
 pub mod plan;
 pub mod pool_view;
 pub mod progress;
+pub mod replacements;
 pub mod retire;
 pub mod spec;
 pub mod status;

@@ -65,15 +65,6 @@ fn rebalance_task(spec: &Spec, volume: &Volume, layout: Layout) -> Option<v1::Ta
     })
 }
 
-/// `DetachPeers` of the drained servers (none: nothing drains).
-pub fn detach_task(spec: &Spec) -> Option<v1::Task> {
-    let peers: Vec<String> = spec.servers.iter().filter(|s| s.drain).map(|s| s.name.clone()).collect();
-    (!peers.is_empty()).then(|| v1::Task {
-        id: "detach drained servers".into(),
-        kind: Some(Kind::DetachPeers(v1::DetachPeers { peers })),
-    })
-}
-
 /// Servers of the live pool that the spec no longer lists, with the bricks they hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", removed.iter().map(|(server, bricks)| format!(
@@ -86,9 +77,12 @@ pub struct RemovedServers {
     pub removed: Vec<(String, Vec<String>)>,
 }
 
-/// The bricks of `status` (one server's view of the pool) on hosts the spec does not list.
+/// The bricks of `status` (one server's view of the pool) on hosts the spec does not list (a
+/// server another one `replaces` is accounted for: its bricks move to the replacement).
 pub fn removed_servers(spec: &Spec, status: &v1::GlusterStatus) -> Result<(), RemovedServers> {
-    let listed = |host: &str| spec.servers.iter().any(|s| s.name.eq_ignore_ascii_case(host) || s.address == host);
+    let listed = |host: &str| {
+        spec.servers.iter().any(|s| s.name.eq_ignore_ascii_case(host) || s.address == host) || spec.is_replaced(host)
+    };
     let mut removed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for volume in &status.volumes {
         for brick in volume.bricks.iter().filter(|b| !listed(&b.host)) {
@@ -161,7 +155,7 @@ brick_dir = "b"
         let volumes = &phases[2].steps;
         assert_eq!(volumes[0].iter().map(|b| b.host.as_str()).collect::<Vec<_>>(), ["s1", "s2"], "brick checks");
         let ids: Vec<&str> = volumes[1][0].tasks.iter().map(|t| t.id.as_str()).collect();
-        assert_eq!(ids, ["drain gv", "volume gv tls", "volume gv", "detach drained servers"]);
+        assert_eq!(ids, ["drain gv", "volume gv tls", "volume gv", "detach leaving servers s3, s4"]);
         assert_eq!(phases.len(), 4, "one set left: no rebalance phase");
         let Some(Kind::RemoveBricks(drain)) = &volumes[1][0].tasks[0].kind else { panic!() };
         let bricks: Vec<_> = drain.bricks.iter().map(|b| format!("{}:{}", b.host, b.path)).collect();

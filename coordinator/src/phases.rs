@@ -3,11 +3,12 @@
 //! FUSE) → pool (probe from the first server, then the first server back by name, then the
 //! barrier: every server waits until it sees every other as `Peer in Cluster (Connected)`, since
 //! gluster stages volume changes on every peer) → volumes (every brick server checks its bricks
-//! — on their mounted disks, no stale volume-id — then the volumes are ensured from the first
-//! server) → clients (packages, /etc/hosts, FUSE, mounts). Pure: the agents check and apply what
-//! this produces. Every volume's `auth.allow` is computed here: the pool's servers, the clients
-//! that mount the volume, and the spec's `auth_allow` additions. GlusterFS TLS adds its tasks
-//! and options through `crate::gluster_tls`.
+//! — on their mounted disks, no stale volume-id; a brick back empty is reset — then the volumes
+//! are ensured from the first server, and servers leaving the pool, drained or replaced, are
+//! detached) → clients (packages, /etc/hosts, FUSE, mounts) → rebalance. Pure: the agents check
+//! and apply what this produces. Every volume's `auth.allow` is computed here: the pool's
+//! servers, the clients that mount the volume, and the spec's `auth_allow` additions.
+//! GlusterFS TLS adds its tasks and options through `crate::gluster_tls`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -281,6 +282,16 @@ fn pool(spec: &Spec) -> Vec<Vec<HostBatch>> {
 }
 
 /// The bricks of a volume in replica-set order: one brick per volume server that is not
+/// `DetachPeers` of the servers leaving the pool, run after every volume moved their bricks
+/// off: those drained (`drain = true`) and those another server `replaces`.
+pub(crate) fn detach_task(spec: &Spec) -> Option<v1::Task> {
+    let drained = spec.servers.iter().filter(|s| s.drain).map(|s| s.name.clone());
+    let peers: Vec<String> = drained.chain(spec.servers.iter().filter_map(|s| s.replaces.clone())).collect();
+    (!peers.is_empty()).then(|| {
+        task(format!("detach leaving servers {}", peers.join(", ")), Kind::DetachPeers(v1::DetachPeers { peers }))
+    })
+}
+
 /// drained, so every set of consecutive bricks lies on distinct hosts.
 pub fn bricks(spec: &Spec, volume: &crate::spec::Volume) -> Vec<v1::Brick> {
     spec.volume_members(volume)
@@ -356,10 +367,13 @@ fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
                 allow_replica2: volume.allow_replica2,
                 force: volume.force,
                 leaving: migrate::leaving(spec, volume),
+                replaces: crate::replacements::of_volume(spec, volume),
+                heal_timeout_seconds: 0,
             }),
         ));
     }
-    tasks.extend(migrate::detach_task(spec));
+    // After every volume moved the leaving servers' bricks off.
+    tasks.extend(detach_task(spec));
     if tasks.is_empty() {
         return Ok(Vec::new());
     }
@@ -380,7 +394,13 @@ fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
                 .collect();
             (!bricks.is_empty()).then(|| HostBatch {
                 host: server.name.clone(),
-                tasks: vec![task("bricks", Kind::EnsureBricks(v1::EnsureBricks { bricks }))],
+                tasks: vec![
+                    task("bricks", Kind::EnsureBricks(v1::EnsureBricks { bricks: bricks.clone() })),
+                    task(
+                        "reset empty bricks",
+                        Kind::ResetEmptyBricks(v1::ResetEmptyBricks { bricks, heal_timeout_seconds: 0 }),
+                    ),
+                ],
             })
         })
         .collect();

@@ -34,13 +34,14 @@ pub enum Event {
         host: String,
         task: String,
     },
-    /// A long task's progress while it runs: a rebalance or drain, per node.
+    /// A running task's progress: a full heal's entries still pending, a rebalance's or drain's
+    /// counts per node (`nodes`, empty for other tasks).
     TaskProgress {
         phase: String,
         host: String,
         task: String,
-        volume: String,
-        operation: String,
+        message: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
         nodes: Vec<NodeProgress>,
     },
     TaskDone {
@@ -89,16 +90,16 @@ pub struct NodeProgress {
 
 impl Event {
     /// The event for an agent's progress report on `task`.
-    pub fn progress(phase: &str, host: &str, task: &str, p: brickyard_proto::v1::MigrationProgress) -> Event {
+    pub fn progress(phase: &str, host: &str, task: &str, p: brickyard_proto::v1::TaskProgress) -> Event {
         Event::TaskProgress {
             phase: phase.to_owned(),
             host: host.to_owned(),
             task: task.to_owned(),
-            volume: p.volume,
-            operation: p.operation,
+            message: p.message,
             nodes: p
-                .nodes
+                .migration
                 .into_iter()
+                .flat_map(|m| m.nodes)
                 .map(|n| NodeProgress {
                     node: n.node,
                     status: n.status,
@@ -110,20 +111,6 @@ impl Event {
                 .collect(),
         }
     }
-}
-
-/// "rebalance gv: gs1 200 scanned, 56 moved, 0 failures (in progress); gs2 ...".
-fn progress_line(operation: &str, volume: &str, nodes: &[NodeProgress]) -> String {
-    let nodes: Vec<String> = nodes
-        .iter()
-        .map(|n| {
-            format!(
-                "{} {} scanned, {} moved, {} failures ({})",
-                n.node, n.files_scanned, n.files_moved, n.failures, n.status
-            )
-        })
-        .collect();
-    format!("{operation} {volume}: {}", nodes.join("; "))
 }
 
 /// Receives the events of a run, in order per host.
@@ -166,9 +153,7 @@ fn line(event: &Event) -> Option<String> {
             Some(format!("== {phase}: {}", names.join(", ")))
         }
         Event::TaskStarted { .. } => None,
-        Event::TaskProgress { host, task, volume, operation, nodes, .. } => {
-            Some(format!("  {host}: {task}: {}", progress_line(operation, volume, nodes)))
-        }
+        Event::TaskProgress { host, task, message, .. } => Some(format!("  {host}: {task}: {message}")),
         Event::TaskDone { host, task, status: TaskStatus::Changed, changes, .. } => {
             Some(changes.iter().map(|c| format!("  {host}: {task}: {c}")).collect::<Vec<_>>().join("\n"))
         }
@@ -245,9 +230,9 @@ impl Reporter for Live {
                     bar.set_message(task.clone());
                 }
             }
-            Event::TaskProgress { host, volume, operation, nodes, .. } => {
+            Event::TaskProgress { host, task, message, .. } => {
                 if let Some((bar, _)) = state.bars.get(host) {
-                    bar.set_message(progress_line(operation, volume, nodes));
+                    bar.set_message(format!("{task}: {message}"));
                 }
             }
             Event::TaskDone { host, .. } => {
@@ -298,8 +283,8 @@ mod tests {
     }
 
     #[test]
-    fn progress_lines_count_files_per_node() {
-        let p = brickyard_proto::v1::MigrationProgress {
+    fn progress_lines_show_the_agents_message_and_json_the_counts() {
+        let migration = brickyard_proto::v1::MigrationProgress {
             volume: "gv".into(),
             operation: "rebalance".into(),
             nodes: vec![brickyard_proto::v1::MigrationNode {
@@ -310,13 +295,17 @@ mod tests {
                 ..Default::default()
             }],
         };
+        let message = "rebalance gv: gs1 200 scanned, 56 moved, 0 failures (in progress)".to_owned();
+        let p = brickyard_proto::v1::TaskProgress { message: message.clone(), migration: Some(migration) };
         let event = Event::progress("volumes", "gs1", "rebalance gv", p);
-        assert_eq!(
-            line(&event).unwrap(),
-            "  gs1: rebalance gv: rebalance gv: gs1 200 scanned, 56 moved, 0 failures (in progress)"
-        );
+        assert_eq!(line(&event).unwrap(), format!("  gs1: rebalance gv: {message}"));
         let json = serde_json::to_string(&event).unwrap();
         assert!(json.starts_with(r#"{"event":"task_progress","phase":"volumes","host":"gs1""#), "{json}");
+        assert!(json.contains(r#""files_scanned":200,"files_moved":56"#), "{json}");
+
+        let heal = brickyard_proto::v1::TaskProgress { message: "3 entries pending".into(), migration: None };
+        let json = serde_json::to_string(&Event::progress("volumes", "gs1", "volume gv", heal)).unwrap();
+        assert!(!json.contains("nodes"), "{json}");
     }
 
     #[test]
@@ -330,5 +319,17 @@ mod tests {
             error: Some("refused: /dev/vdb holds ext4".into()),
         };
         assert_eq!(line(&failed).unwrap(), "  s2: partition /dev/vdb: FAILED: refused: /dev/vdb holds ext4");
+        let progress = Event::TaskProgress {
+            phase: "volumes".into(),
+            host: "s1".into(),
+            task: "volume gluV1".into(),
+            message: "heal gluV1: 12 entries pending heal (s1:/b 12, s2:/b 0) after 3 s".into(),
+            nodes: vec![],
+        };
+        assert_eq!(
+            line(&progress).unwrap(),
+            "  s1: volume gluV1: heal gluV1: 12 entries pending heal (s1:/b 12, s2:/b 0) after 3 s"
+        );
+        assert!(serde_json::to_string(&progress).unwrap().starts_with(r#"{"event":"task_progress","phase":"volumes""#));
     }
 }

@@ -55,6 +55,7 @@ pub struct Survey {
 fn former_clients(spec: &Spec, facts: &BTreeMap<String, v1::Facts>, peers: &[v1::Peer]) -> Vec<(String, String)> {
     let known = |name: &str| {
         spec.hosts().iter().any(|h| h.name.eq_ignore_ascii_case(name))
+            || spec.is_replaced(name)
             || peers.iter().any(|p| {
                 p.hostname.eq_ignore_ascii_case(name) || p.other_names.iter().any(|o| o.eq_ignore_ascii_case(name))
             })

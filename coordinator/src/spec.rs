@@ -147,6 +147,12 @@ pub struct Server {
     /// detached. Whole sets only (every server of a replica set drains together).
     #[serde(default)]
     pub drain: bool,
+    /// The server this one takes over from (dead, or leaving): it is no longer in the spec;
+    /// this server takes its place in every volume's brick order, its bricks are moved here
+    /// (`replace-brick`, full heal) and it is detached from the pool. Kept after the
+    /// replacement, it changes nothing.
+    #[serde(default)]
+    pub replaces: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -313,6 +319,12 @@ impl Spec {
     /// The servers that keep a brick of `volume` (not drained), in brick order.
     pub fn volume_members(&self, volume: &Volume) -> Vec<&Server> {
         self.volume_servers(volume).into_iter().filter(|s| !s.drain).collect()
+    }
+
+    /// Whether `name` is a server that another server of the spec `replaces` (it left the spec:
+    /// its bricks move to the replacement, then it leaves the pool).
+    pub fn is_replaced(&self, name: &str) -> bool {
+        self.servers.iter().any(|s| s.replaces.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(name)))
     }
 
     /// The servers that stay in the pool (not drained), in spec order.

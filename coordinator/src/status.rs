@@ -1,9 +1,11 @@
 //! `brickyard status`: `GetGlusterStatus` from every host, checked against the spec — peers
-//! and their state, volumes (type, status, bricks online, pending heals, brick disk usage),
+//! and their state, volumes (type, status, bricks online, heal state in [`heal_state`], brick
+//! disk usage),
 //! client mounts (present and answering). Each problem that `apply` repairs says so. What a
 //! volume's state means for clients (quorum, full bricks, the stall when a server drops) is
 //! judged in [`volume_health`]. Exit code 0 healthy, 1 degraded, 2 hosts unreachable. Read-only.
 
+pub mod heal_state;
 pub mod volume_health;
 
 use std::sync::Arc;
@@ -165,9 +167,7 @@ pub fn problems(spec: &Spec, report: &StatusReport) -> Vec<String> {
             problems.extend(volume_health::brick_usage_problems(live));
             problems.extend(volume_health::migration_problems(live));
             problems.extend(volume_health::quorum_problems(live, servers_connected(spec, view), spec.servers.len()));
-            if live.pending_heals > 0 {
-                problems.push(format!("volume {}: {} entries pending heal", volume.name, live.pending_heals));
-            }
+            problems.extend(heal_state::problems(live));
         }
     } else if !spec.servers.is_empty() && !spec.volumes.is_empty() {
         problems.push("no server with a running glusterd answered: volumes unknown".into());
@@ -223,17 +223,19 @@ pub fn render_text(spec: &Spec, report: &StatusReport) -> String {
 
     if let Some((from, view)) = report.volume_view() {
         out.push_str(&format!("\nVolumes (as {from} sees them)\n"));
-        let mut volumes = Table::new(["VOLUME", "TYPE", "STATUS", "BRICKS ONLINE", "PENDING HEALS", "PING-TIMEOUT"]);
+        let mut volumes =
+            Table::new(["VOLUME", "TYPE", "STATUS", "BRICKS ONLINE", "PENDING HEALS", "SPLIT-BRAIN", "PING-TIMEOUT"]);
         let mut bricks = Table::new(["BRICK", "ONLINE", "PORT", "DISK"]);
         for v in &view.volumes {
             let online = v.bricks.iter().filter(|b| b.online).count();
-            let heals = if v.pending_heals < 0 { "-".to_owned() } else { v.pending_heals.to_string() };
+            let [heals, split_brain] = heal_state::cells(v);
             volumes.row([
                 v.name.clone(),
                 v.r#type.clone(),
                 v.status.clone(),
                 format!("{online}/{}", v.bricks.len()),
                 heals,
+                split_brain,
                 format!("{} s", volume_health::ping_timeout_seconds(v)),
             ]);
             for b in &v.bricks {
@@ -304,6 +306,8 @@ pub fn render_json(report: &StatusReport) -> Value {
                 "volumes": s.volumes.iter().map(|v| json!({
                     "name": v.name, "type": v.r#type, "status": v.status, "pending_heals": v.pending_heals,
                     "rebalance": volume_health::migration_state(v),
+                    "split_brain": v.split_brain,
+                    "heal_unreachable": v.heal_unreachable,
                     "ping_timeout_seconds": volume_health::ping_timeout_seconds(v),
                     "client_quorum_lost": volume_health::client_quorum(v).iter()
                         .any(|q| matches!(q, volume_health::ClientQuorum::Lost { .. })),

@@ -1,5 +1,5 @@
 //! Semantic checks on a parsed spec (`crate::spec`), run before any host is contacted, one
-//! module per concern: the pool, hosts (names, addresses, ports), disks, volumes (names, brick
+//! module per concern: the pool, hosts (names, addresses, ports), replaced servers, disks, volumes (names, brick
 //! dirs, servers, layouts through `brickyard_proto::layout`), volume options, clients and
 //! their mounts. Values are checked with the same newtypes the agents use. `load`/`parse` are
 //! the entry points: parse the document, check it, locate every issue at its line and key.
@@ -20,6 +20,7 @@ mod drain;
 mod hosts;
 mod options;
 mod pool;
+mod replaces;
 #[cfg(test)]
 mod tests;
 mod volumes;
@@ -67,6 +68,7 @@ pub fn check(spec: &Spec) -> Vec<Issue> {
     let mut issues = Issues::default();
     pool::check(spec, &mut issues);
     hosts::check(spec, &mut issues);
+    replaces::check(spec, &mut issues);
     disks::check(spec, &mut issues);
     volumes::check(spec, &mut issues);
     drain::check(spec, &mut issues);

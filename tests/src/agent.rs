@@ -34,7 +34,7 @@ pub fn replica2_volume(
             options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             allow_replica2,
             force: false,
-            leaving: Vec::new(),
+            ..Default::default()
         }),
     )
 }
@@ -47,7 +47,7 @@ pub async fn apply(client: &mut Client, tasks: &[v1::Task]) -> Vec<String> {
     let mut outcomes = Vec::new();
     while let Some(event) = stream.message().await.expect("Apply stream") {
         let outcome = match event.event {
-            Some(Event::Started(_)) | Some(Event::Progress(_)) | None => continue,
+            Some(Event::Started(_) | Event::Progress(_)) | None => continue,
             Some(Event::Unchanged(_)) => "unchanged".to_owned(),
             Some(Event::Changed(c)) => format!("changed {:?}", c.changes),
             Some(Event::Failed(e)) => format!("failed {}", e.message),

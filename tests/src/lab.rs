@@ -184,6 +184,36 @@ impl TestLab {
             .unwrap_or_else(|e| panic!("entering lab {}'s control namespace: {e}", self.name))
     }
 
+    /// The PID (in this PID namespace) of host `host`'s init, from the lab's state.json.
+    pub fn init_pid(&self, host: &str) -> i32 {
+        let path = self.dir.join("state.json");
+        let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read state.json"))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let init = state["inits"].as_array().and_then(|inits| inits.iter().find(|i| i["host"] == host));
+        let pid = init.and_then(|i| i["pid"].as_i64()).unwrap_or_else(|| panic!("no init of {host} in {state}"));
+        i32::try_from(pid).expect("a PID")
+    }
+
+    /// Takes host `host` down for good: SIGKILL to its init kills every process of its PID
+    /// namespace (agent, glusterd, bricks), and its mounts go with its mount namespace. Waits,
+    /// with a deadline, until the init is gone. `down` still cleans up after it.
+    pub fn kill_host(&self, host: &str) {
+        let pid = self.init_pid(host);
+        let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+        let out = output(Command::new("kill").args(["-KILL", &pid.to_string()]));
+        assert_success(&format!("kill -KILL {pid} (init of {host})"), &out);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        // A killed init lingers as a zombie until its parent reaps it: gone = not running.
+        let running = || {
+            std::fs::read_to_string(proc_dir.join("stat"))
+                .is_ok_and(|stat| stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+        };
+        while running() {
+            assert!(std::time::Instant::now() < deadline, "init {pid} of {host} still runs 30 s after SIGKILL");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Removes the lab now (also what `Drop` does); returns `brickyard-lab down`'s output.
     pub fn down(&self) -> Output {
         output(Command::new(&self.lab_bin).args(["down", "--name", &self.name]))

@@ -445,7 +445,7 @@ async fn apply_rpc(
     let mut results = Vec::new();
     while let Some(event) = stream.message().await.expect("Apply event stream") {
         match event.event {
-            Some(Event::Started(_)) | Some(Event::Progress(_)) | None => {}
+            Some(Event::Started(_) | Event::Progress(_)) | None => {}
             Some(Event::Unchanged(_)) => results.push(Ok(Vec::new())),
             Some(Event::Changed(c)) => results.push(Ok(c.changes)),
             Some(Event::Failed(e)) => results.push(Err(e.message)),

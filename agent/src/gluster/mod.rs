@@ -5,6 +5,7 @@
 //! them). Reads /proc/self/mountinfo, statvfs()s glusterfs mounts and reads the glusterfs lines
 //! of /etc/fstab for the status.
 
+pub mod heal;
 pub mod rebalance;
 pub mod xml;
 
@@ -47,11 +48,7 @@ pub enum Error {
 /// No gluster CLI, or no glusterd answering, is `NotReady` (EnsurePackages and EnsureGlusterd
 /// bring them).
 pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, Error> {
-    let program = ctx
-        .runner
-        .cmd("gluster")
-        .map_err(|e| Error::NotReady(format!("the gluster CLI is not installed ({e}): EnsurePackages installs it")))?;
-    let cmd = program.args(["--mode=script", "--xml"]).args(args.iter().copied());
+    let cmd = cli_program(ctx)?.args(args.iter().copied());
     let out = ctx.runner.output(&cmd).await?;
     xml::cli_output(&out.stdout).map_err(|e| {
         let stderr = match e {
@@ -68,6 +65,15 @@ pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, Error> {
         }
         Error::Command(CommandError::Failed { cmd: cmd.display(), code: out.code, stdout: out.stdout, stderr })
     })
+}
+
+/// `gluster --mode=script --xml`, without the command yet.
+fn cli_program(ctx: &Context) -> Result<crate::host::runner::Cmd, Error> {
+    let program = ctx
+        .runner
+        .cmd("gluster")
+        .map_err(|e| Error::NotReady(format!("the gluster CLI is not installed ({e}): EnsurePackages installs it")))?;
+    Ok(program.args(["--mode=script", "--xml"]))
 }
 
 /// Wraps a parse failure of a successful command's XML as a command error naming the command.
@@ -114,11 +120,6 @@ pub async fn brick_processes(ctx: &Context, volume: &str) -> Result<Vec<BrickPro
 /// Brick processes (online, port, sizes) of every started volume.
 pub async fn volume_status_detail(ctx: &Context) -> Result<BTreeMap<String, Vec<BrickProcess>>, Error> {
     parsed("volume status", xml::volume_status(&cli(ctx, &["volume", "status", "all", "detail"]).await?))
-}
-
-/// Entries waiting for self-heal on `volume` (`None`: no brick answered).
-pub async fn pending_heals(ctx: &Context, volume: &str) -> Result<Option<i64>, Error> {
-    parsed("volume heal", xml::pending_heals(&cli(ctx, &["volume", "heal", volume, "info", "summary"]).await?))
 }
 
 /// This host's name (the UTS hostname).
@@ -226,18 +227,17 @@ pub async fn status(ctx: &Context, with_volumes: bool) -> Result<v1::GlusterStat
     let infos = infos?;
     // With no volume started, `volume status` fails ("No volumes present" or not started).
     let processes = if infos.iter().any(VolumeInfo::started) { processes? } else { BTreeMap::new() };
-    let heals = futures_util::future::join_all(infos.iter().map(|info| async move {
-        if info.started() && info.heals() {
-            pending_heals(ctx, &info.name).await.ok().flatten().unwrap_or(-1)
-        } else {
-            -1
-        }
+    // Heal info and the last rebalance of every volume, all at once (neither takes the lock).
+    let extras = futures_util::future::join_all(infos.iter().map(|info| async move {
+        let heals = if info.started() && info.heals() { heal::heal_summary(ctx, &info.name).await.ok() } else { None };
+        let migration = if info.started() { rebalance::last(ctx, info).await } else { None };
+        (heals, migration)
     }))
     .await;
-    for (info, pending_heals) in infos.into_iter().zip(heals) {
+    for (info, (heals, migration)) in infos.into_iter().zip(extras) {
         let live = processes.get(&info.name).map(Vec::as_slice).unwrap_or_default();
-        let migration = if info.started() { rebalance::last(ctx, &info).await } else { None };
-        let mut volume = volume_status(info, live, pending_heals);
+        let mut volume = volume_status(info, live);
+        heal::fill_status(&mut volume, heals.as_ref());
         if let Some((state, failed_on)) = migration {
             (volume.migration, volume.migration_failed_on) = (state, failed_on);
         }
@@ -246,8 +246,8 @@ pub async fn status(ctx: &Context, with_volumes: bool) -> Result<v1::GlusterStat
     Ok(status)
 }
 
-/// Joins `volume info` with the brick processes of `volume status detail`.
-fn volume_status(info: VolumeInfo, live: &[BrickProcess], pending_heals: i64) -> v1::VolumeStatus {
+/// Joins `volume info` with the brick processes of `volume status detail` (heal counts unset).
+fn volume_status(info: VolumeInfo, live: &[BrickProcess]) -> v1::VolumeStatus {
     let bricks = info
         .bricks
         .iter()
@@ -274,7 +274,6 @@ fn volume_status(info: VolumeInfo, live: &[BrickProcess], pending_heals: i64) ->
         redundancy: info.redundancy,
         bricks,
         options: info.options.into_iter().collect(),
-        pending_heals,
         ..Default::default()
     }
 }
@@ -391,7 +390,10 @@ mod tests {
             (v.name.as_str(), v.r#type.as_str(), v.status.as_str(), v.replica),
             ("gv0", "Replicate", "Started", 2)
         );
-        assert_eq!(v.pending_heals, 2);
+        assert_eq!(
+            (v.pending_heals, v.split_brain, v.heal_unreachable.as_slice()),
+            (2, 0, &["gs2:/srv/b1".to_owned()][..])
+        );
         assert_eq!(v.options["performance.cache-size"], "512MB");
         assert!(v.bricks[0].online && v.bricks[0].port == 60427 && v.bricks[0].size_total == 12638031872);
         assert!(!v.bricks[1].online && v.bricks[1].port == 0);

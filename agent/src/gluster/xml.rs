@@ -1,5 +1,5 @@
 //! Pure parsers of `gluster --xml` output (peer status, pool list, volume info, volume status
-//! [detail], volume get, heal info [summary]). No I/O: tested against XML captured from the
+//! [detail], volume get; heal info is `super::heal`'s). No I/O: tested against XML captured from the
 //! real gluster 10.3 (`fixtures/`, made by `fixtures/capture.sh`).
 
 use std::collections::BTreeMap;
@@ -338,18 +338,6 @@ pub fn volume_options(root: &Element) -> Result<BTreeMap<String, String>, XmlErr
         .collect())
 }
 
-/// Entries waiting for self-heal, summed over the bricks that answered, from `volume heal VOL
-/// info` (`numberOfEntries`) or `info summary` (`totalNumberOfEntries`). `None` when no brick
-/// answered.
-pub fn pending_heals(root: &Element) -> Result<Option<i64>, XmlError> {
-    let bricks = root.find(&["healInfo", "bricks"]).ok_or(XmlError::Missing("healInfo/bricks"))?;
-    let counts: Vec<i64> = bricks
-        .children("brick")
-        .filter_map(|b| b.num_of("totalNumberOfEntries").or_else(|| b.num_of("numberOfEntries")))
-        .collect();
-    Ok((!counts.is_empty()).then(|| counts.iter().sum()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,16 +460,6 @@ mod tests {
         assert_eq!(all["cluster.lookup-optimize"], "on");
         let one = volume_options(&ok("volume-get-one.xml")).unwrap();
         assert_eq!(one.into_iter().collect::<Vec<_>>(), [("performance.cache-size".into(), "512MB".into())]);
-    }
-
-    #[test]
-    fn heal_counts() {
-        assert_eq!(pending_heals(&ok("heal-info.xml")).unwrap(), Some(0));
-        assert_eq!(pending_heals(&ok("heal-info-summary.xml")).unwrap(), Some(0));
-        assert_eq!(pending_heals(&ok("heal-info-summary-disperse.xml")).unwrap(), Some(0));
-        assert_eq!(pending_heals(&ok("heal-info-summary-arbiter.xml")).unwrap(), Some(0));
-        assert_eq!(pending_heals(&ok("heal-info-pending.xml")).unwrap(), Some(2));
-        assert_eq!(pending_heals(&ok("heal-info-summary-pending.xml")).unwrap(), Some(2));
     }
 
     #[test]

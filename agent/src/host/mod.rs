@@ -1,6 +1,6 @@
 //! Host primitives, the bottom layer: the command runner, /etc files, mountinfo, block
 //! devices, pid files, os-release, the run-time path checks, the test-only failure points and
-//! the poll-with-deadline helper, plus [`Context`], what every layer above may use on the host.
+//! the poll-with-deadline helper, a running task's progress lines, plus [`Context`], what every layer above may use on the host.
 //! Imports nothing above it.
 
 pub mod blockdev;
@@ -11,6 +11,7 @@ pub mod os_release;
 pub mod pathcheck;
 pub mod poll;
 pub mod process;
+pub mod progress;
 pub mod runner;
 
 use std::path::PathBuf;

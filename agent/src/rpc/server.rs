@@ -70,7 +70,8 @@ fn validate(request: &Request<v1::TaskBatch>) -> Result<Tasks, Status> {
         .collect()
 }
 
-/// Applies `tasks` in order, sending events; after a failure the rest are reported skipped.
+/// Applies `tasks` in order, sending events (with each task's progress lines); after a failure
+/// the rest are reported skipped.
 async fn apply_batch(ctx: &Context, tasks: Tasks, tx: mpsc::Sender<Result<v1::TaskEvent, Status>>) {
     use v1::task_event::Event;
     let mut failed: Option<String> = None;
@@ -90,12 +91,11 @@ async fn apply_batch(ctx: &Context, tasks: Tasks, tx: mpsc::Sender<Result<v1::Ta
                 }
                 let progress = {
                     let (tx, id) = (tx.clone(), id.clone());
-                    // A full stream drops a progress event rather than wait: the next one follows.
+                    // A full channel drops a progress event rather than stall the task.
                     Arc::new(move |p| drop(tx.try_send(Ok(conversions::event(&id, Event::Progress(p))))))
                 };
-                let result = tasks::progress::scope(progress, task.run(ctx))
-                    .instrument(tracing::info_span!("task", id = %id))
-                    .await;
+                let run = task.run(ctx).instrument(tracing::info_span!("task", id = %id));
+                let result = crate::host::progress::scoped(progress, run).await;
                 match &result {
                     Ok(changes) => tracing::info!(task = %id, ?changes, "applied"),
                     Err(err) => {

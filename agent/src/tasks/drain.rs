@@ -3,8 +3,8 @@
 //! (`remove-brick VOL BRICK... start`, watched with `... status` until every node has
 //! completed, progress on each look) and `commit`s only when no node had a failure: a
 //! migration that failed, stopped or did not run is never committed (that loses the files left
-//! on the bricks), and `force` is never used. `DetachPeers` then `peer detach`es each drained
-//! server once it holds no brick of any volume. Runs only the local gluster CLI.
+//! on the bricks), and `force` is never used. `DetachPeers` (`detach`) then takes each drained
+//! server out of the pool once it holds no brick of any volume. Runs only the local gluster CLI.
 
 use std::time::Duration;
 
@@ -219,66 +219,6 @@ impl RemoveBricks {
     }
 }
 
-pub struct DetachPeers {
-    peers: Vec<HostName>,
-}
-
-impl DetachPeers {
-    pub fn from_proto(task: &v1::DetachPeers) -> Result<Self, TaskError> {
-        Ok(Self { peers: task.peers.iter().map(|p| HostName::new(p)).collect::<Result<_, _>>()? })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Detach(String);
-
-impl std::fmt::Display for Detach {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "detach drained server {} from the pool (peer detach)", self.0)
-    }
-}
-
-#[async_trait]
-impl Task for DetachPeers {
-    type Change = Detach;
-
-    async fn plan(&self, ctx: &Context) -> Result<Plan<Detach>, TaskError> {
-        let pool = gluster::pool_list(ctx).await?;
-        let volumes = gluster::volume_info(ctx).await?;
-        let mut changes = Vec::new();
-        for peer in &self.peers {
-            let Some(member) = pool.iter().find(|p| p.known_as(peer.as_str())) else { continue };
-            if member.is_local {
-                return Err(TaskError::InvalidTask(format!("{peer} is this server: a server cannot detach itself")));
-            }
-            let held: Vec<String> = volumes
-                .iter()
-                .flat_map(|v| {
-                    v.bricks
-                        .iter()
-                        .filter(|b| member.known_as(&b.host))
-                        .map(move |b| format!("{} of volume {}", b.spec(), v.name))
-                })
-                .collect();
-            if !held.is_empty() {
-                return Err(TaskError::NotReady(format!(
-                    "{peer} still holds bricks {} (their drain removes them first)",
-                    held.join(", ")
-                )));
-            }
-            changes.push(Detach(peer.to_string()));
-        }
-        Ok(Plan::of(changes))
-    }
-
-    async fn apply(&self, ctx: &Context, plan: Plan<Detach>) -> Result<Vec<Detach>, TaskError> {
-        for Detach(peer) in &plan.changes {
-            gluster::cli(ctx, &["peer", "detach", peer]).await?;
-        }
-        Ok(plan.changes)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,27 +310,5 @@ mod tests {
                 .expect(&format!("{G} volume info"), &fixture("volume-info.xml").replace("gv0", "gluV1")),
         );
         assert_eq!(drain(&["gluServer3", "gluServer4"]).plan(&c).await.unwrap(), Plan::unchanged());
-    }
-
-    #[tokio::test]
-    async fn a_peer_with_bricks_is_not_detached() {
-        let pool = fixture("pool-list.xml");
-        let c = Context::direct(
-            FakeRunner::default()
-                .expect(&format!("{G} pool list"), &pool)
-                .expect(&format!("{G} volume info"), &fixture("volume-info.xml")),
-        );
-        let t = DetachPeers::from_proto(&v1::DetachPeers { peers: vec!["gs2".into()] }).unwrap();
-        let e = t.run(&c).await.unwrap_err();
-        assert!(matches!(e, TaskError::NotReady(_)), "{e:?}");
-        assert!(e.to_string().contains("gs2 still holds bricks gs2:/srv/b1 of volume gv0"), "{e}");
-
-        let c = Context::direct(
-            FakeRunner::default()
-                .expect(&format!("{G} pool list"), &pool)
-                .expect(&format!("{G} volume info"), &fixture("volume-info-none.xml"))
-                .expect(&format!("{G} peer detach gs2"), &fixture("volume-set.xml")),
-        );
-        assert_eq!(t.run(&c).await.unwrap(), ["detach drained server gs2 from the pool (peer detach)"]);
     }
 }

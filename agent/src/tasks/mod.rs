@@ -6,6 +6,7 @@
 
 mod brick_dir;
 mod bricks;
+mod detach;
 mod disk;
 mod drain;
 mod filesystem;
@@ -15,13 +16,14 @@ mod gluster_mount;
 mod gluster_tls;
 mod glusterd;
 mod glusterd_uuid;
+mod heal;
 mod hosts;
 mod mount;
 mod packages;
 mod partition;
 mod peers;
-pub mod progress;
 mod rebalance;
+mod reset_brick;
 mod retire_mounts;
 mod selinux;
 mod volume;
@@ -69,6 +71,7 @@ pub fn from_proto(task: &v1::Task, peer: Option<IpAddr>) -> Result<Box<dyn AnyTa
         Kind::DestroyVolume(t) => Box::new(volume_destroy::DestroyVolume::from_proto(t)?),
         Kind::RebalanceVolume(t) => Box::new(rebalance::RebalanceVolume::from_proto(t)?),
         Kind::RemoveBricks(t) => Box::new(drain::RemoveBricks::from_proto(t)?),
-        Kind::DetachPeers(t) => Box::new(drain::DetachPeers::from_proto(t)?),
+        Kind::DetachPeers(t) => Box::new(detach::DetachPeers::from_proto(t)?),
+        Kind::ResetEmptyBricks(t) => Box::new(reset_brick::ResetEmptyBricks::from_proto(t)?),
     })
 }

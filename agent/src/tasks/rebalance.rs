@@ -13,11 +13,11 @@ use async_trait::async_trait;
 use brickyard_proto::types::{HostName, VolumeName};
 use brickyard_proto::v1;
 
-use super::progress;
 use super::shape::{Plan, Task, TaskError};
 use crate::gluster;
 use crate::gluster::rebalance::{self as migration, Found, Migration, NodeProgress, State};
 use crate::host::poll::{self, Look};
+use crate::host::progress;
 use crate::host::Context;
 
 /// How long a migration may run when the task does not say.
@@ -56,7 +56,7 @@ pub async fn watch(ctx: &Context, migration: &Migration, timeout: Duration) -> R
     poll::until(what, timeout, POLL_INTERVAL, || async {
         Ok::<_, TaskError>(match migration::status(ctx, migration, &local).await? {
             Found::Nodes(nodes) => {
-                progress::report(progress_of(migration, &nodes));
+                progress::report_migration(progress_of(migration, &nodes));
                 if nodes.iter().any(|n| n.state == State::InProgress) || nodes.is_empty() {
                     Look::NotYet(describe(&nodes))
                 } else {

@@ -10,9 +10,12 @@
 //! same layout, is expanded with `volume add-brick VOL BRICK...` (the new bricks come in whole
 //! sets on distinct hosts: the task's brick list is checked against the layout as a whole); a
 //! volume that exists with another layout or other bricks is a conflict naming the difference,
-//! and nothing is changed. Where the bricks may live (their mounted disk,
-//! not the root filesystem unless `force`) is `EnsureBricks`'s to check, on every brick server,
-//! before this task runs. Runs only the local gluster CLI.
+//! and nothing is changed. A raised replica count (`add-brick VOL replica N NEW...`) and bricks
+//! of replaced servers (`replace-brick VOL OLD NEW commit force`) are recognised in
+//! [`reshape`]; both end with a full heal watched until nothing is pending ([`super::heal`]).
+//! Where the bricks may live (their mounted disk, not the root filesystem unless `force`) is
+//! `EnsureBricks`'s to check, on every brick server, before this task runs. Runs only the local
+//! gluster CLI.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +26,9 @@ use brickyard_proto::layout::{Layout, LayoutError};
 use brickyard_proto::types::{AbsPath, HostName, OptionKey, OptionValue, VolumeName};
 use brickyard_proto::v1;
 
+mod reshape;
+
+use super::heal::{self, Healed};
 use super::shape::{Plan, Task, TaskError};
 use super::volume_options;
 use crate::gluster::{self, VolumeInfo};
@@ -63,6 +69,9 @@ pub struct EnsureVolume {
     /// Bricks a `RemoveBricks` before this task drains (`host:path`): the live volume is
     /// compared without them.
     leaving: Vec<String>,
+    /// New host → the host it replaces.
+    replaces: BTreeMap<HostName, HostName>,
+    heal_timeout: Duration,
 }
 
 /// How long restarted bricks may take to show online in `volume status`.
@@ -99,7 +108,20 @@ impl EnsureVolume {
             options.insert(OptionKey::new(k)?, OptionValue::new(v)?);
         }
         let leaving = task.leaving.iter().map(|b| format!("{}:{}", b.host, b.path)).collect();
-        Ok(Self { name, layout, bricks, options: volume_options::with_record(options)?, force: task.force, leaving })
+        let mut replaces = BTreeMap::new();
+        for (new, old) in &task.replaces {
+            replaces.insert(HostName::new(new)?, HostName::new(old)?);
+        }
+        Ok(Self {
+            name,
+            layout,
+            bricks,
+            options: volume_options::with_record(options)?,
+            force: task.force,
+            leaving,
+            replaces,
+            heal_timeout: heal::timeout(task.heal_timeout_seconds),
+        })
     }
 
     /// The task's bricks beyond `live`'s, when `live` has the same layout and its bricks are the
@@ -143,14 +165,21 @@ impl EnsureVolume {
         }
     }
 
-    /// The bricks of `live` (a started volume) that `volume status` does not show online.
-    async fn offline_bricks(&self, ctx: &Context, live: &VolumeInfo) -> Result<Vec<String>, TaskError> {
+    /// The bricks of `live` (a started volume) that `volume status` does not show online, but
+    /// those in `moving` (bricks replace-brick takes off their host).
+    async fn offline_bricks(
+        &self,
+        ctx: &Context,
+        live: &VolumeInfo,
+        moving: &[String],
+    ) -> Result<Vec<String>, TaskError> {
         let processes = gluster::brick_processes(ctx, self.name.as_str()).await?;
         Ok(live
             .bricks
             .iter()
             .filter(|b| !processes.iter().any(|p| p.online && p.host == b.host && p.path == b.path))
             .map(|b| b.spec())
+            .filter(|b| !moving.contains(b))
             .collect())
     }
 
@@ -166,7 +195,7 @@ impl EnsureVolume {
             let live = gluster::volume_info(ctx).await?.into_iter().find(|v| v.name == name).ok_or_else(|| {
                 TaskError::Failed(format!("volume {name} disappeared while its bricks {} restarted", offline.join(" ")))
             })?;
-            let still = self.offline_bricks(ctx, &live).await?;
+            let still = self.offline_bricks(ctx, &live, &[]).await?;
             Ok::<_, TaskError>(if still.is_empty() {
                 Look::Done(())
             } else {
@@ -205,6 +234,24 @@ pub enum VolumeChange {
     AddBricks {
         volume: VolumeName,
         bricks: Vec<Brick>,
+    },
+    /// `volume add-brick VOL replica N [arbiter 1] BRICK...`: one group of new bricks per set.
+    RaiseReplica {
+        volume: VolumeName,
+        from: Layout,
+        to: Layout,
+        bricks: Vec<Brick>,
+    },
+    /// `volume replace-brick VOL OLD NEW commit force`: a replaced server's brick moves.
+    ReplaceBrick {
+        volume: VolumeName,
+        old: String,
+        new: Brick,
+    },
+    /// `volume heal VOL full`, watched until no entry is pending (`healed`: how it went).
+    Heal {
+        volume: VolumeName,
+        healed: Option<Healed>,
     },
     /// `volume start VOL force` for the offline bricks (`host:path`) of a started volume, then
     /// waiting until they are online.
@@ -245,6 +292,17 @@ impl VolumeChange {
                 args.extend(bricks.iter().map(Brick::spec));
                 args
             }
+            VolumeChange::RaiseReplica { volume, to, bricks, .. } => {
+                let mut args = words(&["volume", "add-brick", volume.as_str()]);
+                args.extend(to.create_args());
+                args.extend(bricks.iter().map(Brick::spec));
+                args
+            }
+            VolumeChange::ReplaceBrick { volume, old, new } => {
+                words(&["volume", "replace-brick", volume.as_str(), old, &new.spec(), "commit", "force"])
+            }
+            // What `heal::full_heal` starts (apply calls it, since it also watches the heal).
+            VolumeChange::Heal { volume, .. } => words(&["volume", "heal", volume.as_str(), "full"]),
             VolumeChange::Restart { volume, .. } => words(&["volume", "start", volume.as_str(), "force"]),
             VolumeChange::Reset { volume, key, .. } => words(&["volume", "reset", volume.as_str(), key]),
             VolumeChange::Set { volume, key, value, .. } => words(&["volume", "set", volume.as_str(), key, value]),
@@ -265,6 +323,28 @@ impl fmt::Display for VolumeChange {
                 let bricks: Vec<String> = bricks.iter().map(Brick::spec).collect();
                 write!(f, "expand volume {volume} with {} (add-brick)", bricks.join(" "))
             }
+            VolumeChange::RaiseReplica { volume, from, to, bricks } => {
+                let bricks: Vec<String> = bricks.iter().map(Brick::spec).collect();
+                let change = match (from, to) {
+                    (Layout::Replicate { replica: a }, Layout::Replicate { replica: b }) => {
+                        format!("replica {a} → {b}")
+                    }
+                    _ => format!("{from} → {to}"),
+                };
+                write!(f, "{change} on volume {volume}: add bricks {} (add-brick), full heal", bricks.join(" "))
+            }
+            VolumeChange::ReplaceBrick { volume, old, new } => {
+                write!(f, "replace brick {old} with {} on volume {volume} (replace-brick commit force)", new.spec())
+            }
+            VolumeChange::Heal { volume, healed: None } => {
+                write!(f, "full heal of volume {volume}, watched until no entry is pending")
+            }
+            VolumeChange::Heal { volume, healed: Some(h) } => write!(
+                f,
+                "full heal of volume {volume}: no entry pending after {:.1} s (at most {} pending)",
+                h.elapsed.as_secs_f64(),
+                h.most_pending
+            ),
             VolumeChange::Restart { volume, offline } => {
                 write!(f, "restart offline bricks {} (volume start {volume} force)", offline.join(" "))
             }
@@ -303,9 +383,28 @@ impl Task for EnsureVolume {
                 changes.push(VolumeChange::Start(self.name.clone()));
             }
             Some(live) => {
-                match self.added_bricks(live) {
-                    Some(bricks) => changes.push(VolumeChange::AddBricks { volume: self.name.clone(), bricks }),
-                    None => self.compare(live)?,
+                let volume = self.name.clone();
+                let mut heal = false;
+                let mut moving = Vec::new();
+                if let Some(bricks) = self.added_bricks(live) {
+                    changes.push(VolumeChange::AddBricks { volume: volume.clone(), bricks });
+                } else if let Some(bricks) = reshape::raised_replica(live, self.layout, &self.bricks) {
+                    let (from, to) = (layout_of(live), self.layout);
+                    changes.push(VolumeChange::RaiseReplica { volume: volume.clone(), from, to, bricks });
+                    heal = true;
+                } else if let Some(moves) = (layout_of(live) == self.layout)
+                    .then(|| reshape::replacements(live, &self.bricks, &self.replaces))
+                    .flatten()
+                {
+                    moving = moves.iter().map(|m| m.old.clone()).collect();
+                    changes.extend(moves.into_iter().map(|m| VolumeChange::ReplaceBrick {
+                        volume: volume.clone(),
+                        old: m.old,
+                        new: m.new,
+                    }));
+                    heal = live.heals();
+                } else {
+                    self.compare(live)?;
                 }
                 let options =
                     volume_options::live_values(gluster::volume_get_all(ctx, self.name.as_str()).await?, &live.options);
@@ -316,11 +415,13 @@ impl Task for EnsureVolume {
                 changes.extend(self.option_changes(&options));
                 changes.extend((!live.started()).then(|| VolumeChange::Start(self.name.clone())));
                 if live.started() {
-                    let offline = self.offline_bricks(ctx, live).await?;
+                    let offline = self.offline_bricks(ctx, live, &moving).await?;
                     if !offline.is_empty() {
-                        changes.push(VolumeChange::Restart { volume: self.name.clone(), offline });
+                        changes.push(VolumeChange::Restart { volume: volume.clone(), offline });
                     }
                 }
+                // Last: it takes longest, and the options (e.g. network.ping-timeout) apply to it.
+                changes.extend(heal.then_some(VolumeChange::Heal { volume, healed: None }));
             }
         }
         Ok(Plan { warnings, ..Plan::of(changes) })
@@ -334,6 +435,11 @@ impl Task for EnsureVolume {
         let created = plan.changes.iter().any(|c| matches!(c, VolumeChange::Create { .. }));
         let mut done = Vec::new();
         for change in plan.changes.into_iter().filter(|c| !created || !matches!(c, VolumeChange::Set { .. })) {
+            if let VolumeChange::Heal { volume, .. } = change {
+                let healed = heal::full_heal(ctx, volume.as_str(), self.heal_timeout).await?;
+                done.push(VolumeChange::Heal { volume, healed: Some(healed) });
+                continue;
+            }
             gluster::cli(ctx, &change.cli_args().iter().map(String::as_str).collect::<Vec<_>>()).await?;
             if let VolumeChange::Restart { offline, .. } = &change {
                 self.await_bricks_online(ctx, offline).await?;
@@ -380,7 +486,7 @@ mod tests {
             options: [("performance.cache-size".to_owned(), "512MB".to_owned())].into(),
             allow_replica2: true,
             force: false,
-            leaving: Vec::new(),
+            ..Default::default()
         }
     }
 
@@ -539,13 +645,75 @@ mod tests {
     async fn existing_volume_with_another_layout_is_refused_untouched() {
         let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &recorded("volume-info.xml")));
         let t =
-            EnsureVolume::from_proto(&proto(v1::VolumeType::Arbiter, 3, &["gs1:/srv/b1", "gs2:/srv/b1", "gs3:/srv/a"]))
+            EnsureVolume::from_proto(&proto(v1::VolumeType::Arbiter, 3, &["gs2:/srv/b1", "gs1:/srv/b1", "gs3:/srv/a"]))
                 .unwrap();
         let e = t.run(&c).await.unwrap_err();
         assert!(matches!(e, TaskError::Conflict(_)), "{e}");
         let e = e.to_string();
         assert!(e.contains("its layout is replica 2, the task asks for replica 3 arbiter 1"), "{e}");
         assert!(e.contains("its bricks are gs1:/srv/b1 gs2:/srv/b1") && e.contains("nothing changed"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_raised_replica_count_adds_a_brick_per_set_then_heals_in_full() {
+        let c = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml"))
+            .expect(
+                &format!("{G} volume add-brick gv0 replica 3 gs3:/srv/b1"),
+                &fixture("volume-add-brick-replica3.xml"),
+            )
+            .expect(&format!("{G} volume heal gv0 full"), &fixture("volume-heal-full.txt"))
+            .expect(&format!("{G} volume heal gv0 info summary"), &fixture("heal-info-summary.xml")));
+        let t = EnsureVolume::from_proto(&proto(
+            v1::VolumeType::Replicate,
+            3,
+            &["gs1:/srv/b1", "gs2:/srv/b1", "gs3:/srv/b1"],
+        ))
+        .unwrap();
+        let done = t.run(&c).await.unwrap();
+        assert_eq!(done.len(), 2, "{done:?}");
+        assert_eq!(done[0], "replica 2 → 3 on volume gv0: add bricks gs3:/srv/b1 (add-brick), full heal");
+        assert!(done[1].starts_with("full heal of volume gv0: no entry pending after "), "{done:?}");
+    }
+
+    #[tokio::test]
+    async fn a_replaced_servers_brick_moves_without_restarting_it_then_heals() {
+        let c = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status-brick-down.xml")));
+        let mut p = proto(v1::VolumeType::Replicate, 2, &["gs1:/srv/b1", "gs4:/data/b1"]);
+        p.replaces = [("gs4".to_owned(), "gs2".to_owned())].into();
+        let plan = EnsureVolume::from_proto(&p).unwrap().check(&c).await.unwrap();
+        assert_eq!(
+            plan.changes,
+            [
+                "replace brick gs2:/srv/b1 with gs4:/data/b1 on volume gv0 (replace-brick commit force)",
+                "full heal of volume gv0, watched until no entry is pending"
+            ]
+        );
+        let c = ctx(FakeRunner::default().expect(
+            &format!("{G} volume replace-brick gv0 gs2:/srv/b1 gs4:/data/b1 commit force"),
+            &fixture("volume-replace-brick.xml"),
+        ));
+        let t = EnsureVolume::from_proto(&p).unwrap();
+        let plan = Plan::of(vec![VolumeChange::ReplaceBrick {
+            volume: t.name.clone(),
+            old: "gs2:/srv/b1".into(),
+            new: t.bricks[1].clone(),
+        }]);
+        assert_eq!(t.apply(&c, plan).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_brick_of_a_host_nobody_replaces_is_a_conflict() {
+        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &recorded("volume-info.xml")));
+        let mut p = proto(v1::VolumeType::Replicate, 2, &["gs1:/srv/b1", "gs4:/srv/b1"]);
+        p.replaces = [("gs4".to_owned(), "gs3".to_owned())].into();
+        let e = EnsureVolume::from_proto(&p).unwrap().run(&c).await.unwrap_err();
+        assert!(matches!(e, TaskError::Conflict(_)) && e.to_string().contains("already exists and differs"), "{e}");
     }
 
     #[tokio::test]

@@ -417,3 +417,31 @@ fn tls_options_are_the_pools_to_set() {
         );
     }
 }
+
+#[test]
+fn a_replaced_server_leaves_the_spec_and_is_replaced_once() {
+    let replacing = |name: &str, old: &str| {
+        format!("[[server]]\nname = \"{name}\"\naddress = \"192.0.2.1{}\"\nreplaces = \"{old}\"\n", name.len())
+    };
+    // The volume keeps to the first two servers: the others here have no disk.
+    let seed =
+        SEED.replace("brick_dir = \"brick1\"", "servers = [\"gluServer1\", \"gluServer2\"]\nbrick_dir = \"brick1\"");
+    let text = seed.replace("[[volume]]", &format!("{}[[volume]]", replacing("gluServer3", "gluServer9")));
+    let spec = parse(&text).unwrap();
+    assert_eq!(spec.servers[2].replaces.as_deref(), Some("gluServer9"));
+    check_loader(&text).unwrap();
+
+    let still = seed.replace("[[volume]]", &format!("{}[[volume]]", replacing("gluServer3", "gluServer2")));
+    let found = issues(&still);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("server[2].replaces: gluServer2 is still in the spec: a replaced server leaves it"));
+    let itself = seed.replace("[[volume]]", &format!("{}[[volume]]", replacing("gluServer3", "GLUSERVER3")));
+    assert!(issues(&itself)[0].ends_with("server gluServer3 cannot replace itself"), "{:?}", issues(&itself));
+    let twice = seed.replace(
+        "[[volume]]",
+        &format!("{}{}[[volume]]", replacing("gluServer3", "old"), replacing("gluServer44", "old")),
+    );
+    assert!(issues(&twice)[0].ends_with("old is already replaced by gluServer3"), "{:?}", issues(&twice));
+    let bad = seed.replace("[[volume]]", &format!("{}[[volume]]", replacing("gluServer3", "a b")));
+    assert!(issues(&bad)[0].contains("server[2].replaces"), "{:?}", issues(&bad));
+}

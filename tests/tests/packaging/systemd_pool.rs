@@ -23,16 +23,6 @@ use super::isolated_root::IsolatedRoot;
 use super::systemd_boot::{wait_for, Booted, Network, STATE_TIMEOUT};
 use super::{packages, succeeded, write_in, Format, CONFIG, KEY, PKI_DIR};
 
-/// The PID (in this PID namespace) of lab host `host`'s init, from the lab's state.json.
-fn lab_init(lab: &TestLab, host: &str) -> i32 {
-    let path = lab.dir().join("state.json");
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read state.json"))
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let init = state["inits"].as_array().and_then(|inits| inits.iter().find(|i| i["host"] == host));
-    let pid = init.and_then(|i| i["pid"].as_i64()).unwrap_or_else(|| panic!("no init of {host} in {state}"));
-    i32::try_from(pid).expect("a PID")
-}
-
 fn text(out: &Output) -> String {
     format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
@@ -107,7 +97,7 @@ fn coordinator_converges_a_pool_of_systemd_hosts() {
     for (host, address, disk) in &hosts {
         let netns = lab_name.host_netns(host);
         // Asked to stop (from outside its PID namespace), the lab host's init ends it all.
-        super::run("kill", &["-TERM", &lab_init(&lab, host).to_string()]);
+        super::run("kill", &["-TERM", &lab.init_pid(host).to_string()]);
         wait_for(&format!("{host}'s lab agent to free port {DEFAULT_AGENT_PORT}"), STATE_TIMEOUT, || {
             if listening(&netns, DEFAULT_AGENT_PORT) {
                 Err("still listening".into())
