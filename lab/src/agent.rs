@@ -39,6 +39,8 @@ pub fn agent_config(host: &HostPlan) -> String {
         key: format!("{CONF_IN_HOST}/agent.key").into(),
         coordinator_identity: Some(pki::COORDINATOR_IDENTITY.into()),
         service_manager: ServiceManagerSetting::Direct,
+        crl: None,
+        join_token: None,
     }
     .render(&format!("Written by `brickyard-lab up` for lab host {}.", host.name))
 }

@@ -1,9 +1,10 @@
 //! Mutual TLS for the agent: loads and checks the key material named in the config (CA,
 //! certificate, key: present, parseable, certificate valid for serving and signed by the CA,
-//! key matching the certificate, key file not accessible by group/others) and, per request, checks that the client certificate names the
-//! coordinator identity. rustls (through tonic) already requires a client certificate that
-//! chains to the pool CA and allows client authentication; the name check is ours, so an
-//! agent's certificate can never command another agent. Reads the three files only.
+//! key matching the certificate, key file not accessible by group/others) and, per request,
+//! checks that the client certificate names the coordinator identity. rustls (configured by
+//! `crate::rpc::identity`) already requires a client certificate that chains to the pool CA,
+//! allows client authentication and is not on the CRL; the name check is ours, so an agent's
+//! certificate can never command another agent. Reads the three files only.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -12,8 +13,8 @@ use std::sync::Arc;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use tonic::service::Interceptor;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Status};
 use x509_parser::extensions::GeneralName;
 
@@ -25,51 +26,70 @@ pub enum TlsError {
     KeyMaterial { config: PathBuf, field: &'static str, path: PathBuf, message: String },
 }
 
-/// The server side of mutual TLS, checked and ready for tonic.
-pub fn server_config(config: &Config) -> Result<ServerTlsConfig, TlsError> {
-    let err = |field: &'static str, path: &Path, message: String| TlsError::KeyMaterial {
-        config: config.path.clone(),
-        field,
-        path: path.to_path_buf(),
-        message,
-    };
-    let read = |field: &'static str, path: &Path| std::fs::read(path).map_err(|e| err(field, path, e.to_string()));
-    let certs = |field: &'static str, path: &Path, pem: &[u8]| {
-        let certs = CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| err(field, path, format!("not a PEM certificate file: {e}")))?;
-        if certs.is_empty() {
-            return Err(err(field, path, "contains no certificate".into()));
-        }
-        Ok(certs)
-    };
+impl TlsError {
+    pub(crate) fn key_material(config: &Config, field: &'static str, path: &Path, message: String) -> TlsError {
+        TlsError::KeyMaterial { config: config.path.clone(), field, path: path.to_path_buf(), message }
+    }
+}
 
-    let ca_pem = read("ca", &config.ca)?;
-    let ca_certs = certs("ca", &config.ca, &ca_pem)?;
-    let cert_pem = read("cert", &config.cert)?;
-    let chain = certs("cert", &config.cert, &cert_pem)?;
-    check_server_cert(&chain, ca_certs)
-        .map_err(|e| err("cert", &config.cert, format!("{e} (checked against the CA {})", config.ca.display())))?;
+fn read(config: &Config, field: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError::key_material(config, field, path, e.to_string()))
+}
 
-    let mode = std::fs::metadata(&config.key).map_err(|e| err("key", &config.key, e.to_string()))?.permissions().mode();
+/// The certificates of a PEM file (at least one).
+pub(crate) fn parse_certs(
+    config: &Config,
+    field: &'static str,
+    path: &Path,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::key_material(config, field, path, format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(TlsError::key_material(config, field, path, "contains no certificate".into()));
+    }
+    Ok(certs)
+}
+
+/// The pool CA certificates (`ca`).
+pub fn ca_certs(config: &Config) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    parse_certs(config, "ca", &config.ca, &read(config, "ca", &config.ca)?)
+}
+
+/// Refuses a key file that group or others can access.
+pub fn check_key_mode(config: &Config) -> Result<(), TlsError> {
+    let err = |message| TlsError::key_material(config, "key", &config.key, message);
+    let mode = std::fs::metadata(&config.key).map_err(|e| err(e.to_string()))?.permissions().mode();
     if mode & 0o077 != 0 {
-        return Err(err(
+        return Err(err(format!("is accessible by group or others (mode {:04o}); run chmod 600", mode & 0o7777)));
+    }
+    Ok(())
+}
+
+/// The enrolled identity (`cert` + `key`), checked as a coordinator will check it: signed by
+/// the CA, valid now, made for serving, the key matching the certificate.
+pub fn certified_key(config: &Config, ca_certs: &[CertificateDer<'static>]) -> Result<CertifiedKey, TlsError> {
+    let chain = parse_certs(config, "cert", &config.cert, &read(config, "cert", &config.cert)?)?;
+    check_server_cert(&chain, ca_certs.to_vec()).map_err(|e| {
+        TlsError::key_material(
+            config,
+            "cert",
+            &config.cert,
+            format!("{e} (checked against the CA {})", config.ca.display()),
+        )
+    })?;
+    check_key_mode(config)?;
+    let key = PrivateKeyDer::from_pem_slice(&read(config, "key", &config.key)?)
+        .map_err(|e| TlsError::key_material(config, "key", &config.key, format!("not a PEM private key: {e}")))?;
+    CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider()).map_err(|e| {
+        TlsError::key_material(
+            config,
             "key",
             &config.key,
-            format!("is accessible by group or others (mode {:04o}); run chmod 600", mode & 0o7777),
-        ));
-    }
-    let key_pem = read("key", &config.key)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| err("key", &config.key, format!("not a PEM private key: {e}")))?;
-    rustls::sign::CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider()).map_err(|e| {
-        err("key", &config.key, format!("does not match the certificate {}: {e}", config.cert.display()))
-    })?;
-
-    Ok(ServerTlsConfig::new()
-        .identity(Identity::from_pem(cert_pem, key_pem))
-        .client_ca_root(Certificate::from_pem(ca_pem))
-        .timeout(std::time::Duration::from_secs(10)))
+            format!("does not match the certificate {}: {e}", config.cert.display()),
+        )
+    })
 }
 
 /// The DNS names in a certificate's subjectAltName.
@@ -93,7 +113,10 @@ fn dns_names(cert: &CertificateDer<'_>) -> Result<Vec<String>, String> {
 
 /// Checks, as a coordinator will, that this agent's certificate chains to the pool CA, is
 /// valid now and allows server authentication (so a coordinator certificate is refused).
-fn check_server_cert(chain: &[CertificateDer<'static>], ca_certs: Vec<CertificateDer<'static>>) -> Result<(), String> {
+pub(crate) fn check_server_cert(
+    chain: &[CertificateDer<'static>],
+    ca_certs: Vec<CertificateDer<'static>>,
+) -> Result<(), String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(ca_certs);
     let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
