@@ -8,6 +8,7 @@ pub mod client;
 pub mod cloud_init;
 pub mod commands;
 pub mod facts;
+pub mod identity;
 pub mod output;
 pub mod phases;
 pub mod pki;

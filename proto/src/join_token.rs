@@ -4,6 +4,10 @@
 //! over the key it saw in the handshake, so a token replayed on another channel (or by a
 //! relay with its own key) does not verify.
 
+/// The common name of the self-signed certificate an agent serves until it is enrolled (the
+/// coordinator recognises it and says the host needs `brickyard enroll`).
+pub const PROVISIONAL_CN: &str = "brickyard provisional (not enrolled)";
+
 fn key(token: &str) -> ring::hmac::Key {
     ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.as_bytes())
 }

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use brickyard_proto::join_token::PROVISIONAL_CN;
 use brickyard_proto::v1;
 use rcgen::{CertificateParams, DistinguishedName as RcgenName, DnType, KeyPair, PublicKeyData};
 use rustls::client::danger::HandshakeSignatureValid;
@@ -40,8 +41,6 @@ use crate::host::etcfile::atomic_write;
 use crate::rpc::config::Config;
 use crate::rpc::tls::{self, TlsError};
 
-/// The common name of the provisional certificate (the coordinator recognises it).
-pub const PROVISIONAL_CN: &str = "brickyard provisional (not enrolled)";
 /// How long a client may take to complete its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
