@@ -15,7 +15,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::pki::Layout;
@@ -32,6 +32,11 @@ pub enum ConnectError {
     Address { host: String, address: String, reason: String },
     #[error("host {host}: cannot connect to agent at {address}: {reason}")]
     Connect { host: String, address: String, reason: String },
+    #[error(
+        "host {host}: the agent at {address} is not enrolled yet (it serves a provisional certificate): enrol \
+         it with `brickyard enroll -f SPEC --host {host}`"
+    )]
+    NotEnrolled { host: String, address: String },
 }
 
 /// `host:port` as a URI authority (IPv6 addresses in brackets).
@@ -84,7 +89,7 @@ pub async fn connect_with(
     check: ServerCheck,
 ) -> Result<(AgentClient<Channel>, PeerCert), ConnectError> {
     let peer = PeerCert::default();
-    let tls = tls_config(pki_dir, host, check, peer.clone())?;
+    let tls = tls_config(pki_dir, check, peer.clone())?;
     let address = authority(host);
     let address_err =
         |reason: String| ConnectError::Address { host: host.name.clone(), address: host.address.clone(), reason };
@@ -114,17 +119,20 @@ pub async fn connect_with(
     });
     let connect_err =
         |reason: String| ConnectError::Connect { host: host.name.clone(), address: address.clone(), reason };
-    let channel = endpoint.connect_with_connector(connect).await.map_err(|e| connect_err(error_chain(&e)))?;
+    let channel = endpoint.connect_with_connector(connect).await.map_err(|e| {
+        let provisional = peer.lock().expect("peer certificate lock").as_ref().is_some_and(is_provisional);
+        match (check, provisional) {
+            (ServerCheck::Pool, true) => {
+                ConnectError::NotEnrolled { host: host.name.clone(), address: address.clone() }
+            }
+            _ => connect_err(error_chain(&e)),
+        }
+    })?;
     Ok((AgentClient::new(channel), peer))
 }
 
 /// The client side of mutual TLS: the coordinator certificate, the pool CA and CRL.
-fn tls_config(
-    pki_dir: &Path,
-    host: &HostTarget,
-    check: ServerCheck,
-    peer: PeerCert,
-) -> Result<rustls::ClientConfig, ConnectError> {
+fn tls_config(pki_dir: &Path, check: ServerCheck, peer: PeerCert) -> Result<rustls::ClientConfig, ConnectError> {
     let layout = Layout::new(pki_dir);
     let read = |path: &Path| std::fs::read(path).map_err(|source| ConnectError::Pki { path: path.into(), source });
     let invalid = |path: &Path, e: &dyn std::fmt::Display| ConnectError::Pki {
@@ -152,7 +160,7 @@ fn tls_config(
         .map_err(|e| invalid(&layout.coordinator_cert, &e))?;
     let key = PrivateKeyDer::from_pem_slice(&read(&layout.coordinator_key)?)
         .map_err(|e| invalid(&layout.coordinator_key, &e))?;
-    let verifier = AgentVerifier { pool, check, peer, host: host.name.clone(), provider: provider.clone() };
+    let verifier = AgentVerifier { pool, check, peer, provider: provider.clone() };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("the ring provider supports the default TLS versions")
@@ -164,30 +172,13 @@ fn tls_config(
     Ok(config)
 }
 
-/// A host that serves its provisional certificate: not enrolled yet.
-#[derive(Debug)]
-struct NotEnrolled(String);
-
-impl std::fmt::Display for NotEnrolled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the agent is not enrolled yet (it serves a provisional certificate): enrol it with \
-             `brickyard enroll -f SPEC --host {}`",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for NotEnrolled {}
-
-/// Checks the agent's certificate as `check` says and records it.
+/// Checks the agent's certificate as `check` says; records it first (so a refused one can be
+/// recognised as provisional).
 #[derive(Debug)]
 struct AgentVerifier {
     pool: Arc<WebPkiServerVerifier>,
     check: ServerCheck,
     peer: PeerCert,
-    host: String,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
@@ -207,24 +198,13 @@ impl ServerCertVerifier for AgentVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let verified = match self.check {
-            ServerCheck::Enrolling => Ok(ServerCertVerified::assertion()),
-            ServerCheck::Pool => self
-                .pool
-                .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-                .map_err(|e| match e {
-                    rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
-                        if is_provisional(end_entity) =>
-                    {
-                        rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
-                            NotEnrolled(self.host.clone()),
-                        ))))
-                    }
-                    other => other,
-                }),
-        }?;
         *self.peer.lock().expect("peer certificate lock") = Some(end_entity.clone().into_owned());
-        Ok(verified)
+        match self.check {
+            ServerCheck::Enrolling => Ok(ServerCertVerified::assertion()),
+            ServerCheck::Pool => {
+                self.pool.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+        }
     }
 
     fn verify_tls12_signature(
@@ -253,6 +233,16 @@ impl ServerCertVerifier for AgentVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provisional_certificates_are_recognised() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name.push(rcgen::DnType::CommonName, brickyard_proto::join_token::PROVISIONAL_CN);
+        assert!(is_provisional(params.self_signed(&key).unwrap().der()));
+        let other = rcgen::CertificateParams::new(vec!["glu1".to_owned()]).unwrap().self_signed(&key).unwrap();
+        assert!(!is_provisional(other.der()));
+    }
 
     #[test]
     fn authority_brackets_ipv6() {
