@@ -1,6 +1,6 @@
 //! The agents of a lab: the pool PKI under DIR/pki, one certificate per host (SAN = its name
 //! and lab address), each host's config directory DIR/hosts/NAME/conf (agent.toml, ca.pem,
-//! agent.pem, agent.key 0600; bound read-only to /etc/brickyard inside the host), and waiting
+//! agent.pem, agent.key 0600; bound to /etc/brickyard inside the host), and waiting
 //! until every agent accepts TCP connections from the control namespace.
 
 use std::net::{SocketAddr, TcpStream};

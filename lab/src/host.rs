@@ -17,7 +17,7 @@
 //! effect: every write lands in the tmpfs). Into it go: the real /dev (recursive bind), a new
 //! /proc (this PID namespace) and /sys (this network namespace), tmpfs on /run, on
 //! /var/lib/glusterd (seeded with the package's `hooks` and `groups`) and on /var/log/glusterfs,
-//! the host's agent config directory read-only on /etc/brickyard and the agent binary on
+//! the host's agent config directory on /etc/brickyard (the agent rewrites its key material) and the agent binary on
 //! /run/brickyard-lab/brickyard-agent. Then pivot_root, and the old root is detached.
 
 use std::ffi::{CString, OsString};
@@ -60,7 +60,7 @@ impl HostDir {
     pub fn stage(&self) -> PathBuf {
         self.0.join("stage")
     }
-    /// Agent config, CA, certificate and key (bound read-only to /etc/brickyard in the host).
+    /// Agent config, CA, certificate and key (bound to /etc/brickyard in the host).
     pub fn conf(&self) -> PathBuf {
         self.0.join("conf")
     }
@@ -299,8 +299,8 @@ fn build_root(args: &InitArgs) -> Result<(), LabError> {
 
     let conf = root.join(CONF_IN_HOST.trim_start_matches('/'));
     mkdir(&conf)?;
+    // Writable: the agent replaces its own key and certificate (`pki rotate`, `enroll`) and CRL.
     bind(&dir.conf(), &conf, MsFlags::empty())?;
-    bind(&dir.conf(), &conf, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY)?;
     let agent = root.join(AGENT_IN_HOST.trim_start_matches('/'));
     mkdir(agent.parent().expect("agent path has a parent"))?;
     File::create(&agent).map_err(io(&agent))?;
