@@ -13,8 +13,11 @@
 //! Every handshake takes the current certificate (a rustls [`ResolvesServerCert`]) and the
 //! current client verifier (pool CA + the CRL at `crl`, loaded at startup and replaced by
 //! `IdentityCrl`), so an install or a new CRL applies from the next handshake on and open
-//! connections keep their sessions: no restart. Writes only `key`, `cert` and `crl`, and
-//! removes the join token file once enrolled.
+//! connections keep their sessions: no restart. Writes only `key`, `cert` and `crl` (each
+//! atomically; key before certificate, so a crash between the two renames leaves a pair the
+//! agent refuses at startup as mismatched rather than a half-written file), and removes the
+//! join token file once enrolled. `--check-config` on a host that is not enrolled makes its
+//! key, as the first start would.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
