@@ -9,3 +9,5 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins  # the tests run the built binaries (tests/src/bins.rs)
 cargo test --workspace
+# the benchmark's one-round mode, so scripts/bench.sh keeps working (budgets not enforced here)
+BRICKYARD_BIN="${CARGO_TARGET_DIR:-target}/debug/brickyard" bash scripts/bench.sh --quick

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use brickyard_agent::host::runner::SystemRunner;
-use brickyard_agent::host::Context;
+use brickyard_agent::host::{Context, KeyMaterial};
 use brickyard_agent::rpc::config::Config;
 use clap::Parser;
 
@@ -24,7 +24,11 @@ struct Args {
     check_config: bool,
 }
 
+/// How long stopping waits for blocking calls still running (e.g. on a hung FUSE mount).
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn main() -> ExitCode {
+    unblock_stop_signals();
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -48,15 +52,33 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("{}: OK", config.path.display());
         return Ok(());
     }
-    let ctx = Context { runner: Arc::new(SystemRunner), service_manager: config.service_manager() };
+    let key_material = KeyMaterial { ca: config.ca.clone(), cert: config.cert.clone(), key: config.key.clone() };
+    let ctx = Context { runner: Arc::new(SystemRunner), service_manager: config.service_manager(), key_material };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(brickyard_agent::rpc::server::run(&config, ctx, shutdown_signal()))?;
+    let served = runtime.block_on(brickyard_agent::rpc::server::run(&config, ctx, shutdown_signal()));
+    // A filesystem call stuck on a hung mount holds a blocking thread; dropping the runtime
+    // would wait for it forever, so the agent would never stop.
+    runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
+    served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A supervisor may start the agent with SIGTERM and SIGINT blocked (the signal mask survives
+/// exec; the lab's hosts did), and the agent would then never stop. Unblocked here, before any
+/// thread exists, so every thread inherits it.
+fn unblock_stop_signals() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut stop = SigSet::empty();
+    stop.add(Signal::SIGTERM);
+    stop.add(Signal::SIGINT);
+    if let Err(errno) = stop.thread_unblock() {
+        eprintln!("brickyard-agent: warning: cannot unblock SIGTERM/SIGINT: {errno}");
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use brickyard_proto::v1;
@@ -44,25 +44,36 @@ impl AgentError {
     }
 }
 
-/// The agents of a spec's hosts, connected lazily.
+/// One host's target and its connection, once made.
+type Slot = Arc<(HostTarget, OnceCell<AgentClient<Channel>>)>;
+
+/// The agents of a spec's hosts (and of hosts that left it, once added), connected lazily.
 pub struct Agents {
     pki_dir: PathBuf,
     /// The spec's hosts in spec order (servers, then clients).
     order: Vec<HostTarget>,
-    hosts: BTreeMap<String, (HostTarget, OnceCell<AgentClient<Channel>>)>,
+    hosts: RwLock<BTreeMap<String, Slot>>,
 }
 
 impl Agents {
     pub fn new(spec: &Spec) -> Self {
         let order = spec.hosts();
-        let hosts = order.iter().map(|h| (h.name.clone(), (h.clone(), OnceCell::new()))).collect();
-        Agents { pki_dir: spec.pki_dir(), order, hosts }
+        let hosts = order.iter().map(|h| (h.name.clone(), Arc::new((h.clone(), OnceCell::new())))).collect();
+        Agents { pki_dir: spec.pki_dir(), order, hosts: RwLock::new(hosts) }
+    }
+
+    /// Makes `target`, a host outside the spec (a client that left it), reachable by name.
+    pub fn add_host(&self, target: HostTarget) {
+        let mut hosts = self.hosts.write().expect("agents lock poisoned");
+        hosts.entry(target.name.clone()).or_insert_with(|| Arc::new((target, OnceCell::new())));
     }
 
     /// A client for `host`'s agent (connecting on first use; a failed connect is retried on
     /// the next call).
     pub async fn client(&self, host: &str) -> Result<AgentClient<Channel>, AgentError> {
-        let (target, cell) = self.hosts.get(host).ok_or_else(|| AgentError::UnknownHost(host.to_owned()))?;
+        let slot = self.hosts.read().expect("agents lock poisoned").get(host).cloned();
+        let slot = slot.ok_or_else(|| AgentError::UnknownHost(host.to_owned()))?;
+        let (target, cell) = &*slot;
         let client = cell.get_or_try_init(|| client::connect(&self.pki_dir, target)).await?;
         Ok(client.clone())
     }
@@ -96,12 +107,11 @@ impl Agents {
         self.order.iter().cloned().zip(answers.into_iter().map(|(_, answer)| answer)).collect()
     }
 
-    pub async fn gluster_status(&self, host: &str) -> Result<v1::GlusterStatus, AgentError> {
-        self.call(
-            host,
-            "GetGlusterStatus",
-            |mut c| async move { c.get_gluster_status(v1::GlusterStatusRequest {}).await },
-        )
+    /// The host's pool and mounts, and with `with_volumes` the volumes as it sees them.
+    pub async fn gluster_status(&self, host: &str, with_volumes: bool) -> Result<v1::GlusterStatus, AgentError> {
+        self.call(host, "GetGlusterStatus", |mut c| async move {
+            c.get_gluster_status(v1::GlusterStatusRequest { with_volumes }).await
+        })
         .await
     }
 

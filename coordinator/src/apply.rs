@@ -4,7 +4,9 @@
 //! run before the next phase; a re-run continues from what is done (every task is idempotent).
 //! When every server's glusterd already runs, all phases are first checked at once (`Plan`)
 //! and the leading phases with nothing to do are not applied again, so a converged re-apply
-//! costs one parallel round of checks. Changes hosts only through their agents.
+//! costs one parallel round of checks. Clients that left the spec are retired first, and what
+//! cannot be retired or is no longer managed is reported on stderr (`crate::retire`). Changes
+//! hosts only through their agents.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,6 +21,7 @@ use tokio_stream::StreamExt;
 use crate::agents::{task_error, AgentError, Agents};
 use crate::phases::{self, HostBatch, PhaseError, PhasePlan};
 use crate::progress::{Event, Reporter, TaskStatus};
+use crate::retire;
 use crate::spec::Spec;
 
 /// Why a host's part of a phase failed.
@@ -127,8 +130,13 @@ async fn run_phases(
     reporter: &Arc<dyn Reporter>,
     report: &mut ApplyReport,
 ) -> Result<(), ApplyError> {
-    let facts = facts(agents, spec, reporter.as_ref()).await?;
-    let plans = phases::build(spec, &facts)?;
+    let mut facts = facts(agents, spec, reporter.as_ref()).await?;
+    let mut plans = phases::build(spec, &facts)?;
+    let survey = retire::survey(spec, agents, &mut facts).await;
+    for warning in survey.warnings(spec) {
+        eprintln!("brickyard: apply: warning: {warning}");
+    }
+    plans.insert(0, survey.phase(spec));
     let converged = if pool_is_up(spec, &facts) { converged_phases(agents, &plans).await } else { 0 };
     for (index, plan) in plans.into_iter().enumerate() {
         if plan.steps.iter().all(|s| s.is_empty()) {
@@ -222,6 +230,16 @@ fn report_unchanged(phase: &str, plan: &PhasePlan, reporter: &dyn Reporter) -> u
         });
     }
     count
+}
+
+/// Applies one host's batch outside the phases (`brickyard destroy`).
+pub(crate) async fn apply_single(
+    agents: &Agents,
+    phase: &str,
+    batch: HostBatch,
+    reporter: &dyn Reporter,
+) -> Result<(), HostFailure> {
+    apply_batch(agents, phase, batch, reporter).await.failure.map_or(Ok(()), Err)
 }
 
 /// Streams one host's batch through `Apply`, reporting each task event.

@@ -65,6 +65,40 @@ enum Command {
         #[command(flatten)]
         signing: SigningArgs,
     },
+    /// Writes a spec for a pool built by hand, read through its agents (changes nothing on any
+    /// host); refuses what a spec cannot say, and writes nothing unless `plan` on the spec has
+    /// nothing to do.
+    Adopt {
+        /// A server of the pool: its gluster name and the address of its agent; repeatable, in
+        /// the order the spec is to list them.
+        #[arg(long = "server", value_name = "NAME=ADDR", value_parser = parse_host, required = true)]
+        servers: Vec<(String, String)>,
+        /// A client that mounts the pool's volumes; repeatable.
+        #[arg(long = "client", value_name = "NAME=ADDR", value_parser = parse_host)]
+        clients: Vec<(String, String)>,
+        /// The spec to write (refused when it exists).
+        #[arg(short = 'o', long = "output", value_name = "SPEC")]
+        output: PathBuf,
+        /// The pool's name in the spec.
+        #[arg(long = "name", default_value = "adopted")]
+        pool: String,
+        /// The pool PKI directory (default: `pki` beside the spec).
+        #[arg(long = "pki-dir", value_name = "DIR")]
+        pki_dir: Option<PathBuf>,
+    },
+    /// Stops and deletes a volume that is gone from the spec, after showing what it will do and
+    /// a typed confirmation (or --yes). Brick directories keep their files.
+    Destroy {
+        /// Cluster spec (TOML).
+        #[arg(short = 'f', long = "file", value_name = "SPEC")]
+        spec: PathBuf,
+        /// The volume to destroy.
+        #[arg(long, value_name = "NAME")]
+        volume: String,
+        /// Do not ask: destroy without typing the volume name back.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Prints #cloud-config user-data that installs, configures and starts one host's agent:
     /// the pool CA and a new single-use join token, no private key (enrol the host with
     /// `brickyard enroll` once it runs).
@@ -195,6 +229,14 @@ enum PkiCommand {
     },
 }
 
+/// `NAME=ADDR`.
+fn parse_host(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, address)) if !name.is_empty() && !address.is_empty() => Ok((name.to_owned(), address.to_owned())),
+        _ => Err(format!("{text:?} is not NAME=ADDR")),
+    }
+}
+
 /// `90`, `90s`, `30m`, `1h`, `2d`.
 fn parse_ttl(text: &str) -> Result<std::time::Duration, String> {
     let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, ""), |i| text.split_at(i));
@@ -220,7 +262,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { spec: a } => coordinate(&a, |spec| async move { commands::status(&spec, a.json).await }),
         Command::Verify { spec: a } => coordinate(&a, |spec| async move { commands::verify(&spec, a.json).await }),
         Command::Enroll { hosts, signing } => identity(hosts, Operation::Enroll, Some(signing)),
+        Command::Destroy { spec, volume, yes } => {
+            let spec = validate::load(&spec)?;
+            Ok(ExitCode::from(runtime()?.block_on(commands::destroy(&spec, &volume, yes))))
+        }
         Command::CloudInit { spec, host, package_url, token_ttl } => cloud_init(&spec, &host, package_url, token_ttl),
+        Command::Adopt { servers, clients, output, pool, pki_dir } => {
+            adopt(brickyard::adopt::Request { pool, servers, clients, output, pki_dir })
+        }
     }
 }
 
@@ -271,6 +320,19 @@ fn pki(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn adopt(mut request: brickyard::adopt::Request) -> anyhow::Result<ExitCode> {
+    if request.output.exists() {
+        anyhow::bail!("{} exists; adopt writes a new spec only", request.output.display());
+    }
+    if let Some(dir) = &request.pki_dir {
+        request.pki_dir = Some(std::path::absolute(dir).with_context(|| format!("pki dir {}", dir.display()))?);
+    }
+    let plan = runtime()?.block_on(brickyard::adopt::run(&request))?;
+    print!("{plan}");
+    println!("adopt: wrote {} (plan on it has nothing to do)", request.output.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,5 @@
 //! The coordinator's commands as the CLI and `lab up` run them: `plan`, `apply`, `status`,
-//! `verify` on a loaded spec, printing their report (human or JSON) to stdout and errors to
+//! `verify`, `destroy` on a loaded spec, printing their report (human or JSON) to stdout and errors to
 //! stderr, and returning the process exit code. Network only (through the agents).
 
 use std::sync::Arc;
@@ -16,6 +16,17 @@ pub async fn plan(spec: &Spec, json: bool, detailed_exitcode: bool) -> u8 {
         print!("{}", plan::render_text(&report));
     }
     report.exit_code(detailed_exitcode)
+}
+
+/// `brickyard destroy`: 0 destroyed (or nothing to do), 1 refused or failed.
+pub async fn destroy(spec: &Spec, volume: &str, yes: bool) -> u8 {
+    match crate::destroy::run(spec, volume, yes).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("brickyard: destroy: {e}");
+            1
+        }
+    }
 }
 
 /// `brickyard apply`: 0 converged, 1 a phase failed (every failure printed to stderr).

@@ -112,7 +112,17 @@ fn device_lines(dev: &v1::BlockDevice, depth: usize, out: &mut Vec<String>) {
     }
 }
 
-/// The human view: a summary table, each host's block devices, then the unreachable hosts.
+/// `MOUNT from SOURCE: FREE free of TOTAL`, or why it does not answer.
+fn mount_line(m: &v1::GlusterMount) -> String {
+    let state = if m.error.is_empty() {
+        format!("{} free of {}", human_bytes(m.size_free), human_bytes(m.size_total))
+    } else {
+        format!("does not answer ({})", m.error)
+    };
+    format!("{} from {}: {state}", m.mount_point, m.source)
+}
+
+/// The human view: a summary table, each host's block devices and glusterfs mounts, then the unreachable hosts.
 pub fn render_text(answers: &[HostFacts]) -> String {
     let mut table = Table::new([
         "HOST",
@@ -168,6 +178,12 @@ pub fn render_text(answers: &[HostFacts]) -> String {
                 for line in lines {
                     devices.push_str(&line);
                     devices.push('\n');
+                }
+                if !f.gluster_mounts.is_empty() {
+                    devices.push_str(&format!("{} glusterfs mounts:\n", host.name));
+                    for m in &f.gluster_mounts {
+                        devices.push_str(&format!("  {}\n", mount_line(m)));
+                    }
                 }
             }
             Err(err) => failures.push_str(&format!("  {} ({}:{}): {err}\n", host.name, host.address, host.port)),
@@ -229,6 +245,14 @@ pub fn facts_json(f: &v1::Facts) -> Value {
             "mode": s.mode().as_str_name(),
             "configured": s.configured().as_str_name(),
         })),
+        "gluster_mounts": f.gluster_mounts.iter().map(|m| json!({
+            "source": m.source,
+            "mount_point": m.mount_point,
+            "size_total": m.size_total,
+            "size_free": m.size_free,
+            "error": m.error,
+            "stale": m.stale,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -282,6 +306,12 @@ mod tests {
                 mode: v1::SelinuxMode::Permissive.into(),
                 configured: v1::SelinuxMode::Enforcing.into(),
             }),
+            gluster_mounts: vec![v1::GlusterMount {
+                source: "gluServer1:/gluV1".into(),
+                mount_point: "/dataShare".into(),
+                error: "no answer to statvfs() within 5s".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let host = |name: &str| HostTarget { name: name.into(), address: "192.0.2.11".into(), port: 7420 };
@@ -309,6 +339,13 @@ mod tests {
         assert!(text.contains(" permissive (boot: enforcing)\n"), "{text}");
         assert!(text.contains("    /dev/vdb1 part 0 B fs=ext4 on /vdisk"), "{text}");
         assert!(
+            text.contains(
+                "gluServer1 glusterfs mounts:\n  /dataShare from gluServer1:/gluV1: does not answer \
+                 (no answer to statvfs() within 5s)\n"
+            ),
+            "{text}"
+        );
+        assert!(
             text.contains("unreachable:\n  gluServer2 (192.0.2.11:7420): host gluServer2: no answer to GetFacts"),
             "{text}"
         );
@@ -322,6 +359,8 @@ mod tests {
         assert_eq!(v[0]["facts"]["block_devices"][0]["serial"], "ec4eea2a-f0d9-4614-b");
         assert_eq!(v[0]["facts"]["block_devices"][0]["by_id"][0], "/dev/disk/by-id/virtio-ec4eea2a-f0d9-4614-b");
         assert_eq!(v[0]["facts"]["selinux"]["mode"], "SELINUX_MODE_PERMISSIVE");
+        assert_eq!(v[0]["facts"]["gluster_mounts"][0]["mount_point"], "/dataShare");
+        assert_eq!(v[0]["facts"]["gluster_mounts"][0]["error"], "no answer to statvfs() within 5s");
         assert!(v[1]["error"].as_str().unwrap().contains("gluServer2"));
         assert!(v[1].get("facts").is_none());
     }

@@ -2,18 +2,22 @@
 //! applies typed tasks phase by phase, reads pool status. Stateless: the spec and what the
 //! agents report are the only truth. The lab (namespaced hosts on one machine) is a separate
 //! crate and binary, `brickyard-lab` (lab/), that uses this library; nothing here knows of it.
+pub mod adopt;
 pub mod agents;
 pub mod apply;
 pub mod client;
 pub mod cloud_init;
 pub mod commands;
+pub mod destroy;
 pub mod facts;
+pub mod gluster_tls;
 pub mod identity;
 pub mod output;
 pub mod phases;
 pub mod pki;
 pub mod plan;
 pub mod progress;
+pub mod retire;
 pub mod spec;
 pub mod status;
 pub mod validate;

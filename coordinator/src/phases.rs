@@ -6,7 +6,8 @@
 //! — on their mounted disks, no stale volume-id — then the volumes are ensured from the first
 //! server) → clients (packages, /etc/hosts, FUSE, mounts). Pure: the agents check and apply what
 //! this produces. Every volume's `auth.allow` is computed here: the pool's servers, the clients
-//! that mount the volume, and the spec's `auth_allow` additions.
+//! that mount the volume, and the spec's `auth_allow` additions. GlusterFS TLS adds its tasks
+//! and options through `crate::gluster_tls`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,12 +15,15 @@ use std::fmt;
 use brickyard_proto::v1;
 use brickyard_proto::v1::task::Kind;
 
-use crate::spec::Spec;
+use crate::gluster_tls;
+use crate::spec::{EtcHosts, Spec};
 
 /// The phases that change hosts (facts before them and verify after them read only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// Clients that left the spec give up their mounts (`crate::retire`), before anything else.
+    Retire,
     Servers,
     Pool,
     Volumes,
@@ -29,6 +33,7 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Phase::Retire => "retire",
             Phase::Servers => "servers",
             Phase::Pool => "pool",
             Phase::Volumes => "volumes",
@@ -104,11 +109,15 @@ fn task(id: impl Into<String>, kind: Kind) -> v1::Task {
 }
 
 fn hosts_task(spec: &Spec) -> v1::Task {
+    let clients = match spec.pool.etc_hosts {
+        EtcHosts::All => spec.clients.as_slice(),
+        EtcHosts::Servers => &[],
+    };
     let entries = spec
         .servers
         .iter()
         .map(|s| (&s.name, &s.address))
-        .chain(spec.clients.iter().map(|c| (&c.name, &c.address)))
+        .chain(clients.iter().map(|c| (&c.name, &c.address)))
         .map(|(name, address)| v1::HostEntry { name: name.clone(), address: address.clone() })
         .collect();
     task("/etc/hosts", Kind::EnsureHosts(v1::EnsureHosts { entries }))
@@ -155,10 +164,9 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
     spec.servers
         .iter()
         .map(|server| {
-            let mut tasks = vec![
-                packages_task(spec, v1::PackageRole::Server),
-                hosts_task(spec),
-                task(
+            let mut tasks = vec![packages_task(spec, v1::PackageRole::Server), hosts_task(spec)];
+            if spec.pool.firewall {
+                tasks.push(task(
                     "firewall ports",
                     // Gluster's ports for the pool's hosts, the agent port for the coordinators
                     // (unlisted: the agent admits where this apply connects from).
@@ -168,8 +176,8 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
                         agent_sources: spec.pool.coordinators.clone().unwrap_or_default(),
                         agent_port: server.port.unwrap_or(brickyard_proto::DEFAULT_AGENT_PORT).into(),
                     }),
-                ),
-            ];
+                ));
+            }
             if let Some(disk) = &server.disk {
                 let fs = filesystem(disk.filesystem.as_deref());
                 let table = if disk.table.as_deref() == Some("msdos") {
@@ -220,6 +228,8 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
                 ));
                 tasks.push(task(format!("selinux {brick}"), Kind::BrickSelinux(v1::BrickSelinux { path: brick })));
             }
+            // TLS files and secure-access before glusterd (re)starts, so it starts with them.
+            tasks.extend(gluster_tls::host_task(spec));
             if let Some(uuid) = resets.get(server.name.as_str()) {
                 tasks.push(task(
                     "fresh glusterd UUID",
@@ -276,10 +286,17 @@ pub fn bricks(spec: &Spec, volume: &crate::spec::Volume) -> Vec<v1::Brick> {
 /// The volume option that names who may connect to a volume's bricks.
 pub const AUTH_ALLOW: &str = "auth.allow";
 
+/// `auth_allow = ["*"]`: everyone, gluster's own default value of `auth.allow`, which Brickyard
+/// then does not set (a pool built by hand without it).
+pub const AUTH_ALLOW_EVERYONE: &str = "*";
+
 /// `auth.allow` for `volume`: every server of the pool (their self-heal, rebalance and
 /// management daemons connect to the bricks too), the clients that mount it, then the spec's
-/// `auth_allow` additions; each once, in that order.
-fn auth_allow(spec: &Spec, volume: &crate::spec::Volume) -> String {
+/// `auth_allow` additions; each once, in that order. `["*"]`: everyone.
+pub fn auth_allow(spec: &Spec, volume: &crate::spec::Volume) -> String {
+    if admits_everyone(volume) {
+        return AUTH_ALLOW_EVERYONE.to_owned();
+    }
     let mounting = spec.clients.iter().filter(|c| c.mounts.iter().any(|m| m.volume == volume.name));
     let mut admitted: Vec<&str> = Vec::new();
     for address in spec
@@ -296,10 +313,18 @@ fn auth_allow(spec: &Spec, volume: &crate::spec::Volume) -> String {
     admitted.join(",")
 }
 
-/// The options `volume` is ensured with: the spec's, plus `auth.allow`.
+fn admits_everyone(volume: &crate::spec::Volume) -> bool {
+    volume.auth_allow.iter().any(|a| a == AUTH_ALLOW_EVERYONE)
+}
+
+/// The options `volume` is ensured with: the spec's, plus `auth.allow` (unless the spec leaves
+/// it at gluster's default, everyone) and the TLS options.
 fn volume_options(spec: &Spec, volume: &crate::spec::Volume) -> BTreeMap<String, String> {
     let mut options = volume.options.clone();
-    options.insert(AUTH_ALLOW.to_owned(), auth_allow(spec, volume));
+    if !admits_everyone(volume) {
+        options.insert(AUTH_ALLOW.to_owned(), auth_allow(spec, volume));
+    }
+    options.extend(gluster_tls::volume_options(spec, volume));
     options
 }
 
@@ -310,6 +335,7 @@ fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
     for volume in &spec.volumes {
         let volume_layout =
             volume.layout().map_err(|e| PhaseError::Volume { volume: volume.name.clone(), message: e.to_string() })?;
+        tasks.extend(gluster_tls::volume_task(spec, volume));
         tasks.push(task(
             format!("volume {}", volume.name),
             Kind::EnsureVolume(v1::EnsureVolume {
@@ -358,6 +384,7 @@ fn clients(spec: &Spec) -> Vec<HostBatch> {
                 hosts_task(spec),
                 task("fuse", Kind::EnsureFuse(v1::EnsureFuse {})),
             ];
+            tasks.extend(gluster_tls::host_task(spec));
             for mount in &client.mounts {
                 let servers = spec
                     .volume(&mount.volume)
@@ -451,6 +478,7 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
                 "selinux /vdisk/brick1",
                 "brick dir /vdisk/brick2",
                 "selinux /vdisk/brick2",
+                "gluster tls",
                 "glusterd",
                 "fuse"
             ]
@@ -466,6 +494,7 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
                 "firewall ports",
                 "brick dir /brick1",
                 "selinux /brick1",
+                "gluster tls",
                 "glusterd",
                 "fuse"
             ]
@@ -499,7 +528,9 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
 
         let volumes = &phases[2].steps[1];
         assert_eq!(volumes.len(), 1);
-        let Some(Kind::EnsureVolume(arb)) = &volumes[0].tasks[0].kind else { panic!() };
+        let ids_of_volumes: Vec<&str> = volumes[0].tasks.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids_of_volumes, ["volume arb tls", "volume arb", "volume two tls", "volume two"]);
+        let Some(Kind::EnsureVolume(arb)) = &volumes[0].tasks[1].kind else { panic!() };
         let layout = arb.layout.unwrap();
         assert_eq!((layout.r#type(), layout.replica, layout.arbiter), (v1::VolumeType::Arbiter, 3, 1));
         let bricks: Vec<_> = arb.bricks.iter().map(|b| format!("{}:{}", b.host, b.path)).collect();
@@ -508,13 +539,16 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
         // Every server, then the clients that mount the volume.
         assert_eq!(arb.options["auth.allow"], "10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.21");
         assert_eq!(arb.options["performance.cache-size"], "64MB");
-        let Some(Kind::EnsureVolume(two)) = &volumes[0].tasks[1].kind else { panic!() };
+        let Some(Kind::EnsureVolume(two)) = &volumes[0].tasks[3].kind else { panic!() };
         assert!(two.allow_replica2);
         assert_eq!(two.bricks[0].host, "s2");
 
         let clients = &phases[3].steps[0];
-        assert_eq!(ids(&clients[0]), ["packages (client)", "/etc/hosts", "fuse", "mount arb on /a", "mount two on /b"]);
-        let Some(Kind::MountGlusterVolume(m)) = &clients[0].tasks[4].kind else { panic!() };
+        assert_eq!(
+            ids(&clients[0]),
+            ["packages (client)", "/etc/hosts", "fuse", "gluster tls", "mount arb on /a", "mount two on /b"]
+        );
+        let Some(Kind::MountGlusterVolume(m)) = &clients[0].tasks[5].kind else { panic!() };
         assert_eq!(m.servers, ["s2", "s1"]);
     }
 
@@ -566,10 +600,10 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
         assert!(!ids(&servers[0]).contains(&"fresh glusterd UUID"));
         let reset = servers[1].tasks.iter().find(|t| t.id == "fresh glusterd UUID").unwrap();
         assert_eq!(reset.kind, Some(Kind::ResetGlusterdUuid(v1::ResetGlusterdUuid { current_uuid: "u1".into() })));
-        // Before glusterd is ensured, so it comes up with the new UUID.
+        // Before glusterd is ensured, so it comes up with the new UUID (and TLS before both).
         assert_eq!(
-            ids(&servers[1]).iter().rev().take(3).collect::<Vec<_>>(),
-            [&"fuse", &"glusterd", &"fresh glusterd UUID"]
+            ids(&servers[1]).iter().rev().take(4).collect::<Vec<_>>(),
+            [&"fuse", &"glusterd", &"fresh glusterd UUID", &"gluster tls"]
         );
     }
 
@@ -581,8 +615,71 @@ mounts = [{ volume = "arb", path = "/a" }, { volume = "two", path = "/b" }]
         );
         let spec = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
         let phases = build(&spec, &BTreeMap::new()).unwrap();
-        let Some(Kind::EnsureVolume(two)) = &phases[2].steps[1][0].tasks[1].kind else { panic!() };
+        let Some(Kind::EnsureVolume(two)) = &phases[2].steps[1][0].tasks[3].kind else { panic!() };
         assert_eq!(two.options["auth.allow"], "10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.21,192.0.2.7,2001:db8::7");
+    }
+
+    /// What an adopted pool's spec says: firewall left alone, /etc/hosts naming the servers
+    /// only, every address admitted.
+    #[test]
+    fn firewall_hosts_and_auth_allow_can_be_left_as_built_by_hand() {
+        let text = SPEC
+            .replace("name = \"lab\"", "name = \"lab\"\nfirewall = false\netc_hosts = \"servers\"")
+            .replace("brick_dir = \"brick2\"", "brick_dir = \"brick2\"\nauth_allow = [\"*\"]");
+        let spec = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
+        let phases = build(&spec, &BTreeMap::new()).unwrap();
+        let s1 = &phases[0].steps[0][0];
+        assert!(!ids(s1).contains(&"firewall ports"), "{:?}", ids(s1));
+        let Some(Kind::EnsureHosts(hosts)) = &s1.tasks[1].kind else { panic!() };
+        assert_eq!(hosts.entries.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["s1", "s2", "s3"]);
+        let two = phases[2].steps[1][0]
+            .tasks
+            .iter()
+            .find_map(|t| match &t.kind {
+                Some(Kind::EnsureVolume(v)) if v.name == "two" => Some(v),
+                _ => None,
+            })
+            .expect("volume two is ensured");
+        assert!(!two.options.contains_key("auth.allow"), "left at gluster's default: {:?}", two.options);
+
+        let mixed = text.replace("auth_allow = [\"*\"]", "auth_allow = [\"*\", \"192.0.2.7\"]");
+        let err = crate::validate::parse(&mixed, Path::new("c.toml")).unwrap_err().to_string();
+        assert!(err.contains("volume[1].auth_allow[0]: \"*\" admits everyone and stands alone"), "{err}");
+    }
+
+    #[test]
+    fn tls_tasks_and_options_by_default_none_with_tls_off() {
+        let phases = build(&spec(), &BTreeMap::new()).unwrap();
+        let Some(Kind::GlusterTls(host)) = &phases[0].steps[0][0].tasks[10].kind else { panic!() };
+        assert_eq!((host.certificate_depth, host.allow_restart), (1, false));
+        let Some(Kind::VolumeTls(guard)) = &phases[2].steps[1][0].tasks[2].kind else { panic!() };
+        assert_eq!((guard.volume.as_str(), guard.allow_restart), ("two", false));
+        let Some(Kind::EnsureVolume(two)) = &phases[2].steps[1][0].tasks[3].kind else { panic!() };
+        let tls: Vec<_> = crate::gluster_tls::OPTIONS.iter().map(|k| (*k, two.options[*k].as_str())).collect();
+        // Names, as the host certificates carry them: every server, then the volume's clients.
+        assert_eq!(
+            tls,
+            [
+                ("client.ssl", "on"),
+                ("server.ssl", "on"),
+                ("ssl.certificate-depth", "1"),
+                ("auth.ssl-allow", "s1,s2,s3,c1")
+            ]
+        );
+
+        let text = SPEC.replace("name = \"lab\"", "name = \"lab\"\ntls_restart = true");
+        let restart = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
+        let phases = build(&restart, &BTreeMap::new()).unwrap();
+        let Some(Kind::VolumeTls(guard)) = &phases[2].steps[1][0].tasks[0].kind else { panic!() };
+        assert!(guard.allow_restart);
+
+        let text = SPEC.replace("name = \"lab\"", "name = \"lab\"\ntls = false");
+        let plain = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
+        let phases = build(&plain, &BTreeMap::new()).unwrap();
+        let all = phases.iter().flat_map(|p| p.steps.iter().flatten()).flat_map(|b| b.tasks.iter());
+        assert!(!all.clone().any(|t| t.id.contains("tls")), "TLS tasks with tls = false");
+        let Some(Kind::EnsureVolume(arb)) = &phases[2].steps[1][0].tasks[0].kind else { panic!() };
+        assert!(!arb.options.contains_key("server.ssl"), "{:?}", arb.options);
     }
 
     #[test]

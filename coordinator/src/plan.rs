@@ -4,7 +4,8 @@
 //! mounted yet, a peer not probed yet) while an earlier change is pending is reported as
 //! "depends on an earlier change". Every other refusal — unsafe, conflict, invalid, failed, or
 //! not ready with nothing before it that could make it ready — is one apply would hit too:
-//! `plan` shows it as REFUSED and exits 1. Read-only.
+//! `plan` shows it as REFUSED and exits 1. Clients that left the spec are retired first and
+//! volumes that left it are warned about (`crate::retire`). Read-only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use crate::agents::{self, task_error, Agents};
 use crate::phases::{self, Phase};
+use crate::retire;
 use crate::spec::{Layout, Spec};
 
 /// What a task would do.
@@ -140,13 +142,16 @@ pub async fn run(spec: &Spec) -> PlanReport {
             Err(e) => report.unreachable.push(Unreachable { host, error: e.to_string() }),
         }
     }
-    let plans = match phases::build(spec, &facts) {
+    let mut plans = match phases::build(spec, &facts) {
         Ok(plans) => plans,
         Err(e) => {
             report.errors.push(e.to_string());
             return report;
         }
     };
+    let survey = retire::survey(spec, &agents, &mut facts).await;
+    report.warnings.extend(survey.warnings(spec));
+    plans.insert(0, survey.phase(spec));
 
     // Every (phase, step, host) batch checked concurrently; unreachable hosts are not asked.
     let mut set = tokio::task::JoinSet::new();

@@ -80,6 +80,14 @@ pub struct Pool {
     /// Also open the gluster NFS ports (111, 2049) on the servers.
     #[serde(default)]
     pub nfs: bool,
+    /// Whether Brickyard manages the servers' firewall (only the pool reaches the pool).
+    /// `false` leaves it as it is (e.g. a pool built by hand, see `brickyard adopt`).
+    #[serde(default = "yes")]
+    pub firewall: bool,
+    /// Which hosts every host's /etc/hosts names (in Brickyard's block, unless a line of the
+    /// file already maps the name right).
+    #[serde(default)]
+    pub etc_hosts: EtcHosts,
     /// Addresses or networks (`ADDR` or `ADDR/PREFIX`) admitted to the agents' port. Without
     /// it each agent admits only the address `apply` connects from (and `plan` says so).
     #[serde(default)]
@@ -92,6 +100,34 @@ pub struct Pool {
     /// has none): an https URL of a `.repo` file, or a release package name.
     #[serde(default)]
     pub gluster_repo: Option<String>,
+    /// GlusterFS TLS from the pool CA (I/O and management; see `crate::gluster_tls`). Default on.
+    #[serde(default = "default_tls")]
+    pub tls: bool,
+    /// Allows turning TLS on for what runs without it: restarts glusterd and stops and starts
+    /// every started volume without TLS (its clients are remounted). Without it `plan` refuses.
+    #[serde(default)]
+    pub tls_restart: bool,
+}
+
+fn default_tls() -> bool {
+    true
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[pool] etc_hosts`: the hosts /etc/hosts names on every host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(serde::Serialize))]
+#[serde(rename_all = "lowercase")]
+pub enum EtcHosts {
+    /// Every server and client (the default).
+    #[default]
+    All,
+    /// The servers only: what gluster and the clients resolve (a pool built by hand often
+    /// names only those).
+    Servers,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,7 +199,8 @@ pub struct Volume {
     pub force: bool,
     /// Addresses admitted to the volume's bricks beyond the pool's own servers and the clients
     /// that mount it (gluster's `auth.allow`, which Brickyard sets to exactly those): IP
-    /// addresses.
+    /// addresses; or `["*"]` alone: everyone, gluster's default, and Brickyard does not set
+    /// `auth.allow` (a pool built by hand without it, see `brickyard adopt`).
     #[serde(default)]
     pub auth_allow: Vec<String>,
 }

@@ -28,6 +28,8 @@ pub struct StatusReport {
     pub hosts: Vec<(String, v1::GlusterStatus)>,
     /// Where the live state differs from the spec.
     pub problems: Vec<String>,
+    /// The server whose answer carries the volumes (the first one with a running glusterd).
+    pub volume_source: Option<String>,
 }
 
 impl StatusReport {
@@ -46,38 +48,55 @@ impl StatusReport {
         self.hosts.iter().find(|(h, _)| h == name).map(|(_, s)| s)
     }
 
-    /// The volumes as the first reachable server with a running glusterd sees them.
-    fn volume_view<'a>(&'a self, spec: &Spec) -> Option<(&'a str, &'a v1::GlusterStatus)> {
-        spec.servers.iter().find_map(|s| {
-            self.hosts.iter().find(|(h, st)| h == &s.name && st.glusterd_running).map(|(h, st)| (h.as_str(), st))
-        })
+    fn replace(&mut self, name: &str, status: v1::GlusterStatus) {
+        if let Some(entry) = self.hosts.iter_mut().find(|(h, _)| h == name) {
+            entry.1 = status;
+        }
+    }
+
+    /// The volumes as the server asked for them sees them.
+    fn volume_view(&self) -> Option<(&str, &v1::GlusterStatus)> {
+        let source = self.volume_source.as_deref()?;
+        self.host(source).map(|status| (source, status))
     }
 }
 
-/// Asks every host and compares with the spec. Servers are asked one after the other: each
-/// answer runs `gluster volume status`, which takes cluster-wide locks, and two at once can
-/// make glusterd skip a volume ("another transaction is in progress"). Clients are asked
-/// meanwhile.
+/// Asks every host at once and compares with the spec. Volumes look the same from every
+/// server and `volume status` takes glusterd's cluster-wide lock (two at once can make glusterd
+/// skip a volume: "another transaction is in progress"), so only the first server is asked for
+/// them; when it has no running glusterd the next servers are asked, one after the other.
 pub async fn run(spec: &Spec) -> StatusReport {
     let agents = Arc::new(Agents::new(spec));
-    let clients = agents::each(spec.clients.iter().map(|c| c.name.as_str()), |host| {
-        let agents = agents.clone();
-        async move { agents.gluster_status(&host).await }
-    });
-    let servers = async {
-        let mut answers = Vec::new();
-        for server in &spec.servers {
-            answers.push((server.name.clone(), agents.gluster_status(&server.name).await));
-        }
-        answers
-    };
-    let (servers, clients) = tokio::join!(servers, clients);
+    let first_server = spec.servers.first().map(|s| s.name.as_str());
+    let answers = agents::each(
+        spec.servers.iter().map(|s| s.name.as_str()).chain(spec.clients.iter().map(|c| c.name.as_str())),
+        |host| {
+            let agents = agents.clone();
+            let with_volumes = Some(host.as_str()) == first_server;
+            async move { agents.gluster_status(&host, with_volumes).await }
+        },
+    )
+    .await;
     let mut report = StatusReport::default();
-    for (host, answer) in servers.into_iter().chain(clients) {
+    for (host, answer) in answers {
         match answer {
             Ok(status) => report.hosts.push((host, status)),
             Err(e) => report.unreachable.push((host, e.to_string())),
         }
+    }
+    // The first server with a running glusterd answers for the volumes.
+    for server in &spec.servers {
+        if !report.host(&server.name).is_some_and(|st| st.glusterd_running) {
+            continue;
+        }
+        if Some(server.name.as_str()) != first_server {
+            match agents.gluster_status(&server.name, true).await {
+                Ok(full) if full.glusterd_running => report.replace(&server.name, full),
+                _ => continue,
+            }
+        }
+        report.volume_source = Some(server.name.clone());
+        break;
     }
     report.problems = problems(spec, &report);
     report
@@ -122,7 +141,7 @@ pub fn problems(spec: &Spec, report: &StatusReport) -> Vec<String> {
         }
     }
 
-    if let Some((_, view)) = report.volume_view(spec) {
+    if let Some((_, view)) = report.volume_view() {
         for volume in &spec.volumes {
             let Some(live) = view.volumes.iter().find(|v| v.name == volume.name) else {
                 problems.push(fixed_by_apply(format!("volume {}: does not exist", volume.name), "creates it"));
@@ -199,7 +218,7 @@ pub fn render_text(spec: &Spec, report: &StatusReport) -> String {
     out.push_str("Peers\n");
     out.push_str(&peers.render());
 
-    if let Some((from, view)) = report.volume_view(spec) {
+    if let Some((from, view)) = report.volume_view() {
         out.push_str(&format!("\nVolumes (as {from} sees them)\n"));
         let mut volumes = Table::new(["VOLUME", "TYPE", "STATUS", "BRICKS ONLINE", "PENDING HEALS", "PING-TIMEOUT"]);
         let mut bricks = Table::new(["BRICK", "ONLINE", "PORT", "DISK"]);
@@ -360,7 +379,7 @@ mounts = [{ volume = "v", path = "/data" }]
             glusterd_running: true,
             peers: vec![peer(other), v1::Peer { hostname: "localhost".into(), is_local: true, ..Default::default() }],
             volumes: vec![volume.clone()],
-            mounts: vec![],
+            ..Default::default()
         };
         let client = v1::GlusterStatus {
             mounts: vec![v1::GlusterMount {
@@ -372,6 +391,7 @@ mounts = [{ volume = "v", path = "/data" }]
         };
         let report = StatusReport {
             hosts: vec![("s1".into(), server("s2")), ("s2".into(), server("s1")), ("c1".into(), client)],
+            volume_source: Some("s1".into()),
             ..Default::default()
         };
         (spec, report)

@@ -1,9 +1,10 @@
 //! `brickyard verify`: the seed's file tests through the agents' `VerifyFile` RPC. For each
-//! volume mounted by clients: every client appends a line naming itself to
-//! `.brickyard-verify-<random>` (one after the other), every client reads all lines back (all
-//! at once), the bricks that should hold the file are read on the servers (all at once; replica
-//! bricks hold the whole file, an arbiter brick and disperse bricks hold it without the data),
-//! then the file is removed. Touches only that file on the volumes.
+//! volume mounted by clients, each step on all hosts at once: every client writes a line naming
+//! itself to its own `.brickyard-verify-<random>-<n>`, the next client reads it back (a ring: each
+//! file is read through another mount when there is one), the bricks that should hold each file
+//! are read on the servers (replica bricks hold the whole file, an arbiter brick and disperse
+//! bricks hold it without the data), then every client removes its file. Touches only those
+//! files on the volumes.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -76,6 +77,30 @@ pub async fn run(spec: &Spec) -> VerifyReport {
     report
 }
 
+/// One mount's verify file: written through `path` on `client`, read back through the next
+/// mount (through its own when it is the only one).
+struct VerifyFile<'a> {
+    index: usize,
+    client: &'a str,
+    path: &'a str,
+    name: String,
+    line: String,
+}
+
+impl VerifyFile<'_> {
+    fn request(&self, op: v1::VerifyOp, dir: &str) -> v1::VerifyFileRequest {
+        let line = if op == v1::VerifyOp::Append { self.line.clone() } else { String::new() };
+        v1::VerifyFileRequest { op: op.into(), dir: dir.to_owned(), file_name: self.name.clone(), line }
+    }
+
+    fn content(&self) -> String {
+        format!("{}\n", self.line)
+    }
+}
+
+/// A check's name and verdict.
+type Verdict = (String, Result<(), String>);
+
 async fn verify_volume(
     spec: &Spec,
     agents: &Agents,
@@ -83,57 +108,60 @@ async fn verify_volume(
     mounts: &[(&str, &str)],
     checks: &mut Vec<Check>,
 ) {
-    let file = file_name();
-    let mut record = |check: String, result: Result<(), String>| {
+    let mut record = |(check, result): Verdict| {
         let (ok, detail) = match result {
             Ok(()) => (true, String::new()),
             Err(detail) => (false, detail),
         };
         checks.push(Check { volume: volume.name.clone(), check, ok, detail });
     };
-    let request = |op: v1::VerifyOp, dir: &str, line: String| v1::VerifyFileRequest {
-        op: op.into(),
-        dir: dir.to_owned(),
-        file_name: file.clone(),
-        line,
-    };
+    // One file per mount, so no client reads a file whose size it has cached: FUSE keeps a
+    // file's attributes for a second, and another client's append would show only after that.
+    let base = file_name();
+    let files: Vec<VerifyFile> = mounts
+        .iter()
+        .enumerate()
+        .map(|(index, &(client, path))| VerifyFile {
+            index,
+            client,
+            path,
+            name: format!("{base}-{index}"),
+            line: format!("written by {client} through {path}"),
+        })
+        .collect();
 
-    // Appends one after the other, so the expected content is known.
-    let mut expected = String::new();
-    let mut written = false;
-    for (client, path) in mounts {
-        let line = format!("written by {client} through {path}");
-        let result = agents.verify_file(client, request(v1::VerifyOp::Append, path, line.clone())).await;
-        written |= result.is_ok();
+    // Every step runs on all hosts at once: write, read back elsewhere, bricks, remove.
+    let writes = join_all(files.iter().map(|f| agents.verify_file(f.client, f.request(v1::VerifyOp::Append, f.path))));
+    let mut written = Vec::new();
+    for (f, result) in files.iter().zip(writes.await) {
         if result.is_ok() {
-            expected.push_str(&line);
-            expected.push('\n');
+            written.push(f);
         }
-        record(format!("{client} appends to {path}/{file}"), result.map(|_| ()).map_err(|e| e.to_string()));
+        record((format!("{} writes {}/{}", f.client, f.path, f.name), result.map(|_| ()).map_err(|e| e.to_string())));
     }
 
-    if written {
-        // Every client reads back at once; then the bricks are read at once.
-        let verdicts = join_all(mounts.iter().map(|(client, path)| {
-            read_back(agents, client, request(v1::VerifyOp::Read, path, String::new()), &expected)
-        }))
-        .await;
-        for ((client, path), verdict) in mounts.iter().zip(verdicts) {
-            record(format!("{client} reads every line back from {path}"), verdict);
-        }
-        check_bricks(spec, agents, volume, &file, &expected, &mut record, &request).await;
+    let reads = join_all(written.iter().map(|f| async move {
+        let (reader, path) = mounts[(f.index + 1) % mounts.len()];
+        let verdict = read_back(agents, reader, f.request(v1::VerifyOp::Read, path), &f.content()).await;
+        (format!("{reader} reads {}'s file back from {path}", f.client), verdict)
+    }));
+    reads.await.into_iter().for_each(&mut record);
 
-        let (client, path) = mounts[0];
-        let removed = match agents.verify_file(client, request(v1::VerifyOp::Remove, path, String::new())).await {
+    let bricks = join_all(written.iter().map(|f| check_bricks(spec, agents, volume, f)));
+    bricks.await.into_iter().flatten().for_each(&mut record);
+
+    let removals = join_all(written.iter().map(|f| async move {
+        let removed = match agents.verify_file(f.client, f.request(v1::VerifyOp::Remove, f.path)).await {
             Err(e) => Err(e.to_string()),
-            Ok(_) => match agents.verify_file(client, request(v1::VerifyOp::Read, path, String::new())).await {
+            Ok(_) => match agents.verify_file(f.client, f.request(v1::VerifyOp::Read, f.path)).await {
                 Ok(r) if r.exists => Err("the file is still there after removal".into()),
                 Ok(_) => Ok(()),
                 Err(e) => Err(e.to_string()),
             },
         };
-        record(format!("{client} removes {path}/{file}"), removed);
-    }
+        (format!("{} removes {}/{}", f.client, f.path, f.name), removed)
+    }));
+    removals.await.into_iter().for_each(&mut record);
 }
 
 /// How long a client may show a stale view of the file: FUSE caches attributes (1 s by
@@ -169,41 +197,38 @@ async fn check_bricks(
     spec: &Spec,
     agents: &Agents,
     volume: &crate::spec::Volume,
-    file: &str,
-    expected: &str,
-    record: &mut impl FnMut(String, Result<(), String>),
-    request: &impl Fn(v1::VerifyOp, &str, String) -> v1::VerifyFileRequest,
-) {
-    let Ok(layout) = volume.layout() else { return };
+    file: &VerifyFile<'_>,
+) -> Vec<Verdict> {
+    let Ok(layout) = volume.layout() else { return Vec::new() };
     let set_size = layout.set_size();
     let bricks = phases::bricks(spec, volume);
-    let reads = join_all(
-        bricks.iter().map(|b| agents.verify_file(&b.host, request(v1::VerifyOp::Read, &b.path, String::new()))),
-    )
-    .await;
+    let reads =
+        join_all(bricks.iter().map(|b| agents.verify_file(&b.host, file.request(v1::VerifyOp::Read, &b.path)))).await;
     let sets: Vec<usize> = (0..bricks.len() / set_size.max(1))
         .filter(|s| (0..set_size).any(|i| reads[s * set_size + i].as_ref().is_ok_and(|r| r.exists)))
         .collect();
     if sets.len() != 1 {
-        record(
-            format!("exactly one brick set holds {file}"),
+        return vec![(
+            format!("exactly one brick set holds {}", file.name),
             Err(format!("{} sets hold it (sets of {set_size} bricks in brick order)", sets.len())),
-        );
-        return;
+        )];
     }
     let set = sets[0];
-    for i in 0..set_size {
-        let brick = &bricks[set * set_size + i];
-        let data = holds_data(layout.kind(), set_size, i);
-        let verdict = match &reads[set * set_size + i] {
-            Err(e) => Err(e.to_string()),
-            Ok(r) if !r.exists => Err("the file is missing".into()),
-            Ok(r) if data && r.content != expected => Err(format!("holds {:?}, expected {expected:?}", r.content)),
-            Ok(_) => Ok(()),
-        };
-        let what = if data { "the file" } else { "the file (without its data)" };
-        record(format!("brick {}:{} holds {what}", brick.host, brick.path), verdict);
-    }
+    let expected = file.content();
+    (0..set_size)
+        .map(|i| {
+            let brick = &bricks[set * set_size + i];
+            let data = holds_data(layout.kind(), set_size, i);
+            let verdict = match &reads[set * set_size + i] {
+                Err(e) => Err(e.to_string()),
+                Ok(r) if !r.exists => Err("the file is missing".into()),
+                Ok(r) if data && r.content != expected => Err(format!("holds {:?}, expected {expected:?}", r.content)),
+                Ok(_) => Ok(()),
+            };
+            let what = if data { "the file" } else { "the file (without its data)" };
+            (format!("brick {}:{} holds {what} {}", brick.host, brick.path, file.name), verdict)
+        })
+        .collect()
 }
 
 /// The human report: one line per check.

@@ -59,6 +59,15 @@ pub enum LabCommand {
         #[command(flatten)]
         name: NameArg,
     },
+    /// Reboot a lab host: kill everything in it, then boot it again from its own root disk and
+    /// /etc (fstab mounts, glusterd if it ran there before, the agent); returns once its agent
+    /// listens and prints the boot's log.
+    Reboot {
+        #[command(flatten)]
+        name: NameArg,
+        /// Host name, e.g. gluServer1 or client2.
+        host: String,
+    },
     /// List labs, their hosts and addresses, and whether each host and agent is alive.
     Status,
     /// Run a command inside a lab host (its network, mount, UTS, IPC and PID namespaces).
@@ -121,6 +130,18 @@ fn run(command: LabCommand) -> Result<ExitCode, LabError> {
             } else {
                 println!("lab {name}: nothing to remove");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Reboot { name, host } => {
+            let name = LabName::new(&name.name)?;
+            let report = super::reboot(&name, &host)?;
+            print!("{}", report.log);
+            println!(
+                "lab {name}: {host} ({}) rebooted: down in {:.2} s, booted and its agent listening in {:.2} s",
+                report.address,
+                report.down.as_secs_f64(),
+                report.up.as_secs_f64()
+            );
             Ok(ExitCode::SUCCESS)
         }
         LabCommand::Status => status(),

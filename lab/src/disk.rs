@@ -1,6 +1,9 @@
-//! Server disks: a sparse 1 GiB file per server under DIR/disks, attached to a free loop device
-//! with partition scanning (`losetup -P`, so `parted` makes /dev/loopNp1 appear without udev).
-//! Loop devices are found again by their backing file (/sys/block/loopN/loop/backing_file).
+//! Lab disks, each a sparse file under DIR/disks attached to a free loop device with partition
+//! scanning (`losetup -P`, so `parted` makes /dev/loopNp1 appear without udev): a raw 1 GiB disk
+//! per server (DIR/disks/NAME.img, for Brickyard to partition) and a root disk per host
+//! (DIR/disks/NAME-root.img, ext4 made here, carrying what the host keeps across a reboot; see
+//! `host`). Loop devices are found again by their backing file
+//! (/sys/block/loopN/loop/backing_file).
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -9,7 +12,7 @@ use std::time::Instant;
 use super::cmd::run;
 use super::{poll, LabError};
 
-/// Size of every lab disk.
+/// Size of every lab disk (sparse: only what is written takes space).
 pub const DISK_SIZE: u64 = 1 << 30;
 
 /// Creates the sparse backing file `path` (DISK_SIZE bytes, no data written).
@@ -20,6 +23,13 @@ pub fn create_backing(path: &Path) -> Result<(), LabError> {
         .open(path)
         .map_err(|source| LabError::Io { path: path.into(), source })?;
     file.set_len(DISK_SIZE).map_err(|source| LabError::Io { path: path.into(), source })
+}
+
+/// Creates the sparse backing file `path` with an empty ext4 filesystem on it (a host's root
+/// disk; inode tables and journal initialised lazily, so almost nothing is written).
+pub fn create_root_disk(path: &Path) -> Result<(), LabError> {
+    create_backing(path)?;
+    run("mkfs.ext4", &["-q", "-F", "-E", "lazy_itable_init=1,lazy_journal_init=1", &path.to_string_lossy()]).map(drop)
 }
 
 /// Attaches `backing` to a free loop device with partition scanning; returns e.g. `/dev/loop3`.

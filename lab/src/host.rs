@@ -1,7 +1,8 @@
 //! A lab host: a process tree in its own mount, UTS, IPC and PID namespaces, joined to the host's
 //! network namespace. Its PID 1 is `brickyard-lab init-host` (this binary), which builds the
-//! host's root and then only supervises the agent and reaps orphans; killing it (SIGKILL from
-//! `lab down`) makes the kernel kill everything else in the host.
+//! host's root, runs the host's boot (`boot`: fstab mounts, glusterd) and then only supervises
+//! the agent and reaps orphans; killing it (SIGKILL from `lab down` or `lab reboot`) makes the
+//! kernel kill everything else in the host and drop its mounts.
 //!
 //! Agent supervision is systemd's `Restart=on-abnormal`: an agent killed by a signal other than
 //! the clean stop signals (SIGHUP, SIGINT, SIGTERM, SIGPIPE) — a crash or a `kill -9` — is
@@ -12,13 +13,19 @@
 //! end the host too. Init writes the running agent's PID (in the host's PID namespace) to
 //! /run/brickyard-lab/agent.pid, for `lab exec HOST -- kill ...`.
 //!
-//! The root: a tmpfs at DIR/hosts/NAME/stage (visible only inside the host's mount namespace)
-//! carries the overlay's upper and work dirs, the overlay's lower is the real `/` (read-only in
-//! effect: every write lands in the tmpfs). Into it go: the real /dev (recursive bind), a new
-//! /proc (this PID namespace) and /sys (this network namespace), tmpfs on /run, on
-//! /var/lib/glusterd (seeded with the package's `hooks` and `groups`) and on /var/log/glusterfs,
-//! the host's agent config directory on /etc/brickyard (the agent rewrites its key material) and the agent binary on
-//! /run/brickyard-lab/brickyard-agent. Then pivot_root, and the old root is detached.
+//! The root: the host's root disk (an ext4 loop device, see `disk`) is mounted at
+//! DIR/hosts/NAME/stage (visible only inside the host's mount namespace) and carries the
+//! overlay's upper and work dirs; the overlay's lower is the real `/` (read-only in effect: every
+//! write lands on the root disk). Into it go: the real /dev (recursive bind), a new /proc (this
+//! PID namespace) and /sys (this network namespace), a fresh tmpfs on /run at every boot, the
+//! root disk's own directories on /var/lib/glusterd (seeded with the package's `hooks` and
+//! `groups` at the first boot) and on /var/log/glusterfs, the host's agent config directory
+//! on /etc/brickyard (writable: the agent rewrites its key material) and the agent binary on
+//! /run/brickyard-lab/brickyard-agent. Then pivot_root, and the old root is detached. At its first boot a host also gets its own, empty
+//! /etc/fstab (not this machine's entries). So everything but /run survives `lab reboot`, as on
+//! a real machine's disk; the network namespace (addresses, iptables rules) is the host's
+//! "hardware" and outlives its init. Unlike a power cut, a reboot loses no written data (the
+//! kernel keeps the page cache and unmounts the dead host's filesystems cleanly).
 
 use std::ffi::{CString, OsString};
 use std::fs::{File, OpenOptions};
@@ -35,7 +42,9 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{chdir, pivot_root, sethostname, Pid};
 
-use super::LabError;
+use super::ns::netns_path;
+use super::state::InitRecord;
+use super::{procs, LabError};
 
 /// Where the host's agent binary and config appear inside the host.
 pub const AGENT_IN_HOST: &str = "/run/brickyard-lab/brickyard-agent";
@@ -48,15 +57,21 @@ pub const AGENT_PID_IN_HOST: &str = "/run/brickyard-lab/agent.pid";
 const MAX_RESTARTS: usize = 5;
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
 /// The gluster package's state directory; only these parts of it are copied into a host.
-const GLUSTERD_DIR: &str = "/var/lib/glusterd";
+pub const GLUSTERD_DIR: &str = "/var/lib/glusterd";
 const GLUSTERD_SEED: [&str; 2] = ["hooks", "groups"];
-const PATH_IN_HOST: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const GLUSTERD_LOGS: &str = "/var/log/glusterfs";
+pub const PATH_IN_HOST: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Per-host paths on the real filesystem, under DIR/hosts/NAME.
 pub struct HostDir(pub PathBuf);
 
 impl HostDir {
-    /// Mount point of the host's private tmpfs (overlay upper/work and the merged root).
+    /// Host `host`'s directory in lab directory `lab_dir`.
+    pub fn of(lab_dir: &Path, host: &str) -> HostDir {
+        HostDir(lab_dir.join("hosts").join(host))
+    }
+    /// Mount point of the host's root disk (overlay upper/work, the merged root, the host's
+    /// /var/lib/glusterd and /var/log/glusterfs), mounted only inside the host.
     pub fn stage(&self) -> PathBuf {
         self.0.join("stage")
     }
@@ -81,7 +96,7 @@ fn cstring(bytes: &[u8]) -> Result<CString, LabError> {
 /// Starts `exe args...` as PID 1 of new mount, UTS, IPC and PID namespaces inside network
 /// namespace `netns_file`, detached from our terminal (own session, stdin /dev/null, output
 /// appended to `log`). Returns its PID in our PID namespace.
-pub fn spawn_init(exe: &Path, args: &[OsString], netns_file: &Path, log: &Path) -> Result<Pid, LabError> {
+fn spawn_init(exe: &Path, args: &[OsString], netns_file: &Path, log: &Path) -> Result<Pid, LabError> {
     let net = File::open(netns_file).map_err(io(netns_file))?;
     let null = File::open("/dev/null").map_err(io(Path::new("/dev/null")))?;
     let log_file = OpenOptions::new().create(true).append(true).open(log).map_err(io(log))?;
@@ -119,6 +134,16 @@ pub fn spawn_init(exe: &Path, args: &[OsString], netns_file: &Path, log: &Path) 
         .map_err(|errno| LabError::Sys { what: format!("clone for {}", exe.display()), errno })
 }
 
+/// Starts host `args.host`'s init in network namespace `netns` (a /run/netns name), its output
+/// appended to the host log; returns its PID and the record `lab down` finds it by.
+pub fn start_host(exe: &Path, args: &InitArgs, netns: &str) -> Result<(Pid, InitRecord), LabError> {
+    let log = HostDir(args.host_dir.clone()).log();
+    let pid = spawn_init(exe, &args.argv(), &netns_path(netns), &log)?;
+    let start_time = procs::start_time(pid.as_raw())
+        .ok_or_else(|| LabError::HostDied { host: args.host.clone(), why: "exited at once".into() })?;
+    Ok((pid, InitRecord { host: args.host.clone(), pid: pid.as_raw(), start_time }))
+}
+
 /// Whether our child `pid` (a host init started by this process) has exited; reaps it.
 pub fn child_exited(pid: Pid) -> Option<String> {
     match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
@@ -140,9 +165,24 @@ pub struct InitArgs {
     /// The agent binary on the real filesystem.
     #[arg(long)]
     pub agent: PathBuf,
+    /// The host's root disk (an ext4 block device).
+    #[arg(long)]
+    pub root_disk: PathBuf,
 }
 
-/// PID 1 of a host: builds the root, starts the agent, reaps orphans. The agent is the host's
+impl InitArgs {
+    /// The command line that makes this binary `init-host` with these arguments.
+    pub fn argv(&self) -> Vec<OsString> {
+        let mut argv: Vec<OsString> = vec!["init-host".into(), "--host".into(), self.host.clone().into()];
+        for (flag, path) in [("--host-dir", &self.host_dir), ("--agent", &self.agent), ("--root-disk", &self.root_disk)]
+        {
+            argv.extend([flag.into(), path.into()]);
+        }
+        argv
+    }
+}
+
+/// PID 1 of a host: builds the root, boots, starts the agent, reaps orphans. The agent is the host's
 /// reason to exist: an abnormal death (see the module header) restarts it, any other end makes
 /// init return (and the kernel kill the rest of the host), so `lab up` sees a broken agent at
 /// once. Also returns when asked to stop (SIGTERM/SIGINT/SIGHUP).
@@ -157,6 +197,7 @@ pub fn run_init(args: &InitArgs) -> Result<(), LabError> {
     build_root(args)?;
     sethostname(&args.host).map_err(|errno| LabError::Sys { what: "sethostname".into(), errno })?;
     std::fs::write("/etc/hostname", format!("{}\n", args.host)).map_err(io(Path::new("/etc/hostname")))?;
+    super::boot::run(&args.host);
     let mut agent = start_agent(&args.host)?;
     let mut deaths: Vec<Instant> = Vec::new();
     loop {
@@ -262,11 +303,28 @@ fn build_root(args: &InitArgs) -> Result<(), LabError> {
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(sys("making / private".into()))?;
     let stage = dir.stage();
-    mount_fs("tmpfs", &stage, MsFlags::empty(), Some("mode=0755"))?;
+    // No write barriers: a lab reboot is no power cut (see the module header), flushes only cost.
+    mount(Some(&args.root_disk), &stage, Some("ext4"), MsFlags::empty(), Some("barrier=0")).map_err(sys(format!(
+        "mount root disk {} (ext4) on {}",
+        args.root_disk.display(),
+        stage.display()
+    )))?;
     let (upper, work, root) = (stage.join("upper"), stage.join("work"), stage.join("root"));
-    for d in [&upper, &work, &root] {
+    let (glusterd_state, glusterd_logs) = (stage.join("glusterd"), stage.join("glusterd-logs"));
+    let first_boot = !upper.exists();
+    for d in [&work, &root, &glusterd_state, &glusterd_logs] {
         mkdir(d)?;
     }
+    if first_boot {
+        for part in GLUSTERD_SEED {
+            let from = Path::new(GLUSTERD_DIR).join(part);
+            if from.is_dir() {
+                copy_tree(&from, &glusterd_state.join(part))?;
+            }
+        }
+    }
+    // Made last, so a first boot cut short is done again in full.
+    mkdir(&upper)?;
     let data = format!("lowerdir=/,upperdir={},workdir={}", upper.display(), work.display());
     if data.contains(['\n']) || [&upper, &work].iter().any(|p| p.to_string_lossy().contains([',', ':'])) {
         return Err(LabError::Unexpected {
@@ -276,6 +334,14 @@ fn build_root(args: &InitArgs) -> Result<(), LabError> {
     }
     mount(Some("overlay"), &root, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
         .map_err(sys(format!("mount overlay on {}", root.display())))?;
+    if first_boot {
+        let fstab = root.join("etc/fstab");
+        let text = format!(
+            "# /etc/fstab of lab host {}: its own, not this machine's (written by brickyard-lab at its first boot)\n",
+            args.host
+        );
+        std::fs::write(&fstab, text).map_err(io(&fstab))?;
+    }
 
     bind(Path::new("/dev"), &root.join("dev"), MsFlags::MS_REC)?;
     mount_fs("proc", &root.join("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None)?;
@@ -283,19 +349,11 @@ fn build_root(args: &InitArgs) -> Result<(), LabError> {
     let run = root.join("run");
     mount_fs("tmpfs", &run, MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=0755"))?;
     mkdir(&run.join("lock"))?;
-
-    let glusterd = root.join(GLUSTERD_DIR.trim_start_matches('/'));
-    mkdir(&glusterd)?;
-    mount_fs("tmpfs", &glusterd, MsFlags::empty(), Some("mode=0755"))?;
-    for part in GLUSTERD_SEED {
-        let from = Path::new(GLUSTERD_DIR).join(part);
-        if from.is_dir() {
-            copy_tree(&from, &glusterd.join(part))?;
-        }
+    for (from, to) in [(&glusterd_state, GLUSTERD_DIR), (&glusterd_logs, GLUSTERD_LOGS)] {
+        let target = root.join(to.trim_start_matches('/'));
+        mkdir(&target)?;
+        bind(from, &target, MsFlags::empty())?;
     }
-    let logs = root.join("var/log/glusterfs");
-    mkdir(&logs)?;
-    mount_fs("tmpfs", &logs, MsFlags::empty(), Some("mode=0755"))?;
 
     let conf = root.join(CONF_IN_HOST.trim_start_matches('/'));
     mkdir(&conf)?;

@@ -2,19 +2,22 @@
 //! for developers, not part of the operator's `brickyard` and not in the packages; it stands on
 //! the `brickyard` library (PKI, spec) and runs the `brickyard` binary found next to it. A lab
 //! host is a set of namespaces (network, mount with an overlay root, UTS, IPC, PID) running a
-//! real `brickyard-agent`; servers get a loop device as their disk. The hosts share a bridge
+//! real `brickyard-agent`, on a root disk of its own (so it can reboot); servers also get a loop
+//! device as their raw disk. The hosts share a bridge
 //! inside the lab's control network namespace, where `brickyard-lab run` executes the
 //! coordinator; nothing is routed from or to the root namespace. Touches:
 //! /run/netns/brickyard-<lab>-*, /run/brickyard-lab/<lab>, the lab directory (default
 //! /var/lib/brickyard-lab/<lab>), loop devices backed by files in it.
 //!
 //! Modules: `naming` (names, addresses), `net` (namespaces, bridge, veths), `host` (a host's
-//! init and root), `disk` (loop disks), `agent` (PKI, agent configs, readiness), `spec_file`
-//! (DIR/cluster.toml), `state` (what was made), `up` / `teardown` (sequencing), `procs` (/proc),
+//! init and root), `boot` (a host's boot: fstab mounts, glusterd), `disk` (loop disks), `agent`
+//! (PKI, agent configs, readiness), `spec_file` (DIR/cluster.toml), `state` (what was made),
+//! `up` / `reboot` / `teardown` (sequencing), `procs` (/proc),
 //! `ns` (entering a lab network from this process), `poll` (waiting with a deadline), `cmd`
 //! (running `ip`, `losetup`, ...), `cli` (the subcommands).
 
 mod agent;
+mod boot;
 pub mod cli;
 mod cmd;
 mod disk;
@@ -24,6 +27,7 @@ mod net;
 pub mod ns;
 mod poll;
 mod procs;
+mod reboot;
 mod spec_file;
 mod state;
 mod teardown;
@@ -33,6 +37,7 @@ use std::path::PathBuf;
 
 pub use host::AGENT_PID_IN_HOST;
 pub use naming::LabName;
+pub use reboot::{reboot, RebootReport};
 pub use spec_file::SPEC_FILE;
 pub use teardown::down;
 pub use up::{up, UpOptions, UpReport};

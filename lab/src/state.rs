@@ -21,8 +21,15 @@ pub struct State {
     /// Network namespaces created so far (control first).
     pub netns: Vec<String>,
     pub hosts: Vec<HostRecord>,
+    /// The servers' raw disks.
     pub loops: Vec<LoopRecord>,
+    /// Every host's root disk (what it keeps across `lab reboot`).
+    #[serde(default)]
+    pub root_disks: Vec<LoopRecord>,
     pub inits: Vec<InitRecord>,
+    /// The agent binary the hosts run (`lab reboot` starts it again).
+    #[serde(default)]
+    pub agent: Option<PathBuf>,
 }
 
 /// A host as planned: name and address (for `lab status`).
@@ -132,7 +139,13 @@ mod tests {
             netns: vec!["brickyard-t-ctl".into()],
             hosts: vec![HostRecord { name: "gluServer1".into(), address: "198.18.1.11".into(), server: true }],
             loops: vec![LoopRecord { host: "gluServer1".into(), device: "/dev/loop7".into(), backing: "/x".into() }],
+            root_disks: vec![LoopRecord {
+                host: "gluServer1".into(),
+                device: "/dev/loop8".into(),
+                backing: "/y".into(),
+            }],
             inits: vec![InitRecord { host: "gluServer1".into(), pid: 42, start_time: 7 }],
+            agent: Some("/usr/bin/brickyard-agent".into()),
         };
         state.save(dir.path()).unwrap();
         assert_eq!(State::load(dir.path()).unwrap(), Some(state));

@@ -3,7 +3,8 @@
 //! namespace: agents, glusterd, bricks, FUSE clients, and drops the host's mounts) and every
 //! other process living in one of the lab's network namespaces, and wait until they are gone;
 //! (2) delete the namespaces (veths and the bridge go with them); (3) detach the loop devices
-//! backed by the lab's disk files and wait for the kernel to release them; (4) remove the files
+//! backed by the lab's disk files (servers' disks and hosts' root disks) and wait for the
+//! kernel to release them; (4) remove the files
 //! `up` wrote and the registry entry. Things are found from DIR/state.json and, in case it missed
 //! something, by name (namespaces), by namespace (processes) and by backing file (loops).
 //! Idempotent: a missing thing is not an error.
@@ -45,7 +46,7 @@ pub fn down(name: &LabName) -> Result<bool, LabError> {
     for ns in &netns {
         net::delete_netns(ns)?;
     }
-    let mut backings: Vec<PathBuf> = state.loops.iter().map(|l| l.backing.clone()).collect();
+    let mut backings: Vec<PathBuf> = state.loops.iter().chain(&state.root_disks).map(|l| l.backing.clone()).collect();
     if let Ok(entries) = std::fs::read_dir(dir.join("disks")) {
         for path in entries.flatten().map(|e| e.path()) {
             if !backings.contains(&path) {

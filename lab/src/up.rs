@@ -1,22 +1,22 @@
 //! `lab up`: builds a lab step by step, recording each thing in DIR/state.json as it is made;
 //! if any step fails, everything made so far is torn down before the error is returned. Steps:
-//! `pki` (CA, host certs, agent configs) → `disks` (sparse files on loop devices) → `network`
+//! `pki` (CA, host certs, agent configs) → `disks` (sparse files on loop devices: the servers'
+//! raw disks, every host's ext4 root disk) → `network`
 //! (control namespace + bridge, host namespaces + veths) → `hosts` (each host's init, which
 //! starts its agent) → `agents` (wait until every agent listens) → `spec` (DIR/cluster.toml).
 //! BRICKYARD_LAB_FAIL_AFTER=<step> makes `up` fail right after that step (to test the cleanup).
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
 use super::agent::{agent_binary, wait_until_listening, write_pki_and_configs};
-use super::host::{child_exited, spawn_init, HostDir};
+use super::host::{child_exited, start_host, HostDir, InitArgs};
 use super::naming::{plan_hosts, HostPlan, LabName, Role};
-use super::ns::{in_netns, netns_path};
-use super::state::{self, HostRecord, InitRecord, LoopRecord, State};
-use super::{disk, net, procs, spec_file, teardown, LabError};
+use super::ns::in_netns;
+use super::state::{self, HostRecord, LoopRecord, State};
+use super::{disk, net, spec_file, teardown, LabError};
 
 /// How long the agents of a fresh lab may take to listen.
 const AGENT_DEADLINE: Duration = Duration::from_secs(30);
@@ -62,7 +62,12 @@ pub fn up(opts: &UpOptions) -> Result<UpReport, LabError> {
         lab: opts.name.clone(),
         dir: dir.clone(),
         hosts,
-        state: State { name: opts.name.to_string(), subnet: opts.name.subnet().to_string(), ..State::default() },
+        state: State {
+            name: opts.name.to_string(),
+            subnet: opts.name.subnet().to_string(),
+            agent: Some(agent.clone()),
+            ..State::default()
+        },
         children: Vec::new(),
     };
     build.state.hosts = build
@@ -122,7 +127,7 @@ fn mkdir(path: &Path) -> Result<(), LabError> {
 
 impl Build {
     fn host_dir(&self, host: &HostPlan) -> HostDir {
-        HostDir(self.dir.join("hosts").join(&host.name))
+        HostDir::of(&self.dir, &host.name)
     }
 
     fn run(&mut self, exe: &Path, agent: &Path) -> Result<Vec<(String, String)>, LabError> {
@@ -176,6 +181,13 @@ impl Build {
             self.state.save(&self.dir)?;
             disks.push((host.name.clone(), device));
         }
+        for host in &self.hosts {
+            let backing = disks_dir.join(format!("{}-root.img", host.name));
+            disk::create_root_disk(&backing)?;
+            let device = disk::attach(&backing)?;
+            self.state.root_disks.push(LoopRecord { host: host.name.clone(), device, backing });
+            self.state.save(&self.dir)?;
+        }
         Ok(disks)
     }
 
@@ -197,20 +209,16 @@ impl Build {
 
     fn start_host(&mut self, exe: &Path, agent: &Path, host: &HostPlan, dir: &HostDir) -> Result<(), LabError> {
         mkdir(&dir.stage())?;
-        let args: Vec<OsString> = vec![
-            "init-host".into(),
-            "--host".into(),
-            host.name.clone().into(),
-            "--host-dir".into(),
-            dir.0.clone().into(),
-            "--agent".into(),
-            agent.into(),
-        ];
-        let pid = spawn_init(exe, &args, &netns_path(&host.netns), &dir.log())?;
+        let root_disk = self.state.root_disks.iter().find(|d| d.host == host.name).map(|d| d.device.clone());
+        let args = InitArgs {
+            host: host.name.clone(),
+            host_dir: dir.0.clone(),
+            agent: agent.to_path_buf(),
+            root_disk: root_disk.expect("the disks step made every host's root disk").into(),
+        };
+        let (pid, record) = start_host(exe, &args, &host.netns)?;
         self.children.push((host.name.clone(), pid));
-        let start_time = procs::start_time(pid.as_raw())
-            .ok_or_else(|| LabError::HostDied { host: host.name.clone(), why: "exited at once".into() })?;
-        self.state.inits.push(InitRecord { host: host.name.clone(), pid: pid.as_raw(), start_time });
+        self.state.inits.push(record);
         self.state.save(&self.dir)
     }
 }

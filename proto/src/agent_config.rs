@@ -6,6 +6,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// The pid file of a glusterd started without a service manager (`direct`): the agent writes it
+/// when it starts glusterd itself, and a lab host's boot, which starts glusterd there, too.
+pub const DIRECT_GLUSTERD_PID_FILE: &str = "/run/glusterd.pid";
+
 /// How the agent starts daemons: `auto` = systemd when it runs the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

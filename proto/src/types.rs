@@ -721,8 +721,20 @@ mod tests {
         assert_eq!(shown("2001:db8::/32"), Ok("2001:db8::/32".to_owned()));
         let err = SourceNet::new("10.0.0.5/24").unwrap_err().to_string();
         assert!(err.contains("the network is 10.0.0.0/24"), "{err}");
-        for bad in ["", "10.0.0.1/33", "2001:db8::1/129", "10.0.0.1/+8", "10.0.0.1/", "host1", "10.0.0.1 ", "-1.2.3.4"]
-        {
+        for bad in [
+            "",
+            "10.0.0.1/33",
+            "2001:db8::1/129",
+            "10.0.0.1/+8",
+            "10.0.0.1/",
+            "host1",
+            "10.0.0.1 ",
+            "-1.2.3.4",
+            "10.0.0.1/-1",
+            "10.0.0.1/256",
+            "10.0.0.1/4294967296",
+            "2001:db8::1/18446744073709551616",
+        ] {
             assert!(SourceNet::new(bad).is_err(), "{bad:?} accepted");
         }
         let net = SourceNet::new("198.18.0.0/24").unwrap();

@@ -1,9 +1,10 @@
 //! The lab fixture for OS tests: `TestLab::up` builds a uniquely named lab with the built
 //! `brickyard-lab up --bare` (real namespaces, loop disks, agents; nothing applied yet) and
 //! `Drop` removes it with `brickyard-lab down`, also when the test panics. Tests reach the
-//! hosts with [`TestLab::exec`] and the agents with [`TestLab::brickyard`] (the operator CLI
-//! inside the lab's control namespace) or [`TestLab::in_control_ns`] (a closure on a thread
-//! inside it).
+//! hosts with [`TestLab::exec`] / [`TestLab::sh`], restarts one with [`TestLab::reboot`], and
+//! reaches the agents with [`TestLab::brickyard`] (the operator CLI inside the lab's control
+//! namespace, [`TestLab::await_status`] to poll `status`) or [`TestLab::in_control_ns`] (a
+//! closure on a thread inside it).
 //!
 //! The binaries come from the cargo target dir next to the test executable
 //! (`target/<profile>/brickyard`, `brickyard-lab` and `brickyard-agent`; or $BRICKYARD_BIN_DIR,
@@ -14,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use brickyard::spec::Spec;
 use brickyard_lab::LabName;
@@ -59,6 +61,11 @@ pub fn assert_success(what: &str, out: &Output) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A command's stdout and stderr, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// A lab that exists for the lifetime of this value.
@@ -121,6 +128,37 @@ impl TestLab {
     /// Runs `argv` inside lab host `host` (`brickyard-lab exec`).
     pub fn exec(&self, host: &str, argv: &[&str]) -> Output {
         output(Command::new(&self.lab_bin).args(["exec", "--name", &self.name, host, "--"]).args(argv))
+    }
+
+    /// Runs `script` with `sh -c` on `host`; panics unless it succeeds; returns its stdout,
+    /// trimmed.
+    pub fn sh(&self, host: &str, script: &str) -> String {
+        let out = self.exec(host, &["sh", "-c", script]);
+        assert_success(&format!("{script:?} on {host}"), &out);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Reboots lab host `host` (`brickyard-lab reboot`: killed, booted again from its own disk);
+    /// panics unless it succeeds; returns its output (the boot's log and timings).
+    pub fn reboot(&self, host: &str) -> String {
+        let out = output(Command::new(&self.lab_bin).args(["reboot", "--name", &self.name, host]));
+        assert_success(&format!("brickyard-lab reboot --name {} {host}", self.name), &out);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Polls `brickyard status -f SPEC` until its output satisfies `done`, for at most `within`;
+    /// returns that output and how long it took.
+    pub fn await_status(&self, what: &str, within: Duration, done: impl Fn(&Output) -> bool) -> (Output, Duration) {
+        let spec = self.spec_path();
+        let started = Instant::now();
+        loop {
+            let out = self.brickyard(&["status", "-f", &spec.to_string_lossy()]);
+            if done(&out) {
+                return (out, started.elapsed());
+            }
+            assert!(started.elapsed() < within, "status did not show {what} within {within:?}:\n{}", text(&out));
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     /// Mounts a 64 MiB tmpfs at `dir` on each of `servers`, so bricks there live off the lab

@@ -67,7 +67,11 @@ fn replica2_grows_to_two_sets_with_add_brick_and_keeps_every_file() {
         rt().block_on(async {
             let mut first = connect(&pki, servers[0]).await.expect("first server answers");
             converge(&mut first, &[replica2_volume(VOLUME, &servers, BRICK, &[], true)]).await;
-            let status = first.get_gluster_status(v1::GlusterStatusRequest {}).await.expect("status").into_inner();
+            let status = first
+                .get_gluster_status(v1::GlusterStatusRequest { with_volumes: true })
+                .await
+                .expect("status")
+                .into_inner();
             let vol = status.volumes.iter().find(|v| v.name == VOLUME).expect("volume in status");
             let bricks: Vec<String> = vol.bricks.iter().map(|b| format!("{}:{}", b.host, b.path)).collect();
             let want: Vec<String> = servers.iter().map(|s| format!("{}:{BRICK}", s.name)).collect();

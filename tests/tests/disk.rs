@@ -188,7 +188,11 @@ fn seed(disk: &str, wipe: bool) -> Vec<v1::Task> {
 /// Applies `tasks` in order as the agent's Apply does; stops at the first failure. Returns
 /// each applied task's changes, or the failure's message.
 async fn apply(tasks: &[v1::Task]) -> Result<Vec<Vec<String>>, String> {
-    let ctx = Context { runner: Arc::new(SystemRunner), service_manager: ServiceManager::Direct };
+    let ctx = Context {
+        runner: Arc::new(SystemRunner),
+        service_manager: ServiceManager::Direct,
+        key_material: Default::default(),
+    };
     let mut out = Vec::new();
     for t in tasks {
         let task = tasks::from_proto(t, None).map_err(|e| format!("{}: {e}", t.id))?;
@@ -199,7 +203,11 @@ async fn apply(tasks: &[v1::Task]) -> Result<Vec<Vec<String>>, String> {
 
 /// Plans `tasks` (check only) as the agent's Plan does.
 async fn plan(tasks: &[v1::Task]) -> Result<Vec<Vec<String>>, String> {
-    let ctx = Context { runner: Arc::new(SystemRunner), service_manager: ServiceManager::Direct };
+    let ctx = Context {
+        runner: Arc::new(SystemRunner),
+        service_manager: ServiceManager::Direct,
+        key_material: Default::default(),
+    };
     let mut out = Vec::new();
     for t in tasks {
         let task = tasks::from_proto(t, None).map_err(|e| format!("{}: {e}", t.id))?;

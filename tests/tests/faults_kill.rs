@@ -11,24 +11,13 @@ use brickyard_agent::host::fault::ARMED_FILE;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
-use brickyard_tests::lab::{assert_success, brickyard_bin, TestLab};
+use brickyard_tests::lab::{brickyard_bin, text, TestLab};
 
 /// How long a killed lab agent may take to be restarted by the host's init.
 const RESTART_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// `lab exec HOST -- sh -c SCRIPT`, which must succeed; its stdout.
-fn sh(lab: &TestLab, host: &str, script: &str) -> String {
-    let out = lab.exec(host, &["sh", "-c", script]);
-    assert_success(&format!("{host}: {script}"), &out);
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn agent_pid(lab: &TestLab, host: &str) -> String {
-    sh(lab, host, &format!("cat {}", brickyard_lab::AGENT_PID_IN_HOST))
+    lab.sh(host, &format!("cat {}", brickyard_lab::AGENT_PID_IN_HOST))
 }
 
 /// One interrupted run: arms `point` on the first server, runs `apply` (which must fail, the
@@ -41,7 +30,7 @@ fn interrupted_apply(prefix: &str, point: &str, after_kill: impl FnOnce(&TestLab
     let spec = spec_path.to_str().unwrap();
     let host = lab.spec().servers[0].name.clone();
     let before = agent_pid(&lab, &host);
-    sh(&lab, &host, &format!("echo '{point}' > {ARMED_FILE}"));
+    lab.sh(&host, &format!("echo '{point}' > {ARMED_FILE}"));
 
     let started = Instant::now();
     let first = lab.brickyard(&["apply", "-f", spec]);
@@ -50,7 +39,7 @@ fn interrupted_apply(prefix: &str, point: &str, after_kill: impl FnOnce(&TestLab
     let log_path = lab.dir().join("hosts").join(&host).join("host.log");
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(log.contains("fault point: SIGKILL"), "the point {point} did not fire; host log:\n{log}");
-    assert!(!sh(&lab, &host, &format!("ls {ARMED_FILE} 2>/dev/null || true")).contains("fault"), "point still armed");
+    assert!(!lab.sh(&host, &format!("ls {ARMED_FILE} 2>/dev/null || true")).contains("fault"), "point still armed");
 
     let deadline = Instant::now() + RESTART_TIMEOUT;
     while agent_pid(&lab, &host) == before || !log_has_restart(&log_path, &before) {
@@ -96,7 +85,7 @@ fn log_has_restart(log: &std::path::Path, pid: &str) -> bool {
 fn agent_killed_during_mkfs_rerun_converges() {
     let lab = interrupted_apply("fkmkfs", "during:mkfs.xfs", |lab, host| {
         let disk = lab.spec().servers[0].disk.as_ref().and_then(|d| d.device.clone()).unwrap();
-        let seen = sh(lab, host, &format!("blkid -p -o export {disk}p1 || echo 'blkid: nothing found (exit $?)'"));
+        let seen = lab.sh(host, &format!("blkid -p -o export {disk}p1 || echo 'blkid: nothing found (exit $?)'"));
         eprintln!("during:mkfs.xfs: after the kill, {disk}p1 holds: {seen:?}");
         assert!(
             !seen.lines().any(|l| l.starts_with("TYPE=")),
@@ -105,7 +94,7 @@ fn agent_killed_during_mkfs_rerun_converges() {
     });
     let server = &lab.spec().servers[0];
     let disk = server.disk.as_ref().and_then(|d| d.device.clone()).unwrap();
-    assert_eq!(sh(&lab, &server.name, "findmnt -n -o SOURCE,FSTYPE /vdisk"), format!("{disk}p1 xfs"));
+    assert_eq!(lab.sh(&server.name, "findmnt -n -o SOURCE,FSTYPE /vdisk"), format!("{disk}p1 xfs"));
 }
 
 /// The agent killed between writing /etc/fstab's temp copy and renaming it: fstab is still the
@@ -115,21 +104,21 @@ fn agent_killed_during_mkfs_rerun_converges() {
 fn agent_killed_before_fstab_rename_file_is_old_or_new_and_no_temp_left() {
     let old = std::cell::RefCell::new(String::new());
     let lab = interrupted_apply("fketc", "etc-rename:/etc/fstab", |lab, host| {
-        let sum = sh(lab, host, "sha256sum /etc/fstab | cut -d' ' -f1");
-        let temps = sh(lab, host, "ls -a /etc | grep '^.fstab.brickyard-' || true");
+        let sum = lab.sh(host, "sha256sum /etc/fstab | cut -d' ' -f1");
+        let temps = lab.sh(host, "ls -a /etc | grep '^.fstab.brickyard-' || true");
         eprintln!("etc-rename: after the kill, /etc/fstab sha256 {sum}, temp copies {temps:?}");
         assert!(!temps.is_empty(), "the kill before rename left no temp copy in /etc");
-        let contents = sh(lab, host, "cat /etc/fstab");
+        let contents = lab.sh(host, "cat /etc/fstab");
         assert!(!contents.contains("/vdisk"), "fstab has the new entry though the rename never ran:\n{contents}");
         *old.borrow_mut() = sum;
     });
     let host = lab.spec().servers[0].name.clone();
-    let sum = sh(&lab, &host, "sha256sum /etc/fstab | cut -d' ' -f1");
-    let fstab = sh(&lab, &host, "cat /etc/fstab");
+    let sum = lab.sh(&host, "sha256sum /etc/fstab | cut -d' ' -f1");
+    let fstab = lab.sh(&host, "cat /etc/fstab");
     eprintln!("etc-rename: after the re-run, /etc/fstab sha256 {sum} (was {})", old.borrow());
     assert_ne!(sum, *old.borrow(), "the re-run did not write the new fstab");
     assert_eq!(fstab.lines().filter(|l| l.contains(" /vdisk xfs ")).count(), 1, "{fstab}");
-    assert_eq!(sh(&lab, &host, "ls -a /etc | grep -c '^.fstab.brickyard-' || true"), "0", "temp copy left behind");
+    assert_eq!(lab.sh(&host, "ls -a /etc | grep -c '^.fstab.brickyard-' || true"), "0", "temp copy left behind");
 }
 
 /// The agent (and its gluster CLI child) killed while `gluster volume create` runs: the re-run
@@ -138,12 +127,12 @@ fn agent_killed_before_fstab_rename_file_is_old_or_new_and_no_temp_left() {
 #[test]
 fn agent_killed_during_volume_create_rerun_converges() {
     let lab = interrupted_apply("fkvol", "during:volume create", |lab, host| {
-        let info = sh(lab, host, "gluster --mode=script volume list 2>&1 || true");
+        let info = lab.sh(host, "gluster --mode=script volume list 2>&1 || true");
         eprintln!("during:volume create: after the kill, gluster volume list says {info:?}");
     });
     let volume = lab.spec().volumes[0].name.clone();
     let host = lab.spec().servers[0].name.clone();
-    let status = sh(&lab, &host, &format!("gluster --mode=script volume info {volume} | grep '^Status'"));
+    let status = lab.sh(&host, &format!("gluster --mode=script volume info {volume} | grep '^Status'"));
     assert_eq!(status, "Status: Started");
 }
 

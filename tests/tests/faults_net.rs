@@ -11,45 +11,13 @@
 //!
 //! Needs root (namespaces, loop devices) and the built binaries (`cargo build --bins`).
 
-use std::process::Output;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use brickyard_tests::lab::{assert_success, TestLab};
+use brickyard_tests::lab::{assert_success, text, TestLab};
 
 /// How long the pool may take to show a change of brick usage in `status`.
 const SHOWS: Duration = Duration::from_secs(60);
 const BRICK: &str = "/vdisk/brick1";
-
-fn text(out: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// Runs `script` with `sh -c` on `host`; panics unless it succeeds; returns its stdout.
-fn sh(lab: &TestLab, host: &str, script: &str) -> String {
-    let out = lab.exec(host, &["sh", "-c", script]);
-    assert_success(&format!("{script:?} on {host}"), &out);
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// Polls `status` until its output satisfies `done`, for at most `within`; returns that output
-/// and how long it took.
-fn await_status(
-    lab: &TestLab,
-    spec: &str,
-    what: &str,
-    within: Duration,
-    done: impl Fn(&Output) -> bool,
-) -> (Output, Duration) {
-    let started = Instant::now();
-    loop {
-        let out = lab.brickyard(&["status", "-f", spec]);
-        if done(&out) {
-            return (out, started.elapsed());
-        }
-        assert!(started.elapsed() < within, "status did not show {what} within {within:?}:\n{}", text(&out));
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
 
 /// A lab of `servers` servers and one client, converged by `brickyard apply`.
 fn applied_lab(prefix: &str, servers: usize) -> TestLab {
@@ -62,11 +30,11 @@ fn applied_lab(prefix: &str, servers: usize) -> TestLab {
 /// Fills /vdisk on `server` with a preallocated file until `leave_percent` of it (and 4 MiB for
 /// xfs's own metadata, well under gluster's `storage.reserve` of 1%) is free.
 fn fill(lab: &TestLab, server: &str, file: &str, leave_percent: u64) {
-    let df = sh(lab, server, "df -B1 --output=size,avail /vdisk | tail -1");
+    let df = lab.sh(server, "df -B1 --output=size,avail /vdisk | tail -1");
     let [size, avail]: [u64; 2] =
         df.split_whitespace().map(|n| n.parse().expect("df number")).collect::<Vec<_>>().try_into().expect("2 numbers");
     let length = avail.saturating_sub(size * leave_percent / 100 + (4 << 20));
-    sh(lab, server, &format!("fallocate -l {length} /vdisk/{file}"));
+    lab.sh(server, &format!("fallocate -l {length} /vdisk/{file}"));
 }
 
 #[test]
@@ -75,14 +43,13 @@ fn a_full_brick_is_reported_refuses_writes_with_enospc_and_recovers() {
     let spec = lab.spec_path();
     let spec = spec.to_str().unwrap();
 
-    let before =
-        sh(&lab, "client1", "head -c 1048576 /dev/urandom > /dataShare/before && sha256sum < /dataShare/before");
+    let before = lab.sh("client1", "head -c 1048576 /dev/urandom > /dataShare/before && sha256sum < /dataShare/before");
 
     // 97% used: warned about, not yet full.
     for server in ["gluServer1", "gluServer2"] {
         fill(&lab, server, "filler", 3);
     }
-    let (out, took) = await_status(&lab, spec, "a brick more than 95% full", SHOWS, |out| {
+    let (out, took) = lab.await_status("a brick more than 95% full", SHOWS, |out| {
         String::from_utf8_lossy(&out.stdout).contains(&format!("brick gluServer1:{BRICK} is 9"))
     });
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -114,15 +81,15 @@ fn a_full_brick_is_reported_refuses_writes_with_enospc_and_recovers() {
     eprintln!("apply on the full pool: exit 0, nothing changed");
 
     // Space freed: healthy, the earlier file intact everywhere.
-    sh(&lab, "client1", "rm -f /dataShare/after");
+    lab.sh("client1", "rm -f /dataShare/after");
     for server in ["gluServer1", "gluServer2"] {
-        sh(&lab, server, "rm /vdisk/filler /vdisk/filler2");
+        lab.sh(server, "rm /vdisk/filler /vdisk/filler2");
     }
-    let (_, took) = await_status(&lab, spec, "a healthy pool", SHOWS, |out| out.status.code() == Some(0));
+    let (_, took) = lab.await_status("a healthy pool", SHOWS, |out| out.status.code() == Some(0));
     eprintln!("healthy {took:?} after space was freed");
-    assert_eq!(sh(&lab, "client1", "sha256sum < /dataShare/before"), before);
+    assert_eq!(lab.sh("client1", "sha256sum < /dataShare/before"), before);
     for server in ["gluServer1", "gluServer2"] {
-        assert_eq!(sh(&lab, server, &format!("sha256sum < {BRICK}/before")), before, "brick of {server}");
+        assert_eq!(lab.sh(server, &format!("sha256sum < {BRICK}/before")), before, "brick of {server}");
     }
 }
 
@@ -150,7 +117,7 @@ fn cut(lab: &TestLab, host: &str, op: &str) {
 
 /// How many files the client's write loop has written so far (blocks while the mount stalls).
 fn files_written(lab: &TestLab) -> usize {
-    sh(lab, "client1", &format!("ls {CUT_DIR} | wc -l")).parse().expect("a count")
+    lab.sh("client1", &format!("ls {CUT_DIR} | wc -l")).parse().expect("a count")
 }
 
 /// Polls until the client has written more than `count` files, for at most `within`.
@@ -168,7 +135,7 @@ fn await_writes_past(lab: &TestLab, count: usize, within: Duration) -> usize {
 
 /// `sha256sum` of every file in the cut directory under `root` on `host`, sorted by name.
 fn checksums(lab: &TestLab, host: &str, root: &str) -> String {
-    sh(lab, host, &format!("cd {root}/cut && ls | sort | xargs sha256sum"))
+    lab.sh(host, &format!("cd {root}/cut && ls | sort | xargs sha256sum"))
 }
 
 #[test]
@@ -179,7 +146,7 @@ fn a_server_cut_off_while_a_client_writes_stalls_for_the_ping_timeout_then_heals
     let out = lab.brickyard(&["status", "-f", spec]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("network.ping-timeout 42 s — when a server drops off the network"), "{}", text(&out));
-    sh(&lab, "client1", &format!("mkdir {CUT_DIR}"));
+    lab.sh("client1", &format!("mkdir {CUT_DIR}"));
 
     // A write of a small file every 100 ms; each line: its number and when it completed.
     let writer = format!(
@@ -198,7 +165,7 @@ fn a_server_cut_off_while_a_client_writes_stalls_for_the_ping_timeout_then_heals
         let cut_to = now_seconds();
         eprintln!("cut gluServer2 for {:.1} s; {before} files before, {resumed} when it ended", cut_to - cut_from);
         await_writes_past(&lab, resumed + 10, RESUMES);
-        sh(&lab, "client1", &format!("touch {STOP_FILE}"));
+        lab.sh("client1", &format!("touch {STOP_FILE}"));
         let out = writing.join().expect("the writer thread");
         assert_success("the write loop on client1", &out);
         (String::from_utf8_lossy(&out.stdout).into_owned(), cut_from, cut_to)
@@ -217,7 +184,7 @@ fn a_server_cut_off_while_a_client_writes_stalls_for_the_ping_timeout_then_heals
     // Observed in the lab: about 82 s, twice the 42 s ping-timeout (never less than one).
     assert!((42.0..=100.0).contains(&stall), "stall {stall:.1} s, expected 1-2x network.ping-timeout (42 s)");
 
-    let (_, took) = await_status(&lab, spec, "a healthy pool after the cut", HEALS, |out| out.status.code() == Some(0));
+    let (_, took) = lab.await_status("a healthy pool after the cut", HEALS, |out| out.status.code() == Some(0));
     let out = lab.brickyard(&["status", "--json", "-f", spec]);
     assert!(String::from_utf8_lossy(&out.stdout).contains(r#""pending_heals": 0,"#), "{}", text(&out));
     eprintln!("status healthy, 0 pending heals, {took:.1?} after the cut ended");
@@ -227,7 +194,7 @@ fn a_server_cut_off_while_a_client_writes_stalls_for_the_ping_timeout_then_heals
     for server in ["gluServer1", "gluServer2"] {
         assert_eq!(checksums(&lab, server, BRICK), on_client, "sha256 of the files on the brick of {server}");
     }
-    let digest = sh(&lab, "client1", "cd /dataShare/cut && ls | sort | xargs sha256sum | sha256sum");
+    let digest = lab.sh("client1", "cd /dataShare/cut && ls | sort | xargs sha256sum | sha256sum");
     eprintln!(
         "{} files identical on client1 and both bricks (sha256 of their sha256sum list {digest})",
         completed.len()
@@ -240,14 +207,13 @@ fn replica_3_with_two_servers_down_loses_quorum_turns_read_only_and_recovers() {
     let spec = lab.spec_path();
     let spec = spec.to_str().unwrap();
     let servers = ["gluServer1", "gluServer2", "gluServer3"];
-    let before =
-        sh(&lab, "client1", "head -c 1048576 /dev/urandom > /dataShare/before && sha256sum < /dataShare/before");
+    let before = lab.sh("client1", "head -c 1048576 /dev/urandom > /dataShare/before && sha256sum < /dataShare/before");
 
     // Two servers down: their brick processes killed (by pid, inside each lab host).
     for server in &servers[1..] {
-        sh(&lab, server, "kill -9 $(pidof glusterfsd)");
+        lab.sh(server, "kill -9 $(pidof glusterfsd)");
     }
-    let (out, took) = await_status(&lab, spec, "client quorum lost", SHOWS, |out| {
+    let (out, took) = lab.await_status("client quorum lost", SHOWS, |out| {
         String::from_utf8_lossy(&out.stdout).contains("client quorum lost")
     });
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -276,7 +242,7 @@ fn replica_3_with_two_servers_down_loses_quorum_turns_read_only_and_recovers() {
     let out = lab.brickyard(&["apply", "-f", spec]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let applied = applying.elapsed();
-    let (_, healthy) = await_status(&lab, spec, "a healthy pool", HEALS, |out| out.status.code() == Some(0));
+    let (_, healthy) = lab.await_status("a healthy pool", HEALS, |out| out.status.code() == Some(0));
     // The client reconnects to the restarted bricks on its own schedule: poll the write.
     let reconnecting = Instant::now();
     while !lab.exec("client1", &["sh", "-c", "echo x > /dataShare/after"]).status.success() {
@@ -284,9 +250,9 @@ fn replica_3_with_two_servers_down_loses_quorum_turns_read_only_and_recovers() {
         std::thread::sleep(Duration::from_millis(500));
     }
     eprintln!("apply {:.1?}, then healthy after {healthy:.1?}; a write works again", applied);
-    assert_eq!(sh(&lab, "client1", "sha256sum < /dataShare/before"), before);
+    assert_eq!(lab.sh("client1", "sha256sum < /dataShare/before"), before);
     for server in servers {
-        assert_eq!(sh(&lab, server, &format!("sha256sum < {BRICK}/before")), before, "brick of {server}");
+        assert_eq!(lab.sh(server, &format!("sha256sum < {BRICK}/before")), before, "brick of {server}");
     }
     eprintln!("/dataShare/before sha256 {before} on client1 and all 3 bricks");
 }

@@ -84,7 +84,11 @@ fn two_servers_one_replica_volume_two_clients() {
                 starts(&apply(c, &[barrier]).await, &["barrier: unchanged"]);
             }
             for (c, other) in [(&mut c1, s2), (&mut c2, s1)] {
-                let status = c.get_gluster_status(v1::GlusterStatusRequest {}).await.expect("status").into_inner();
+                let status = c
+                    .get_gluster_status(v1::GlusterStatusRequest { with_volumes: true })
+                    .await
+                    .expect("status")
+                    .into_inner();
                 let peer = status.peers.iter().find(|p| !p.is_local).expect("a remote peer");
                 assert!(
                     peer.connected
@@ -112,7 +116,11 @@ fn two_servers_one_replica_volume_two_clients() {
             let started = Instant::now();
             converge(&mut c1, &[replica2_volume(VOLUME, &servers, BRICK, CACHE_SIZE, true)]).await;
             eprintln!("volume created, started and tuned in {:?}", started.elapsed());
-            let status = c1.get_gluster_status(v1::GlusterStatusRequest {}).await.expect("status").into_inner();
+            let status = c1
+                .get_gluster_status(v1::GlusterStatusRequest { with_volumes: true })
+                .await
+                .expect("status")
+                .into_inner();
             let vol = status.volumes.iter().find(|v| v.name == VOLUME).expect("volume in status");
             assert_eq!((vol.status.as_str(), vol.replica), ("Started", 2), "{vol:#?}");
             assert!(vol.bricks.iter().all(|b| b.online && b.port > 0), "{vol:#?}");
@@ -146,7 +154,11 @@ fn two_servers_one_replica_volume_two_clients() {
             for c in &clients {
                 let mut agent = connect(&pki, c).await.expect("client agent answers");
                 converge(&mut agent, &[hosts_task.clone(), mount.clone()]).await;
-                let status = agent.get_gluster_status(v1::GlusterStatusRequest {}).await.expect("status").into_inner();
+                let status = agent
+                    .get_gluster_status(v1::GlusterStatusRequest { with_volumes: true })
+                    .await
+                    .expect("status")
+                    .into_inner();
                 let m = status.mounts.iter().find(|m| m.mount_point == MOUNT).expect("mount in status");
                 assert!(m.source == format!("{}:/{VOLUME}", s1.name) && m.size_total > 0, "{m:?}");
                 agents.push(agent);

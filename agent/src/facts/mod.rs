@@ -1,8 +1,10 @@
 //! `GetFacts`: what this host is and has — hostname, OS, kernel, CPUs and memory (sysinfo),
 //! block devices (`crate::host::blockdev`: sysfs, mountinfo, `blkid -p`), glusterfs version,
-//! glusterd state and node UUID, FUSE, firewall backends, service manager, SELinux mode.
-//! Read-only: reads /sys, /proc, /dev, /etc/os-release, /etc/selinux/config, pid files,
-//! glusterd.info and runs `blkid -p` and `glusterfs --version`.
+//! glusterd state and node UUID, FUSE, firewall backends, service manager, SELinux mode, the
+//! glusterfs mounts and whether they answer (`crate::gluster::local_mounts`: statvfs() off the
+//! async workers, with a deadline). Read-only: reads /sys, /proc, /dev, /etc/os-release,
+//! /etc/selinux/config, pid files, glusterd.info, the managed block of /etc/hosts and runs
+//! `blkid -p` and `glusterfs --version`.
 
 mod devices;
 pub(crate) mod gluster;
@@ -22,6 +24,8 @@ pub enum Error {
     BlockDevices(#[from] blockdev::Error),
     #[error(transparent)]
     Command(#[from] CommandError),
+    #[error(transparent)]
+    Gluster(#[from] crate::gluster::Error),
 }
 
 /// Collects this host's facts.
@@ -49,6 +53,8 @@ pub async fn collect(ctx: &Context) -> Result<v1::Facts, Error> {
         service_manager: service_manager(ctx.service_manager) as i32,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         selinux: Some(selinux::facts(&selinux::SelinuxPaths::system())),
+        gluster_mounts: crate::gluster::local_mounts().await?,
+        pool_hosts: host::pool_hosts(),
     })
 }
 

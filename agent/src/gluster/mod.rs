@@ -2,17 +2,19 @@
 //! (it talks to this host's glusterd over its local socket), typed wrappers around the queries
 //! the tasks need, and `GetGlusterStatus`. Parsing is pure and lives in [`xml`]. A CLI that is
 //! not installed yet or a glusterd that does not run is "not ready" (an earlier task brings
-//! them). Reads /proc/self/mountinfo and statvfs()s glusterfs mounts for the status.
+//! them). Reads /proc/self/mountinfo, statvfs()s glusterfs mounts and reads the glusterfs lines
+//! of /etc/fstab for the status.
 
 pub mod xml;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use brickyard_proto::v1;
 
+use crate::host::etcfile;
 use crate::host::mountinfo::{self, Mount};
+use crate::host::pathcheck::{self, FS_TIMEOUT};
 use crate::host::runner::CommandError;
 use crate::host::Context;
 
@@ -20,9 +22,6 @@ pub use xml::{BrickInfo, BrickProcess, PeerInfo, VolumeInfo};
 
 /// Filesystem type of a GlusterFS FUSE mount in mountinfo.
 pub const FUSE_FSTYPE: &str = "fuse.glusterfs";
-
-/// How long a statvfs() on a FUSE mount may take before the mount counts as not answering.
-const STATVFS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the gluster CLI prints when glusterd does not answer on its socket.
 const NO_GLUSTERD: &str = "Connection failed";
@@ -81,6 +80,9 @@ fn parsed<T>(what: &str, result: Result<T, xml::XmlError>) -> Result<T, Error> {
         })
     })
 }
+
+/// The xattr of a brick root naming the volume it belongs to (16 raw bytes, the volume's UUID).
+pub const VOLUME_ID: &str = "trusted.glusterfs.volume-id";
 
 /// Every node of the trusted pool, this one included (`is_local`).
 pub async fn pool_list(ctx: &Context) -> Result<Vec<PeerInfo>, Error> {
@@ -163,31 +165,46 @@ impl MountAnswer {
         match self {
             MountAnswer::Sizes(..) => String::new(),
             MountAnswer::Error(errno) => errno.desc().to_owned(),
-            MountAnswer::Silent => format!("no answer to statvfs() within {}s", STATVFS_TIMEOUT.as_secs()),
+            MountAnswer::Silent => format!("no answer to statvfs() within {}s", FS_TIMEOUT.as_secs()),
         }
     }
 }
 
-/// statvfs() of `path`, given up on after a few seconds.
+/// statvfs() of `path` off the async workers, given up on after `FS_TIMEOUT` (and not asked
+/// again while an earlier call is stuck).
 pub async fn statvfs(path: &str) -> MountAnswer {
-    let path = PathBuf::from(path);
-    let call = tokio::task::spawn_blocking(move || nix::sys::statvfs::statvfs(&path));
-    match tokio::time::timeout(STATVFS_TIMEOUT, call).await {
-        Ok(Ok(Ok(st))) => {
+    let owned = PathBuf::from(path);
+    let call = move || Ok(nix::sys::statvfs::statvfs(&owned));
+    match pathcheck::off_workers(format!("statvfs({path})"), FS_TIMEOUT, call).await {
+        Ok(Ok(st)) => {
             let frag = st.fragment_size();
             // A FUSE daemon reports what it likes: never an overflow panic on its numbers.
             MountAnswer::Sizes(st.blocks().saturating_mul(frag), st.blocks_available().saturating_mul(frag))
         }
-        Ok(Ok(Err(errno))) => MountAnswer::Error(errno),
-        _ => MountAnswer::Silent,
+        Ok(Err(errno)) => MountAnswer::Error(errno),
+        Err(_) => MountAnswer::Silent,
     }
 }
 
 /// The pool, volumes and glusterfs mounts as this host sees them (`GetGlusterStatus`). When
 /// glusterd does not answer (not installed, not running: a client), only mounts are reported.
-pub async fn status(ctx: &Context) -> Result<v1::GlusterStatus, Error> {
-    let mut status = v1::GlusterStatus { mounts: local_mounts().await?, ..Default::default() };
-    let Ok(pool) = pool_list(ctx).await else {
+/// `with_volumes` false: the pool and mounts only (volumes look the same from every server, so
+/// the coordinator asks one server for them). The queries run at once: `pool list` and
+/// `volume info` are local reads and `heal info` a client of the bricks; only `volume status`
+/// takes glusterd's cluster lock.
+pub async fn status(ctx: &Context, with_volumes: bool) -> Result<v1::GlusterStatus, Error> {
+    let volumes = async {
+        if with_volumes {
+            Some(tokio::join!(volume_info(ctx), volume_status_detail(ctx)))
+        } else {
+            None
+        }
+    };
+    let (mounts, pool, volumes) = tokio::join!(local_mounts(), pool_list(ctx), volumes);
+    let fstab = etcfile::read_or_empty(Path::new(FSTAB))
+        .map_err(|source| Error::Io { context: format!("reading {FSTAB}"), source })?;
+    let mut status = v1::GlusterStatus { mounts: mounts?, fstab: fstab_gluster_lines(&fstab), ..Default::default() };
+    let Ok(pool) = pool else {
         return Ok(status);
     };
     status.glusterd_running = true;
@@ -202,16 +219,21 @@ pub async fn status(ctx: &Context) -> Result<v1::GlusterStatus, Error> {
             is_local: p.is_local,
         })
         .collect();
-
-    let infos = volume_info(ctx).await?;
-    let processes =
-        if infos.iter().any(VolumeInfo::started) { volume_status_detail(ctx).await? } else { BTreeMap::new() };
-    for info in infos {
-        let pending_heals = if info.started() && info.heals() {
+    let Some((infos, processes)) = volumes else {
+        return Ok(status);
+    };
+    let infos = infos?;
+    // With no volume started, `volume status` fails ("No volumes present" or not started).
+    let processes = if infos.iter().any(VolumeInfo::started) { processes? } else { BTreeMap::new() };
+    let heals = futures_util::future::join_all(infos.iter().map(|info| async move {
+        if info.started() && info.heals() {
             pending_heals(ctx, &info.name).await.ok().flatten().unwrap_or(-1)
         } else {
             -1
-        };
+        }
+    }))
+    .await;
+    for (info, pending_heals) in infos.into_iter().zip(heals) {
         let live = processes.get(&info.name).map(Vec::as_slice).unwrap_or_default();
         status.volumes.push(volume_status(info, live, pending_heals));
     }
@@ -250,7 +272,28 @@ fn volume_status(info: VolumeInfo, live: &[BrickProcess], pending_heals: i64) ->
     }
 }
 
-async fn local_mounts() -> Result<Vec<v1::GlusterMount>, Error> {
+const FSTAB: &str = "/etc/fstab";
+
+/// The `glusterfs` lines of fstab `text` (comments skipped).
+fn fstab_gluster_lines(text: &str) -> Vec<v1::FstabGlusterLine> {
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [source, mount_point, "glusterfs", rest @ ..] => Some(v1::FstabGlusterLine {
+                    source: (*source).to_owned(),
+                    mount_point: (*mount_point).to_owned(),
+                    options: rest.first().copied().unwrap_or_default().to_owned(),
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// This host's glusterfs FUSE mounts, each with how it answered statvfs().
+pub async fn local_mounts() -> Result<Vec<v1::GlusterMount>, Error> {
     let mounts =
         mountinfo::read().map_err(|source| Error::Io { context: "reading /proc/self/mountinfo".into(), source })?;
     let mut out = Vec::new();
@@ -286,6 +329,16 @@ mod tests {
         Context::direct(runner)
     }
 
+    #[test]
+    fn fstab_gluster_lines_are_the_glusterfs_ones() {
+        let text = "UUID=1 / ext4 defaults 0 1\n# gs1:/old /old glusterfs defaults 0 0\n\
+                    gs1:/gv0 /mnt/gv glusterfs defaults,_netdev 0 0\n/dev/vdb1 /vdisk ext4 defaults 0 0\n";
+        let lines = fstab_gluster_lines(text);
+        let found: Vec<_> =
+            lines.iter().map(|l| (l.source.as_str(), l.mount_point.as_str(), l.options.as_str())).collect();
+        assert_eq!(found, [("gs1:/gv0", "/mnt/gv", "defaults,_netdev")]);
+    }
+
     #[tokio::test]
     async fn cli_failure_surfaces_op_errstr() {
         let out = Output { code: Some(1), stdout: fixture("volume-create-exists.xml"), stderr: String::new() };
@@ -318,7 +371,7 @@ mod tests {
                 "/usr/sbin/gluster --mode=script --xml volume heal gv0 info summary",
                 &fixture("heal-info-summary-pending.xml"),
             );
-        let st = status(&ctx(runner)).await.unwrap();
+        let st = status(&ctx(runner), true).await.unwrap();
         assert!(st.glusterd_running);
         assert_eq!(st.peers.len(), 2);
         assert_eq!(
@@ -338,10 +391,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn status_without_volumes_asks_only_the_pool() {
+        let runner =
+            FakeRunner::default().expect("/usr/sbin/gluster --mode=script --xml pool list", &fixture("pool-list.xml"));
+        let st = status(&ctx(runner), false).await.unwrap();
+        assert!(st.glusterd_running && st.peers.len() == 2 && st.volumes.is_empty());
+    }
+
+    #[tokio::test]
     async fn status_without_glusterd_reports_only_mounts() {
         let down = Output { code: Some(1), stdout: "Connection failed.\n".into(), stderr: String::new() };
-        let runner = FakeRunner::default().expect_output("/usr/sbin/gluster --mode=script --xml pool list", down);
-        let st = status(&ctx(runner)).await.unwrap();
+        let runner = FakeRunner::default()
+            .expect_output("/usr/sbin/gluster --mode=script --xml pool list", down.clone())
+            .expect_output("/usr/sbin/gluster --mode=script --xml volume info", down.clone())
+            .expect_output("/usr/sbin/gluster --mode=script --xml volume status all detail", down);
+        let st = status(&ctx(runner), true).await.unwrap();
         assert!(!st.glusterd_running && st.peers.is_empty() && st.volumes.is_empty());
     }
 

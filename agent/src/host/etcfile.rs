@@ -1,7 +1,7 @@
-//! Files under /etc the agent edits (fstab, hosts, iptables rules): atomic replacement (temp
-//! file in the same directory, fsync, rename, fsync the directory) and managed entries marked
-//! so that a re-run replaces them instead of adding duplicates. Every other line is kept byte
-//! for byte.
+//! Files under /etc the agent edits (fstab, hosts, iptables rules, gluster's TLS files):
+//! atomic replacement (temp file or symlink in the same directory, fsync, rename, fsync the
+//! directory) and managed entries marked so that a re-run replaces them instead of adding
+//! duplicates. Every other line is kept byte for byte.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -14,13 +14,19 @@ const ENTRY_MARKER: &str = "# brickyard-managed:";
 /// Replaces `path` with `contents` atomically: readers see the old file or the new one, never
 /// a torn one. Keeps the old file's permissions (or `default_mode` for a new file).
 pub fn atomic_write(path: &Path, contents: &[u8], default_mode: u32) -> io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| io::Error::other(format!("{} has no file name", path.display())))?;
     let mode = match fs::metadata(path) {
         Ok(meta) => meta.permissions().mode() & 0o7777,
         Err(e) if e.kind() == io::ErrorKind::NotFound => default_mode,
         Err(e) => return Err(e),
     };
+    atomic_write_mode(path, contents, mode)
+}
+
+/// Like [`atomic_write`], but the new file gets exactly `mode`, whatever the old one had (a
+/// private key must not inherit a readable mode). No reader ever sees it with another mode.
+pub fn atomic_write_mode(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| io::Error::other(format!("{} has no file name", path.display())))?;
     let tmp_prefix = format!(".{}.brickyard-", name.to_string_lossy());
     remove_stale_temps(dir, &tmp_prefix)?;
     let tmp = dir.join(format!("{tmp_prefix}{}", std::process::id()));
@@ -37,6 +43,21 @@ pub fn atomic_write(path: &Path, contents: &[u8], default_mode: u32) -> io::Resu
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Makes `link` a symlink to `target` atomically (a symlink under a temp name, renamed over
+/// whatever `link` was), so readers see the old file or the new link, never neither.
+pub fn atomic_symlink(link: &Path, target: &Path) -> io::Result<()> {
+    let dir = link.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = link.file_name().ok_or_else(|| io::Error::other(format!("{} has no file name", link.display())))?;
+    let tmp_prefix = format!(".{}.brickyard-", name.to_string_lossy());
+    remove_stale_temps(dir, &tmp_prefix)?;
+    let tmp = dir.join(format!("{tmp_prefix}{}", std::process::id()));
+    let result = std::os::unix::fs::symlink(target, &tmp).and_then(|()| fs::rename(&tmp, link));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.and_then(|()| File::open(dir)?.sync_all())
 }
 
 /// Removes temp copies (`PREFIX<pid>`) that an earlier agent left when it died between
@@ -111,6 +132,27 @@ pub fn get_entry<'a>(contents: &'a str, key: &str) -> Option<&'a str> {
     None
 }
 
+/// Every managed entry in `contents` as (key, line), in file order.
+pub fn entries(contents: &str) -> Vec<(&str, &str)> {
+    let mut found = Vec::new();
+    let mut lines = contents.lines();
+    while let Some(current) = lines.next() {
+        if let Some(key) = current.strip_prefix(ENTRY_MARKER).map(str::trim_start) {
+            if let Some(line) = lines.next() {
+                found.push((key, line));
+            }
+        }
+    }
+    found
+}
+
+/// The lines of the block `name` (see [`set_block`]); empty when there is none.
+pub fn get_block<'a>(contents: &'a str, name: &str) -> Vec<&'a str> {
+    let begin = format!("# BEGIN brickyard {name}");
+    let end = format!("# END brickyard {name}");
+    contents.lines().skip_while(|l| *l != begin).skip(1).take_while(|l| *l != end).collect()
+}
+
 /// Replaces the block between `# BEGIN brickyard NAME` and `# END brickyard NAME` with
 /// `body` (appending the block if absent). Returns the new contents.
 pub fn set_block(contents: &str, name: &str, body: &[String]) -> String {
@@ -168,6 +210,11 @@ mod tests {
         assert_eq!(set_entry(&twice, "/vdisk", Some("UUID=2 /vdisk xfs defaults 0 0")), twice);
         let removed = set_entry(&twice, "/vdisk", None);
         assert_eq!(removed, format!("{FSTAB}\n"));
+        let two = set_entry(&twice, "/mnt/a", Some("s1:/v /mnt/a glusterfs defaults 0 0"));
+        assert_eq!(
+            entries(&two),
+            [("/vdisk", "UUID=2 /vdisk xfs defaults 0 0"), ("/mnt/a", "s1:/v /mnt/a glusterfs defaults 0 0")]
+        );
     }
 
     #[test]
@@ -175,6 +222,8 @@ mod tests {
         let hosts = "127.0.0.1 localhost\n::1 localhost\n";
         let a = set_block(hosts, "pool", &["192.0.2.11 gluServer1".into()]);
         let b = set_block(&(a.clone() + "10.0.0.1 other\n"), "pool", &["192.0.2.12 gluServer2".into()]);
+        assert_eq!(get_block(&b, "pool"), ["192.0.2.12 gluServer2"]);
+        assert!(get_block(hosts, "pool").is_empty());
         assert_eq!(b, "127.0.0.1 localhost\n::1 localhost\n# BEGIN brickyard pool\n192.0.2.12 gluServer2\n# END brickyard pool\n10.0.0.1 other\n");
     }
 
@@ -187,6 +236,27 @@ mod tests {
         atomic_write(&path, b"new\n", 0o644).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "new\n");
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn exact_mode_replaces_the_old_files_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        fs::write(&path, "old\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        atomic_write_mode(&path, b"secret\n", 0o600).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "secret\n");
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_symlink_replaces_a_file_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("glusterfs.pem");
+        fs::write(&link, "old\n").unwrap();
+        atomic_symlink(&link, Path::new("/etc/ssl/glusterfs.pem")).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("/etc/ssl/glusterfs.pem"));
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

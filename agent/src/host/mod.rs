@@ -13,6 +13,7 @@ pub mod poll;
 pub mod process;
 pub mod runner;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use runner::Runner;
@@ -24,21 +25,43 @@ pub enum ServiceManager {
     Direct,
 }
 
+/// Where this agent's own key material lives (its config's `ca`, `cert`, `key`): the
+/// GlusterFS TLS task installs copies of these files for gluster, so no key is ever sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMaterial {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Default for KeyMaterial {
+    /// The packaged config's paths (`packaging/`: /etc/brickyard/pki/...).
+    fn default() -> Self {
+        let pki = PathBuf::from("/etc/brickyard/pki");
+        Self { ca: pki.join("ca.pem"), cert: pki.join("agent.pem"), key: pki.join("agent.key") }
+    }
+}
+
 /// What every task, query and fact may use on the host.
 pub struct Context {
     pub runner: Arc<dyn Runner>,
     pub service_manager: ServiceManager,
+    pub key_material: KeyMaterial,
 }
 
 #[cfg(test)]
 impl Context {
     /// A host whose programs are `runner`'s, starting daemons itself (unit tests).
     pub fn direct(runner: impl Runner + 'static) -> Self {
-        Self { runner: Arc::new(runner), service_manager: ServiceManager::Direct }
+        Self { runner: Arc::new(runner), service_manager: ServiceManager::Direct, key_material: KeyMaterial::default() }
     }
 
     /// A host whose programs are `runner`'s, with systemd (unit tests).
     pub fn systemd(runner: impl Runner + 'static) -> Self {
-        Self { runner: Arc::new(runner), service_manager: ServiceManager::Systemd }
+        Self {
+            runner: Arc::new(runner),
+            service_manager: ServiceManager::Systemd,
+            key_material: KeyMaterial::default(),
+        }
     }
 }

@@ -4,8 +4,9 @@
 //! followed), and a new mount point must be absent or an empty directory (mounting over files
 //! hides them). A path may lie on a FUSE mount whose servers hang, so every filesystem call
 //! here, and [`off_workers`] for other callers, runs on a blocking thread with a deadline: the
-//! agent's async workers never wait on a mount. Reads only (lstat, readdir).
+//! agent's async workers never wait on a mount, and a call still stuck on one is not repeated. Reads only (lstat, readdir).
 
+use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,17 +44,40 @@ pub enum MountPoint {
     EmptyDir,
 }
 
+/// The calls (by `what`) that timed out and have not returned yet. A hung FUSE mount holds
+/// the blocking thread of each call on it until it answers; asking again while one is stuck
+/// would take a new thread every time until the runtime's blocking pool is used up and every
+/// call, on any path, waits.
+static STUCK: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+
+fn stuck() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
+    STUCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs `work` on a blocking thread, giving up after `after`; `what` names it in the error.
+/// While an earlier call of the same `what` is still stuck, fails at once without a new call.
 pub async fn off_workers<T: Send + 'static>(
     what: impl Into<String>,
     after: Duration,
     work: impl FnOnce() -> Result<T, PathError> + Send + 'static,
 ) -> Result<T, PathError> {
     let what = what.into();
-    match tokio::time::timeout(after, tokio::task::spawn_blocking(work)).await {
+    if stuck().contains(&what) {
+        return Err(PathError::TimedOut { what, after });
+    }
+    let mut call = tokio::task::spawn_blocking(work);
+    match tokio::time::timeout(after, &mut call).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) => Err(PathError::Io { context: what, source: std::io::Error::other(join) }),
-        Err(_) => Err(PathError::TimedOut { what, after }),
+        Err(_) => {
+            stuck().insert(what.clone());
+            let key = what.clone();
+            tokio::spawn(async move {
+                let _ = call.await;
+                stuck().remove(&key);
+            });
+            Err(PathError::TimedOut { what, after })
+        }
     }
 }
 
@@ -165,14 +189,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_call_that_hangs_times_out() {
-        let (_release, wait) = std::sync::mpsc::channel::<()>();
-        let err = off_workers("/stuck", Duration::from_millis(50), move || {
-            let _ = wait.recv(); // blocks like a hung FUSE mount, until the test ends
-            Ok(())
-        })
-        .await
-        .unwrap_err();
+    async fn a_call_that_hangs_times_out_and_is_not_repeated_until_it_returns() {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let call = |wait: Option<std::sync::mpsc::Receiver<()>>| {
+            let calls = calls.clone();
+            off_workers("/stuck", Duration::from_millis(50), move || {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if let Some(wait) = wait {
+                    let _ = wait.recv(); // blocks like a hung FUSE mount, until released
+                }
+                Ok(())
+            })
+        };
+        let err = call(Some(wait)).await.unwrap_err();
         assert_eq!(err.to_string(), "/stuck did not answer within 50ms (a hung mount?)");
+        let started = std::time::Instant::now();
+        let err = call(None).await.unwrap_err();
+        assert_eq!(err.to_string(), "/stuck did not answer within 50ms (a hung mount?)");
+        assert!(started.elapsed() < Duration::from_millis(50), "waited {:?}", started.elapsed());
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "a second call was made while one was stuck");
+
+        release.send(()).unwrap();
+        let released = std::time::Instant::now();
+        while call(None).await.is_err() {
+            assert!(released.elapsed() < Duration::from_secs(5), "the stuck call was never forgotten");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

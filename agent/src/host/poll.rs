@@ -41,11 +41,12 @@ where
     Fut: Future<Output = Result<Look<T>, E>>,
     E: From<TimedOut>,
 {
-    let deadline = Instant::now() + timeout;
+    // A timeout too long for the clock (a request's number) has a deadline that never passes.
+    let deadline = Instant::now().checked_add(timeout);
     loop {
         match look().await? {
             Look::Done(value) => return Ok(value),
-            Look::NotYet(last) if Instant::now() >= deadline => {
+            Look::NotYet(last) if deadline.is_some_and(|d| Instant::now() >= d) => {
                 return Err(TimedOut { what: what.into(), after: timeout, last }.into())
             }
             Look::NotYet(_) => tokio::time::sleep(interval).await,
@@ -95,5 +96,17 @@ mod tests {
         });
         assert_eq!(once.await.unwrap_err().to_string(), "x (after 0ns)");
         assert_eq!(looks.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_timeout_beyond_the_clock_waits_without_overflow() {
+        let looks = Cell::new(0);
+        let done: Result<u32, Error> = until("x", Duration::MAX, TICK, || {
+            looks.set(looks.get() + 1);
+            let look = if looks.get() < 3 { Look::NotYet(String::new()) } else { Look::Done(7) };
+            async move { Ok(look) }
+        })
+        .await;
+        assert_eq!((done, looks.get()), (Ok(7), 3));
     }
 }

@@ -5,7 +5,9 @@ use std::path::Path;
 
 /// The pid in a pid file's text (first line, trimmed).
 pub fn parse_pid(text: &str) -> Option<u32> {
-    text.lines().next()?.trim().parse().ok().filter(|&pid| pid > 0)
+    // A pid_t: positive and within i32, so signalling it can never address a process group.
+    let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+    u32::try_from(pid).ok().filter(|&pid| pid > 0)
 }
 
 /// The state letter of /proc/PID/stat (`R`, `S`, `Z`, ...); the command name is in
@@ -58,6 +60,10 @@ mod tests {
     fn pid_and_state() {
         assert_eq!(parse_pid("1234\n"), Some(1234));
         assert_eq!(parse_pid(" 77 "), Some(77));
+        assert_eq!(parse_pid("2147483647"), Some(2147483647));
+        for beyond in ["0", "-1", "-2147483648", "2147483648", "4294967295", "18446744073709551615"] {
+            assert_eq!(parse_pid(beyond), None, "{beyond}");
+        }
         assert_eq!(parse_pid("0"), None);
         assert_eq!(parse_pid("x"), None);
         assert_eq!(parse_stat_state("1234 (glusterd) S 1 1234 1234 0 -1"), Some('S'));

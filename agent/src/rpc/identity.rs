@@ -22,7 +22,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use brickyard_proto::join_token::PROVISIONAL_CN;
 use brickyard_proto::v1;
@@ -35,17 +34,11 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
-use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
-use tokio_stream::StreamExt;
 use tonic::Status;
 
 use crate::host::etcfile::atomic_write;
 use crate::rpc::config::Config;
 use crate::rpc::tls::{self, TlsError};
-
-/// How long a client may take to complete its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -358,47 +351,6 @@ impl ClientCertVerifier for Identity {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
     }
-}
-
-/// TLS connections from `tcp` (each handshake in its own task, bounded by a timeout, so a
-/// slow client holds up no other), for tonic's `serve_with_incoming`. Refused handshakes are
-/// logged with their reason.
-pub fn accept_tls<S>(
-    mut tcp: S,
-    config: Arc<rustls::ServerConfig>,
-) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsStream<TcpStream>>>
-where
-    S: tokio_stream::Stream<Item = std::io::Result<TcpStream>> + Send + Unpin + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    tokio::spawn(async move {
-        loop {
-            let stream = tokio::select! {
-                _ = tx.closed() => return,
-                next = tcp.next() => match next {
-                    None => return,
-                    Some(Ok(stream)) => stream,
-                    Some(Err(e)) => {
-                        tracing::warn!("accepting a connection: {e}");
-                        continue;
-                    }
-                },
-            };
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            tokio::spawn(async move {
-                let peer = stream.peer_addr().ok();
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
-                    }
-                    Ok(Err(e)) => tracing::info!(?peer, "TLS handshake failed: {e}"),
-                    Err(_) => tracing::info!(?peer, "no TLS handshake within {HANDSHAKE_TIMEOUT:?}"),
-                }
-            });
-        }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 #[cfg(test)]

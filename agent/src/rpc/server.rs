@@ -1,5 +1,6 @@
-//! The gRPC layer: binds the listen address, serves `brickyard.v1.Agent` and the standard
-//! health service over mutual TLS only, and keeps every RPC thin: open a span, validate the
+//! The gRPC layer: binds the listen address, admits connections through the caps of
+//! `crate::rpc::limits`, serves `brickyard.v1.Agent` and the standard health service over
+//! mutual TLS only, and keeps every RPC thin: open a span, validate the
 //! whole batch into typed tasks before anything runs, call the task, convert the result
 //! (`crate::rpc::conversions`). One `Apply` runs at a time per agent so two coordinators cannot
 //! interleave changes on a host.
@@ -13,7 +14,6 @@ use brickyard_proto::v1::agent_server::{Agent, AgentServer};
 use tokio::sync::{mpsc, Mutex};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -21,7 +21,8 @@ use tracing::Instrument;
 use crate::host::Context;
 use crate::rpc::config::Config;
 use crate::rpc::conversions;
-use crate::rpc::identity::{self, Identity};
+use crate::rpc::identity::Identity;
+use crate::rpc::limits::{self, Limits};
 use crate::rpc::tls::{CoordinatorOnly, TlsError};
 use crate::tasks::{self, AnyTask};
 
@@ -158,9 +159,15 @@ impl Agent for AgentService {
         request: Request<v1::GlusterStatusRequest>,
     ) -> Result<Response<v1::GlusterStatus>, Status> {
         let span = rpc_span("GetGlusterStatus", &request);
-        async { crate::gluster::status(&self.ctx).await.map(Response::new).map_err(|e| conversions::status(&e.into())) }
-            .instrument(span)
-            .await
+        let with_volumes = request.get_ref().with_volumes;
+        async {
+            crate::gluster::status(&self.ctx, with_volumes)
+                .await
+                .map(Response::new)
+                .map_err(|e| conversions::status(&e.into()))
+        }
+        .instrument(span)
+        .await
     }
 
     async fn verify_file(
@@ -169,7 +176,7 @@ impl Agent for AgentService {
     ) -> Result<Response<v1::VerifyFileResponse>, Status> {
         let span = rpc_span("VerifyFile", &request);
         async {
-            crate::rpc::verify_file::handle(&self.ctx, request.get_ref())
+            crate::rpc::verify_file::handle(request.get_ref())
                 .await
                 .map(Response::new)
                 .map_err(|e| conversions::status(&e))
@@ -215,7 +222,8 @@ pub fn bind(config: &Config) -> Result<tokio::net::TcpListener, ServeError> {
     tokio::net::TcpListener::from_std(listener).map_err(bind_err)
 }
 
-/// Serves the agent on `listener` with `identity` until `shutdown` completes.
+/// Serves the agent on `listener` with `identity` until `shutdown` completes, admitting
+/// connections through the TLS handshake within `crate::rpc::limits`.
 pub async fn serve(
     config: &Config,
     identity: Arc<Identity>,
@@ -226,8 +234,10 @@ pub async fn serve(
     let only_coordinator = CoordinatorOnly::new(&config.coordinator_identity);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AgentServer<AgentService>>().await;
-    let incoming = identity::accept_tls(TcpIncoming::from(listener), identity.server_config());
+    let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config());
+    let incoming = limits::incoming(listener, Limits::default(), move |tcp| acceptor.accept(tcp));
     Server::builder()
+        .http2_keepalive_interval(Some(limits::KEEPALIVE_INTERVAL))
         .add_service(InterceptedService::new(health_service, only_coordinator.clone()))
         .add_service(AgentServer::with_interceptor(AgentService::new(ctx, identity), only_coordinator))
         .serve_with_incoming_shutdown(incoming, shutdown)

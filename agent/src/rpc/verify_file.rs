@@ -1,8 +1,8 @@
 //! `VerifyFile`: the seed's file test. Appends to, reads or removes one file named
 //! `.brickyard-verify-[A-Za-z0-9._-]+` directly in `dir`, where `dir` must be a glusterfs FUSE
-//! mount point of this host (all operations) or, for reads only, the directory of a brick of a
-//! volume that lives on this node (from `gluster volume info` and `pool list`). Everything
-//! else is refused. Reads /proc/self/mountinfo; opens files without following symlinks; every
+//! mount point of this host (all operations) or, for reads only, a brick directory on this host
+//! (it carries gluster's `trusted.glusterfs.volume-id`, which only root and glusterd set; one
+//! getxattr instead of two gluster CLI calls per read). Everything else is refused. Reads /proc/self/mountinfo; opens files without following symlinks; every
 //! file operation has a timeout (a FUSE mount whose servers are gone can block forever).
 
 use std::fs::{File, OpenOptions};
@@ -14,10 +14,9 @@ use std::time::Duration;
 use brickyard_proto::types::AbsPath;
 use brickyard_proto::v1;
 
-use crate::gluster::{self, FUSE_FSTYPE};
+use crate::gluster::{FUSE_FSTYPE, VOLUME_ID};
 use crate::host::mountinfo;
-use crate::host::poll::TimedOut;
-use crate::host::Context;
+use crate::host::pathcheck::{self, PathError};
 use crate::tasks::TaskError;
 
 const PREFIX: &str = ".brickyard-verify-";
@@ -50,7 +49,7 @@ fn check_line(line: &str) -> Result<(), TaskError> {
     Ok(())
 }
 
-pub async fn handle(ctx: &Context, req: &v1::VerifyFileRequest) -> Result<v1::VerifyFileResponse, TaskError> {
+pub async fn handle(req: &v1::VerifyFileRequest) -> Result<v1::VerifyFileResponse, TaskError> {
     let op = v1::VerifyOp::try_from(req.op)
         .ok()
         .filter(|op| *op != v1::VerifyOp::Unspecified)
@@ -63,37 +62,33 @@ pub async fn handle(ctx: &Context, req: &v1::VerifyFileRequest) -> Result<v1::Ve
 
     let mounts = mountinfo::read().map_err(TaskError::io("reading /proc/self/mountinfo"))?;
     let on_mount = mountinfo::at(&mounts, dir.as_str()).is_some_and(|m| m.fstype == FUSE_FSTYPE);
-    if !on_mount {
-        if op != v1::VerifyOp::Read {
-            return Err(TaskError::Conflict(format!(
-                "{dir} is not a glusterfs mount point on this host; append and remove work only there"
-            )));
-        }
-        if !is_local_brick(ctx, dir.as_str()).await {
-            return Err(TaskError::Conflict(format!(
-                "{dir} is neither a glusterfs mount point nor a brick directory of this node"
-            )));
-        }
+    if !on_mount && op != v1::VerifyOp::Read {
+        return Err(TaskError::Conflict(format!(
+            "{dir} is not a glusterfs mount point on this host; append and remove work only there"
+        )));
     }
 
+    let brick_read = !on_mount;
     let path = Path::new(dir.as_str()).join(&req.file_name);
     let line = req.line.clone();
-    let shown = path.display().to_string();
-    let work = tokio::task::spawn_blocking(move || file_op(op, &path, &line));
-    match tokio::time::timeout(IO_TIMEOUT, work).await {
-        Ok(Ok(result)) => result.map_err(TaskError::io(format!("{op:?} {shown}"))),
-        Ok(Err(join)) => Err(TaskError::Io { context: format!("{op:?} {shown}"), source: std::io::Error::other(join) }),
-        Err(_) => Err(TimedOut { what: format!("{shown} to answer"), after: IO_TIMEOUT, last: String::new() }.into()),
-    }
+    let context = format!("{op:?} {}", path.display());
+    // Keyed by the directory, so a hung mount holds at most one thread per operation. The brick
+    // check runs there too: a getxattr under a hung mount blocks like any other call.
+    let what = format!("{op:?} of a verify file in {dir}");
+    let work = move || {
+        if brick_read && !is_brick_dir(Path::new(dir.as_str())) {
+            return Ok(Err(TaskError::Conflict(format!(
+                "{dir} is neither a glusterfs mount point nor a brick directory on this host (no {VOLUME_ID})"
+            ))));
+        }
+        file_op(op, &path, &line).map(Ok).map_err(|source| PathError::Io { context, source })
+    };
+    pathcheck::off_workers(what, IO_TIMEOUT, work).await?
 }
 
-/// Whether `dir` is the path of a brick that lives on this node (its host UUID is the local
-/// node's). A host without a running glusterd has no bricks.
-async fn is_local_brick(ctx: &Context, dir: &str) -> bool {
-    let Ok(pool) = gluster::pool_list(ctx).await else { return false };
-    let Some(local) = pool.iter().find(|p| p.is_local) else { return false };
-    let Ok(volumes) = gluster::volume_info(ctx).await else { return false };
-    volumes.iter().flat_map(|v| &v.bricks).any(|b| b.host_uuid == local.uuid && b.path == dir)
+/// Whether `dir` is a brick directory: gluster marks each with its volume's id.
+fn is_brick_dir(dir: &Path) -> bool {
+    matches!(xattr::get(dir, VOLUME_ID), Ok(Some(_)))
 }
 
 fn file_op(op: v1::VerifyOp, path: &Path, line: &str) -> std::io::Result<v1::VerifyFileResponse> {
@@ -140,15 +135,9 @@ fn read(path: &Path) -> std::io::Result<v1::VerifyFileResponse> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gluster::fixture;
-    use crate::host::runner::fake::FakeRunner;
 
     fn req(op: v1::VerifyOp, dir: &str, name: &str) -> v1::VerifyFileRequest {
         v1::VerifyFileRequest { op: op as i32, dir: dir.into(), file_name: name.into(), line: "hello".into() }
-    }
-
-    fn ctx(runner: FakeRunner) -> Context {
-        Context::direct(runner)
     }
 
     #[test]
@@ -170,22 +159,22 @@ mod tests {
     #[tokio::test]
     async fn refuses_what_is_not_a_glusterfs_mount_or_local_brick() {
         let name = ".brickyard-verify-t";
-        let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Append, "/tmp", name)).await.unwrap_err();
+        let e = handle(&req(v1::VerifyOp::Append, "/tmp", name)).await.unwrap_err();
         assert!(e.to_string().contains("/tmp is not a glusterfs mount point"), "{e}");
-        let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Remove, "/etc", name)).await.unwrap_err();
+        let e = handle(&req(v1::VerifyOp::Remove, "/etc", name)).await.unwrap_err();
         assert!(matches!(e, TaskError::Conflict(_)), "{e}");
-        let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Unspecified, "/tmp", name)).await.unwrap_err();
+        let e = handle(&req(v1::VerifyOp::Unspecified, "/tmp", name)).await.unwrap_err();
         assert!(matches!(e, TaskError::InvalidTask(_)), "{e}");
-        let e = handle(&ctx(FakeRunner::default()), &req(v1::VerifyOp::Read, "/tmp/../etc", name)).await.unwrap_err();
+        for op in [-1, i32::MIN, i32::MAX, 4] {
+            let request = v1::VerifyFileRequest { op, ..req(v1::VerifyOp::Read, "/tmp", name) };
+            let e = handle(&request).await.unwrap_err().to_string();
+            assert_eq!(e, format!("verify op {op} is not append, read or remove"));
+        }
+        let e = handle(&req(v1::VerifyOp::Read, "/tmp/../etc", name)).await.unwrap_err();
         assert!(matches!(e, TaskError::Invalid(_)), "{e}");
 
-        // A read of a directory that is no brick of this node (gs1 in pool-list.xml).
-        let pool = fixture("pool-list.xml");
-        let runner = FakeRunner::default()
-            .expect("/usr/sbin/gluster --mode=script --xml pool list", &pool)
-            .expect("/usr/sbin/gluster --mode=script --xml volume info", &fixture("volume-info.xml"));
-        let e = handle(&ctx(runner), &req(v1::VerifyOp::Read, "/srv/nobrick", name)).await.unwrap_err();
-        assert!(e.to_string().contains("neither a glusterfs mount point nor a brick directory"), "{e}");
+        let e = handle(&req(v1::VerifyOp::Read, "/tmp", name)).await.unwrap_err();
+        assert!(e.to_string().contains("/tmp is neither a glusterfs mount point nor a brick directory"), "{e}");
     }
 
     #[tokio::test]
@@ -194,13 +183,8 @@ mod tests {
         let brick = dir.path().to_str().unwrap().to_owned();
         let name = ".brickyard-verify-t";
         std::fs::write(dir.path().join(name), "from client1\n").unwrap();
-        // pool-list.xml's local node owns the gs1 bricks of volume-info.xml; point one at `brick`.
-        let info = fixture("volume-info.xml")
-            .replace("gs1:/srv/b1<name>gs1:/srv/b1</name>", &format!("gs1:{brick}<name>gs1:{brick}</name>"));
-        let runner = FakeRunner::default()
-            .expect("/usr/sbin/gluster --mode=script --xml pool list", &fixture("pool-list.xml"))
-            .expect("/usr/sbin/gluster --mode=script --xml volume info", &info);
-        let resp = handle(&ctx(runner), &req(v1::VerifyOp::Read, &brick, name)).await.unwrap();
+        xattr::set(dir.path(), VOLUME_ID, &[7; 16]).unwrap();
+        let resp = handle(&req(v1::VerifyOp::Read, &brick, name)).await.unwrap();
         assert_eq!(resp, v1::VerifyFileResponse { exists: true, content: "from client1\n".into() });
     }
 

@@ -28,12 +28,10 @@ use brickyard_proto::types::{AbsPath, VolumeName};
 use brickyard_proto::v1;
 
 use super::shape::{Plan, Task, TaskError};
-use crate::gluster::{self, VolumeInfo};
+use crate::gluster::{self, VolumeInfo, VOLUME_ID};
 use crate::host::mountinfo::{self, Mount};
 use crate::host::Context;
 
-/// The xattr of a brick root naming the volume it belongs to (16 raw bytes, the volume's UUID).
-const VOLUME_ID: &str = "trusted.glusterfs.volume-id";
 /// The xattr of every file and directory gluster has seen, the brick root included.
 const GFID: &str = "trusted.gfid";
 /// gluster's metadata directory in every brick root.

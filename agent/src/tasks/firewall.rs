@@ -484,7 +484,11 @@ end-volume
         let e = err(&proto(&["198.18.0.11"], &["10.0.0.1/8"]));
         assert!(e.contains("agent_sources") && e.contains("the network is 10.0.0.0/8"), "{e}");
         assert!(err(&proto(&[], &[])).contains("without pool_sources"));
-        assert!(err(&v1::OpenPorts { agent_port: 70000, ..proto(&["198.18.0.11"], &[]) }).contains("agent_port 70000"));
+        for port in [0, 65536, 70000, u32::MAX] {
+            let e = err(&v1::OpenPorts { agent_port: port, ..proto(&["198.18.0.11"], &[]) });
+            assert!(e.contains(&format!("agent_port {port} is not a TCP port")), "{e}");
+        }
+        assert!(OpenPorts::from_proto(&v1::OpenPorts { agent_port: 65535, ..proto(&["198.18.0.11"], &[]) }).is_ok());
     }
 
     #[test]

@@ -110,10 +110,25 @@ impl MountGlusterVolume {
 
     /// Whether `m` is this volume from one of the task's servers.
     fn is_ours(&self, m: &Mount) -> bool {
-        m.fstype == FUSE_FSTYPE
-            && m.source.split_once(":/").is_some_and(|(host, vol)| {
-                vol == self.volume.as_str() && self.servers.iter().any(|s| s.as_str().eq_ignore_ascii_case(host))
-            })
+        m.fstype == FUSE_FSTYPE && self.is_this_volume(&m.source)
+    }
+
+    /// Whether `source` (`HOST:/VOLUME`, as mounts and fstab lines name it) is this volume
+    /// from one of the task's servers.
+    fn is_this_volume(&self, source: &str) -> bool {
+        source.split_once(":/").is_some_and(|(host, vol)| {
+            vol == self.volume.as_str() && self.servers.iter().any(|s| s.as_str().eq_ignore_ascii_case(host))
+        })
+    }
+
+    /// Whether fstab `line` mounts this volume from one of the task's servers (type
+    /// `glusterfs`).
+    fn fstab_mounts_this(&self, line: &str) -> bool {
+        let mut fields = line.split_whitespace();
+        match (fields.next(), fields.next(), fields.next()) {
+            (Some(source), Some(_), Some("glusterfs")) => self.is_this_volume(source),
+            _ => false,
+        }
     }
 
     /// Pure: what to do given the mounts, how our mount answered statvfs() (when mounted), the
@@ -155,12 +170,26 @@ impl MountGlusterVolume {
             None => false,
         };
         let unmanaged = etcfile::set_entry(fstab, mp, None);
-        if let Some(other) =
-            unmanaged.lines().find(|l| !l.trim_start().starts_with('#') && l.split_whitespace().nth(1) == Some(mp))
-        {
-            return Err(TaskError::Conflict(format!(
+        let hand_written =
+            unmanaged.lines().find(|l| !l.trim_start().starts_with('#') && l.split_whitespace().nth(1) == Some(mp));
+        match hand_written {
+            // A line written by hand (a pool built before Brickyard) that mounts this volume
+            // from one of its servers is kept as it is: it is not Brickyard's to rewrite.
+            Some(line) if self.fstab_mounts_this(line) => {
+                let backup = self.backup_option();
+                if backup.as_ref().is_some_and(|b| !line.contains(b.as_str())) {
+                    plan = plan.warn(format!(
+                        "/etc/fstab mounts {mp} with a line Brickyard did not write and keeps, without {}: {line:?}",
+                        backup.unwrap_or_default()
+                    ));
+                }
+            }
+            Some(other) => {
+                return Err(TaskError::Conflict(format!(
                 "/etc/fstab already has an entry for {mp} that Brickyard does not manage: {other:?}; remove it first"
-            )));
+            )))
+            }
+            None => {}
         }
         let changes = &mut plan.changes;
         if !mounted && stale.is_none() && !dir_exists {
@@ -177,7 +206,7 @@ impl MountGlusterVolume {
             });
         }
         let line = self.fstab_line();
-        if etcfile::get_entry(fstab, mp) != Some(line.as_str()) {
+        if hand_written.is_none() && etcfile::get_entry(fstab, mp) != Some(line.as_str()) {
             let contents = etcfile::set_entry(fstab, mp, Some(&line));
             changes.push(MountChange::Fstab { line, contents });
         }
@@ -347,6 +376,19 @@ mod tests {
         let listed = format!("{FSTAB}gs9:/x /mnt/gv glusterfs defaults 0 0\n");
         let e = t.plan_with(&mounts(""), None, &listed, true).unwrap_err().to_string();
         assert!(e.contains("does not manage"), "{e}");
+    }
+
+    /// A pool built by hand: its own fstab line for this volume is kept, with a warning when it
+    /// lacks the backup servers; nothing to do when it is mounted.
+    #[test]
+    fn hand_written_line_for_this_volume_is_kept() {
+        let t = task(&["gs1", "gs2"], "/mnt/gv").unwrap();
+        let listed = format!("{FSTAB}gs1:/gv0 /mnt/gv glusterfs defaults,_netdev 0 0\n");
+        let plan = t.plan_with(&mounts(&real_mount()), None, &listed, true).unwrap();
+        assert!(plan.changes.is_empty(), "{plan:?}");
+        assert!(plan.warnings[0].contains("without backup-volfile-servers=gs2"), "{:?}", plan.warnings);
+        let with_backup = listed.replace("_netdev", "_netdev,backup-volfile-servers=gs2");
+        assert!(t.plan_with(&mounts(&real_mount()), None, &with_backup, true).unwrap().warnings.is_empty());
     }
 
     /// On a fake host whose mount(8) makes the FUSE mount appear in mountinfo.

@@ -25,7 +25,7 @@ use crate::host::process;
 use crate::host::{Context, ServiceManager};
 
 /// The pid file of a glusterd the agent started itself.
-pub(super) const PID_FILE: &str = "/run/glusterd.pid";
+pub(super) const PID_FILE: &str = brickyard_proto::agent_config::DIRECT_GLUSTERD_PID_FILE;
 /// How long glusterd may take to answer on its socket after a start (≈1 s measured here).
 const START_DEADLINE: Duration = Duration::from_secs(60);
 /// How long glusterd may take to exit after SIGTERM / `systemctl stop`.
@@ -150,6 +150,7 @@ pub(super) async fn stop(ctx: &Context, pid_file: &Path) -> Result<(), TaskError
         }
         ServiceManager::Direct => {
             let Some(pid) = running_pid(pid_file)? else { return Ok(()) };
+            // parse_pid keeps pids within pid_t: the cast is lossless, never a process group.
             kill(Pid::from_raw(pid as i32), Signal::SIGTERM)
                 .map_err(|e| TaskError::io(format!("stopping glusterd (pid {pid})"))(e.into()))?;
             let what = format!("glusterd (pid {pid}) to exit after SIGTERM");

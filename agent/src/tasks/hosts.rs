@@ -16,9 +16,7 @@ use super::shape::{Plan, Task, TaskError};
 use crate::host::etcfile;
 use crate::host::Context;
 
-const HOSTS: &str = "/etc/hosts";
-/// The managed block's name in /etc/hosts.
-const BLOCK: &str = "pool";
+use crate::facts::host::{HOSTS, POOL_BLOCK as BLOCK};
 
 pub struct EnsureHosts {
     /// In the order given; each name once.
@@ -47,17 +45,61 @@ impl EnsureHosts {
         Ok(Self { entries, path: PathBuf::from(HOSTS) })
     }
 
-    fn lines(&self) -> Vec<String> {
-        self.entries.iter().map(|(address, name)| format!("{address} {name}")).collect()
+    /// The block's lines: every entry but those that lines outside the block already resolve
+    /// (the first line outside it naming the host maps it to the wanted address, e.g. in a pool
+    /// built by hand): those lines are kept and not repeated.
+    fn lines(&self, old: &str) -> Vec<String> {
+        let outside = outside_block(old);
+        self.entries
+            .iter()
+            .filter(|(address, name)| first_address(&outside, name) != Some(*address))
+            .map(|(address, name)| format!("{address} {name}"))
+            .collect()
     }
 
-    /// The file's current contents and what they should be.
-    fn contents(&self) -> Result<(String, String), TaskError> {
+    /// The file's current contents, the block's lines and what the contents should be (no
+    /// block is added when it would be empty).
+    fn contents(&self) -> Result<(String, Vec<String>, String), TaskError> {
         let path = self.path.display().to_string();
         let old = etcfile::read_or_empty(&self.path).map_err(TaskError::io(format!("reading {path}")))?;
-        let new = etcfile::set_block(&old, BLOCK, &self.lines());
-        Ok((old, new))
+        let lines = self.lines(&old);
+        let new = if lines.is_empty() && !old.lines().any(|l| l == begin_marker()) {
+            old.clone()
+        } else {
+            etcfile::set_block(&old, BLOCK, &lines)
+        };
+        Ok((old, lines, new))
     }
+}
+
+fn begin_marker() -> String {
+    format!("# BEGIN brickyard {BLOCK}")
+}
+
+/// The lines of /etc/hosts outside the managed block.
+fn outside_block(contents: &str) -> Vec<&str> {
+    let (begin, end) = (begin_marker(), format!("# END brickyard {BLOCK}"));
+    let mut inside = false;
+    let mut out = Vec::new();
+    for line in contents.lines() {
+        if line == begin {
+            inside = true;
+        } else if line == end {
+            inside = false;
+        } else if !inside {
+            out.push(line);
+        }
+    }
+    out
+}
+
+/// The address the first of `lines` naming `name` (as any alias) maps it to.
+fn first_address(lines: &[&str], name: &HostName) -> Option<IpAddr> {
+    lines.iter().find_map(|line| {
+        let mut fields = line.split('#').next().unwrap_or("").split_whitespace();
+        let address = fields.next()?.parse::<IpAddr>().ok()?;
+        fields.any(|alias| alias.eq_ignore_ascii_case(name.as_str())).then_some(address)
+    })
 }
 
 /// The file rewritten with the managed block holding `lines`.
@@ -80,13 +122,10 @@ impl Task for EnsureHosts {
     type Change = SetBlock;
 
     async fn plan(&self, _ctx: &Context) -> Result<Plan<SetBlock>, TaskError> {
-        let (old, new) = self.contents()?;
+        let (old, lines, new) = self.contents()?;
         let warnings = shadowing_lines(&new, &self.entries);
-        let changes = if old == new {
-            Vec::new()
-        } else {
-            vec![SetBlock { path: self.path.clone(), lines: self.lines(), contents: new }]
-        };
+        let changes =
+            if old == new { Vec::new() } else { vec![SetBlock { path: self.path.clone(), lines, contents: new }] };
         Ok(Plan { warnings, ..Plan::of(changes) })
     }
 
@@ -102,7 +141,7 @@ impl Task for EnsureHosts {
 /// Lines outside the managed block that map one of our names to another address and come
 /// before the block, so the resolver would answer with them instead (first match wins).
 fn shadowing_lines(contents: &str, entries: &[(IpAddr, HostName)]) -> Vec<String> {
-    let begin = format!("# BEGIN brickyard {BLOCK}");
+    let begin = begin_marker();
     let mut warnings = Vec::new();
     for (number, line) in contents.lines().enumerate() {
         if line == begin {
@@ -197,5 +236,29 @@ mod tests {
         assert!(written.starts_with(original));
         assert_eq!(written.matches("brickyard pool").count(), 2);
         assert!(!written.contains("gluServer2") && written.contains("192.0.2.13 gluServer3\n"));
+        let listed: Vec<_> =
+            crate::facts::host::parse_pool_block(&written).into_iter().map(|e| (e.name, e.address)).collect();
+        assert_eq!(listed, [("gluServer3".to_owned(), "192.0.2.13".to_owned())]);
+    }
+
+    /// A pool built by hand: names its own lines already resolve are not repeated in the block;
+    /// with none left, no block at all.
+    #[tokio::test]
+    async fn lines_written_by_hand_are_not_repeated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts");
+        let original = "127.0.0.1 localhost\n192.0.2.11 gluServer1\n192.0.2.99 gluServer2\n192.0.2.12 gluServer2\n";
+        std::fs::write(&path, original).unwrap();
+        let entries = [("gluServer1", "192.0.2.11"), ("gluServer2", "192.0.2.12")];
+        let mut t = EnsureHosts::from_proto(&task(&entries)).unwrap();
+        t.path = path.clone();
+        let ctx = ctx();
+        // gluServer2's first line maps it elsewhere, so the block carries it.
+        let (before, _) = converges(&t, &ctx).await;
+        assert!(before.changes[0].ends_with("to: 192.0.2.12 gluServer2"), "{before:?}");
+
+        std::fs::write(&path, original.replace("192.0.2.99 gluServer2\n", "")).unwrap();
+        assert!(t.run(&ctx).await.unwrap().is_empty(), "nothing added to a file that resolves every name");
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("brickyard"));
     }
 }

@@ -11,6 +11,7 @@ mod filesystem;
 mod firewall;
 mod fuse;
 mod gluster_mount;
+mod gluster_tls;
 mod glusterd;
 mod glusterd_uuid;
 mod hosts;
@@ -18,8 +19,12 @@ mod mount;
 mod packages;
 mod partition;
 mod peers;
+mod retire_mounts;
 mod selinux;
 mod volume;
+mod volume_destroy;
+mod volume_options;
+mod volume_tls;
 
 mod shape;
 #[cfg(test)]
@@ -55,5 +60,9 @@ pub fn from_proto(task: &v1::Task, peer: Option<IpAddr>) -> Result<Box<dyn AnyTa
         Kind::EnsureVolume(t) => Box::new(volume::EnsureVolume::from_proto(t)?),
         Kind::MountGlusterVolume(t) => Box::new(gluster_mount::MountGlusterVolume::from_proto(t)?),
         Kind::BrickSelinux(t) => Box::new(selinux::BrickSelinux::from_proto(t)?),
+        Kind::GlusterTls(t) => Box::new(gluster_tls::GlusterTls::from_proto(t)?),
+        Kind::VolumeTls(t) => Box::new(volume_tls::VolumeTls::from_proto(t)?),
+        Kind::RetireGlusterMounts(t) => Box::new(retire_mounts::RetireGlusterMounts::from_proto(t)?),
+        Kind::DestroyVolume(t) => Box::new(volume_destroy::DestroyVolume::from_proto(t)?),
     })
 }

@@ -160,16 +160,31 @@ impl Task for MountFilesystem {
         let fstab_path = self.paths.fstab();
         let fstab =
             etcfile::read_or_empty(&fstab_path).map_err(TaskError::io(format!("reading {}", fstab_path.display())))?;
-        if let Some(line) = unmanaged_fstab_line(&fstab, mp) {
-            return Err(TaskError::Conflict(format!(
-                "/etc/fstab already mounts {mp} with a line brickyard does not manage: {line:?}; remove it first"
-            )));
+        let mut warnings = Vec::new();
+        match unmanaged_fstab_line(&fstab, mp) {
+            // A line written by hand (e.g. a pool built before Brickyard) that already mounts
+            // this filesystem here is kept as it is: it is not Brickyard's to rewrite.
+            Some(line) if self.mounts_this(line, &device, uuid.as_deref()) => {
+                if !fstab_options(line).any(|o| o == "nofail") {
+                    warnings.push(format!(
+                        "/etc/fstab mounts {mp} with a line Brickyard did not write and keeps, without nofail \
+                         (a missing disk stops the boot): {line:?}"
+                    ));
+                }
+            }
+            Some(line) => {
+                return Err(TaskError::Conflict(format!(
+                    "/etc/fstab already mounts {mp} with a line brickyard does not manage: {line:?}; remove it first"
+                )))
+            }
+            None => {
+                let line = self.fstab_line(uuid.as_deref().unwrap_or("<uuid-of-the-new-filesystem>"));
+                if etcfile::get_entry(&fstab, mp) != Some(line.as_str()) {
+                    steps.push(Step::Fstab(line));
+                }
+            }
         }
-        let line = self.fstab_line(uuid.as_deref().unwrap_or("<uuid-of-the-new-filesystem>"));
-        if etcfile::get_entry(&fstab, mp) != Some(line.as_str()) {
-            steps.push(Step::Fstab(line));
-        }
-        Ok(Plan { waits_for, ..Plan::of(steps) })
+        Ok(Plan { waits_for, warnings, ..Plan::of(steps) })
     }
 
     async fn apply(&self, ctx: &Context, plan: Plan<Step>) -> Result<Vec<Step>, TaskError> {
@@ -193,6 +208,27 @@ impl Task for MountFilesystem {
         }
         Ok(plan.changes)
     }
+}
+
+impl MountFilesystem {
+    /// Whether fstab `line` mounts this task's filesystem (`UUID=`, its by-uuid link or the
+    /// partition's device path) as this filesystem type.
+    fn mounts_this(&self, line: &str, device: &str, uuid: Option<&str>) -> bool {
+        let mut fields = line.split_whitespace();
+        let (Some(source), Some(_), Some(fstype)) = (fields.next(), fields.next(), fields.next()) else {
+            return false;
+        };
+        let by_uuid = uuid.is_some_and(|u| {
+            source.strip_prefix("UUID=").map(|s| s.trim_matches('"')) == Some(u)
+                || source == format!("/dev/disk/by-uuid/{u}")
+        });
+        fstype == self.fs.name() && (by_uuid || source == device)
+    }
+}
+
+/// The options field of an fstab line, split at commas.
+fn fstab_options(line: &str) -> impl Iterator<Item = &str> {
+    line.split_whitespace().nth(3).unwrap_or_default().split(',')
 }
 
 /// A line of `fstab` that mounts something at `mount_point` but is not brickyard's managed
@@ -338,6 +374,20 @@ mod tests {
             format!("{} is not empty: it holds 1 entry (e.g. notes.txt); a new mount would hide them", vdisk.display())
         );
         assert_eq!(std::fs::read_to_string(vdisk.join("notes.txt")).unwrap(), "someone's data");
+    }
+
+    #[test]
+    fn hand_written_fstab_line_for_this_filesystem_is_kept() {
+        for source in ["/dev/loop0p1", &format!("UUID={UUID}"), &format!("/dev/disk/by-uuid/{UUID}")] {
+            let host = host();
+            let line = format!("{source} /vdisk xfs defaults 0 0");
+            std::fs::write(host.paths.fstab(), format!("{FSTAB}{line}\n")).unwrap();
+            let t = task(&host, &[]);
+            assert!(t.mounts_this(&line, "/dev/loop0p1", Some(UUID)), "{line}");
+            assert!(!t.mounts_this(&line.replace("xfs", "ext4"), "/dev/loop0p1", Some(UUID)), "another type");
+            assert!(!t.mounts_this(&line, "/dev/loop1p1", Some("other")), "another filesystem");
+        }
+        assert_eq!(fstab_options("/dev/vdb1 /vdisk xfs noatime,nofail 0 0").collect::<Vec<_>>(), ["noatime", "nofail"]);
     }
 
     #[tokio::test]

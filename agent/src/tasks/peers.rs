@@ -309,9 +309,13 @@ mod tests {
             assert!(ProbePeers::from_proto(&t).is_err(), "{bad:?} accepted");
         }
         assert!(ProbePeers::from_proto(&v1::ProbePeers::default()).is_err());
-        assert!(
-            ProbePeers::from_proto(&v1::ProbePeers { peers: vec!["gs2".into()], timeout_seconds: 999_999 }).is_err()
-        );
+        let with_timeout = |timeout_seconds| v1::ProbePeers { peers: vec!["gs2".into()], timeout_seconds };
+        for seconds in [3601, 999_999, u32::MAX] {
+            let e = ProbePeers::from_proto(&with_timeout(seconds)).err().expect("accepted").to_string();
+            assert!(e.contains(&format!("ProbePeers timeout_seconds {seconds} is above the maximum of 3600")), "{e}");
+        }
+        assert_eq!(ProbePeers::from_proto(&with_timeout(3600)).unwrap().timeout, MAX_TIMEOUT);
+        assert_eq!(ProbePeers::from_proto(&with_timeout(0)).unwrap().timeout, DEFAULT_TIMEOUT);
     }
 
     #[test]

@@ -187,6 +187,7 @@ impl From<facts::Error> for TaskError {
         match err {
             facts::Error::BlockDevices(e) => e.into(),
             facts::Error::Command(e) => e.into(),
+            facts::Error::Gluster(e) => e.into(),
         }
     }
 }

@@ -2,8 +2,11 @@
 //! brick process running, with these options. Creates it (`gluster volume create`,
 //! `--mode=script` so replica 2 does not stop to ask), starts it, restarts offline bricks of a
 //! started volume (`volume start VOL force`, which starts only the bricks that are down, then
-//! waits until `volume status` shows them online), and `volume set`s only the options whose
-//! live value differs. A volume whose live bricks are the first of the task's bricks, with the
+//! waits until `volume status` shows them online), `volume set`s only the options whose
+//! live value differs (before a start: bricks read some options, such as `server.ssl`, only
+//! when they start), and `volume reset`s the options it set before that the task no longer
+//! asks for (which options are Brickyard's: `volume_options`). A volume whose live bricks are
+//! the first of the task's bricks, with the
 //! same layout, is expanded with `volume add-brick VOL BRICK...` (the new bricks come in whole
 //! sets on distinct hosts: the task's brick list is checked against the layout as a whole); a
 //! volume that exists with another layout or other bricks is a conflict naming the difference,
@@ -21,6 +24,7 @@ use brickyard_proto::types::{AbsPath, HostName, OptionKey, OptionValue, VolumeNa
 use brickyard_proto::v1;
 
 use super::shape::{Plan, Task, TaskError};
+use super::volume_options;
 use crate::gluster::{self, VolumeInfo};
 use crate::host::poll::{self, Look};
 use crate::host::Context;
@@ -91,7 +95,7 @@ impl EnsureVolume {
         for (k, v) in &task.options {
             options.insert(OptionKey::new(k)?, OptionValue::new(v)?);
         }
-        Ok(Self { name, layout, bricks, options, force: task.force })
+        Ok(Self { name, layout, bricks, options: volume_options::with_record(options)?, force: task.force })
     }
 
     /// The task's bricks beyond `live`'s, when `live` has the same layout and its bricks are the
@@ -204,6 +208,12 @@ pub enum VolumeChange {
         volume: VolumeName,
         offline: Vec<String>,
     },
+    /// `volume reset VOL KEY`: an option Brickyard set that the task no longer asks for.
+    Reset {
+        volume: VolumeName,
+        key: String,
+        was: String,
+    },
     /// `was`: the live value, when known.
     Set {
         volume: VolumeName,
@@ -232,6 +242,7 @@ impl VolumeChange {
                 args
             }
             VolumeChange::Restart { volume, .. } => words(&["volume", "start", volume.as_str(), "force"]),
+            VolumeChange::Reset { volume, key, .. } => words(&["volume", "reset", volume.as_str(), key]),
             VolumeChange::Set { volume, key, value, .. } => words(&["volume", "set", volume.as_str(), key, value]),
         }
     }
@@ -253,6 +264,9 @@ impl fmt::Display for VolumeChange {
             VolumeChange::Restart { volume, offline } => {
                 write!(f, "restart offline bricks {} (volume start {volume} force)", offline.join(" "))
             }
+            VolumeChange::Reset { volume, key, was } => {
+                write!(f, "reset {key} on volume {volume} to gluster's default (was {was}, gone from the spec)")
+            }
             VolumeChange::Set { volume, key, value, was: Some(was) } => {
                 write!(f, "set {key} = {value} on volume {volume} (was {was})")
             }
@@ -268,6 +282,7 @@ impl Task for EnsureVolume {
     async fn plan(&self, ctx: &Context) -> Result<Plan<VolumeChange>, TaskError> {
         let volumes = gluster::volume_info(ctx).await?;
         let mut changes = Vec::new();
+        let mut warnings = Vec::new();
         match volumes.iter().find(|v| v.name == self.name.as_str()) {
             None => {
                 changes.push(VolumeChange::Create {
@@ -276,15 +291,21 @@ impl Task for EnsureVolume {
                     bricks: self.bricks.clone(),
                     force: self.force,
                 });
-                changes.push(VolumeChange::Start(self.name.clone()));
                 changes.extend(self.option_changes(&BTreeMap::new()));
+                changes.push(VolumeChange::Start(self.name.clone()));
             }
             Some(live) => {
                 match self.added_bricks(live) {
                     Some(bricks) => changes.push(VolumeChange::AddBricks { volume: self.name.clone(), bricks }),
                     None => self.compare(live)?,
                 }
-                let options = gluster::volume_get_all(ctx, self.name.as_str()).await?;
+                let options =
+                    volume_options::live_values(gluster::volume_get_all(ctx, self.name.as_str()).await?, &live.options);
+                // Options before a start: bricks take some (`server.ssl`) only when they start.
+                let (resets, unowned) = volume_options::resets(&self.name, &self.options, &live.options);
+                changes.extend(resets);
+                warnings = unowned;
+                changes.extend(self.option_changes(&options));
                 changes.extend((!live.started()).then(|| VolumeChange::Start(self.name.clone())));
                 if live.started() {
                     let offline = self.offline_bricks(ctx, live).await?;
@@ -292,15 +313,15 @@ impl Task for EnsureVolume {
                         changes.push(VolumeChange::Restart { volume: self.name.clone(), offline });
                     }
                 }
-                changes.extend(self.option_changes(&options));
             }
         }
-        Ok(Plan::of(changes))
+        Ok(Plan { warnings, ..Plan::of(changes) })
     }
 
     /// Runs the commands in order; offline bricks are waited for once restarted; the options
     /// of a volume it creates are compared with the new volume's live values (gluster's
-    /// defaults) first, and only those that differ set.
+    /// defaults) right after the create, and only those that differ set. Options are set
+    /// before a start, since bricks take some (`server.ssl`) only when they start.
     async fn apply(&self, ctx: &Context, plan: Plan<VolumeChange>) -> Result<Vec<VolumeChange>, TaskError> {
         let created = plan.changes.iter().any(|c| matches!(c, VolumeChange::Create { .. }));
         let mut done = Vec::new();
@@ -309,12 +330,13 @@ impl Task for EnsureVolume {
             if let VolumeChange::Restart { offline, .. } = &change {
                 self.await_bricks_online(ctx, offline).await?;
             }
+            let was_create = matches!(change, VolumeChange::Create { .. });
             done.push(change);
-        }
-        if created {
-            for change in self.option_changes(&gluster::volume_get_all(ctx, self.name.as_str()).await?) {
-                gluster::cli(ctx, &change.cli_args().iter().map(String::as_str).collect::<Vec<_>>()).await?;
-                done.push(change);
+            if was_create {
+                for change in self.option_changes(&gluster::volume_get_all(ctx, self.name.as_str()).await?) {
+                    gluster::cli(ctx, &change.cli_args().iter().map(String::as_str).collect::<Vec<_>>()).await?;
+                    done.push(change);
+                }
             }
         }
         Ok(done)
@@ -351,6 +373,15 @@ mod tests {
             allow_replica2: true,
             force: false,
         }
+    }
+
+    /// `volume info` (fixture `name`) of a gv0 on which Brickyard recorded the options it set.
+    fn recorded(name: &str) -> String {
+        fixture(name).replacen(
+            "<options>",
+            "<options><option><name>user.brickyard.options</name><value>performance.cache-size</value></option>",
+            1,
+        )
     }
 
     fn replica2() -> v1::EnsureVolume {
@@ -432,13 +463,17 @@ mod tests {
                 &format!("{G} volume create gv0 replica 2 gs1:/srv/b1 gs2:/srv/b1"),
                 &fixture("volume-create-replica2.xml"),
             )
-            .expect(&format!("{G} volume start gv0"), &fixture("volume-start.xml"))
             .expect(
                 &format!("{G} volume get gv0 all"),
                 &fixture("volume-get.xml").replace("<Value>512MB</Value>", "<Value>32MB (DEFAULT)</Value>"),
             )
             .expect(&format!("{G} volume set gv0 performance.cache-size 512MB"), &fixture("volume-set.xml"))
-            .expect(&format!("{G} volume info"), &fixture("volume-info-all.xml"))
+            .expect(
+                &format!("{G} volume set gv0 user.brickyard.options performance.cache-size"),
+                &fixture("volume-set.xml"),
+            )
+            .expect(&format!("{G} volume start gv0"), &fixture("volume-start.xml"))
+            .expect(&format!("{G} volume info"), &recorded("volume-info-all.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
         let t = EnsureVolume::from_proto(&replica2()).unwrap();
@@ -447,18 +482,20 @@ mod tests {
             before.changes,
             [
                 "create volume gv0 (replica 2): gs1:/srv/b1 gs2:/srv/b1",
-                "start volume gv0",
-                "set performance.cache-size = 512MB on volume gv0"
+                "set performance.cache-size = 512MB on volume gv0",
+                "set user.brickyard.options = performance.cache-size on volume gv0",
+                "start volume gv0"
             ]
         );
-        assert_eq!(done.len(), 3, "{done:?}");
-        assert_eq!(done[2], "set performance.cache-size = 512MB on volume gv0 (was 32MB)");
+        // The options before the start: bricks take some of them only when they start.
+        assert_eq!(done.len(), 4, "{done:?}");
+        assert_eq!(done[1], "set performance.cache-size = 512MB on volume gv0 (was 32MB)");
     }
 
     #[tokio::test]
     async fn existing_volume_with_same_layout_is_unchanged() {
         let c = ctx(FakeRunner::default()
-            .expect(&format!("{G} volume info"), &fixture("volume-info-all.xml"))
+            .expect(&format!("{G} volume info"), &recorded("volume-info-all.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
         assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().plan(&c).await.unwrap(), Plan::unchanged());
@@ -468,13 +505,13 @@ mod tests {
     async fn offline_bricks_of_a_started_volume_are_restarted_and_awaited() {
         let down = fixture("volume-status-brick-down.xml");
         let c = ctx(FakeRunner::default()
-            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume status gv0"), &down)
             .expect(&format!("{G} volume start gv0 force"), &fixture("volume-start.xml"))
-            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
             .expect(&format!("{G} volume status gv0"), &down)
-            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
             .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
         let t = EnsureVolume::from_proto(&replica2()).unwrap();
         assert_eq!(t.run(&c).await.unwrap(), ["restart offline bricks gs2:/srv/b1 (volume start gv0 force)"]);
@@ -483,7 +520,7 @@ mod tests {
     #[tokio::test]
     async fn created_volume_is_started() {
         let c = ctx(FakeRunner::default()
-            .expect(&format!("{G} volume info"), &fixture("volume-info-created.xml"))
+            .expect(&format!("{G} volume info"), &recorded("volume-info-created.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume start gv0"), &fixture("volume-start.xml")));
         assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().run(&c).await.unwrap(), ["start volume gv0"]);
@@ -491,7 +528,7 @@ mod tests {
 
     #[tokio::test]
     async fn existing_volume_with_another_layout_is_refused_untouched() {
-        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &fixture("volume-info.xml")));
+        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &recorded("volume-info.xml")));
         let t =
             EnsureVolume::from_proto(&proto(v1::VolumeType::Arbiter, 3, &["gs1:/srv/b1", "gs2:/srv/b1", "gs3:/srv/a"]))
                 .unwrap();
@@ -505,7 +542,7 @@ mod tests {
     #[tokio::test]
     async fn grown_brick_list_is_added_in_whole_sets() {
         let c = ctx(FakeRunner::default()
-            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml"))
             .expect(&format!("{G} volume add-brick gv0 gs3:/srv/b1 gs4:/srv/b1"), &fixture("volume-add-brick.xml")));
@@ -523,7 +560,7 @@ mod tests {
 
     #[tokio::test]
     async fn reordered_bricks_are_not_an_expansion() {
-        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &fixture("volume-info.xml")));
+        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &recorded("volume-info.xml")));
         let swapped =
             proto(v1::VolumeType::Replicate, 2, &["gs2:/srv/b1", "gs1:/srv/b1", "gs3:/srv/b1", "gs4:/srv/b1"]);
         let e = EnsureVolume::from_proto(&swapped).unwrap().run(&c).await.unwrap_err();
@@ -534,9 +571,11 @@ mod tests {
     async fn gluster_refusal_is_surfaced() {
         let out = Output { code: Some(1), stdout: fixture("volume-set-bad.xml"), stderr: String::new() };
         let c = ctx(FakeRunner::default()
-            .expect(&format!("{G} volume info"), &fixture("volume-info.xml"))
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml"))
+            // The recorded option left the task: reset before the new one is set.
+            .expect(&format!("{G} volume reset gv0 performance.cache-size"), &fixture("volume-set.xml"))
             .expect_output(&format!("{G} volume set gv0 no.such-option 1"), out));
         let mut p = replica2();
         p.options = [("no.such-option".to_owned(), "1".to_owned())].into();

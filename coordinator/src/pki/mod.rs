@@ -138,7 +138,7 @@ pub fn init(dir: &Path, ca_key: Option<&Path>) -> Result<(), PkiError> {
         &issuer,
         COORDINATOR_IDENTITY,
         vec![SanType::DnsName(COORDINATOR_IDENTITY.try_into().map_err(cert_err("coordinator name"))?)],
-        ExtendedKeyUsagePurpose::ClientAuth,
+        &[ExtendedKeyUsagePurpose::ClientAuth],
         COORDINATOR_VALIDITY,
     )?;
     write_file(&ca_key_path, issuer.key().serialize_pem().as_bytes(), 0o600, true)?;
@@ -157,6 +157,12 @@ fn agent_name(name: &str) -> Result<HostName, PkiError> {
     Ok(name)
 }
 
+/// The EKUs of agent certificates. Gluster's TLS uses a host's certificate both ways (brick
+/// server, client of other bricks); agents refuse a client that is not the coordinator by its
+/// name, not by this EKU.
+const HOST_EKUS: [ExtendedKeyUsagePurpose; 2] =
+    [ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+
 /// Issues (or re-issues) agent `name`'s certificate, valid for `validity`, signed by the pool
 /// CA in `dir` (key at `ca_key`, default `DIR/ca.key`), with SANs = `name` and every address
 /// (IP addresses as IP SANs, names as DNS SANs).
@@ -170,7 +176,7 @@ pub fn issue(
     let name = agent_name(name)?;
     let sans = host_sans(&name, addresses)?;
     let issuer = load_issuer(dir, ca_key)?;
-    let (cert, key) = leaf(&issuer, name.as_str(), sans, ExtendedKeyUsagePurpose::ServerAuth, validity)?;
+    let (cert, key) = leaf(&issuer, name.as_str(), sans, &HOST_EKUS, validity)?;
     let layout = Layout::new(dir);
     create_private_dir(&layout.hosts)?;
     let issued = layout.host(name.as_str());
@@ -220,9 +226,7 @@ pub fn sign_host_csr(
         return Err(bad_csr(format!("the CSR of {name} is not for the key it presented in the TLS handshake")));
     }
     let issuer = load_issuer(dir, ca_key)?;
-    // The same EKU as `issue` gives agent certificates.
-    csr.params =
-        leaf_params(name.as_str(), host_sans(&name, addresses)?, ExtendedKeyUsagePurpose::ServerAuth, validity);
+    csr.params = leaf_params(name.as_str(), host_sans(&name, addresses)?, &HOST_EKUS, validity);
     let cert = csr.signed_by(&issuer).map_err(cert_err(format!("signing the certificate of {name}")))?.pem();
     create_private_dir(&Layout::new(dir).hosts)?;
     write_file(&path.cert, cert.as_bytes(), 0o644, false)?;
@@ -260,13 +264,13 @@ fn common_name(name: &str) -> DistinguishedName {
     dn
 }
 
-/// A leaf certificate for `cn` with `sans` and exactly one EKU, valid for `validity`; returns
+/// A leaf certificate for `cn` with `sans` and exactly these EKUs, valid for `validity`; returns
 /// (cert PEM, key PEM).
 fn leaf(
     issuer: &Issuer<'_, KeyPair>,
     cn: &str,
     sans: Vec<SanType>,
-    eku: ExtendedKeyUsagePurpose,
+    eku: &[ExtendedKeyUsagePurpose],
     validity: Duration,
 ) -> Result<(String, String), PkiError> {
     let key = KeyPair::generate().map_err(cert_err(format!("generating the key of {cn}")))?;
@@ -275,16 +279,16 @@ fn leaf(
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-/// What every leaf certificate says: `cn`, `sans`, exactly one EKU, valid from now (less the
-/// clock skew allowance) for `validity`.
-fn leaf_params(cn: &str, sans: Vec<SanType>, eku: ExtendedKeyUsagePurpose, validity: Duration) -> CertificateParams {
+/// What every leaf certificate says: `cn`, `sans`, exactly these EKUs, valid from now (less
+/// the clock skew allowance) for `validity`.
+fn leaf_params(cn: &str, sans: Vec<SanType>, eku: &[ExtendedKeyUsagePurpose], validity: Duration) -> CertificateParams {
     let now = OffsetDateTime::now_utc();
     let mut params = CertificateParams::default();
     params.distinguished_name = common_name(cn);
     params.subject_alt_names = sans;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![eku];
+    params.extended_key_usages = eku.to_vec();
     params.use_authority_key_identifier_extension = true;
     params.not_before = now - BACKDATE;
     params.not_after = now + validity;
@@ -366,7 +370,7 @@ mod tests {
         assert_eq!(std::fs::metadata(&issued.key).unwrap().mode() & 0o777, 0o600);
         let (sans, server, client) = sans_and_eku(&std::fs::read_to_string(&issued.cert).unwrap());
         assert_eq!(sans, ["DNSName(gluServer1)", "IPAddress(c0:00:02:0b)", "DNSName(glu1.example.org)"]);
-        assert!(server && !client);
+        assert!(server && client, "gluster uses a host certificate both ways");
 
         assert!(matches!(init(&pki, None), Err(PkiError::CaExists(_))));
         assert!(matches!(issue(&pki, None, COORDINATOR_IDENTITY, &[], DAY), Err(PkiError::ReservedName)));

@@ -39,8 +39,10 @@ pub fn stall_note(volume: &v1::VolumeStatus) -> String {
 
 /// Percent of `brick`'s filesystem in use, rounded up (`None`: its size is unknown).
 pub fn brick_used_percent(brick: &v1::BrickStatus) -> Option<u64> {
-    let total = brick.size_total;
-    (total > 0).then(|| ((total - brick.size_free.min(total)) * 100).div_ceil(total))
+    // In u128: an agent reports what gluster says, and `used * 100` of a u64 can overflow.
+    let total = u128::from(brick.size_total);
+    let used = total - u128::from(brick.size_free).min(total);
+    (total > 0).then(|| u64::try_from((used * 100).div_ceil(total)).unwrap_or(100))
 }
 
 /// A warning for each online brick whose filesystem is more than [`BRICK_FULL_PERCENT`] used.
@@ -233,6 +235,12 @@ mod tests {
         v.bricks[1].size_total = 1000;
         v.bricks[1].size_free = 50; // exactly 95%: not yet
         assert_eq!(brick_used_percent(&v.bricks[0]), Some(97));
+        let sized = |size_total, size_free| v1::BrickStatus { size_total, size_free, ..v.bricks[0].clone() };
+        assert_eq!(brick_used_percent(&sized(u64::MAX, 0)), Some(100));
+        assert_eq!(brick_used_percent(&sized(u64::MAX, u64::MAX / 2)), Some(51));
+        assert_eq!(brick_used_percent(&sized(u64::MAX, u64::MAX)), Some(0));
+        assert_eq!(brick_used_percent(&sized(1000, u64::MAX)), Some(0));
+        assert_eq!(brick_used_percent(&sized(0, 5)), None);
         assert_eq!(
             brick_usage_problems(&v),
             ["volume v: brick s1:/vdisk/b is 97% full (more than 95%): writes to it fail with ENOSPC once it is \

@@ -401,3 +401,19 @@ fn gluster_version_and_repo() {
                         replaces the SIG: give one of the two"]
     );
 }
+
+#[test]
+fn tls_options_are_the_pools_to_set() {
+    let text = SEED.replace(
+        "options = { \"performance.cache-size\" = \"512MB\" }",
+        "options = { \"server.ssl\" = \"off\", \"auth.ssl-allow\" = \"client1\" }",
+    );
+    let found = issues(&text);
+    assert_eq!(found.len(), 2, "{found:?}");
+    for (issue, key) in found.iter().zip(["auth.ssl-allow", "server.ssl"]) {
+        assert!(
+            issue.contains(&format!("volume[0].options.\"{key}\"")) && issue.contains("`tls` under [pool]"),
+            "{found:?}"
+        );
+    }
+}
