@@ -48,7 +48,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     if args.check_config {
-        brickyard_agent::rpc::tls::server_config(&config)?;
+        brickyard_agent::rpc::identity::Identity::load(&config)?;
         println!("{}: OK", config.path.display());
         return Ok(());
     }

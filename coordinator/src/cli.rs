@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use brickyard::commands;
+use brickyard::identity::{Operation, Signing};
 use brickyard::spec::Spec;
 use brickyard::validate;
 use clap::{Parser, Subcommand};
@@ -55,6 +56,15 @@ enum Command {
         #[command(flatten)]
         spec: SpecArgs,
     },
+    /// Enrols hosts that serve their provisional certificate (booted from `cloud-init`
+    /// user-data): checks each one's join token, bound to the TLS channel, signs its CSR and
+    /// installs the certificate. Hosts already enrolled are left alone.
+    Enroll {
+        #[command(flatten)]
+        hosts: HostsArgs,
+        #[command(flatten)]
+        signing: SigningArgs,
+    },
     /// Writes a spec for a pool built by hand, read through its agents (changes nothing on any
     /// host); refuses what a spec cannot say, and writes nothing unless `plan` on the spec has
     /// nothing to do.
@@ -89,8 +99,9 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
-    /// Prints #cloud-config user-data that installs, configures and starts one host's agent
-    /// (contains the host's private key: see packaging/README.md on user-data exposure).
+    /// Prints #cloud-config user-data that installs, configures and starts one host's agent:
+    /// the pool CA and a new single-use join token, no private key (enrol the host with
+    /// `brickyard enroll` once it runs).
     CloudInit {
         /// Cluster spec (TOML).
         #[arg(short = 'f', long = "file", value_name = "SPEC")]
@@ -101,6 +112,9 @@ enum Command {
         /// Install the agent RPM from this https URL instead of a repository the image has.
         #[arg(long, value_name = "URL")]
         package_url: Option<String>,
+        /// How long the join token stays valid (enrol before then): 90s, 30m, 1h, 2d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        token_ttl: std::time::Duration,
     },
 }
 
@@ -113,6 +127,41 @@ struct SpecArgs {
     /// Print JSON (`apply`: one event per line).
     #[arg(long)]
     json: bool,
+}
+
+/// The hosts of a spec an identity operation acts on.
+#[derive(clap::Args)]
+struct HostsArgs {
+    /// Cluster spec (TOML).
+    #[arg(short = 'f', long = "file", value_name = "SPEC")]
+    spec: PathBuf,
+    /// Only this host (default: every host of the spec).
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
+}
+
+/// How host certificates are signed.
+#[derive(clap::Args)]
+struct SigningArgs {
+    #[command(flatten)]
+    days: HostDays,
+    /// The CA key, when kept outside the spec's pki directory (default DIR/ca.key).
+    #[arg(long, value_name = "PATH")]
+    ca_key: Option<PathBuf>,
+}
+
+/// The lifetime of a host certificate.
+#[derive(clap::Args)]
+struct HostDays {
+    /// Lifetime in days (host certificates are short-lived: rotate before expiry).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=3650))]
+    days: u16,
+}
+
+impl HostDays {
+    fn validity(&self) -> time::Duration {
+        time::Duration::days(self.days.into())
+    }
 }
 
 /// The pool PKI directory and where its CA key is.
@@ -136,9 +185,8 @@ enum PkiCommand {
     Issue {
         #[command(flatten)]
         pki: PkiDir,
-        /// Lifetime in days (host certificates are short-lived: re-issue before expiry).
-        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(1..=3650))]
-        days: u16,
+        #[command(flatten)]
+        days: HostDays,
         /// The host's name as the spec and gluster know it.
         #[arg(long)]
         name: String,
@@ -157,11 +205,27 @@ enum PkiCommand {
         ttl: std::time::Duration,
     },
     /// Revokes NAME's current certificate (a host, or brickyard-coordinator) and rewrites
-    /// DIR/crl.pem; agents with `crl = PATH` refuse a revoked client.
+    /// DIR/crl.pem; the coordinator refuses a revoked agent at once, agents refuse a revoked
+    /// coordinator once they have the CRL (`pki push-crl`).
     Revoke {
         #[command(flatten)]
         pki: PkiDir,
         name: String,
+    },
+    /// Re-issues host certificates through the agents: each makes a new key and CSR, the
+    /// coordinator signs it, the agent serves the new certificate from its next handshake
+    /// (no restart; open connections, volumes and mounts are not touched).
+    Rotate {
+        #[command(flatten)]
+        hosts: HostsArgs,
+        #[command(flatten)]
+        signing: SigningArgs,
+    },
+    /// Installs the pool CRL (DIR/crl.pem) on the agents; they honour it from their next
+    /// handshake on and load it again at startup.
+    PushCrl {
+        #[command(flatten)]
+        hosts: HostsArgs,
     },
 }
 
@@ -197,11 +261,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply { spec: a } => coordinate(&a, |spec| async move { commands::apply(&spec, a.json).await }),
         Command::Status { spec: a } => coordinate(&a, |spec| async move { commands::status(&spec, a.json).await }),
         Command::Verify { spec: a } => coordinate(&a, |spec| async move { commands::verify(&spec, a.json).await }),
+        Command::Enroll { hosts, signing } => identity(hosts, Operation::Enroll, Some(signing)),
         Command::Destroy { spec, volume, yes } => {
             let spec = validate::load(&spec)?;
             Ok(ExitCode::from(runtime()?.block_on(commands::destroy(&spec, &volume, yes))))
         }
-        Command::CloudInit { spec, host, package_url } => cloud_init(&spec, &host, package_url),
+        Command::CloudInit { spec, host, package_url, token_ttl } => cloud_init(&spec, &host, package_url, token_ttl),
         Command::Adopt { servers, clients, output, pool, pki_dir } => {
             adopt(brickyard::adopt::Request { pool, servers, clients, output, pki_dir })
         }
@@ -224,21 +289,35 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
+/// Enrol, rotate or push the CRL on the hosts of a spec.
+fn identity(hosts: HostsArgs, operation: Operation, signing: Option<SigningArgs>) -> anyhow::Result<ExitCode> {
+    let spec = validate::load(&hosts.spec)?;
+    let signing = signing.map_or(Signing { ca_key: None, validity: brickyard::pki::DEFAULT_HOST_VALIDITY }, |s| {
+        Signing { ca_key: s.ca_key, validity: s.days.validity() }
+    });
+    let code = runtime()?.block_on(brickyard::identity::run(&spec, hosts.host.as_deref(), operation, signing))?;
+    Ok(ExitCode::from(code))
+}
+
 fn pki(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        PkiCommand::Rotate { hosts, signing } => return identity(hosts, Operation::Rotate, Some(signing)),
+        PkiCommand::PushCrl { hosts } => return identity(hosts, Operation::PushCrl, None),
         PkiCommand::Init { pki } => {
             brickyard::pki::init(&pki.dir, pki.ca_key.as_deref())?;
             println!("pool CA and coordinator certificate written to {}", pki.dir.display());
         }
         PkiCommand::Issue { pki, days, name, addresses } => {
-            let validity = time::Duration::days(days.into());
-            let issued = brickyard::pki::issue(&pki.dir, pki.ca_key.as_deref(), &name, &addresses, validity)?;
+            let issued = brickyard::pki::issue(&pki.dir, pki.ca_key.as_deref(), &name, &addresses, days.validity())?;
             println!("{}\n{}", issued.cert.display(), issued.key.display());
         }
         PkiCommand::Token { dir, host, ttl } => println!("{}", brickyard::pki::token::create(&dir, &host, ttl)?),
         PkiCommand::Revoke { pki, name } => {
             let serial = brickyard::pki::revoke::revoke(&pki.dir, pki.ca_key.as_deref(), &name)?;
-            println!("revoked {name} (serial {serial}); {}", brickyard::pki::revoke::crl_path(&pki.dir).display());
+            println!(
+                "revoked {name} (serial {serial}); {} (install it on the agents: `brickyard pki push-crl -f SPEC`)",
+                brickyard::pki::revoke::crl_path(&pki.dir).display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -257,10 +336,15 @@ fn adopt(mut request: brickyard::adopt::Request) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cloud_init(spec: &Path, host: &str, package_url: Option<String>) -> anyhow::Result<ExitCode> {
+fn cloud_init(
+    spec: &Path,
+    host: &str,
+    package_url: Option<String>,
+    token_ttl: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
     let spec = validate::load(spec)?;
     let package = brickyard::cloud_init::PackageSource::from_arg(package_url)?;
-    print!("{}", brickyard::cloud_init::user_data(&spec, host, package)?);
+    print!("{}", brickyard::cloud_init::user_data(&spec, host, package, token_ttl)?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,19 +1,19 @@
 //! `brickyard cloud-init`: the `#cloud-config` user-data that bootstraps one host's agent on
-//! a RHEL-family 7+ instance. It writes the pool CA, the host's certificate and key (0600,
-//! root) and `/etc/brickyard/agent.toml`, installs the `brickyard-agent` package (from a
-//! configured repository, or `yum install` of a package URL) and enables and starts the
-//! agent.
+//! a RHEL-family 7+ instance. It writes the pool CA, a new single-use join token for the host
+//! (0600, root) and `/etc/brickyard/agent.toml`, installs the `brickyard-agent` package (from
+//! a configured repository, or `yum install` of a package URL) and enables and starts the
+//! agent. **No private key**: the agent makes its own on first boot and is enrolled by
+//! `brickyard enroll` (the token proven on the TLS channel, see `crate::identity`).
 //!
-//! Reads the spec's PKI directory only (`ca.pem`, `hosts/NAME.pem`, `hosts/NAME.key`); writes
-//! nothing. A host without a certificate is an error telling to run `brickyard pki issue`:
-//! printing user-data never creates or rotates key material behind the operator's back.
+//! Reads the spec's PKI directory (`ca.pem`) and writes one token's hash there
+//! (`tokens/ID.toml`, see `crate::pki::token`); the token itself is only in the output.
 //!
 //! The YAML is built as a tree and emitted by `yaml-rust2` (multi-line values as literal
 //! block scalars, scalars quoted where a YAML 1.1 reader such as cloud-init's PyYAML would
 //! otherwise retype them), never by pasting strings into a template.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use brickyard_proto::agent_config::{AgentConfigFile, ServiceManagerSetting};
 use yaml_rust2::yaml::Hash;
@@ -27,6 +27,7 @@ const CONFIG_PATH: &str = "/etc/brickyard/agent.toml";
 const CA_PATH: &str = "/etc/brickyard/pki/ca.pem";
 const CERT_PATH: &str = "/etc/brickyard/pki/agent.pem";
 const KEY_PATH: &str = "/etc/brickyard/pki/agent.key";
+const TOKEN_PATH: &str = "/etc/brickyard/pki/join-token";
 const UNIT: &str = "brickyard-agent.service";
 const PACKAGE: &str = "brickyard-agent";
 
@@ -34,15 +35,12 @@ const PACKAGE: &str = "brickyard-agent";
 pub enum CloudInitError {
     #[error("host {host:?} is not in {spec} (known hosts: {})", known.join(", "))]
     UnknownHost { host: String, spec: PathBuf, known: Vec<String> },
-    #[error(
-        "no certificate for host {host:?}: {path} is missing; issue it first with \
-         `brickyard pki issue --dir {dir} --name {host} --address {address}`"
-    )]
-    MissingCert { host: String, path: PathBuf, dir: PathBuf, address: String },
     #[error("no pool CA at {path}: create the pool PKI first with `brickyard pki init --dir {dir}`")]
     NoCa { path: PathBuf, dir: PathBuf },
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("making the join token: {0}")]
+    Token(#[from] crate::pki::PkiError),
     #[error("--package-url {url:?}: {reason}")]
     PackageUrl { url: String, reason: &'static str },
     #[error("cannot emit YAML: {0}")]
@@ -82,13 +80,18 @@ impl PackageSource {
 pub struct Bootstrap {
     pub host: HostTarget,
     pub ca_pem: String,
-    pub cert_pem: String,
-    pub key_pem: String,
+    pub join_token: String,
     pub package: PackageSource,
 }
 
-/// Reads the spec's PKI for `host` and renders its user-data.
-pub fn user_data(spec: &Spec, host: &str, package: PackageSource) -> Result<String, CloudInitError> {
+/// Reads the spec's pool CA, makes a join token for `host` valid for `token_ttl` and renders
+/// its user-data.
+pub fn user_data(
+    spec: &Spec,
+    host: &str,
+    package: PackageSource,
+    token_ttl: std::time::Duration,
+) -> Result<String, CloudInitError> {
     let hosts = spec.hosts();
     let Some(target) = hosts.iter().find(|h| h.name == host) else {
         return Err(CloudInitError::UnknownHost {
@@ -98,31 +101,13 @@ pub fn user_data(spec: &Spec, host: &str, package: PackageSource) -> Result<Stri
         });
     };
     let dir = spec.pki_dir();
-    let layout = Layout::new(&dir);
-    let issued = layout.host(host);
-    // A missing file gets the command that makes it; any other failure is reported as is.
-    let read = |path: &Path| {
-        std::fs::read_to_string(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound if *path == layout.ca_cert => {
-                CloudInitError::NoCa { path: path.to_path_buf(), dir: dir.clone() }
-            }
-            std::io::ErrorKind::NotFound => CloudInitError::MissingCert {
-                host: host.to_owned(),
-                path: path.to_path_buf(),
-                dir: dir.clone(),
-                address: target.address.clone(),
-            },
-            _ => CloudInitError::Read { path: path.to_path_buf(), source },
-        })
-    };
-    let bootstrap = Bootstrap {
-        host: target.clone(),
-        ca_pem: read(&layout.ca_cert)?,
-        cert_pem: read(&issued.cert)?,
-        key_pem: read(&issued.key)?,
-        package,
-    };
-    render(&bootstrap)
+    let ca_cert = Layout::new(&dir).ca_cert;
+    let ca_pem = std::fs::read_to_string(&ca_cert).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => CloudInitError::NoCa { path: ca_cert.clone(), dir: dir.clone() },
+        _ => CloudInitError::Read { path: ca_cert.clone(), source },
+    })?;
+    let join_token = crate::pki::token::create(&dir, host, token_ttl)?;
+    render(&Bootstrap { host: target.clone(), ca_pem, join_token, package })
 }
 
 /// The agent configuration for `host`: listens on every address of the host's family (a
@@ -140,6 +125,8 @@ pub fn agent_toml(host: &HostTarget) -> String {
         key: KEY_PATH.into(),
         coordinator_identity: Some(COORDINATOR_IDENTITY.into()),
         service_manager: ServiceManagerSetting::Systemd,
+        crl: None,
+        join_token: Some(TOKEN_PATH.into()),
     }
     .render(&format!("Written by `brickyard cloud-init` for host {}.", host.name))
 }
@@ -154,14 +141,14 @@ pub fn render(b: &Bootstrap) -> Result<String, CloudInitError> {
     let command = |argv: &[&str]| Yaml::Array(argv.iter().map(|a| s(a)).collect());
 
     let config = agent_toml(&b.host);
-    let contents = [&b.ca_pem, &b.cert_pem, &b.key_pem, &config];
+    let token = format!("{}\n", b.join_token);
+    let contents = [&b.ca_pem, &token, &config];
     let mut runcmd = Vec::new();
     let mut doc = vec![(
         "write_files",
         Yaml::Array(vec![
             file(CA_PATH, &b.ca_pem, "0644"),
-            file(CERT_PATH, &b.cert_pem, "0644"),
-            file(KEY_PATH, &b.key_pem, "0600"),
+            file(TOKEN_PATH, &token, "0600"),
             file(CONFIG_PATH, &config, "0644"),
         ]),
     )];
@@ -183,7 +170,8 @@ pub fn render(b: &Bootstrap) -> Result<String, CloudInitError> {
     Ok(format!(
         "#cloud-config\n\
          # brickyard-agent bootstrap for host {name} (written by `brickyard cloud-init`).\n\
-         # Contains the host's private key: keep this user-data as secret as the key.\n\
+         # No private key: the agent makes its own at first boot. The join token below is\n\
+         # single-use and expires; `brickyard enroll` spends it.\n\
          {yaml}\n",
         name = b.host.name
     ))
@@ -205,15 +193,13 @@ mod tests {
     use yaml_rust2::YamlLoader;
 
     const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBCA==\n-----END CERTIFICATE-----\n";
-    const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBAgE=\n-----END CERTIFICATE-----\n";
-    const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEA\n-----END PRIVATE KEY-----\n";
+    const TOKEN: &str = "byt1.0123456789abcdef.secret";
 
     fn bootstrap(address: &str, package: PackageSource) -> Bootstrap {
         Bootstrap {
             host: HostTarget { name: "gluServer1".into(), address: address.into(), port: 7420 },
             ca_pem: CA.into(),
-            cert_pem: CERT.into(),
-            key_pem: KEY.into(),
+            join_token: TOKEN.into(),
             package,
         }
     }
@@ -257,8 +243,7 @@ mod tests {
             got,
             vec![
                 (CA_PATH.into(), CA.into(), root("0644")),
-                (CERT_PATH.into(), CERT.into(), root("0644")),
-                (KEY_PATH.into(), KEY.into(), root("0600")),
+                (TOKEN_PATH.into(), format!("{TOKEN}\n"), root("0600")),
                 (
                     CONFIG_PATH.into(),
                     agent_toml(&bootstrap("192.0.2.11", PackageSource::Repository).host),
@@ -269,6 +254,7 @@ mod tests {
         // PEM goes out as a literal block, readable and diffable.
         assert!(text.contains("content: |\n"), "{text}");
         assert!(text.contains("permissions: \"0600\""), "mode must stay a string, not octal/int: {text}");
+        assert!(!text.contains("PRIVATE KEY"), "user-data must carry no private key: {text}");
     }
 
     #[test]
@@ -335,9 +321,9 @@ mod tests {
             "non-ascii é\u{feff}\n",
             "",
         ] {
-            b.key_pem = content.into();
+            b.ca_pem = content.into();
             let doc = parse(&render(&b).expect("render"));
-            assert_eq!(files(&doc)[2].1, content, "content {content:?}");
+            assert_eq!(files(&doc)[0].1, content, "content {content:?}");
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod destroy;
 pub mod facts;
 pub mod gluster_tls;
+pub mod identity;
 pub mod migrate;
 pub mod output;
 pub mod phases;

@@ -1,6 +1,6 @@
 //! The agents of a lab: the pool PKI under DIR/pki, one certificate per host (SAN = its name
 //! and lab address), each host's config directory DIR/hosts/NAME/conf (agent.toml, ca.pem,
-//! agent.pem, agent.key 0600; bound read-only to /etc/brickyard inside the host), and waiting
+//! agent.pem, agent.key 0600; bound to /etc/brickyard inside the host), and waiting
 //! until every agent accepts TCP connections from the control namespace.
 
 use std::net::{SocketAddr, TcpStream};
@@ -39,6 +39,8 @@ pub fn agent_config(host: &HostPlan) -> String {
         key: format!("{CONF_IN_HOST}/agent.key").into(),
         coordinator_identity: Some(pki::COORDINATOR_IDENTITY.into()),
         service_manager: ServiceManagerSetting::Direct,
+        crl: None,
+        join_token: None,
     }
     .render(&format!("Written by `brickyard-lab up` for lab host {}.", host.name))
 }

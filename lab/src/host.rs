@@ -20,8 +20,8 @@
 //! PID namespace) and /sys (this network namespace), a fresh tmpfs on /run at every boot, the
 //! root disk's own directories on /var/lib/glusterd (seeded with the package's `hooks` and
 //! `groups` at the first boot) and on /var/log/glusterfs, the host's agent config directory
-//! read-only on /etc/brickyard and the agent binary on /run/brickyard-lab/brickyard-agent. Then
-//! pivot_root, and the old root is detached. At its first boot a host also gets its own, empty
+//! on /etc/brickyard (writable: the agent rewrites its key material) and the agent binary on
+//! /run/brickyard-lab/brickyard-agent. Then pivot_root, and the old root is detached. At its first boot a host also gets its own, empty
 //! /etc/fstab (not this machine's entries). So everything but /run survives `lab reboot`, as on
 //! a real machine's disk; the network namespace (addresses, iptables rules) is the host's
 //! "hardware" and outlives its init. Unlike a power cut, a reboot loses no written data (the
@@ -75,7 +75,7 @@ impl HostDir {
     pub fn stage(&self) -> PathBuf {
         self.0.join("stage")
     }
-    /// Agent config, CA, certificate and key (bound read-only to /etc/brickyard in the host).
+    /// Agent config, CA, certificate and key (bound to /etc/brickyard in the host).
     pub fn conf(&self) -> PathBuf {
         self.0.join("conf")
     }
@@ -357,8 +357,8 @@ fn build_root(args: &InitArgs) -> Result<(), LabError> {
 
     let conf = root.join(CONF_IN_HOST.trim_start_matches('/'));
     mkdir(&conf)?;
+    // Writable: the agent replaces its own key and certificate (`pki rotate`, `enroll`) and CRL.
     bind(&dir.conf(), &conf, MsFlags::empty())?;
-    bind(&dir.conf(), &conf, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY)?;
     let agent = root.join(AGENT_IN_HOST.trim_start_matches('/'));
     mkdir(agent.parent().expect("agent path has a parent"))?;
     File::create(&agent).map_err(io(&agent))?;

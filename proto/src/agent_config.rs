@@ -34,6 +34,14 @@ pub struct AgentConfigFile {
     pub coordinator_identity: Option<String>,
     #[serde(default)]
     pub service_manager: ServiceManagerSetting,
+    /// The pool CA's revocation list (written by the coordinator); default `crl.pem` beside
+    /// the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<PathBuf>,
+    /// A file holding this host's join token, read while the host is not enrolled yet (no
+    /// `cert`); removed once enrolled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_token: Option<PathBuf>,
 }
 
 impl AgentConfigFile {
@@ -61,6 +69,8 @@ mod tests {
             key: "/etc/brickyard/pki/agent.key".into(),
             coordinator_identity: Some("brickyard-coordinator".into()),
             service_manager: ServiceManagerSetting::Systemd,
+            crl: None,
+            join_token: Some("/etc/brickyard/pki/join-token".into()),
         };
         let text = file.render("Written for host gluServer1.");
         assert!(text.starts_with("# Written for host gluServer1.\n"), "{text}");

@@ -3,6 +3,7 @@
 //! boundaries. No I/O here.
 
 pub mod agent_config;
+pub mod join_token;
 pub mod layout;
 pub mod types;
 

@@ -105,6 +105,45 @@ impl TestPki {
         self.client_cert("expired", COORDINATOR_IDENTITY, OffsetDateTime::now_utc() - Duration::days(1))
     }
 
+    /// Completes a TLS handshake with the agent at `addr` (serving `server_name`) as `client`
+    /// (or without a certificate) and returns why the agent then ends the connection: the
+    /// alert it sends (rustls on the agent decides on the client certificate after the
+    /// client's last handshake flight). A gRPC client only sees the connection end.
+    pub fn tls_refusal(&self, addr: SocketAddr, server_name: &str, client: Option<&IssuedCert>) -> String {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        use std::io::{Read, Write};
+
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(self.layout().ca_cert).unwrap() {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = match client {
+            None => builder.with_no_client_auth(),
+            Some(c) => builder
+                .with_client_auth_cert(
+                    CertificateDer::pem_file_iter(&c.cert).unwrap().map(Result::unwrap).collect(),
+                    PrivateKeyDer::from_pem_file(&c.key).unwrap(),
+                )
+                .unwrap(),
+        };
+        let name = ServerName::try_from(server_name.to_owned()).unwrap();
+        let mut conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+        let mut sock = std::net::TcpStream::connect(addr).unwrap();
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+        let mut buf = [0u8; 64];
+        match tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").and_then(|()| tls.read(&mut buf)) {
+            Ok(n) => panic!("the agent accepted the TLS client and answered {n} bytes"),
+            Err(e) => e.to_string(),
+        }
+    }
+
     /// The coordinator certificate of this pool.
     pub fn coordinator(&self) -> IssuedCert {
         let layout = self.layout();

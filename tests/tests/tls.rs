@@ -27,41 +27,9 @@ fn start(pki: &TestPki, name: &str) -> AgentProcess {
     AgentProcess::start(&config).unwrap()
 }
 
-/// Completes a TLS handshake with the agent as `client` (or without a certificate) and
-/// returns why the agent then ends the connection: the alert it sends (rustls on the agent
-/// decides on the client certificate after the client's last handshake flight).
+/// Why agent1 ends a connection from `client` (see [`TestPki::tls_refusal`]).
 fn tls_refusal(pki: &TestPki, agent: &AgentProcess, client: Option<&brickyard::pki::IssuedCert>) -> String {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_file_iter(pki.layout().ca_cert).unwrap() {
-        roots.add(ca.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots);
-    let config = match client {
-        None => builder.with_no_client_auth(),
-        Some(c) => builder
-            .with_client_auth_cert(
-                CertificateDer::pem_file_iter(&c.cert).unwrap().map(Result::unwrap).collect(),
-                PrivateKeyDer::from_pem_file(&c.key).unwrap(),
-            )
-            .unwrap(),
-    };
-    let mut conn =
-        rustls::ClientConnection::new(std::sync::Arc::new(config), ServerName::try_from("agent1").unwrap()).unwrap();
-    let mut sock = std::net::TcpStream::connect(agent.addr).unwrap();
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-    let mut buf = [0u8; 64];
-    match tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").and_then(|()| tls.read(&mut buf)) {
-        Ok(n) => panic!("the agent accepted the TLS client and answered {n} bytes"),
-        Err(e) => e.to_string(),
-    }
+    pki.tls_refusal(agent.addr, "agent1", client)
 }
 
 /// What `brickyard::client::connect` + `GetFacts` to `host` says, with its causes.

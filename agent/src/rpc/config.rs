@@ -7,6 +7,8 @@
 //! key = "/etc/brickyard/pki/agent.key"          # ... and key (mode 0600)
 //! coordinator_identity = "brickyard-coordinator" # the only client name accepted
 //! service_manager = "auto"                      # auto | systemd | direct
+//! crl = "crl.pem"                               # pool CRL, default beside this file
+//! join_token = "/etc/brickyard/pki/join-token"  # read while not enrolled (no cert yet)
 //! ```
 //!
 //! Reads the file only; the key material is checked by `crate::rpc::tls`.
@@ -41,6 +43,10 @@ pub struct Config {
     pub key: PathBuf,
     pub coordinator_identity: String,
     pub service_manager: ServiceManagerSetting,
+    /// The pool CRL (may be absent: nothing revoked yet).
+    pub crl: PathBuf,
+    /// Where the join token is, for a host that is not enrolled yet.
+    pub join_token: Option<PathBuf>,
 }
 
 impl Config {
@@ -65,6 +71,8 @@ impl Config {
             key: base.join(raw.key),
             coordinator_identity: identity,
             service_manager: raw.service_manager,
+            crl: base.join(raw.crl.unwrap_or_else(|| "crl.pem".into())),
+            join_token: raw.join_token.map(|p| base.join(p)),
         })
     }
 
@@ -112,6 +120,7 @@ mod tests {
         assert_eq!(c.cert, Path::new("/k/agent.pem"));
         assert_eq!(c.coordinator_identity, "brickyard-coordinator");
         assert_eq!(c.service_manager, ServiceManagerSetting::Auto);
+        assert_eq!((c.crl.as_path(), c.join_token), (Path::new("/etc/brickyard/crl.pem"), None));
     }
 
     #[test]

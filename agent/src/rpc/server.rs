@@ -21,8 +21,9 @@ use tracing::Instrument;
 use crate::host::Context;
 use crate::rpc::config::Config;
 use crate::rpc::conversions;
+use crate::rpc::identity::Identity;
 use crate::rpc::limits::{self, Limits};
-use crate::rpc::tls::{self, CoordinatorOnly, TlsError};
+use crate::rpc::tls::{CoordinatorOnly, TlsError};
 use crate::tasks::{self, AnyTask};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,15 +36,17 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// The `Agent` service: the host context plus the lock that serialises `Apply`.
+/// The `Agent` service: the host context, the lock that serialises `Apply` and the agent's
+/// live TLS identity.
 pub struct AgentService {
     ctx: Arc<Context>,
     apply_lock: Arc<Mutex<()>>,
+    identity: Arc<Identity>,
 }
 
 impl AgentService {
-    pub fn new(ctx: Context) -> Self {
-        Self { ctx: Arc::new(ctx), apply_lock: Arc::new(Mutex::new(())) }
+    pub fn new(ctx: Context, identity: Arc<Identity>) -> Self {
+        Self { ctx: Arc::new(ctx), apply_lock: Arc::new(Mutex::new(())), identity }
     }
 }
 
@@ -188,6 +191,34 @@ impl Agent for AgentService {
         .instrument(span)
         .await
     }
+
+    async fn identity_csr(
+        &self,
+        request: Request<v1::IdentityCsrRequest>,
+    ) -> Result<Response<v1::IdentityCsrResponse>, Status> {
+        let _span = rpc_span("IdentityCsr", &request).entered();
+        self.identity.csr(request.get_ref().rotate).map(Response::new).map_err(|e| e.status())
+    }
+
+    async fn identity_install(
+        &self,
+        request: Request<v1::IdentityInstallRequest>,
+    ) -> Result<Response<v1::IdentityInstallResponse>, Status> {
+        let _span = rpc_span("IdentityInstall", &request).entered();
+        let serial = self.identity.install(&request.get_ref().cert_pem).map_err(|e| e.status())?;
+        Ok(Response::new(v1::IdentityInstallResponse { serial }))
+    }
+
+    async fn identity_crl(
+        &self,
+        request: Request<v1::IdentityCrlRequest>,
+    ) -> Result<Response<v1::IdentityCrlResponse>, Status> {
+        let _span = rpc_span("IdentityCrl", &request).entered();
+        let certs = request.peer_certs().ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let caller = certs.first().ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        let revoked = self.identity.install_crl(&request.get_ref().crl_pem, caller).map_err(|e| e.status())?;
+        Ok(Response::new(v1::IdentityCrlResponse { revoked: u32::try_from(revoked).unwrap_or(u32::MAX) }))
+    }
 }
 
 /// Binds the configured listen address (port in use → an error naming the address).
@@ -198,11 +229,11 @@ pub fn bind(config: &Config) -> Result<tokio::net::TcpListener, ServeError> {
     tokio::net::TcpListener::from_std(listener).map_err(bind_err)
 }
 
-/// Serves the agent on `listener` until `shutdown` completes, admitting connections through
-/// the TLS handshake within `crate::rpc::limits`.
+/// Serves the agent on `listener` with `identity` until `shutdown` completes, admitting
+/// connections through the TLS handshake within `crate::rpc::limits`.
 pub async fn serve(
     config: &Config,
-    tls: Arc<rustls::ServerConfig>,
+    identity: Arc<Identity>,
     listener: tokio::net::TcpListener,
     ctx: Context,
     shutdown: impl Future<Output = ()> + Send,
@@ -210,12 +241,12 @@ pub async fn serve(
     let only_coordinator = CoordinatorOnly::new(&config.coordinator_identity);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AgentServer<AgentService>>().await;
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config());
     let incoming = limits::incoming(listener, Limits::default(), move |tcp| acceptor.accept(tcp));
     Server::builder()
         .http2_keepalive_interval(Some(limits::KEEPALIVE_INTERVAL))
         .add_service(InterceptedService::new(health_service, only_coordinator.clone()))
-        .add_service(AgentServer::with_interceptor(AgentService::new(ctx), only_coordinator))
+        .add_service(AgentServer::with_interceptor(AgentService::new(ctx, identity), only_coordinator))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
@@ -223,7 +254,7 @@ pub async fn serve(
 
 /// Checks the key material, binds, logs `listening on ADDR` and serves until `shutdown`.
 pub async fn run(config: &Config, ctx: Context, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
-    let tls = tls::server_config(config)?;
+    let identity = Identity::load(config)?;
     let listener = bind(config)?;
     let addr = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: config.listen,
@@ -231,5 +262,5 @@ pub async fn run(config: &Config, ctx: Context, shutdown: impl Future<Output = (
         source,
     })?;
     tracing::info!("listening on {addr}");
-    serve(config, tls, listener, ctx, shutdown).await
+    serve(config, identity, listener, ctx, shutdown).await
 }

@@ -1,10 +1,10 @@
 //! Mutual TLS for the agent: loads and checks the key material named in the config (CA,
 //! certificate, key: present, parseable, certificate valid for serving and signed by the CA,
 //! key matching the certificate, key file not accessible by group/others) and, per request,
-//! checks that the client certificate names the coordinator identity. rustls already requires
-//! a client certificate that chains to the pool CA and allows client authentication; the name
-//! check is ours, so an agent's certificate can never command another agent. Reads the three
-//! files only.
+//! checks that the client certificate names the coordinator identity. rustls (configured by
+//! `crate::rpc::identity`) already requires a client certificate that chains to the pool CA,
+//! allows client authentication and is not on the CRL; the name check is ours, so an agent's
+//! certificate can never command another agent. Reads the three files only.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 use x509_parser::extensions::GeneralName;
@@ -25,62 +26,70 @@ pub enum TlsError {
     KeyMaterial { config: PathBuf, field: &'static str, path: PathBuf, message: String },
 }
 
-/// The server side of mutual TLS, checked, for the agent's own TLS accept (`rpc::limits`
-/// bounds it); offers HTTP/2 only.
-pub fn server_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let err = |field: &'static str, path: &Path, message: String| TlsError::KeyMaterial {
-        config: config.path.clone(),
-        field,
-        path: path.to_path_buf(),
-        message,
-    };
-    let read = |field: &'static str, path: &Path| std::fs::read(path).map_err(|e| err(field, path, e.to_string()));
-    let certs = |field: &'static str, path: &Path, pem: &[u8]| {
-        let certs = CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| err(field, path, format!("not a PEM certificate file: {e}")))?;
-        if certs.is_empty() {
-            return Err(err(field, path, "contains no certificate".into()));
-        }
-        Ok(certs)
-    };
+impl TlsError {
+    pub(crate) fn key_material(config: &Config, field: &'static str, path: &Path, message: String) -> TlsError {
+        TlsError::KeyMaterial { config: config.path.clone(), field, path: path.to_path_buf(), message }
+    }
+}
 
-    let ca_pem = read("ca", &config.ca)?;
-    let ca_certs = certs("ca", &config.ca, &ca_pem)?;
-    let cert_pem = read("cert", &config.cert)?;
-    let chain = certs("cert", &config.cert, &cert_pem)?;
-    check_server_cert(&chain, ca_certs.clone())
-        .map_err(|e| err("cert", &config.cert, format!("{e} (checked against the CA {})", config.ca.display())))?;
+fn read(config: &Config, field: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError::key_material(config, field, path, e.to_string()))
+}
 
-    let mode = std::fs::metadata(&config.key).map_err(|e| err("key", &config.key, e.to_string()))?.permissions().mode();
+/// The certificates of a PEM file (at least one).
+pub(crate) fn parse_certs(
+    config: &Config,
+    field: &'static str,
+    path: &Path,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::key_material(config, field, path, format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(TlsError::key_material(config, field, path, "contains no certificate".into()));
+    }
+    Ok(certs)
+}
+
+/// The pool CA certificates (`ca`).
+pub fn ca_certs(config: &Config) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    parse_certs(config, "ca", &config.ca, &read(config, "ca", &config.ca)?)
+}
+
+/// Refuses a key file that group or others can access.
+pub fn check_key_mode(config: &Config) -> Result<(), TlsError> {
+    let err = |message| TlsError::key_material(config, "key", &config.key, message);
+    let mode = std::fs::metadata(&config.key).map_err(|e| err(e.to_string()))?.permissions().mode();
     if mode & 0o077 != 0 {
-        return Err(err(
+        return Err(err(format!("is accessible by group or others (mode {:04o}); run chmod 600", mode & 0o7777)));
+    }
+    Ok(())
+}
+
+/// The enrolled identity (`cert` + `key`), checked as a coordinator will check it: signed by
+/// the CA, valid now, made for serving, the key matching the certificate.
+pub fn certified_key(config: &Config, ca_certs: &[CertificateDer<'static>]) -> Result<CertifiedKey, TlsError> {
+    let chain = parse_certs(config, "cert", &config.cert, &read(config, "cert", &config.cert)?)?;
+    check_server_cert(&chain, ca_certs.to_vec()).map_err(|e| {
+        TlsError::key_material(
+            config,
+            "cert",
+            &config.cert,
+            format!("{e} (checked against the CA {})", config.ca.display()),
+        )
+    })?;
+    check_key_mode(config)?;
+    let key = PrivateKeyDer::from_pem_slice(&read(config, "key", &config.key)?)
+        .map_err(|e| TlsError::key_material(config, "key", &config.key, format!("not a PEM private key: {e}")))?;
+    CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider()).map_err(|e| {
+        TlsError::key_material(
+            config,
             "key",
             &config.key,
-            format!("is accessible by group or others (mode {:04o}); run chmod 600", mode & 0o7777),
-        ));
-    }
-    let key_pem = read("key", &config.key)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| err("key", &config.key, format!("not a PEM private key: {e}")))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    rustls::sign::CertifiedKey::from_der(chain.clone(), key.clone_key(), &provider).map_err(|e| {
-        err("key", &config.key, format!("does not match the certificate {}: {e}", config.cert.display()))
-    })?;
-
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(ca_certs);
-    let client_verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| err("ca", &config.ca, format!("unusable CA: {e}")))?;
-    let mut server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_client_cert_verifier(client_verifier).with_single_cert(chain, key))
-        .map_err(|e| err("cert", &config.cert, e.to_string()))?;
-    // gRPC is HTTP/2 only; the coordinator (tonic) insists on h2 being negotiated.
-    server.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(server))
+            format!("does not match the certificate {}: {e}", config.cert.display()),
+        )
+    })
 }
 
 /// The DNS names in a certificate's subjectAltName.
@@ -104,7 +113,10 @@ fn dns_names(cert: &CertificateDer<'_>) -> Result<Vec<String>, String> {
 
 /// Checks, as a coordinator will, that this agent's certificate chains to the pool CA, is
 /// valid now and allows server authentication (so a coordinator certificate is refused).
-fn check_server_cert(chain: &[CertificateDer<'static>], ca_certs: Vec<CertificateDer<'static>>) -> Result<(), String> {
+pub(crate) fn check_server_cert(
+    chain: &[CertificateDer<'static>],
+    ca_certs: Vec<CertificateDer<'static>>,
+) -> Result<(), String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(ca_certs);
     let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(

@@ -5,6 +5,7 @@
 //! DIR/ca.pem DIR/ca.key                     pool CA (keys 0600)
 //! DIR/coordinator.pem DIR/coordinator.key   DNS SAN `brickyard-coordinator`, EKU clientAuth only
 //! DIR/hosts/NAME.pem DIR/hosts/NAME.key     agent NAME, SAN = name + addresses, EKU serverAuth only
+//!                                           (no NAME.key when the agent made its own: `sign_host_csr`)
 //! DIR/tokens/                               join tokens, hashed (`token`)
 //! DIR/revoked.toml DIR/crl.pem              revoked serials and the CRL signed from them (`revoke`)
 //! ```
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use brickyard_proto::types::HostName;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    KeyUsagePurpose, PublicKeyData, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -156,6 +157,12 @@ fn agent_name(name: &str) -> Result<HostName, PkiError> {
     Ok(name)
 }
 
+/// The EKUs of agent certificates. Gluster's TLS uses a host's certificate both ways (brick
+/// server, client of other bricks); agents refuse a client that is not the coordinator by its
+/// name, not by this EKU.
+const HOST_EKUS: [ExtendedKeyUsagePurpose; 2] =
+    [ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+
 /// Issues (or re-issues) agent `name`'s certificate, valid for `validity`, signed by the pool
 /// CA in `dir` (key at `ca_key`, default `DIR/ca.key`), with SANs = `name` and every address
 /// (IP addresses as IP SANs, names as DNS SANs).
@@ -167,6 +174,19 @@ pub fn issue(
     validity: Duration,
 ) -> Result<IssuedCert, PkiError> {
     let name = agent_name(name)?;
+    let sans = host_sans(&name, addresses)?;
+    let issuer = load_issuer(dir, ca_key)?;
+    let (cert, key) = leaf(&issuer, name.as_str(), sans, &HOST_EKUS, validity)?;
+    let layout = Layout::new(dir);
+    create_private_dir(&layout.hosts)?;
+    let issued = layout.host(name.as_str());
+    write_file(&issued.key, key.as_bytes(), 0o600, false)?;
+    write_file(&issued.cert, cert.as_bytes(), 0o644, false)?;
+    Ok(issued)
+}
+
+/// An agent's SANs: its name and every address (IP addresses as IP SANs, names as DNS SANs).
+fn host_sans(name: &HostName, addresses: &[String]) -> Result<Vec<SanType>, PkiError> {
     let mut sans = vec![dns_san(name.as_str())?];
     for address in addresses {
         let san = match address.parse::<IpAddr>() {
@@ -180,17 +200,41 @@ pub fn issue(
             sans.push(san);
         }
     }
+    Ok(sans)
+}
+
+/// Signs the agent's CSR (`pem`, its self-signature checked) as `issue` would issue agent
+/// `name`'s certificate, over the CSR's key; the CSR's own names and extensions are ignored.
+/// With `expected_spki`, the CSR must be for that key (the one the agent served in the
+/// handshake). Writes the certificate to `DIR/hosts/NAME.pem` and removes a `NAME.key` an
+/// earlier `issue` left there (the agent's key never leaves the agent); returns the PEM.
+pub fn sign_host_csr(
+    dir: &Path,
+    ca_key: Option<&Path>,
+    name: &str,
+    addresses: &[String],
+    csr_pem: &str,
+    expected_spki: Option<&[u8]>,
+    validity: Duration,
+) -> Result<String, PkiError> {
+    let name = agent_name(name)?;
+    let path = Layout::new(dir).host(name.as_str());
+    let bad_csr = |message: String| PkiError::Invalid { path: path.cert.clone(), message };
+    let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+        .map_err(|e| bad_csr(format!("the CSR of {name} does not verify: {e}")))?;
+    if expected_spki.is_some_and(|spki| spki != csr.public_key.subject_public_key_info().as_slice()) {
+        return Err(bad_csr(format!("the CSR of {name} is not for the key it presented in the TLS handshake")));
+    }
     let issuer = load_issuer(dir, ca_key)?;
-    // Gluster's TLS uses a host's certificate both ways (brick server, client of other bricks);
-    // agents refuse a client that is not the coordinator by its name, not by this EKU.
-    let eku = [ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-    let (cert, key) = leaf(&issuer, name.as_str(), sans, &eku, validity)?;
-    let layout = Layout::new(dir);
-    create_private_dir(&layout.hosts)?;
-    let issued = layout.host(name.as_str());
-    write_file(&issued.key, key.as_bytes(), 0o600, false)?;
-    write_file(&issued.cert, cert.as_bytes(), 0o644, false)?;
-    Ok(issued)
+    csr.params = leaf_params(name.as_str(), host_sans(&name, addresses)?, &HOST_EKUS, validity);
+    let cert = csr.signed_by(&issuer).map_err(cert_err(format!("signing the certificate of {name}")))?.pem();
+    create_private_dir(&Layout::new(dir).hosts)?;
+    write_file(&path.cert, cert.as_bytes(), 0o644, false)?;
+    match std::fs::remove_file(&path.key) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&path.key)(e)),
+        _ => {}
+    }
+    Ok(cert)
 }
 
 /// The pool CA as an rcgen issuer (certificate from `dir`, key from `ca_key` or `DIR/ca.key`).
@@ -229,8 +273,16 @@ fn leaf(
     eku: &[ExtendedKeyUsagePurpose],
     validity: Duration,
 ) -> Result<(String, String), PkiError> {
-    let now = OffsetDateTime::now_utc();
     let key = KeyPair::generate().map_err(cert_err(format!("generating the key of {cn}")))?;
+    let params = leaf_params(cn, sans, eku, validity);
+    let cert = params.signed_by(&key, issuer).map_err(cert_err(format!("signing the certificate of {cn}")))?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// What every leaf certificate says: `cn`, `sans`, exactly these EKUs, valid from now (less
+/// the clock skew allowance) for `validity`.
+fn leaf_params(cn: &str, sans: Vec<SanType>, eku: &[ExtendedKeyUsagePurpose], validity: Duration) -> CertificateParams {
+    let now = OffsetDateTime::now_utc();
     let mut params = CertificateParams::default();
     params.distinguished_name = common_name(cn);
     params.subject_alt_names = sans;
@@ -240,8 +292,7 @@ fn leaf(
     params.use_authority_key_identifier_extension = true;
     params.not_before = now - BACKDATE;
     params.not_after = now + validity;
-    let cert = params.signed_by(&key, issuer).map_err(cert_err(format!("signing the certificate of {cn}")))?;
-    Ok((cert.pem(), key.serialize_pem()))
+    params
 }
 
 pub(crate) fn create_private_dir(dir: &Path) -> Result<(), PkiError> {

@@ -47,7 +47,8 @@ pub fn serial_of(pem_path: &Path) -> Result<Vec<u8>, PkiError> {
     Ok(cert.raw_serial().to_vec())
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// A serial in hex, as `openssl x509 -serial` prints it.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 

@@ -7,10 +7,8 @@
 //! ```
 //!
 //! A token reads `byt1.ID.SECRET` (ID 16 hex digits, SECRET 64). The agent proves it holds the
-//! token *on this TLS channel*: `binding = HMAC-SHA256(key = token, message = the DER
-//! SubjectPublicKeyInfo of the certificate the agent presented in the handshake)`. The
-//! coordinator recomputes it over the key it saw, so a token replayed on another channel (or
-//! by a relay with its own key) does not verify.
+//! token *on this TLS channel* ([`brickyard_proto::join_token`]: an HMAC keyed by the token
+//! over the public key it presented in the handshake).
 
 use std::path::{Path, PathBuf};
 
@@ -92,14 +90,7 @@ pub fn create(dir: &Path, host: &str, ttl: std::time::Duration) -> Result<String
     Ok(token)
 }
 
-/// The agent's proof that it holds `token` on the channel where it presented `spki`.
-pub fn binding(token: &str, spki_der: &[u8]) -> Vec<u8> {
-    ring::hmac::sign(&binding_key(token), spki_der).as_ref().to_vec()
-}
-
-fn binding_key(token: &str) -> ring::hmac::Key {
-    ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.as_bytes())
-}
+pub use brickyard_proto::join_token::binding;
 
 /// Redeems `token` for `host`: it must be this pool's, for this host, unexpired and unused,
 /// and `proof` must be its binding over `observed_spki` (the key the coordinator saw in the
@@ -127,7 +118,7 @@ pub fn redeem(
         Some(TokenRefusal::OtherHost { id: id.clone(), issued_for: state.host.clone(), host: host.to_owned() })
     } else if unix_now() >= state.expires_unix {
         Some(TokenRefusal::Expired { id: id.clone(), host: state.host.clone(), expired_at: state.expires_unix })
-    } else if ring::hmac::verify(&binding_key(token), observed_spki, proof).is_err() {
+    } else if !brickyard_proto::join_token::verify_binding(token, observed_spki, proof) {
         Some(TokenRefusal::Unbound { id: id.clone() })
     } else {
         None

@@ -610,7 +610,7 @@ fn readme_reports_the_units_security_exposure() {
 }
 
 /// A spec with a server and a client, its pool PKI made by the real CLI, and a certificate
-/// for the server only.
+/// for the server only (`cloud-init` needs none).
 fn pool() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = dir.path().join("cluster.toml");
@@ -652,9 +652,10 @@ fn cloud_init(spec: &Path, host: &str, extra: &[&str]) -> (bool, String, String)
 }
 
 /// cloud-init's own validator accepts the user-data, and PyYAML (the parser cloud-init uses)
-/// reads back exactly the pool's files, with a config the agent accepts together with them.
+/// reads back exactly the pool CA and a join token, no private key, with a config the agent
+/// accepts together with them (it makes its own key, 0600).
 #[test]
-fn cloud_init_user_data_is_valid_and_carries_the_host_files() {
+fn cloud_init_user_data_is_valid_and_carries_the_ca_and_a_token() {
     let (dir, spec) = pool();
     let url = "https://repo.example/brickyard-agent-0.1.0-1.x86_64.rpm";
     let (ok, user_data, stderr) = cloud_init(&spec, "gluServer1", &["--package-url", url]);
@@ -683,19 +684,20 @@ fn cloud_init_user_data_is_valid_and_carries_the_host_files() {
     let pki = dir.path().join("pki");
     let read = |p: &str| std::fs::read_to_string(pki.join(p)).expect("read pki file");
     assert_eq!(written("/etc/brickyard/pki/ca.pem"), (read("ca.pem"), "0644".into()));
-    assert_eq!(written("/etc/brickyard/pki/agent.pem"), (read("hosts/gluServer1.pem"), "0644".into()));
-    assert_eq!(written("/etc/brickyard/pki/agent.key"), (read("hosts/gluServer1.key"), "0600".into()));
+    let (token, mode) = written("/etc/brickyard/pki/join-token");
+    assert!(token.starts_with("byt1.") && mode == "0600", "{token:?} {mode}");
     let (config, mode) = written("/etc/brickyard/agent.toml");
     assert_eq!(mode, "0644");
-    assert!(!user_data.contains(&read("ca.key")), "the CA key must never be in user-data");
+    assert_eq!(files.len(), 3, "only the CA, the token and the config: {doc}");
+    assert!(!user_data.contains("PRIVATE KEY"), "user-data must carry no private key:\n{user_data}");
     assert_eq!(doc["runcmd"][0], serde_json::json!(["yum", "-y", "install", url]));
 
-    // The agent accepts the written config with the written key material: lay the files
-    // out as the instance would, with the config's absolute paths pointing into a temp dir.
+    // The agent accepts the written config with the written files: lay them out as the
+    // instance would, with the config's absolute paths pointing into a temp dir.
     let instance = tempfile::tempdir().expect("tempdir");
     let moved = config.replace("/etc/brickyard", instance.path().to_str().expect("utf-8"));
     std::fs::create_dir(instance.path().join("pki")).expect("mkdir");
-    for (path, name) in [("ca.pem", "ca.pem"), ("agent.pem", "agent.pem"), ("agent.key", "agent.key")] {
+    for (path, name) in [("ca.pem", "ca.pem"), ("join-token", "join-token")] {
         let (content, mode) = written(&format!("/etc/brickyard/pki/{path}"));
         let target = instance.path().join("pki").join(name);
         std::fs::write(&target, content).expect("write");
@@ -709,6 +711,8 @@ fn cloud_init_user_data_is_valid_and_carries_the_host_files() {
         .output()
         .expect("running brickyard-agent --check-config");
     assert!(out.status.success(), "agent refuses the cloud-init config: {}", String::from_utf8_lossy(&out.stderr));
+    let key = instance.path().join("pki/agent.key");
+    assert_eq!(std::fs::metadata(&key).expect("the agent's own key").permissions().mode() & 0o777, 0o600);
 }
 
 #[test]
@@ -722,20 +726,16 @@ fn cloud_init_unknown_host_is_an_error_listing_the_known_ones() {
 }
 
 #[test]
-fn cloud_init_without_a_host_certificate_says_how_to_issue_it() {
+fn cloud_init_needs_no_host_certificate_and_refuses_plain_http() {
     let (_dir, spec) = pool();
     let (ok, stdout, stderr) = cloud_init(&spec, "client1", &[]);
-    assert!(!ok && stdout.is_empty(), "missing certificate must fail and print nothing: {stdout}");
-    assert!(
-        stderr.contains("brickyard pki issue") && stderr.contains("--name client1") && stderr.contains("192.0.2.21"),
-        "error must give the command to run: {stderr}"
-    );
+    assert!(ok && stdout.contains("/etc/brickyard/pki/join-token"), "client1 has no certificate: {stdout}{stderr}");
     let (ok, _, stderr) = cloud_init(&spec, "gluServer1", &["--package-url", "http://repo.example/a.rpm"]);
     assert!(!ok && stderr.contains("https"), "plain http package URL must be refused: {stderr}");
 }
 
 /// The packaged default config is one the agent parses, and the unit waits for the key file
-/// that config (and the cloud-init user-data) names.
+/// that config names or the join token the cloud-init user-data writes.
 #[test]
 fn default_config_parses_and_matches_the_unit_condition() {
     let path = repo().join("packaging/agent.toml");
@@ -745,9 +745,11 @@ fn default_config_parses_and_matches_the_unit_condition() {
     assert_eq!(config.listen.port(), 7420);
     assert_eq!(config.key, Path::new("/etc/brickyard/pki/agent.key"));
     let unit = std::fs::read_to_string(repo().join("packaging/brickyard-agent.service")).expect("read unit");
-    assert!(
-        unit.lines().any(|l| l == format!("ConditionPathExists={}", config.key.display())),
-        "the unit's ConditionPathExists must name the default key path {}",
-        config.key.display()
-    );
+    for path in [config.key.as_path(), Path::new("/etc/brickyard/pki/join-token")] {
+        assert!(
+            unit.lines().any(|l| l == format!("ConditionPathExists=|{}", path.display())),
+            "the unit's ConditionPathExists must name {} (either one starts it)",
+            path.display()
+        );
+    }
 }
