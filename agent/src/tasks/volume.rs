@@ -275,6 +275,13 @@ pub enum VolumeChange {
 }
 
 impl VolumeChange {
+    /// The option a `Set` or `Reset` changes.
+    fn key(&self) -> Option<&str> {
+        match self {
+            VolumeChange::Set { key, .. } | VolumeChange::Reset { key, .. } => Some(key),
+            _ => None,
+        }
+    }
     /// The gluster command.
     fn cli_args(&self) -> Vec<String> {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -410,9 +417,15 @@ impl Task for EnsureVolume {
                     volume_options::live_values(gluster::volume_get_all(ctx, self.name.as_str()).await?, &live.options);
                 // Options before a start: bricks take some (`server.ssl`) only when they start.
                 let (resets, unowned) = volume_options::resets(&self.name, &self.options, &live.options);
-                changes.extend(resets);
+                let sets = self.option_changes(&options);
+                // The record alone is no change: it is written with the next option set or reset,
+                // so a volume that already has every option asked for (e.g. an adopted one) is as
+                // asked; its options count as Brickyard's from that change on.
+                if !resets.is_empty() || !sets.iter().all(|c| c.key() == Some(volume_options::RECORD)) {
+                    changes.extend(resets);
+                    changes.extend(sets);
+                }
                 warnings = unowned;
-                changes.extend(self.option_changes(&options));
                 changes.extend((!live.started()).then(|| VolumeChange::Start(self.name.clone())));
                 if live.started() {
                     let offline = self.offline_bricks(ctx, live, &moving).await?;
@@ -605,6 +618,16 @@ mod tests {
         // The options before the start: bricks take some of them only when they start.
         assert_eq!(done.len(), 4, "{done:?}");
         assert_eq!(done[1], "set performance.cache-size = 512MB on volume gv0 (was 32MB)");
+    }
+
+    #[tokio::test]
+    async fn a_volume_with_every_option_but_no_record_is_unchanged() {
+        // E.g. a pool built by hand and adopted: the record waits for the next option change.
+        let c = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &fixture("volume-info-all.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
+        assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().plan(&c).await.unwrap(), Plan::unchanged());
     }
 
     #[tokio::test]
