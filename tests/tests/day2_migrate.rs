@@ -181,7 +181,13 @@ fn a_dropped_server_with_bricks_is_refused_and_a_drained_pair_leaves_the_volume_
         "{plan}"
     );
     assert!(plan.contains("~ drain gluV1: remove gluServer3:/vdisk/brick1 gluServer4:/vdisk/brick1 from volume gluV1 once no file failed to move"), "{plan}");
-    assert!(plan.contains("detach leaving servers gluServer3, gluServer4: depends on an earlier change"), "{plan}");
+    assert!(
+        plan.contains(
+            "~ detach leaving servers gluServer3, gluServer4: detach peer gluServer3 from the pool (peer detach)"
+        ),
+        "{plan}"
+    );
+    assert!(plan.contains("the bricks still on gluServer3, gluServer4 to move off (drain or replacement)"), "{plan}");
     let (json, seconds) = apply(&lab, &drain);
     let progress = events(&json, "task_progress", "drain gluV1").count();
     let done: Vec<_> = events(&json, "task_done", "drain gluV1").collect();

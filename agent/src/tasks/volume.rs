@@ -393,18 +393,20 @@ impl Task for EnsureVolume {
                 let volume = self.name.clone();
                 let mut heal = false;
                 let mut moving = Vec::new();
+                // New bricks, more replicas or moved bricks; made after the options below.
+                let mut reshape = Vec::new();
                 if let Some(bricks) = self.added_bricks(live) {
-                    changes.push(VolumeChange::AddBricks { volume: volume.clone(), bricks });
+                    reshape.push(VolumeChange::AddBricks { volume: volume.clone(), bricks });
                 } else if let Some(bricks) = reshape::raised_replica(live, self.layout, &self.bricks) {
                     let (from, to) = (layout_of(live), self.layout);
-                    changes.push(VolumeChange::RaiseReplica { volume: volume.clone(), from, to, bricks });
+                    reshape.push(VolumeChange::RaiseReplica { volume: volume.clone(), from, to, bricks });
                     heal = true;
                 } else if let Some(moves) = (layout_of(live) == self.layout)
                     .then(|| reshape::replacements(live, &self.bricks, &self.replaces))
                     .flatten()
                 {
                     moving = moves.iter().map(|m| m.old.clone()).collect();
-                    changes.extend(moves.into_iter().map(|m| VolumeChange::ReplaceBrick {
+                    reshape.extend(moves.into_iter().map(|m| VolumeChange::ReplaceBrick {
                         volume: volume.clone(),
                         old: m.old,
                         new: m.new,
@@ -415,7 +417,10 @@ impl Task for EnsureVolume {
                 }
                 let options =
                     volume_options::live_values(gluster::volume_get_all(ctx, self.name.as_str()).await?, &live.options);
-                // Options before a start: bricks take some (`server.ssl`) only when they start.
+                // Options first: before a start, since bricks take some (`server.ssl`) only when
+                // they start, and before new bricks, since gluster mounts the volume from the new
+                // servers while it adds them (replica increase), which `auth.allow` and
+                // `auth.ssl-allow` must already admit.
                 let (resets, unowned) = volume_options::resets(&self.name, &self.options, &live.options);
                 let sets = self.option_changes(&options);
                 // The record alone is no change: it is written with the next option set or reset,
@@ -426,6 +431,7 @@ impl Task for EnsureVolume {
                     changes.extend(sets);
                 }
                 warnings = unowned;
+                changes.extend(reshape);
                 changes.extend((!live.started()).then(|| VolumeChange::Start(self.name.clone())));
                 if live.started() {
                     let offline = self.offline_bricks(ctx, live, &moving).await?;
