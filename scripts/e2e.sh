@@ -11,7 +11,7 @@ logs=$(mktemp -d /tmp/brickyard-e2e.XXXXXX)
 trap 'rm -rf "$logs"' EXIT
 
 # The longest binaries (measured, about 1.5-5 min each) start first, so the last to finish is short.
-first="day2_heal gluster_pool faults_net packaging faults_reboot day2_migrate coordinator day2_retire agent_pressure gluster_tls"
+first="packaging day2_heal gluster_pool faults_net faults_reboot day2_migrate coordinator day2_retire agent_pressure gluster_tls"
 
 mapfile -t built < <(cargo test -p brickyard-tests --no-run 2>&1 \
     | sed -n 's/^ *Executable tests\/\([^ /]*\)\/main\.rs (\(.*\))$/\1 \2/p; s/^ *Executable tests\/\([^ /]*\)\.rs (\(.*\))$/\1 \2/p')

@@ -15,7 +15,6 @@ use brickyard_proto::v1;
 use brickyard_proto::v1::task::Kind;
 
 use crate::agents::AgentError;
-use crate::phases::{brick_path, HostBatch, Phase, PhaseError, PhasePlan};
 use crate::spec::{Layout, Spec, Volume};
 
 /// The bricks of `volume` on its drained servers, in brick order.
@@ -23,7 +22,7 @@ pub fn leaving(spec: &Spec, volume: &Volume) -> Vec<v1::Brick> {
     spec.volume_servers(volume)
         .into_iter()
         .filter(|s| s.drain)
-        .map(|s| v1::Brick { host: s.name.clone(), path: brick_path(spec, &s.name, &volume.brick_dir) })
+        .map(|s| v1::Brick { host: s.name.clone(), path: spec.brick_path(&s.name, &volume.brick_dir) })
         .collect()
 }
 
@@ -36,24 +35,8 @@ pub fn drain_task(spec: &Spec, volume: &Volume) -> Option<v1::Task> {
     })
 }
 
-/// The rebalance phase: the first member server rebalances every volume whose kept bricks
-/// make more than one distribute set (none: no such volume).
-pub fn rebalance_phase(spec: &Spec) -> Result<Option<PhasePlan>, PhaseError> {
-    let Some(first) = spec.members().first().copied() else { return Ok(None) };
-    let mut tasks = Vec::new();
-    for volume in &spec.volumes {
-        let layout =
-            volume.layout().map_err(|e| PhaseError::Volume { volume: volume.name.clone(), message: e.to_string() })?;
-        tasks.extend(rebalance_task(spec, volume, layout));
-    }
-    Ok((!tasks.is_empty()).then(|| PhasePlan {
-        phase: Phase::Rebalance,
-        steps: vec![vec![HostBatch { host: first.name.clone(), tasks }]],
-    }))
-}
-
 /// `RebalanceVolume` for a volume whose kept bricks make more than one distribute set.
-fn rebalance_task(spec: &Spec, volume: &Volume, layout: Layout) -> Option<v1::Task> {
+pub fn rebalance_task(spec: &Spec, volume: &Volume, layout: Layout) -> Option<v1::Task> {
     let servers: Vec<String> = spec.volume_members(volume).iter().map(|s| s.name.clone()).collect();
     (servers.len() > layout.set_size()).then(|| v1::Task {
         id: format!("rebalance {}", volume.name),
@@ -111,6 +94,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::phases::Phase;
 
     const SPEC: &str = r#"version = 1
 [pool]

@@ -107,7 +107,7 @@ pub fn build(spec: &Spec, facts: &BTreeMap<String, v1::Facts>) -> Result<Vec<Pha
         PhasePlan { phase: Phase::Volumes, steps: volumes(spec)? },
         PhasePlan { phase: Phase::Clients, steps: vec![clients(spec)] },
     ];
-    phases.extend(migrate::rebalance_phase(spec)?);
+    phases.extend(rebalance(spec)?);
     Ok(phases)
 }
 
@@ -149,21 +149,6 @@ fn filesystem(name: Option<&str>) -> v1::FilesystemType {
     match name {
         Some("ext4") => v1::FilesystemType::Ext4,
         _ => v1::FilesystemType::Xfs,
-    }
-}
-
-/// Where a server's bricks live: its disk mount, or `/` without a disk (volumes say force).
-fn brick_root(spec: &Spec, server: &str) -> String {
-    spec.server(server).and_then(|s| s.disk.as_ref()).map_or_else(|| "/".to_owned(), |d| d.mount.clone())
-}
-
-/// A server's brick for `brick_dir` (also what the spec checks hold to the path policy).
-pub(crate) fn brick_path(spec: &Spec, server: &str, brick_dir: &str) -> String {
-    let root = brick_root(spec, server);
-    if root == "/" {
-        format!("/{brick_dir}")
-    } else {
-        format!("{root}/{brick_dir}")
     }
 }
 
@@ -225,11 +210,11 @@ fn servers(spec: &Spec, resets: &BTreeMap<&str, &str>) -> Vec<HostBatch> {
                 ));
             }
             for volume in spec.volumes.iter().filter(|v| spec.volume_servers(v).iter().any(|s| s.name == server.name)) {
-                let brick = brick_path(spec, &server.name, &volume.brick_dir);
+                let brick = spec.brick_path(&server.name, &volume.brick_dir);
                 tasks.push(task(
                     format!("brick dir {brick}"),
                     Kind::BrickDir(v1::BrickDir {
-                        mount_point: brick_root(spec, &server.name),
+                        mount_point: spec.brick_root(&server.name),
                         dir: volume.brick_dir.clone(),
                     }),
                 ));
@@ -282,6 +267,22 @@ fn pool(spec: &Spec) -> Vec<Vec<HostBatch>> {
 }
 
 /// The bricks of a volume in replica-set order: one brick per volume server that is not
+/// The rebalance phase: the first member server rebalances every volume whose kept bricks
+/// make more than one distribute set (none: no such volume).
+fn rebalance(spec: &Spec) -> Result<Option<PhasePlan>, PhaseError> {
+    let Some(first) = spec.members().first().copied() else { return Ok(None) };
+    let mut tasks = Vec::new();
+    for volume in &spec.volumes {
+        let layout =
+            volume.layout().map_err(|e| PhaseError::Volume { volume: volume.name.clone(), message: e.to_string() })?;
+        tasks.extend(migrate::rebalance_task(spec, volume, layout));
+    }
+    Ok((!tasks.is_empty()).then(|| PhasePlan {
+        phase: Phase::Rebalance,
+        steps: vec![vec![HostBatch { host: first.name.clone(), tasks }]],
+    }))
+}
+
 /// `DetachPeers` of the servers leaving the pool, run after every volume moved their bricks
 /// off: those drained (`drain = true`) and those another server `replaces`.
 pub(crate) fn detach_task(spec: &Spec) -> Option<v1::Task> {
@@ -296,7 +297,7 @@ pub(crate) fn detach_task(spec: &Spec) -> Option<v1::Task> {
 pub fn bricks(spec: &Spec, volume: &crate::spec::Volume) -> Vec<v1::Brick> {
     spec.volume_members(volume)
         .iter()
-        .map(|s| v1::Brick { host: s.name.clone(), path: brick_path(spec, &s.name, &volume.brick_dir) })
+        .map(|s| v1::Brick { host: s.name.clone(), path: spec.brick_path(&s.name, &volume.brick_dir) })
         .collect()
 }
 
@@ -387,8 +388,8 @@ fn volumes(spec: &Spec) -> Result<Vec<Vec<HostBatch>>, PhaseError> {
                 .filter(|v| spec.volume_members(v).iter().any(|s| s.name == server.name))
                 .map(|v| v1::LocalBrick {
                     volume: v.name.clone(),
-                    path: brick_path(spec, &server.name, &v.brick_dir),
-                    mount_point: brick_root(spec, &server.name),
+                    path: spec.brick_path(&server.name, &v.brick_dir),
+                    mount_point: spec.brick_root(&server.name),
                     force: v.force,
                 })
                 .collect();

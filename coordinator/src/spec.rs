@@ -321,6 +321,21 @@ impl Spec {
         self.volume_servers(volume).into_iter().filter(|s| !s.drain).collect()
     }
 
+    /// Where `server`'s bricks live: its disk's mount point (`/` without a disk).
+    pub fn brick_root(&self, server: &str) -> String {
+        self.server(server).and_then(|s| s.disk.as_ref()).map_or_else(|| "/".to_owned(), |d| d.mount.clone())
+    }
+
+    /// A server's brick for `brick_dir` (also what the spec checks hold to the path policy).
+    pub fn brick_path(&self, server: &str, brick_dir: &str) -> String {
+        let root = self.brick_root(server);
+        if root == "/" {
+            format!("/{brick_dir}")
+        } else {
+            format!("{root}/{brick_dir}")
+        }
+    }
+
     /// Whether `name` is a server that another server of the spec `replaces` (it left the spec:
     /// its bricks move to the replacement, then it leaves the pool).
     pub fn is_replaced(&self, name: &str) -> bool {

@@ -26,8 +26,12 @@ use nix::mount::{umount2, MntFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use super::host::{GLUSTERD_DIR, PATH_IN_HOST};
 use super::{poll, procs, LabError};
+
+/// The gluster package's state directory (glusterd.info there: glusterd has run on this host).
+pub const GLUSTERD_DIR: &str = "/var/lib/glusterd";
+/// The PATH of what runs in a host (boot steps, glusterd, the agent).
+pub const PATH_IN_HOST: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// How long local mounts and glusterd's start may take: systemd's default start timeout (under
 /// load glusterd's start, which runs geo-replication's Python tool several times, takes 5-30 s

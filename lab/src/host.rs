@@ -42,6 +42,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{chdir, pivot_root, sethostname, Pid};
 
+use super::boot::{GLUSTERD_DIR, PATH_IN_HOST};
 use super::ns::netns_path;
 use super::state::InitRecord;
 use super::{procs, LabError};
@@ -56,11 +57,9 @@ pub const AGENT_PID_IN_HOST: &str = "/run/brickyard-lab/agent.pid";
 /// RESTART_WINDOW.
 const MAX_RESTARTS: usize = 5;
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
-/// The gluster package's state directory; only these parts of it are copied into a host.
-pub const GLUSTERD_DIR: &str = "/var/lib/glusterd";
+/// The parts of the gluster package's state directory copied into a host.
 const GLUSTERD_SEED: [&str; 2] = ["hooks", "groups"];
 const GLUSTERD_LOGS: &str = "/var/log/glusterfs";
-pub const PATH_IN_HOST: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Per-host paths on the real filesystem, under DIR/hosts/NAME.
 pub struct HostDir(pub PathBuf);

@@ -427,7 +427,11 @@ impl Task for EnsureVolume {
                 // so a volume that already has every option asked for (e.g. an adopted one) is as
                 // asked; its options count as Brickyard's from that change on.
                 if !resets.is_empty() || !sets.iter().all(|c| c.key() == Some(volume_options::RECORD)) {
-                    changes.extend(resets);
+                    changes.extend(resets.into_iter().map(|(key, was)| VolumeChange::Reset {
+                        volume: volume.clone(),
+                        key,
+                        was,
+                    }));
                     changes.extend(sets);
                 }
                 warnings = unowned;
@@ -463,16 +467,36 @@ impl Task for EnsureVolume {
             if let VolumeChange::Restart { offline, .. } = &change {
                 self.await_bricks_online(ctx, offline).await?;
             }
-            let was_create = matches!(change, VolumeChange::Create { .. });
+            // A new volume has gluster's defaults; `replace-brick` and a replica increase
+            // rewrite `auth.allow` for the mount they make (keeping the old list in
+            // `old.auth.allow`): the options are set to the task's again right after.
+            let options_again = matches!(
+                change,
+                VolumeChange::Create { .. } | VolumeChange::ReplaceBrick { .. } | VolumeChange::RaiseReplica { .. }
+            );
             done.push(change);
-            if was_create {
-                for change in self.option_changes(&gluster::volume_get_all(ctx, self.name.as_str()).await?) {
-                    gluster::cli(ctx, &change.cli_args().iter().map(String::as_str).collect::<Vec<_>>()).await?;
-                    done.push(change);
-                }
+            if options_again {
+                self.set_options(ctx, &mut done).await?;
             }
         }
         Ok(done)
+    }
+}
+
+impl EnsureVolume {
+    /// `volume set`s the options whose live value (read now) differs from the task's.
+    async fn set_options(&self, ctx: &Context, done: &mut Vec<VolumeChange>) -> Result<(), TaskError> {
+        let info = gluster::volume_info(ctx).await?;
+        let reconfigured = info.iter().find(|v| v.name == self.name.as_str()).map(|v| v.options.clone());
+        let live = volume_options::live_values(
+            gluster::volume_get_all(ctx, self.name.as_str()).await?,
+            &reconfigured.unwrap_or_default(),
+        );
+        for change in self.option_changes(&live) {
+            gluster::cli(ctx, &change.cli_args().iter().map(String::as_str).collect::<Vec<_>>()).await?;
+            done.push(change);
+        }
+        Ok(())
     }
 }
 
@@ -597,6 +621,7 @@ mod tests {
                 &format!("{G} volume create gv0 replica 2 gs1:/srv/b1 gs2:/srv/b1"),
                 &fixture("volume-create-replica2.xml"),
             )
+            .expect(&format!("{G} volume info"), &fixture("volume-info-created.xml"))
             .expect(
                 &format!("{G} volume get gv0 all"),
                 &fixture("volume-get.xml").replace("<Value>512MB</Value>", "<Value>32MB (DEFAULT)</Value>"),
@@ -693,6 +718,8 @@ mod tests {
                 &format!("{G} volume add-brick gv0 replica 3 gs3:/srv/b1"),
                 &fixture("volume-add-brick-replica3.xml"),
             )
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume heal gv0 full"), &fixture("volume-heal-full.txt"))
             .expect(&format!("{G} volume heal gv0 info summary"), &fixture("heal-info-summary.xml")));
         let t = EnsureVolume::from_proto(&proto(
@@ -723,17 +750,27 @@ mod tests {
                 "full heal of volume gv0, watched until no entry is pending"
             ]
         );
-        let c = ctx(FakeRunner::default().expect(
-            &format!("{G} volume replace-brick gv0 gs2:/srv/b1 gs4:/data/b1 commit force"),
-            &fixture("volume-replace-brick.xml"),
-        ));
+        // gluster rewrites options for its replace-brick mount: they are set back right after.
+        let c = ctx(FakeRunner::default()
+            .expect(
+                &format!("{G} volume replace-brick gv0 gs2:/srv/b1 gs4:/data/b1 commit force"),
+                &fixture("volume-replace-brick.xml"),
+            )
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
+            .expect(
+                &format!("{G} volume get gv0 all"),
+                &fixture("volume-get.xml").replace("<Value>512MB</Value>", "<Value>32MB</Value>"),
+            )
+            .expect(&format!("{G} volume set gv0 performance.cache-size 512MB"), &fixture("volume-set.xml")));
         let t = EnsureVolume::from_proto(&p).unwrap();
         let plan = Plan::of(vec![VolumeChange::ReplaceBrick {
             volume: t.name.clone(),
             old: "gs2:/srv/b1".into(),
             new: t.bricks[1].clone(),
         }]);
-        assert_eq!(t.apply(&c, plan).await.unwrap().len(), 1);
+        let done: Vec<String> = t.apply(&c, plan).await.unwrap().iter().map(ToString::to_string).collect();
+        assert_eq!(done.len(), 2, "{done:?}");
+        assert_eq!(done[1], "set performance.cache-size = 512MB on volume gv0 (was 32MB)");
     }
 
     #[tokio::test]

@@ -13,18 +13,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use brickyard_proto::types::{OptionKey, OptionValue, VolumeName};
 
 use super::shape::TaskError;
-use super::volume::VolumeChange;
 
 /// The user option holding the keys Brickyard set on the volume, comma-separated, sorted.
 pub const RECORD: &str = "user.brickyard.options";
 
-/// The options gluster itself reconfigures when it creates a volume (gluster 10/11).
+/// The options gluster itself reconfigures: when it creates a volume (gluster 10/11), and
+/// `old.auth.allow`, where `replace-brick` and a replica increase keep the `auth.allow` they
+/// replaced for their own mount.
 const GLUSTER_CREATE_OPTIONS: &[&str] = &[
     "transport.address-family",
     "nfs.disable",
     "performance.client-io-threads",
     "storage.fips-mode-rchecksum",
     "cluster.granular-entry-heal",
+    "old.auth.allow",
 ];
 
 /// `options` plus the record of their keys (the record's own key excluded); no record without
@@ -55,13 +57,14 @@ pub fn live_values(
     all
 }
 
-/// The resets for the recorded keys gone from `wanted` that are still reconfigured on the
-/// live volume, and a warning for each reconfigured option Brickyard does not own.
+/// The options to reset — (key, live value) of each recorded key gone from `wanted` that is
+/// still reconfigured on the live volume — and a warning for each reconfigured option
+/// Brickyard does not own.
 pub fn resets(
     volume: &VolumeName,
     wanted: &BTreeMap<OptionKey, OptionValue>,
     reconfigured: &BTreeMap<String, String>,
-) -> (Vec<VolumeChange>, Vec<String>) {
+) -> (Vec<(String, String)>, Vec<String>) {
     let recorded: BTreeSet<&str> =
         reconfigured.get(RECORD).map(|r| r.split(',').filter(|k| !k.is_empty()).collect()).unwrap_or_default();
     let wanted = |key: &str| wanted.keys().any(|k| k.as_str() == key);
@@ -69,7 +72,7 @@ pub fn resets(
     let mut warnings = Vec::new();
     for (key, value) in reconfigured.iter().filter(|(k, _)| !wanted(k)) {
         if recorded.contains(key.as_str()) || key == RECORD {
-            changes.push(VolumeChange::Reset { volume: volume.clone(), key: key.clone(), was: value.clone() });
+            changes.push((key.clone(), value.clone()));
         } else if !GLUSTER_CREATE_OPTIONS.contains(&key.as_str()) {
             warnings.push(format!(
                 "option {key} = {value} on volume {volume} was not set by Brickyard: left as is \
@@ -119,11 +122,7 @@ mod tests {
             (RECORD, "auth.allow,performance.cache-size"),
         ]);
         let (changes, warnings) = resets(&volume, &wanted, &reconfigured);
-        let shown: Vec<String> = changes.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            shown,
-            ["reset performance.cache-size on volume gv0 to gluster's default (was 512MB, gone from the spec)"]
-        );
+        assert_eq!(changes, [("performance.cache-size".to_owned(), "512MB".to_owned())]);
         assert_eq!(
             warnings,
             ["option network.ping-timeout = 10 on volume gv0 was not set by Brickyard: left as is \
@@ -131,13 +130,7 @@ mod tests {
         );
         // Every option gone: the record goes too.
         let (changes, _) = resets(&volume, &BTreeMap::new(), &reconfigured);
-        let keys: Vec<String> = changes
-            .iter()
-            .map(|c| match c {
-                VolumeChange::Reset { key, .. } => key.clone(),
-                other => panic!("{other}"),
-            })
-            .collect();
+        let keys: Vec<&str> = changes.iter().map(|(key, _)| key.as_str()).collect();
         assert_eq!(keys, ["auth.allow", "performance.cache-size", RECORD]);
         // No record (a volume from an older Brickyard or built by hand): nothing is reset.
         let (changes, warnings) = resets(&volume, &wanted, &live(&[("performance.cache-size", "512MB")]));

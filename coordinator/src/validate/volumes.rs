@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use brickyard_proto::types::{AbsPath, RelPath, VolumeName};
 
 use super::Issues;
-use crate::phases::brick_path;
 use crate::spec::{LayoutError, Seg, Spec, Volume};
 
 pub(super) fn check(spec: &Spec, issues: &mut Issues) {
@@ -39,7 +38,7 @@ pub(super) fn check(spec: &Spec, issues: &mut Issues) {
 
         let servers = brick_servers(spec, v, volume, issues);
         for name in &servers {
-            let brick = brick_path(spec, name, &volume.brick_dir);
+            let brick = spec.brick_path(name, &volume.brick_dir);
             if let Some(Err(e)) = AbsPath::new(&brick).ok().filter(|_| brick_dir_ok).map(|b| b.require_outside_system())
             {
                 issues.push(
