@@ -390,10 +390,15 @@ impl OptionKey {
     }
 }
 
+/// The longest volume option value: `auth.allow` lists every server and client address of the
+/// pool (100 hosts take about 1.4 KiB; this is room for about a thousand IPv4 addresses, and
+/// far below the kernel's 128 KiB for one argument of the gluster CLI).
+const MAX_OPTION_VALUE: usize = 16 * 1024;
+
 impl OptionValue {
     pub fn new(value: &str) -> Result<Self, InvalidValue> {
         const FIELD: &str = "volume option value";
-        check_plain(FIELD, value, 1024)?;
+        check_plain(FIELD, value, MAX_OPTION_VALUE)?;
         if !value.chars().all(|c| {
             c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | ':' | ',' | '=' | '@' | '+' | '%')
         }) {
@@ -702,6 +707,11 @@ mod tests {
         assert!(VolumeName::new("gluV1").is_ok());
         assert!(OptionKey::new("performance.cache-size").is_ok());
         assert!(OptionValue::new("512MB").is_ok());
+        // auth.allow of a 100-host pool fits; a value past the bound is refused, naming it.
+        let pool: Vec<String> = (0..100).map(|i| format!("198.19.15.{i}")).collect();
+        assert!(OptionValue::new(&pool.join(",")).is_ok());
+        let err = OptionValue::new(&"1".repeat(MAX_OPTION_VALUE + 1)).unwrap_err().to_string();
+        assert!(err.contains(&format!("longer than {MAX_OPTION_VALUE} characters")), "{err}");
         for bad in ["a b", "a;b", "a\nb", "-a", ""] {
             assert!(VolumeName::new(bad).is_err(), "{bad:?} accepted");
             assert!(OptionKey::new(bad).is_err(), "{bad:?} accepted");
