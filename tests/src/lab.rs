@@ -220,9 +220,25 @@ impl TestLab {
     }
 }
 
+impl TestLab {
+    /// Removes the specs a test wrote into the lab directory (beside the lab's own, so that their
+    /// `pki_dir = "pki"` finds the lab's PKI), then the directory: `lab down` leaves a directory
+    /// that holds files it did not make.
+    fn remove_test_specs(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.is_file() && path.extension().is_some_and(|x| x == "toml") {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
 impl Drop for TestLab {
     fn drop(&mut self) {
         let out = self.down();
+        self.remove_test_specs();
         if std::thread::panicking() {
             if !out.status.success() {
                 eprintln!("brickyard-lab down --name {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
