@@ -80,14 +80,19 @@ fn a_full_brick_is_reported_refuses_writes_with_enospc_and_recovers() {
     );
     eprintln!("apply on the full pool: exit 0, nothing changed");
 
-    // Space freed on the bricks: healthy (the client's mount answering again included: under
-    // load its brick connections can time out meanwhile), the earlier file intact everywhere.
+    // Space freed: the failed write removed (retried while the client reconnects: under load its
+    // brick connections can time out while the volume is full; its pending heal goes with it),
+    // then healthy, the earlier file intact everywhere.
     for server in ["gluServer1", "gluServer2"] {
         lab.sh(server, "rm /vdisk/filler /vdisk/filler2");
     }
+    let deadline = std::time::Instant::now() + SHOWS;
+    while !lab.exec("client1", &["rm", "-f", "/dataShare/after"]).status.success() {
+        assert!(std::time::Instant::now() < deadline, "client1 could not remove the failed write within {SHOWS:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (_, took) = lab.await_status("a healthy pool", SHOWS, |out| out.status.code() == Some(0));
     eprintln!("healthy {took:?} after space was freed");
-    lab.sh("client1", "rm -f /dataShare/after");
     assert_eq!(lab.sh("client1", "sha256sum < /dataShare/before"), before);
     for server in ["gluServer1", "gluServer2"] {
         assert_eq!(lab.sh(server, &format!("sha256sum < {BRICK}/before")), before, "brick of {server}");
