@@ -154,30 +154,18 @@ pub async fn run(spec: &Spec, volume: &str, yes: bool) -> Result<(), DestroyErro
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-
-    const SPEC: &str = r#"version = 1
-[pool]
-name = "lab"
-[[server]]
-name = "s1"
-address = "10.0.0.1"
-[[volume]]
-name = "gv0"
-type = "distribute"
-brick_dir = "b"
-force = true
-[[client]]
-name = "c1"
-address = "10.0.0.21"
-mounts = [{ volume = "gv0", path = "/data" }]
-"#;
+    use crate::test_spec::SpecText;
 
     #[test]
     fn a_volume_in_the_spec_is_refused_naming_its_clients() {
-        let spec = crate::validate::parse(SPEC, Path::new("cluster.toml")).unwrap();
+        let spec = SpecText::pool("lab")
+            .server("s1", "10.0.0.1")
+            .volume("gv0", "distribute", "b")
+            .set("force", "true")
+            .client("c1", "10.0.0.21")
+            .mount("gv0", "/data")
+            .spec();
         let e = check_spec(&spec, "gv0").unwrap_err().to_string();
         assert_eq!(
             e,

@@ -23,5 +23,7 @@ pub mod replacements;
 pub mod retire;
 pub mod spec;
 pub mod status;
+#[cfg(test)]
+mod test_spec;
 pub mod validate;
 pub mod verify;

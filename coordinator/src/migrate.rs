@@ -91,47 +91,27 @@ pub enum MigrateError {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
     use crate::phases::Phase;
+    use crate::test_spec::{self, SpecText};
 
-    const SPEC: &str = r#"version = 1
-[pool]
-name = "lab"
-[[server]]
-name = "s1"
-address = "10.0.0.1"
-disk = { device = "/dev/loop0", mount = "/vdisk" }
-[[server]]
-name = "s2"
-address = "10.0.0.2"
-disk = { device = "/dev/loop1", mount = "/vdisk" }
-[[server]]
-name = "s3"
-address = "10.0.0.3"
-disk = { device = "/dev/loop2", mount = "/vdisk" }
-drain = true
-[[server]]
-name = "s4"
-address = "10.0.0.4"
-disk = { device = "/dev/loop3", mount = "/vdisk" }
-drain = true
-[[volume]]
-name = "gv"
-type = "replicate"
-replica = 2
-allow_replica2 = true
-brick_dir = "b"
-"#;
-
-    fn spec(text: &str) -> Spec {
-        crate::validate::parse(text, Path::new("c.toml")).unwrap()
+    /// Servers s1 to s`servers` in one replica-2 volume gv, those numbered in `draining` with
+    /// `drain = true`.
+    fn gv_pool(servers: u8, draining: &[u8]) -> SpecText {
+        let text = (1..=servers).fold(SpecText::pool("lab"), |text, n| {
+            let text = text.numbered_server(n);
+            if draining.contains(&n) {
+                text.set("drain", "true")
+            } else {
+                text
+            }
+        });
+        text.volume("gv", "replicate", "b").replica(2)
     }
 
     #[test]
     fn drained_servers_leave_volumes_and_pool() {
-        let spec = spec(SPEC);
+        let spec = gv_pool(4, &[3, 4]).spec();
         let phases = crate::phases::build(&spec, &BTreeMap::new()).unwrap();
         // The pool is probed and awaited among the members only.
         let pool = &phases[1].steps;
@@ -150,25 +130,15 @@ brick_dir = "b"
 
     #[test]
     fn only_whole_sets_drain() {
-        let half = SPEC.replacen("drain = true\n", "", 1);
-        let e = crate::validate::parse(&half, Path::new("c.toml")).unwrap_err().to_string();
+        let e = test_spec::parse(gv_pool(4, &[4]).text()).unwrap_err().to_string();
         assert!(e.contains("volume \"gv\": s4 drains but s3 of the same set does not"), "{e}");
-        let all = SPEC
-            .replace(
-                "disk = { device = \"/dev/loop0\", mount = \"/vdisk\" }",
-                "disk = { device = \"/dev/loop0\", mount = \"/vdisk\" }\ndrain = true",
-            )
-            .replace(
-                "disk = { device = \"/dev/loop1\", mount = \"/vdisk\" }",
-                "disk = { device = \"/dev/loop1\", mount = \"/vdisk\" }\ndrain = true",
-            );
-        let e = crate::validate::parse(&all, Path::new("c.toml")).unwrap_err().to_string();
+        let e = test_spec::parse(gv_pool(4, &[1, 2, 3, 4]).text()).unwrap_err().to_string();
         assert!(e.contains("every server has drain = true"), "{e}");
     }
 
     #[test]
     fn a_grown_volume_is_rebalanced_after_it_is_ensured() {
-        let spec = spec(&SPEC.replace("drain = true\n", ""));
+        let spec = gv_pool(4, &[]).spec();
         let phases = crate::phases::build(&spec, &BTreeMap::new()).unwrap();
         let order: Vec<Phase> = phases.iter().map(|p| p.phase).collect();
         assert_eq!(order, [Phase::Servers, Phase::Pool, Phase::Volumes, Phase::Clients, Phase::Rebalance]);
@@ -182,7 +152,7 @@ brick_dir = "b"
 
     #[test]
     fn a_removed_server_with_bricks_is_named_with_what_to_set() {
-        let spec = spec(&SPEC.replace("drain = true\n", ""));
+        let spec = gv_pool(4, &[]).spec();
         let brick = |host: &str| v1::BrickStatus { host: host.into(), path: "/vdisk/b".into(), ..Default::default() };
         let mut status = v1::GlusterStatus {
             volumes: vec![v1::VolumeStatus {
@@ -194,9 +164,8 @@ brick_dir = "b"
         };
         assert_eq!(removed_servers(&spec, &status), Ok(()));
         // s3 and s4 dropped from the spec (the volume is one set of s1, s2 there).
-        let without = SPEC.split("[[server]]\nname = \"s3\"").next().unwrap().to_owned()
-            + &SPEC[SPEC.find("[[volume]]").unwrap()..];
-        let e = removed_servers(&self::spec(&without), &status).unwrap_err().to_string();
+        let without = gv_pool(2, &[]).spec();
+        let e = removed_servers(&without, &status).unwrap_err().to_string();
         assert!(
             e.starts_with(
                 "server s3 is not in the spec but holds bricks s3:/vdisk/b (volume gv): its files would be lost; put its \
@@ -206,6 +175,6 @@ brick_dir = "b"
             "{e}"
         );
         status.volumes[0].bricks.truncate(2);
-        assert_eq!(removed_servers(&self::spec(&without), &status), Ok(()));
+        assert_eq!(removed_servers(&without, &status), Ok(()));
     }
 }

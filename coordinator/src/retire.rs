@@ -155,20 +155,13 @@ impl Survey {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
+    use crate::test_spec::SpecText;
 
-    const SPEC: &str = r#"version = 1
-[pool]
-name = "lab"
-[[server]]
-name = "s1"
-address = "10.0.0.1"
-[[client]]
-name = "c1"
-address = "10.0.0.21"
-"#;
+    /// One server, one client.
+    fn spec() -> Spec {
+        SpecText::pool("lab").server("s1", "10.0.0.1").client("c1", "10.0.0.21").spec()
+    }
 
     fn entry(name: &str, address: &str) -> v1::HostEntry {
         v1::HostEntry { name: name.into(), address: address.into() }
@@ -176,7 +169,7 @@ address = "10.0.0.21"
 
     #[test]
     fn former_clients_are_in_the_record_but_neither_in_the_spec_nor_peers() {
-        let spec = crate::validate::parse(SPEC, Path::new("cluster.toml")).unwrap();
+        let spec = spec();
         let record =
             vec![entry("s1", "10.0.0.1"), entry("s2", "10.0.0.2"), entry("C1", "10.0.0.21"), entry("c2", "10.0.0.22")];
         let facts: BTreeMap<String, v1::Facts> = ["s1", "c1"]
@@ -189,7 +182,7 @@ address = "10.0.0.21"
 
     #[test]
     fn unreachable_clients_and_unmanaged_volumes_are_warned_about() {
-        let spec = crate::validate::parse(SPEC, Path::new("cluster.toml")).unwrap();
+        let spec = spec();
         let survey = Survey {
             retired: vec![
                 Retired {

@@ -335,35 +335,18 @@ pub fn render_json(report: &StatusReport) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-
-    const SPEC: &str = r#"version = 1
-[pool]
-name = "t"
-[[server]]
-name = "s1"
-address = "10.0.0.1"
-disk = { device = "/dev/loop0", mount = "/vdisk" }
-[[server]]
-name = "s2"
-address = "10.0.0.2"
-disk = { device = "/dev/loop1", mount = "/vdisk" }
-[[volume]]
-name = "v"
-type = "replicate"
-replica = 2
-allow_replica2 = true
-brick_dir = "b"
-[[client]]
-name = "c1"
-address = "10.0.0.21"
-mounts = [{ volume = "v", path = "/data" }]
-"#;
+    use crate::test_spec::SpecText;
 
     fn healthy() -> (Spec, StatusReport) {
-        let spec = crate::validate::parse(SPEC, Path::new("c.toml")).unwrap();
+        let spec = SpecText::pool("t")
+            .numbered_server(1)
+            .numbered_server(2)
+            .volume("v", "replicate", "b")
+            .replica(2)
+            .client("c1", "10.0.0.21")
+            .mount("v", "/data")
+            .spec();
         let peer = |name: &str| v1::Peer {
             hostname: name.into(),
             connected: true,

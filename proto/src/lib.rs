@@ -5,6 +5,7 @@
 pub mod agent_config;
 pub mod join_token;
 pub mod layout;
+pub mod tls_verifier;
 pub mod types;
 
 /// Generated protobuf messages and the `Agent` service (client and server).

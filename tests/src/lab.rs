@@ -161,6 +161,18 @@ impl TestLab {
         }
     }
 
+    /// Runs `brickyard apply --json -f SPEC` and asserts that it exits 0 with every task
+    /// unchanged; `what` names that apply in the failure message.
+    pub fn assert_apply_changes_nothing(&self, what: &str) {
+        let out = self.brickyard(&["apply", "--json", "-f", &self.spec_path().to_string_lossy()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let changed: Vec<&str> = stdout
+            .lines()
+            .filter(|l| l.contains(r#""event":"task_done""#) && !l.contains(r#""status":"unchanged""#))
+            .collect();
+        assert!(out.status.code() == Some(0) && changed.is_empty(), "{what} changed {changed:?}\n{}", text(&out));
+    }
+
     /// Mounts a 64 MiB tmpfs at `dir` on each of `servers`, so bricks there live off the lab
     /// host's (overlay) root.
     pub fn tmpfs_bricks(&self, servers: &[&brickyard::spec::HostTarget], dir: &str) {

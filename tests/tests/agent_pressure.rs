@@ -137,13 +137,7 @@ fn a_hung_fuse_mount_does_not_freeze_the_agent() {
         std::thread::sleep(Duration::from_millis(500));
     }
     eprintln!("healthy {:?} after SIGCONT", started.elapsed());
-    let out = lab.brickyard(&["apply", "--json", "-f", spec]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let changed: Vec<&str> = stdout
-        .lines()
-        .filter(|l| l.contains(r#""event":"task_done""#) && !l.contains(r#""status":"unchanged""#))
-        .collect();
-    assert!(out.status.code() == Some(0) && changed.is_empty(), "re-apply changed {changed:?}\n{}", text(&out));
+    lab.assert_apply_changes_nothing("re-apply");
 
     // A call stuck on the hung mount does not keep the agent from stopping on SIGTERM.
     let resume = Resume(&lab);

@@ -185,14 +185,19 @@ fn seed(disk: &str, wipe: bool) -> Vec<v1::Task> {
     ]
 }
 
-/// Applies `tasks` in order as the agent's Apply does; stops at the first failure. Returns
-/// each applied task's changes, or the failure's message.
-async fn apply(tasks: &[v1::Task]) -> Result<Vec<Vec<String>>, String> {
-    let ctx = Context {
+/// This machine as the agent sees its host: real programs, daemons started directly.
+fn this_host() -> Context {
+    Context {
         runner: Arc::new(SystemRunner),
         service_manager: ServiceManager::Direct,
         key_material: Default::default(),
-    };
+    }
+}
+
+/// Applies `tasks` in order as the agent's Apply does; stops at the first failure. Returns
+/// each applied task's changes, or the failure's message.
+async fn apply(tasks: &[v1::Task]) -> Result<Vec<Vec<String>>, String> {
+    let ctx = this_host();
     let mut out = Vec::new();
     for t in tasks {
         let task = tasks::from_proto(t, None).map_err(|e| format!("{}: {e}", t.id))?;
@@ -203,11 +208,7 @@ async fn apply(tasks: &[v1::Task]) -> Result<Vec<Vec<String>>, String> {
 
 /// Plans `tasks` (check only) as the agent's Plan does.
 async fn plan(tasks: &[v1::Task]) -> Result<Vec<Vec<String>>, String> {
-    let ctx = Context {
-        runner: Arc::new(SystemRunner),
-        service_manager: ServiceManager::Direct,
-        key_material: Default::default(),
-    };
+    let ctx = this_host();
     let mut out = Vec::new();
     for t in tasks {
         let task = tasks::from_proto(t, None).map_err(|e| format!("{}: {e}", t.id))?;

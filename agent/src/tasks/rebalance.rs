@@ -220,30 +220,34 @@ mod tests {
         Output { code: Some(1), stdout: fixture(name), stderr: String::new() }
     }
 
-    #[tokio::test]
-    async fn a_single_set_needs_no_rebalance() {
+    /// gluV1 live as one replica set of gluServer1-2 (the captured volume-info.xml with its names
+    /// changed), which gluster does not rebalance: the volume is not distributed.
+    fn one_set_live() -> Context {
         let info = fixture("volume-info.xml")
             .replace("gv0", "gluV1")
             .replace("gs1:", "gluServer1:")
             .replace("gs2:", "gluServer2:");
-        let c = Context::direct(FakeRunner::default().expect(&format!("{G} volume info"), &info).expect_output(
-            &format!("{G} volume rebalance gluV1 status"),
-            refused("rebalance-status-not-distribute.xml"),
-        ));
+        Context::direct(info_then_refused_status(&info, "rebalance-status-not-distribute.xml"))
+    }
+
+    /// A runner answering `volume info` with `info`, then refusing `rebalance status` with the
+    /// fixture `status`.
+    fn info_then_refused_status(info: &str, status: &str) -> FakeRunner {
+        FakeRunner::default()
+            .expect(&format!("{G} volume info"), info)
+            .expect_output(&format!("{G} volume rebalance gluV1 status"), refused(status))
+    }
+
+    #[tokio::test]
+    async fn a_single_set_needs_no_rebalance() {
+        let c = one_set_live();
         assert_eq!(servers_task(2).plan(&c).await.unwrap(), Plan::unchanged());
     }
 
     #[tokio::test]
     async fn a_pending_expansion_is_planned_with_its_new_servers() {
         // The live volume is still one set of gluServer1-2; the spec adds gluServer3-4.
-        let info = fixture("volume-info.xml")
-            .replace("gv0", "gluV1")
-            .replace("gs1:", "gluServer1:")
-            .replace("gs2:", "gluServer2:");
-        let c = Context::direct(FakeRunner::default().expect(&format!("{G} volume info"), &info).expect_output(
-            &format!("{G} volume rebalance gluV1 status"),
-            refused("rebalance-status-not-distribute.xml"),
-        ));
+        let c = one_set_live();
         let plan = task().check(&c).await.unwrap();
         assert_eq!(
             plan.changes,
@@ -257,12 +261,7 @@ mod tests {
         // This host is the first brick server; the captured rebalance calls it "localhost".
         let info = fixture("volume-info-grown.xml").replace("gluServer1", &gluster::local_hostname().unwrap());
         let c = Context::direct(
-            FakeRunner::default()
-                .expect(&format!("{G} volume info"), &info)
-                .expect_output(
-                    &format!("{G} volume rebalance gluV1 status"),
-                    refused("rebalance-status-not-started.xml"),
-                )
+            info_then_refused_status(&info, "rebalance-status-not-started.xml")
                 .expect(&format!("{G} volume info"), &info)
                 .expect(&format!("{G} volume rebalance gluV1 status"), &fixture("rebalance-status-completed.xml")),
         );
@@ -287,12 +286,7 @@ mod tests {
             .replacen("<status>3</status>", "<status>4</status>", 1)
             .replacen("<statusStr>completed</statusStr>", "<statusStr>failed</statusStr>", 1);
         let c = Context::direct(
-            FakeRunner::default()
-                .expect(&format!("{G} volume info"), &info)
-                .expect_output(
-                    &format!("{G} volume rebalance gluV1 status"),
-                    refused("rebalance-status-not-started.xml"),
-                )
+            info_then_refused_status(&info, "rebalance-status-not-started.xml")
                 .expect(&format!("{G} volume rebalance gluV1 start"), &fixture("rebalance-start.xml"))
                 .expect(&format!("{G} volume rebalance gluV1 status"), &fixture("rebalance-status-in-progress.xml"))
                 .expect(&format!("{G} volume rebalance gluV1 status"), &failed),

@@ -4,9 +4,8 @@
 //! `user.*` options with the volume, shows them in `volume info`/`get` and passes them to hook
 //! scripts, and no translator reads them): a key in the record and no longer in the task is
 //! Brickyard's to reset. A reconfigured option that is neither asked for nor recorded — set by
-//! hand, by an older Brickyard that kept no record, or one of gluster's own create-time options
-//! ([`GLUSTER_CREATE_OPTIONS`], never warned about) — is left as it is, with a warning that says
-//! how to reset it. Pure.
+//! hand, by an older Brickyard that kept no record, or by gluster itself ([`GLUSTER_OWN_OPTIONS`],
+//! never warned about) — is left as it is, with a warning that says how to reset it. Pure.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,10 +16,10 @@ use super::shape::TaskError;
 /// The user option holding the keys Brickyard set on the volume, comma-separated, sorted.
 pub const RECORD: &str = "user.brickyard.options";
 
-/// The options gluster itself reconfigures: when it creates a volume (gluster 10/11), and
-/// `old.auth.allow`, where `replace-brick` and a replica increase keep the `auth.allow` they
-/// replaced for their own mount.
-const GLUSTER_CREATE_OPTIONS: &[&str] = &[
+/// The options gluster sets by itself, none of them Brickyard's: those it reconfigures when it
+/// creates a volume (gluster 10/11), and `old.auth.allow`, where `replace-brick` and a replica
+/// increase keep the `auth.allow` they replaced for their own mount.
+const GLUSTER_OWN_OPTIONS: &[&str] = &[
     "transport.address-family",
     "nfs.disable",
     "performance.client-io-threads",
@@ -73,7 +72,7 @@ pub fn resets(
     for (key, value) in reconfigured.iter().filter(|(k, _)| !wanted(k)) {
         if recorded.contains(key.as_str()) || key == RECORD {
             changes.push((key.clone(), value.clone()));
-        } else if !GLUSTER_CREATE_OPTIONS.contains(&key.as_str()) {
+        } else if !GLUSTER_OWN_OPTIONS.contains(&key.as_str()) {
             warnings.push(format!(
                 "option {key} = {value} on volume {volume} was not set by Brickyard: left as is \
                  (`gluster volume reset {volume} {key}` resets it)"

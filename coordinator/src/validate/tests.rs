@@ -2,39 +2,10 @@
 //! input panics it, every error is located, and every accepted spec renders back to TOML that
 //! loads as the same spec.
 
-use std::path::Path;
-
 use proptest::prelude::*;
 
-use crate::spec::{Spec, SpecError};
-
-const SEED: &str = r#"version = 1
-[pool]
-name = "seed"
-[[server]]
-name = "gluServer1"
-address = "192.0.2.11"
-disk = { device = "/dev/vdb", filesystem = "ext4", mount = "/vdisk" }
-[[server]]
-name = "gluServer2"
-address = "192.0.2.12"
-disk = { device = "/dev/vdb", filesystem = "ext4", mount = "/vdisk" }
-[[volume]]
-name = "gluV1"
-type = "replicate"
-replica = 2
-allow_replica2 = true
-brick_dir = "brick1"
-options = { "performance.cache-size" = "512MB" }
-[[client]]
-name = "client1"
-address = "192.0.2.21"
-mounts = [{ volume = "gluV1", path = "/dataShare" }]
-"#;
-
-fn parse(text: &str) -> Result<Spec, SpecError> {
-    super::parse(text, Path::new("cluster.toml"))
-}
+use crate::spec::SpecError;
+use crate::test_spec::{parse, SEED};
 
 /// The issues as `line N: key: message` strings.
 fn issues(text: &str) -> Vec<String> {
