@@ -64,23 +64,38 @@ pub async fn run(spec: &Spec, hosts: &[HostTarget], roll: &Roll) -> usize {
             }
         }
     }
-    if failed > 0 || !roll.restart {
+    if failed > 0 {
         return failed;
     }
     let servers: Vec<&str> =
         spec.servers.iter().map(|s| s.name.as_str()).filter(|s| hosts.iter().any(|h| h.name == *s)).collect();
-    for server in servers {
-        if let Err(err) = restart_server(&agents, server, roll).await {
-            eprintln!("{server}: {err}; the servers after it were not restarted");
-            return failed + 1;
+    let mut restarted = false;
+    for server in servers.into_iter().filter(|_| roll.restart) {
+        match restart_server(&agents, server, roll).await {
+            Ok(done) => restarted |= done,
+            Err(err) => {
+                eprintln!("{server}: {err}; the servers after it were not restarted");
+                return failed + 1;
+            }
         }
+    }
+    let reconnected = if restarted {
+        "its gluster connections were made again with them as each server restarted"
+    } else {
+        "its established gluster connections keep their TLS sessions until they reconnect"
+    };
+    for client in hosts.iter().filter(|h| spec.clients.iter().any(|c| c.name == h.name)) {
+        println!(
+            "{}: mounts not remounted; gluster reads the refreshed files on every new connection, {reconnected}",
+            client.name
+        );
     }
     failed
 }
 
 /// Restarts `server`'s gluster processes when they predate its TLS files, then waits until
-/// the pool's volumes are healthy.
-async fn restart_server(agents: &Agents, server: &str, roll: &Roll) -> Result<(), String> {
+/// the pool's volumes are healthy; whether it restarted them.
+async fn restart_server(agents: &Agents, server: &str, roll: &Roll) -> Result<bool, String> {
     let task = v1::Task {
         id: "restart gluster".into(),
         kind: Some(Kind::RestartGluster(v1::RestartGluster { not_expected: roll.revoked.clone() })),
@@ -92,7 +107,7 @@ async fn restart_server(agents: &Agents, server: &str, roll: &Roll) -> Result<()
     let changes = apply_tasks(agents, server, vec![task]).await?;
     if changes.is_empty() {
         println!("{server}: gluster processes already started with the current TLS files");
-        return Ok(());
+        return Ok(false);
     }
     println!(
         "{server}: {} (bricks online, clients back, {:.1} s)",
@@ -102,7 +117,7 @@ async fn restart_server(agents: &Agents, server: &str, roll: &Roll) -> Result<()
     warn_missing_crl_path(agents, server).await;
     await_healthy(agents, server).await?;
     println!("{server}: pool healthy again ({:.1} s after the restart began)", started.elapsed().as_secs_f64());
-    Ok(())
+    Ok(true)
 }
 
 /// Says so when a started TLS volume has no `ssl.crl-path` yet (a pool from before the CRL).

@@ -71,11 +71,12 @@ pub async fn run(
         },
     };
     // gluster refuses every connection once its CRL is past its next update: whatever signs
-    // certificates re-signs the CRL to last at least as long.
+    // certificates re-signs the CRL to last at least as long (enrolment says "CRL installed").
     let resigned = match operation {
         Operation::Enroll | Operation::Rotate if spec.pool.tls => {
             let revoked = revoke::resign(&spec.pki_dir(), signing.ca_key.as_deref(), signing.validity)?;
-            Some(format!("CRL re-signed ({revoked} revoked), valid at least as long as the new certificates"))
+            let said = format!("CRL re-signed ({revoked} revoked), valid at least as long as the new certificates");
+            (operation == Operation::Rotate).then_some(said)
         }
         _ => None,
     };
@@ -133,18 +134,6 @@ pub async fn run(
             revoked: revoked_addresses(spec, &run.pki_dir)?,
         };
         failed += gluster_roll::run(spec, &done_on, &roll).await;
-        let clients = done_on.iter().filter(|h| spec.clients.iter().any(|c| c.name == h.name));
-        for client in clients {
-            let reconnected = if roll.restart {
-                "its gluster connections were made again with it as each server restarted"
-            } else {
-                "its established gluster connections keep the old certificate's sessions until they reconnect"
-            };
-            println!(
-                "{}: mounts not remounted; gluster reads the refreshed files on every new connection, {reconnected}",
-                client.name
-            );
-        }
     }
     Ok(u8::from(failed > 0))
 }
