@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use brickyard::commands;
-use brickyard::identity::{Operation, Signing};
+use brickyard::identity::{GlusterRestart, Operation, Signing};
 use brickyard::spec::Spec;
 use brickyard::validate;
 use clap::{Parser, Subcommand};
@@ -150,6 +150,25 @@ struct SigningArgs {
     ca_key: Option<PathBuf>,
 }
 
+/// Whether gluster's processes are restarted after new certificates or a new CRL.
+#[derive(clap::Args)]
+struct NoRestart {
+    /// Only refresh gluster's TLS files: new connections use them, established ones keep
+    /// their sessions (and a revoked host its connections) until they reconnect.
+    #[arg(long)]
+    no_restart: bool,
+}
+
+impl NoRestart {
+    fn restart(&self) -> GlusterRestart {
+        if self.no_restart {
+            GlusterRestart::None
+        } else {
+            GlusterRestart::Rolling
+        }
+    }
+}
+
 /// The lifetime of a host certificate.
 #[derive(clap::Args)]
 struct HostDays {
@@ -214,18 +233,25 @@ enum PkiCommand {
     },
     /// Re-issues host certificates through the agents: each makes a new key and CSR, the
     /// coordinator signs it, the agent serves the new certificate from its next handshake
-    /// (no restart; open connections, volumes and mounts are not touched).
+    /// (no agent restart). On a TLS pool it then re-signs and installs the CRL, refreshes
+    /// gluster's TLS files on every host and restarts gluster one server at a time, waiting
+    /// until the pool is healthy before the next (mounts are not remounted).
     Rotate {
         #[command(flatten)]
         hosts: HostsArgs,
         #[command(flatten)]
         signing: SigningArgs,
+        #[command(flatten)]
+        restart: NoRestart,
     },
-    /// Installs the pool CRL (DIR/crl.pem) on the agents; they honour it from their next
-    /// handshake on and load it again at startup.
+    /// Installs the pool CRL (DIR/crl.pem) on the agents (they honour it from their next
+    /// handshake on and load it again at startup) and, on a TLS pool, for gluster, whose
+    /// servers are then restarted one at a time so that revoked hosts lose their connections.
     PushCrl {
         #[command(flatten)]
         hosts: HostsArgs,
+        #[command(flatten)]
+        restart: NoRestart,
     },
 }
 
@@ -261,7 +287,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply { spec: a } => coordinate(&a, |spec| async move { commands::apply(&spec, a.json).await }),
         Command::Status { spec: a } => coordinate(&a, |spec| async move { commands::status(&spec, a.json).await }),
         Command::Verify { spec: a } => coordinate(&a, |spec| async move { commands::verify(&spec, a.json).await }),
-        Command::Enroll { hosts, signing } => identity(hosts, Operation::Enroll, Some(signing)),
+        Command::Enroll { hosts, signing } => identity(hosts, Operation::Enroll, Some(signing), GlusterRestart::None),
         Command::Destroy { spec, volume, yes } => {
             let spec = validate::load(&spec)?;
             Ok(ExitCode::from(runtime()?.block_on(commands::destroy(&spec, &volume, yes))))
@@ -290,19 +316,27 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Enrol, rotate or push the CRL on the hosts of a spec.
-fn identity(hosts: HostsArgs, operation: Operation, signing: Option<SigningArgs>) -> anyhow::Result<ExitCode> {
+fn identity(
+    hosts: HostsArgs,
+    operation: Operation,
+    signing: Option<SigningArgs>,
+    restart: GlusterRestart,
+) -> anyhow::Result<ExitCode> {
     let spec = validate::load(&hosts.spec)?;
     let signing = signing.map_or(Signing { ca_key: None, validity: brickyard::pki::DEFAULT_HOST_VALIDITY }, |s| {
         Signing { ca_key: s.ca_key, validity: s.days.validity() }
     });
-    let code = runtime()?.block_on(brickyard::identity::run(&spec, hosts.host.as_deref(), operation, signing))?;
+    let run = brickyard::identity::run(&spec, hosts.host.as_deref(), operation, signing, restart);
+    let code = runtime()?.block_on(run)?;
     Ok(ExitCode::from(code))
 }
 
 fn pki(cmd: PkiCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        PkiCommand::Rotate { hosts, signing } => return identity(hosts, Operation::Rotate, Some(signing)),
-        PkiCommand::PushCrl { hosts } => return identity(hosts, Operation::PushCrl, None),
+        PkiCommand::Rotate { hosts, signing, restart } => {
+            return identity(hosts, Operation::Rotate, Some(signing), restart.restart())
+        }
+        PkiCommand::PushCrl { hosts, restart } => return identity(hosts, Operation::PushCrl, None, restart.restart()),
         PkiCommand::Init { pki } => {
             brickyard::pki::init(&pki.dir, pki.ca_key.as_deref())?;
             println!("pool CA and coordinator certificate written to {}", pki.dir.display());

@@ -4,7 +4,11 @@
 //! certificate) and `brickyard pki push-crl` (the pool CRL to the agents). Enrolment is never
 //! implicit: `facts`, `plan` and `apply` only say that a host is not enrolled, so reading the
 //! pool never spends a token or signs a certificate. Hosts are handled concurrently; each line
-//! of output names its host. Reads and writes the pki directory (token state, `hosts/NAME.pem`).
+//! of output names its host. On a TLS pool, `rotate` also re-signs the CRL (so it never runs
+//! out before the certificates do) and installs it, and both `rotate` and `push-crl` then bring
+//! gluster along ([`crate::gluster_roll`]): its TLS files refreshed on every host, its
+//! processes restarted one server at a time. Reads and writes the pki directory (token
+//! state, `hosts/NAME.pem`, `crl.pem`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use tonic::transport::Channel;
 
 use crate::agents::{AgentError, RPC_TIMEOUT};
 use crate::client::{self, PeerCert, ServerCheck};
+use crate::gluster_roll;
 use crate::pki::{self, revoke, token};
 use crate::spec::{HostTarget, Spec};
 
@@ -39,9 +44,24 @@ struct Run {
     signing: Signing,
 }
 
+/// What `rotate` and `push-crl` do with gluster on a TLS pool besides refreshing its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlusterRestart {
+    /// Restart each server's gluster processes, one server at a time.
+    Rolling,
+    /// Leave them: new connections use the new files, established ones keep their sessions.
+    None,
+}
+
 /// Runs `operation` on `host` (or every host of the spec); prints one line per host.
 /// Exit code 0 when every host succeeded, 1 otherwise.
-pub async fn run(spec: &Spec, host: Option<&str>, operation: Operation, signing: Signing) -> anyhow::Result<u8> {
+pub async fn run(
+    spec: &Spec,
+    host: Option<&str>,
+    operation: Operation,
+    signing: Signing,
+    restart: GlusterRestart,
+) -> anyhow::Result<u8> {
     let hosts = spec.hosts();
     let targets: Vec<HostTarget> = match host {
         None => hosts,
@@ -50,7 +70,32 @@ pub async fn run(spec: &Spec, host: Option<&str>, operation: Operation, signing:
             None => anyhow::bail!("host {name} is not in {}", spec.path.display()),
         },
     };
+    // gluster refuses every connection once its CRL is past its next update: whatever signs
+    // certificates re-signs the CRL to last at least as long (enrolment says "CRL installed").
+    let resigned = match operation {
+        Operation::Enroll | Operation::Rotate if spec.pool.tls => {
+            let revoked = revoke::resign(&spec.pki_dir(), signing.ca_key.as_deref(), signing.validity)?;
+            let said = format!("CRL re-signed ({revoked} revoked), valid at least as long as the new certificates");
+            (operation == Operation::Rotate).then_some(said)
+        }
+        _ => None,
+    };
     let run = Arc::new(Run { pki_dir: spec.pki_dir(), signing });
+    let mut targets = targets;
+    if operation != Operation::Enroll {
+        let mut reachable = Vec::new();
+        for target in targets {
+            if revoke::is_revoked(&run.pki_dir, &target.name)? {
+                println!(
+                    "{}: its current certificate is revoked: not contacted (the coordinator refuses it)",
+                    target.name
+                );
+            } else {
+                reachable.push(target);
+            }
+        }
+        targets = reachable;
+    }
     let by_name: std::collections::BTreeMap<String, HostTarget> =
         targets.iter().map(|t| (t.name.clone(), t.clone())).collect();
     let by_name = Arc::new(by_name);
@@ -67,16 +112,41 @@ pub async fn run(spec: &Spec, host: Option<&str>, operation: Operation, signing:
     })
     .await;
     let mut failed = 0;
+    let mut done_on = Vec::new();
     for (name, answer) in answers {
         match answer {
-            Ok(done) => println!("{name}: {done}"),
+            Ok(done) => {
+                println!("{name}: {done}");
+                done_on.push(by_name[&name].clone());
+            }
             Err(err) => {
                 failed += 1;
                 eprintln!("{name}: {err}");
             }
         }
     }
+    if let Some(resigned) = resigned {
+        println!("{resigned}");
+    }
+    if operation != Operation::Enroll && spec.pool.tls && !done_on.is_empty() {
+        let roll = gluster_roll::Roll {
+            restart: restart == GlusterRestart::Rolling,
+            revoked: revoked_addresses(spec, &run.pki_dir)?,
+        };
+        failed += gluster_roll::run(spec, &done_on, &roll).await;
+    }
     Ok(u8::from(failed > 0))
+}
+
+/// The spec addresses of hosts whose current certificate is revoked.
+fn revoked_addresses(spec: &Spec, pki_dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let mut addresses = Vec::new();
+    for host in spec.hosts() {
+        if revoke::is_revoked(pki_dir, &host.name)? {
+            addresses.push(host.address);
+        }
+    }
+    Ok(addresses)
 }
 
 /// A unary RPC with the read-only deadline; errors name the host and the RPC.
@@ -155,15 +225,28 @@ async fn enroll(run: &Run, target: &HostTarget) -> Result<String, String> {
 
 async fn rotate(run: &Run, target: &HostTarget) -> Result<String, String> {
     let (mut agent, peer) = connect(run, target, ServerCheck::Pool).await?;
-    let (old, _) = serial_and_spki(&presented(&peer)?)?;
+    let old_cert = presented(&peer)?;
+    let (old, _) = serial_and_spki(&old_cert)?;
+    let old_until = not_after(&old_cert)?;
     let csr = call(&target.name, "IdentityCsr", agent.identity_csr(v1::IdentityCsrRequest { rotate: true })).await?;
     let signed = sign(run, target, &csr.csr_pem, None)?;
     let install = v1::IdentityInstallRequest { cert_pem: signed };
     let serial = call(&target.name, "IdentityInstall", agent.identity_install(install)).await?.serial;
     // The connection made before the rotation keeps working; a new one gets the new certificate.
     call(&target.name, "GetFacts", agent.get_facts(v1::GetFactsRequest {})).await?;
+    let crl = push_crl_on(run, target, &mut agent).await?;
     check_serves(run, target, &serial).await?;
-    Ok(format!("rotated: serial {old} -> {serial}, valid {} days", run.signing.validity.whole_days()))
+    Ok(format!(
+        "rotated: serial {old} -> {serial}, valid {} days (the old one until {old_until}){crl}",
+        run.signing.validity.whole_days()
+    ))
+}
+
+/// When a certificate expires, as a UTC date and time.
+fn not_after(cert: &[u8]) -> Result<String, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert).map_err(|e| format!("unparseable certificate: {e}"))?;
+    let until = cert.validity().not_after.to_datetime();
+    Ok(format!("{} {:02}:{:02} UTC", until.date(), until.hour(), until.minute()))
 }
 
 async fn push_crl(run: &Run, target: &HostTarget) -> Result<String, String> {

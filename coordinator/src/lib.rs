@@ -10,6 +10,7 @@ pub mod cloud_init;
 pub mod commands;
 pub mod destroy;
 pub mod facts;
+pub mod gluster_roll;
 pub mod gluster_tls;
 pub mod identity;
 pub mod migrate;

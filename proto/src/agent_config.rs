@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 /// when it starts glusterd itself, and a lab host's boot, which starts glusterd there, too.
 pub const DIRECT_GLUSTERD_PID_FILE: &str = "/run/glusterd.pid";
 
+/// Where the agent installs the pool CRL for gluster (`HASH.r0`, OpenSSL's hashed-directory
+/// name) and what the coordinator sets as a TLS volume's `ssl.crl-path`.
+pub const GLUSTER_CRL_DIR: &str = "/etc/ssl/glusterfs-crl";
+
 /// How the agent starts daemons: `auto` = systemd when it runs the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -245,3 +245,187 @@ fn tls_is_turned_on_for_a_running_pool_only_when_the_spec_says_so() {
     assert_success("the second brickyard apply", &reapply);
     assert!(stdout(&reapply).contains(" 0 changed,"), "the second apply changed something:\n{}", stdout(&reapply));
 }
+
+/// The serial (hex) of the certificate `address:port` presents to `host` in a TLS handshake,
+/// `host` authenticating with its own gluster certificate.
+fn served_serial(lab: &TestLab, host: &str, address: &str, port: &str) -> String {
+    let handshake = format!(
+        "echo | timeout {CONNECT_TIMEOUT} openssl s_client -connect {address}:{port} -cert /etc/ssl/glusterfs.pem \
+         -key /etc/ssl/glusterfs.key -CAfile /etc/ssl/glusterfs.ca 2>/dev/null | openssl x509 -noout -serial"
+    );
+    let serial = sh(lab, host, &handshake);
+    serial.strip_prefix("serial=").unwrap_or_else(|| panic!("{address}:{port} to {host}: {serial:?}")).to_owned()
+}
+
+/// `server`'s brick of gluV1: (TCP port, pid), from `volume status`.
+fn brick_port_and_pid(lab: &TestLab, server: &str) -> (String, String) {
+    let line = sh(
+        lab,
+        server,
+        &format!("gluster --mode=script volume status gluV1 | awk '$2 == \"{server}:{BRICK}\" {{print $3, $6}}'"),
+    );
+    let (port, pid) = line.split_once(' ').unwrap_or_else(|| panic!("no brick of {server} in volume status: {line:?}"));
+    (port.to_owned(), pid.to_owned())
+}
+
+/// The serial of host `name`'s certificate in the pool PKI.
+fn pki_serial(lab: &TestLab, name: &str) -> String {
+    let cert = lab.spec().pki_dir().join(format!("hosts/{name}.pem"));
+    brickyard::pki::revoke::hex(&brickyard::pki::revoke::serial_of(&cert).unwrap())
+}
+
+/// Writes 64 KiB files on client1's mount until /root/stop-writer exists (at most 4000), each
+/// read back and checked at once; every checksum goes to /root/manifest. Fails at the first
+/// write or read that fails or differs, naming it.
+const WRITER: &str = "set -u; mkdir -p /dataShare/rot; : > /root/manifest; i=0
+while [ ! -e /root/stop-writer ] && [ $i -lt 4000 ]; do
+  i=$((i+1)); head -c 65536 /dev/urandom > /root/chunk; sum=$(sha256sum < /root/chunk)
+  cp /root/chunk /dataShare/rot/f$i || { echo \"write of f$i failed\"; exit 1; }
+  back=$(sha256sum < /dataShare/rot/f$i) || { echo \"read of f$i failed\"; exit 1; }
+  [ \"$back\" = \"$sum\" ] || { echo \"f$i read back differs\"; exit 1; }
+  echo \"$sum f$i\" >> /root/manifest; sleep 0.05
+done
+echo \"wrote $i files\"";
+
+/// `pki rotate` on a converged TLS pool (2 servers, replica 2, client1 and client2) while
+/// client1 writes and reads back without pause: gluster's TLS files are refreshed on every
+/// host and the servers restarted one at a time, each waited for until the pool is healthy;
+/// afterwards every brick port and glusterd present the NEW certificate, glusterd and the
+/// brick processes are new processes, and every file client1 wrote reads back with its
+/// checksum. Then client2's certificate is revoked and `pki push-crl` installs the CRL for
+/// gluster and restarts the servers again: client2's mount loses the volume, a new mount is
+/// refused ("first lookup on root failed"), a brick refuses its certificate in the handshake
+/// ("certificate revoked"), and client1 goes on writing and reading.
+#[test]
+fn rotation_restarts_gluster_server_by_server_and_a_revoked_client_is_refused() {
+    let lab = TestLab::up("grot", 2, 2);
+    let spec = lab.spec();
+    let spec_path = lab.spec_path().to_string_lossy().into_owned();
+    let pki_dir = spec.pki_dir().to_string_lossy().into_owned();
+    let apply = lab.brickyard(&["apply", "-f", &spec_path]);
+    assert_success("brickyard apply", &apply);
+    let servers: Vec<(String, String)> = spec.servers.iter().map(|s| (s.name.clone(), s.address.clone())).collect();
+
+    // The pool CRL (`pki init` wrote an empty one) is where ssl.crl-path points, on every host.
+    let info = sh(&lab, &servers[0].0, "gluster --mode=script volume info gluV1");
+    assert!(info.lines().any(|l| l.trim() == "ssl.crl-path: /etc/ssl/glusterfs-crl"), "{info}");
+    for host in spec.hosts() {
+        let crl = sh(&lab, &host.name, "cd /etc/ssl/glusterfs-crl && ls && openssl crl -hash -noout -in *.r0");
+        let (file, hash) = crl.split_once('\n').unwrap_or_else(|| panic!("{}: {crl}", host.name));
+        assert_eq!(file, format!("{hash}.r0"), "{}: the CRL's file name is its issuer's hash", host.name);
+    }
+
+    let before =
+        sh(&lab, "client1", &format!("head -c 1048576 /dev/urandom > {MOUNT}/before && sha256sum < {MOUNT}/before"));
+    let old: Vec<(String, String)> = servers
+        .iter()
+        .map(|(name, address)| {
+            let (port, _) = brick_port_and_pid(&lab, name);
+            (served_serial(&lab, "client1", address, &port), served_serial(&lab, "client1", address, "24007"))
+        })
+        .collect();
+    for ((name, _), (brick, glusterd)) in servers.iter().zip(&old) {
+        assert_eq!((brick, glusterd), (&pki_serial(&lab, name), &pki_serial(&lab, name)), "{name} before");
+    }
+    let old_pids: Vec<(String, String)> = servers
+        .iter()
+        .map(|(name, _)| (brick_port_and_pid(&lab, name).1, sh(&lab, name, "cat /run/glusterd.pid")))
+        .collect();
+
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| lab.exec("client1", &["bash", "-c", WRITER]));
+        let started = std::time::Instant::now();
+        let rotate = lab.brickyard(&["pki", "rotate", "-f", &spec_path]);
+        let took = started.elapsed();
+        let shown = format!("{}{}", stdout(&rotate), String::from_utf8_lossy(&rotate.stderr));
+        assert_success(&format!("brickyard pki rotate:\n{shown}"), &rotate);
+        eprintln!("pki rotate with gluster restarts took {:.1} s:\n{shown}", took.as_secs_f64());
+        let position =
+            |needle: &str| shown.find(needle).unwrap_or_else(|| panic!("rotate does not say {needle:?}:\n{shown}"));
+        for host in ["gluServer1", "gluServer2", "client1", "client2"] {
+            position(&format!("{host}: gluster TLS files refreshed: install /etc/ssl/glusterfs.pem"));
+        }
+        // One server at a time: the second restarts only once the first is healthy again.
+        let first_healthy = position("gluServer1: pool healthy again");
+        let second_restart = position("gluServer2: restart glusterd, this server's bricks and self-heal daemon");
+        assert!(first_healthy < second_restart, "gluServer2 restarted before gluServer1 was healthy:\n{shown}");
+        position("gluServer2: pool healthy again");
+        position("client1: mounts not remounted");
+
+        // Every brick port and glusterd present the new certificate; the processes are new.
+        for (i, (name, address)) in servers.iter().enumerate() {
+            let new = pki_serial(&lab, name);
+            assert_ne!(new, old[i].0, "{name} was not re-issued");
+            let (port, pid) = brick_port_and_pid(&lab, name);
+            assert_eq!(served_serial(&lab, "client1", address, &port), new, "{name}'s brick port {port}");
+            assert_eq!(served_serial(&lab, "client1", address, "24007"), new, "{name}'s glusterd");
+            assert_ne!(pid, old_pids[i].0, "{name}'s brick process was not restarted");
+            assert_ne!(sh(&lab, name, "cat /run/glusterd.pid"), old_pids[i].1, "{name}'s glusterd was not restarted");
+            let files = sh(&lab, name, "cmp /etc/ssl/glusterfs.pem /etc/brickyard/agent.pem && echo same");
+            assert_eq!(files, "same", "{name}'s gluster certificate is its agent's new one");
+        }
+
+        // Revoke client2: the CRL reaches every host's gluster, the servers restart again.
+        let revoke = lab.brickyard(&["pki", "revoke", "--dir", &pki_dir, "client2"]);
+        assert_success("brickyard pki revoke client2", &revoke);
+        let push = lab.brickyard(&["pki", "push-crl", "-f", &spec_path]);
+        let pushed = format!("{}{}", stdout(&push), String::from_utf8_lossy(&push.stderr));
+        assert_success(&format!("brickyard pki push-crl:\n{pushed}"), &push);
+        eprintln!("pki push-crl:\n{pushed}");
+        for needle in [
+            "client2: its current certificate is revoked: not contacted",
+            "gluServer1: gluster TLS files refreshed: install the pool CRL (1 revoked)",
+            "gluServer2: pool healthy again",
+        ] {
+            assert!(pushed.contains(needle), "push-crl does not say {needle:?}:\n{pushed}");
+        }
+
+        sh(&lab, "client1", "touch /root/stop-writer");
+        let written = writer.join().expect("the writer thread");
+        let report = format!("{}{}", stdout(&written), String::from_utf8_lossy(&written.stderr));
+        assert!(written.status.success(), "client1's writer failed during the rotation: {report}");
+        let count: usize = report.trim_start_matches("wrote ").trim_end_matches(" files").parse().unwrap_or(0);
+        assert!(count > 20, "client1 wrote only {count} files during rotation and revocation: {report}");
+        eprintln!("client1 {report} while rotating and revoking");
+    });
+
+    // Everything client1 wrote reads back with its checksum, as does the file from before.
+    let checked = sh(
+        &lab,
+        "client1",
+        "cd /dataShare/rot && awk '{print $1\"  \"$3}' /root/manifest | sha256sum -c --quiet && echo ok",
+    );
+    assert_eq!(checked, "ok", "client1's files after rotation and revocation");
+    assert_eq!(sh(&lab, "client1", &format!("sha256sum < {MOUNT}/before")), before, "the file from before");
+
+    // client2, revoked: its mount lost the volume, it cannot mount again, and a brick
+    // refuses its certificate in the handshake.
+    let stale = lab.exec("client2", &["touch", &format!("{MOUNT}/after-revocation")]);
+    let refused = String::from_utf8_lossy(&stale.stderr);
+    assert!(
+        !stale.status.success() && refused.contains("Transport endpoint is not connected"),
+        "client2's mount still answers after its revocation: {refused}"
+    );
+    let (mounted, log) = try_mount(&lab, "client2", &servers[0].1, "revoked");
+    assert!(!mounted, "client2 mounted gluV1 with a revoked certificate");
+    assert!(
+        log.contains("first lookup on root failed (Transport endpoint is not connected)"),
+        "client2's mount log:\n{log}"
+    );
+    let (port, _) = brick_port_and_pid(&lab, &servers[0].0);
+    let handshake = lab.exec(
+        "client2",
+        &[
+            "bash",
+            "-c",
+            &format!(
+                "echo | timeout {CONNECT_TIMEOUT} openssl s_client -tls1_2 -connect {}:{port} -cert /etc/ssl/glusterfs.pem \
+                 -key /etc/ssl/glusterfs.key -CAfile /etc/ssl/glusterfs.ca 2>&1",
+                servers[0].1
+            ),
+        ],
+    );
+    let said = stdout(&handshake);
+    assert!(said.contains("alert certificate revoked"), "the brick's answer to client2's certificate:\n{said}");
+    assert_eq!(sh(&lab, "client1", &format!("sha256sum < {MOUNT}/before")), before, "client1 after the revocation");
+}

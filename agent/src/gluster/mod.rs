@@ -20,7 +20,7 @@ use crate::host::pathcheck::{self, FS_TIMEOUT};
 use crate::host::runner::CommandError;
 use crate::host::Context;
 
-pub use xml::{BrickInfo, BrickProcess, PeerInfo, VolumeInfo};
+pub use xml::{BrickInfo, BrickProcess, PeerInfo, VolumeInfo, VolumeProcess};
 
 /// Filesystem type of a GlusterFS FUSE mount in mountinfo.
 pub const FUSE_FSTYPE: &str = "fuse.glusterfs";
@@ -120,6 +120,19 @@ pub async fn brick_processes(ctx: &Context, volume: &str) -> Result<Vec<BrickPro
 /// Brick processes (online, port, sizes) of every started volume.
 pub async fn volume_status_detail(ctx: &Context) -> Result<BTreeMap<String, Vec<BrickProcess>>, Error> {
     parsed("volume status", xml::volume_status(&cli(ctx, &["volume", "status", "all", "detail"]).await?))
+}
+
+/// Every brick process and volume daemon of every started volume, with pids.
+pub async fn volume_processes(ctx: &Context) -> Result<Vec<VolumeProcess>, Error> {
+    parsed("volume status", xml::volume_processes(&cli(ctx, &["volume", "status", "all"]).await?))
+}
+
+/// The addresses connected to each brick (`HOST:PATH`) of `volume`.
+pub async fn brick_clients(
+    ctx: &Context,
+    volume: &str,
+) -> Result<BTreeMap<String, std::collections::BTreeSet<String>>, Error> {
+    parsed("volume status clients", xml::brick_clients(&cli(ctx, &["volume", "status", volume, "clients"]).await?))
 }
 
 /// This host's name (the UTS hostname).

@@ -2,7 +2,7 @@
 //! [detail], volume get; heal info is `super::heal`'s). No I/O: tested against XML captured from the
 //! real gluster 10.3 (`fixtures/`, made by `fixtures/capture.sh`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -325,6 +325,55 @@ pub fn volume_status(root: &Element) -> Result<BTreeMap<String, Vec<BrickProcess
         .collect()
 }
 
+/// A process of a started volume as `volume status` lists it: a brick (`HOST:PATH`) or one of
+/// the volume's daemons (e.g. `Self-heal Daemon`), with its node's UUID and its pid (`None`
+/// when offline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeProcess {
+    pub volume: String,
+    pub name: String,
+    pub peer_id: String,
+    pub pid: Option<u32>,
+}
+
+/// Every process (bricks and daemons) of every volume in `volume status all`.
+pub fn volume_processes(root: &Element) -> Result<Vec<VolumeProcess>, XmlError> {
+    let vols = root.find(&["volStatus", "volumes"]).ok_or(XmlError::Missing("volStatus/volumes"))?;
+    let mut processes = Vec::new();
+    for v in vols.children("volume") {
+        let volume = v.text_of("volName").ok_or(XmlError::Missing("volName"))?;
+        for n in v.children("node") {
+            let (host, path) = (n.text_of("hostname").unwrap_or_default(), n.text_of("path").unwrap_or_default());
+            processes.push(VolumeProcess {
+                volume: volume.to_owned(),
+                name: if path.starts_with('/') { format!("{host}:{path}") } else { host.to_owned() },
+                peer_id: n.text_of("peerid").unwrap_or_default().to_owned(),
+                pid: n.num_of::<i64>("pid").and_then(|p| u32::try_from(p).ok()).filter(|&p| p > 0),
+            });
+        }
+    }
+    Ok(processes)
+}
+
+/// The addresses connected to each brick (`HOST:PATH`) in `volume status VOL clients` (a
+/// client's `ADDRESS:PORT` without the port, which changes on every reconnect).
+pub fn brick_clients(root: &Element) -> Result<BTreeMap<String, BTreeSet<String>>, XmlError> {
+    let vols = root.find(&["volStatus", "volumes"]).ok_or(XmlError::Missing("volStatus/volumes"))?;
+    let mut out = BTreeMap::new();
+    for n in vols.children("volume").flat_map(|v| v.children("node")) {
+        let (host, path) = (n.text_of("hostname").unwrap_or_default(), n.text_of("path").unwrap_or_default());
+        let clients = n
+            .child("clientsStatus")
+            .into_iter()
+            .flat_map(|c| c.children("client"))
+            .filter_map(|c| c.text_of("hostname"))
+            .map(|a| a.rsplit_once(':').map_or(a, |(address, _port)| address).to_owned())
+            .collect();
+        out.insert(format!("{host}:{path}"), clients);
+    }
+    Ok(out)
+}
+
 /// Option values from `volume get VOL all|KEY`, with gluster's ` (DEFAULT)` marker removed.
 pub fn volume_options(root: &Element) -> Result<BTreeMap<String, String>, XmlError> {
     let opts = root.child("volGetopts").ok_or(XmlError::Missing("volGetopts"))?;
@@ -349,6 +398,24 @@ mod tests {
 
     fn err(name: &str) -> XmlError {
         cli_output(&fixture(name)).expect_err(name)
+    }
+
+    #[test]
+    fn brick_clients_are_addresses_without_ports() {
+        let clients = brick_clients(&ok("volume-status-clients.xml")).unwrap();
+        let one: Vec<&str> = clients["gluServer1:/vdisk/brick1"].iter().map(String::as_str).collect();
+        assert_eq!(one, ["198.18.194.101", "198.18.194.11", "198.18.194.12"]);
+        assert_eq!(clients["gluServer2:/vdisk/brick1"].len(), 1);
+    }
+
+    #[test]
+    fn volume_processes_name_bricks_and_daemons_with_their_node_and_pid() {
+        let all = volume_processes(&ok("volume-status.xml")).unwrap();
+        let gs1 = "fca0ad99-8589-4e71-ae6f-b5a748661e38";
+        let local: Vec<(&str, Option<u32>)> =
+            all.iter().filter(|p| p.peer_id == gs1).map(|p| (p.name.as_str(), p.pid)).collect();
+        assert_eq!(local, [("gs1:/srv/b1", Some(209)), ("Self-heal Daemon", Some(226))]);
+        assert!(all.iter().all(|p| p.volume == "gv0"));
     }
 
     #[test]

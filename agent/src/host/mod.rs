@@ -13,6 +13,7 @@ pub mod poll;
 pub mod process;
 pub mod progress;
 pub mod runner;
+pub mod subject_hash;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -24,7 +24,7 @@ pub fn is_named(comm: &str, cmdline: &str, name: &str) -> bool {
 }
 
 /// Whether process `pid` is alive (not a zombie) and is `name` (see [`is_named`]).
-fn alive_and_named(pid: u32, name: &str) -> bool {
+pub fn alive_and_named(pid: u32, name: &str) -> bool {
     let proc_dir = Path::new("/proc").join(pid.to_string());
     let read = |file: &str| std::fs::read_to_string(proc_dir.join(file)).unwrap_or_default();
     let alive = matches!(parse_stat_state(&read("stat")), Some(s) if s != 'Z' && s != 'X');
@@ -40,6 +40,28 @@ pub fn running_pid(pid_file: &Path, name: &str) -> std::io::Result<Option<u32>> 
         Err(e) => return Err(e),
     };
     Ok(parse_pid(&text).filter(|&pid| alive_and_named(pid, name)))
+}
+
+/// The start time's field of /proc/PID/stat (22nd: clock ticks after boot).
+pub fn parse_stat_start_ticks(stat: &str) -> Option<u64> {
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The boot time (`btime`, seconds since the epoch) in /proc/stat.
+pub fn parse_boot_time(proc_stat: &str) -> Option<u64> {
+    proc_stat.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|t| t.trim().parse().ok())
+}
+
+/// When process `pid` started (to the second: the boot time has no finer grain).
+pub fn started_at(pid: u32) -> std::io::Result<std::time::SystemTime> {
+    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let ticks = parse_stat_start_ticks(&stat).ok_or_else(|| invalid("no start time in /proc/PID/stat"))?;
+    let boot = parse_boot_time(&std::fs::read_to_string("/proc/stat")?).ok_or_else(|| invalid("no btime"))?;
+    // SAFETY: sysconf has no preconditions; it reads a constant of the system.
+    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100).max(1);
+    let after_boot = std::time::Duration::from_millis(ticks.saturating_mul(1000) / per_second);
+    Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs(boot) + after_boot)
 }
 
 /// Whether the process named in the first readable pid file of `pid_files` is alive and is
@@ -72,6 +94,17 @@ mod tests {
         assert!(is_named("glusterd\n", "/usr/sbin/glusterd\0-p\0/run/glusterd.pid\0", "glusterd"));
         assert!(is_named("python3\n", "/usr/bin/python3\0/usr/sbin/firewalld\0--nofork\0", "firewalld"));
         assert!(!is_named("bash\n", "bash\0-c\0firewalld\0", "firewalld"));
+        let stat = "4242 (glusterfsd) S 1 4242 4242 0 -1 4194624 5 0 0 0 1 2 0 0 20 0 20 0 987654 1 2";
+        assert_eq!(parse_stat_start_ticks(stat), Some(987654));
+        assert_eq!(parse_boot_time("cpu  1 2 3\nbtime 1764650000\nprocesses 9\n"), Some(1764650000));
+    }
+
+    #[test]
+    fn this_process_started_before_now() {
+        let started = started_at(std::process::id()).unwrap();
+        let now = std::time::SystemTime::now();
+        assert!(started <= now + std::time::Duration::from_secs(1), "{started:?} {now:?}");
+        assert!(now.duration_since(started).unwrap_or_default() < std::time::Duration::from_secs(3600));
     }
 
     #[test]

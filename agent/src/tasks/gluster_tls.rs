@@ -10,8 +10,12 @@
 //! only when it starts: a glusterd already running without it is restarted (stop, start,
 //! wait for its CLI) when it is fresh (no peers, no volumes: e.g. started by its package) or
 //! the task allows restarts, and refused otherwise, since its peers, volumes and clients then
-//! need TLS too. Reads the key material and /etc/os-release; writes /etc/ssl, /usr/lib/ssl
-//! (Debian family) and /var/lib/glusterd; may restart glusterd.
+//! need TLS too. With the pool CRL in the task, it is installed as the one file of
+//! [`GLUSTER_CRL_DIR`] (a TLS volume's `ssl.crl-path`), named `HASH.r0` by the subject hash of
+//! its issuer, which must be the pool CA: OpenSSL finds it there when a brick checks a
+//! connecting certificate (gluster builds a new SSL context for each accepted connection, so
+//! a new CRL applies to the next connection). Reads the key material and /etc/os-release;
+//! writes /etc/ssl, /usr/lib/ssl (Debian family) and /var/lib/glusterd; may restart glusterd.
 
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
@@ -20,10 +24,13 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use brickyard_proto::v1;
 
+use brickyard_proto::agent_config::GLUSTER_CRL_DIR;
+
 use super::glusterd;
 use super::shape::{Plan, Task, TaskError};
 use crate::gluster;
 use crate::host::os_release::{self, Family};
+use crate::host::subject_hash::subject_hash;
 use crate::host::{etcfile, Context};
 
 /// The management TLS switch glusterd and the clients look for.
@@ -43,6 +50,9 @@ const MAX_DEPTH: u32 = 9;
 pub struct GlusterTls {
     depth: u32,
     allow_restart: bool,
+    refresh_only: bool,
+    crl: Option<Crl>,
+    crl_dir: PathBuf,
     ssl_dir: PathBuf,
     debian_ssl_dir: PathBuf,
     os_release: PathBuf,
@@ -57,9 +67,13 @@ impl GlusterTls {
             d if d <= MAX_DEPTH => d,
             d => return Err(TaskError::InvalidTask(format!("certificate depth {d} is above {MAX_DEPTH}"))),
         };
+        let crl = (!task.crl_pem.is_empty()).then(|| Crl::parse(&task.crl_pem)).transpose()?;
         Ok(Self {
             depth,
             allow_restart: task.allow_restart,
+            refresh_only: task.refresh_only,
+            crl,
+            crl_dir: PathBuf::from(GLUSTER_CRL_DIR),
             ssl_dir: PathBuf::from(SSL_DIR),
             debian_ssl_dir: PathBuf::from(DEBIAN_SSL_DIR),
             os_release: PathBuf::from(OS_RELEASE),
@@ -76,6 +90,59 @@ impl GlusterTls {
 
     fn secure_access_contents(&self) -> String {
         format!("option transport.socket.ssl-cert-depth {}\n", self.depth)
+    }
+
+    /// The CRL's installation, when the task brings one that is not installed yet: checked
+    /// against the pool CA of this host (its issuer must be the CA's subject).
+    fn crl_change(&self, ca_pem_path: &Path) -> Result<Option<TlsChange>, TaskError> {
+        let Some(crl) = &self.crl else { return Ok(None) };
+        let ca_pem = std::fs::read(ca_pem_path)
+            .map_err(TaskError::io(format!("reading the pool CA {}", ca_pem_path.display())))?;
+        let ca_hash = x509_parser::pem::parse_x509_pem(&ca_pem)
+            .ok()
+            .and_then(|(_, pem)| pem.parse_x509().ok().map(|ca| subject_hash(ca.subject())))
+            .ok_or_else(|| TaskError::Failed(format!("{} is not a PEM certificate", ca_pem_path.display())))?
+            .map_err(TaskError::Failed)?;
+        if ca_hash != crl.issuer_hash {
+            return Err(TaskError::InvalidTask(format!(
+                "the CRL is not the pool CA's (its issuer's hash is {}, the CA's in {} is {ca_hash})",
+                crl.issuer_hash,
+                ca_pem_path.display()
+            )));
+        }
+        let path = self.crl_dir.join(format!("{}.r0", crl.issuer_hash));
+        let others = match std::fs::read_dir(&self.crl_dir) {
+            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| *p != path).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(TaskError::io(format!("reading {}", self.crl_dir.display()))(e)),
+        };
+        if holds(&path, &crl.pem, 0o644)? && others.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(TlsChange::Crl { path, contents: crl.pem.clone(), revoked: crl.revoked, others }))
+    }
+}
+
+/// The pool CRL of a task, checked before anything runs.
+struct Crl {
+    pem: Vec<u8>,
+    issuer_hash: String,
+    revoked: usize,
+}
+
+impl Crl {
+    fn parse(pem: &str) -> Result<Crl, TaskError> {
+        let bad = |e: String| TaskError::InvalidTask(format!("the CRL is not a PEM X.509 CRL: {e}"));
+        let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        if block.label != "X509 CRL" {
+            return Err(bad(format!("a PEM block labelled {:?}", block.label)));
+        }
+        let (_, crl) = x509_parser::parse_x509_crl(&block.contents).map_err(|e| bad(e.to_string()))?;
+        Ok(Crl {
+            pem: pem.as_bytes().to_vec(),
+            issuer_hash: subject_hash(crl.issuer()).map_err(bad)?,
+            revoked: crl.iter_revoked_certificates().count(),
+        })
     }
 }
 
@@ -97,6 +164,13 @@ pub enum TlsChange {
     SecureAccess {
         path: PathBuf,
         contents: String,
+    },
+    /// The pool CRL as `path`, the one file of its directory (`others` are removed).
+    Crl {
+        path: PathBuf,
+        contents: Vec<u8>,
+        revoked: usize,
+        others: Vec<PathBuf>,
     },
     RestartGlusterd,
 }
@@ -125,11 +199,41 @@ impl fmt::Display for TlsChange {
             TlsChange::SecureAccess { path, contents } => {
                 write!(f, "write {} (management TLS: {})", path.display(), contents.trim_end())
             }
+            TlsChange::Crl { path, revoked, others, .. } => {
+                write!(f, "install the pool CRL ({revoked} revoked) as {} (ssl.crl-path)", path.display())?;
+                if !others.is_empty() {
+                    let names: Vec<String> = others.iter().map(|p| p.display().to_string()).collect();
+                    write!(f, ", removing {}", names.join(", "))?;
+                }
+                Ok(())
+            }
             TlsChange::RestartGlusterd => {
                 f.write_str("restart glusterd so that management TLS takes effect (its peers reconnect with TLS)")
             }
         }
     }
+}
+
+/// When the TLS files gluster reads last changed: the newest modification time of
+/// `/etc/ssl/glusterfs.{pem,key,ca}`, of the CRL directory and its files (`None`: none exists).
+/// A gluster process started before then serves what was there before on the connections it
+/// made before.
+pub(super) fn tls_files_changed() -> Result<Option<std::time::SystemTime>, TaskError> {
+    let crl_dir = Path::new(GLUSTER_CRL_DIR);
+    let mut paths: Vec<PathBuf> = FILES.iter().map(|name| Path::new(SSL_DIR).join(name)).collect();
+    paths.push(crl_dir.to_path_buf());
+    if let Ok(entries) = std::fs::read_dir(crl_dir) {
+        paths.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+    }
+    let mut newest = None;
+    for path in paths {
+        match std::fs::metadata(&path).and_then(|m| m.modified()) {
+            Ok(modified) => newest = newest.max(Some(modified)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(TaskError::io(format!("reading {}", path.display()))(e)),
+        }
+    }
+    Ok(newest)
 }
 
 /// Whether `path` holds exactly `contents` with exactly `mode`.
@@ -152,6 +256,9 @@ impl Task for GlusterTls {
         let own = &ctx.key_material;
         let mut changes = Vec::new();
         let [pem, key, ca] = FILES;
+        if self.refresh_only && !self.ssl_dir.join(pem).exists() {
+            return Ok(Plan::unchanged());
+        }
         for (from, name, mode) in [(&own.cert, pem, 0o644), (&own.key, key, 0o600), (&own.ca, ca, 0o644)] {
             let contents = std::fs::read(from)
                 .map_err(TaskError::io(format!("reading the agent's own {} (for gluster's {name})", from.display())))?;
@@ -159,6 +266,10 @@ impl Task for GlusterTls {
             if !holds(&path, &contents, mode)? {
                 changes.push(TlsChange::Install { path, from: from.clone(), mode, contents });
             }
+        }
+        changes.extend(self.crl_change(&own.ca)?);
+        if self.refresh_only {
+            return Ok(Plan::of(changes));
         }
         if let Some(dir) = self.links_dir() {
             for name in FILES {
@@ -193,6 +304,12 @@ impl Task for GlusterTls {
                 TlsChange::Link { link, target } => etcfile::atomic_symlink(link, target)
                     .map_err(TaskError::io(format!("linking {} to {}", link.display(), target.display())))?,
                 TlsChange::SecureAccess { path, contents } => write(path, contents.as_bytes(), 0o644)?,
+                TlsChange::Crl { path, contents, others, .. } => {
+                    write(path, contents, 0o644)?;
+                    for other in others {
+                        std::fs::remove_file(other).map_err(TaskError::io(format!("removing {}", other.display())))?;
+                    }
+                }
                 TlsChange::RestartGlusterd => {
                     glusterd::stop(ctx, &self.pid_file).await?;
                     glusterd::start(ctx, &self.pid_file).await?;
@@ -244,7 +361,8 @@ mod tests {
             os_release: dir.join("os-release"),
             secure_access: dir.join("var/lib/glusterd/secure-access"),
             pid_file: dir.join("glusterd.pid"),
-            ..GlusterTls::from_proto(&v1::GlusterTls { certificate_depth: 0, allow_restart }).unwrap()
+            crl_dir: dir.join("etc/ssl/glusterfs-crl"),
+            ..GlusterTls::from_proto(&v1::GlusterTls { allow_restart, ..Default::default() }).unwrap()
         };
         let mut ctx = Context::direct(runner);
         ctx.key_material =
@@ -324,9 +442,89 @@ mod tests {
         assert_eq!(std::fs::read_to_string(lib.join("glusterfs.key")).unwrap(), "KEY\n");
     }
 
+    /// A CA (its PEM) and a CRL it signed revoking `revoked` serials.
+    fn ca_and_crl(cn: &str, revoked: u64) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key).unwrap();
+        let issuer = rcgen::Issuer::new(params, key);
+        let now = time::OffsetDateTime::now_utc();
+        let crl = rcgen::CertificateRevocationListParams {
+            this_update: now,
+            next_update: now + time::Duration::days(1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: (1..=revoked)
+                .map(|serial| rcgen::RevokedCertParams {
+                    serial_number: rcgen::SerialNumber::from(serial),
+                    revocation_time: now,
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&issuer)
+        .unwrap();
+        (cert.pem(), crl.pem().unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_pool_crl_is_the_one_file_of_the_crl_directory_named_by_its_issuers_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, crl) = ca_and_crl("Brickyard pool CA test", 2);
+        let (mut task, ctx) = setup(dir.path(), false);
+        std::fs::write(&ctx.key_material.ca, &ca).unwrap();
+        task.crl = Some(Crl::parse(&crl).unwrap());
+        let crl_dir = dir.path().join("etc/ssl/glusterfs-crl");
+        std::fs::create_dir_all(&crl_dir).unwrap();
+        std::fs::write(crl_dir.join("0badc0de.r0"), "an older CA's CRL").unwrap();
+        let (before, _) = converges(&task, &ctx).await;
+        let (_, pem) = x509_parser::pem::parse_x509_pem(ca.as_bytes()).unwrap();
+        let hash = subject_hash(pem.parse_x509().unwrap().subject()).unwrap();
+        let installed = crl_dir.join(format!("{hash}.r0"));
+        assert_eq!(
+            before.changes[3],
+            format!(
+                "install the pool CRL (2 revoked) as {} (ssl.crl-path), removing {}",
+                installed.display(),
+                crl_dir.join("0badc0de.r0").display()
+            )
+        );
+        assert_eq!(std::fs::read_to_string(&installed).unwrap(), crl);
+        assert_eq!(std::fs::read_dir(&crl_dir).unwrap().count(), 1);
+
+        // Another CA's CRL is refused before anything is written.
+        let (_, foreign) = ca_and_crl("another CA", 1);
+        task.crl = Some(Crl::parse(&foreign).unwrap());
+        let err = task.check(&ctx).await.expect_err("another CA's CRL accepted");
+        assert!(matches!(err, TaskError::InvalidTask(_)) && err.to_string().contains("not the pool CA's"), "{err}");
+        assert_eq!(std::fs::read_to_string(&installed).unwrap(), crl);
+        let err = GlusterTls::from_proto(&v1::GlusterTls { crl_pem: ca, ..Default::default() }).err().unwrap();
+        assert!(err.to_string().contains("labelled \"CERTIFICATE\""), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_refresh_touches_only_hosts_set_up_for_tls_and_only_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut task, ctx) = setup(dir.path(), false);
+        task.refresh_only = true;
+        assert!(task.check(&ctx).await.unwrap().changes.is_empty(), "no /etc/ssl/glusterfs.pem: not a TLS host");
+        let ssl = dir.path().join("etc/ssl");
+        std::fs::create_dir_all(&ssl).unwrap();
+        std::fs::write(ssl.join("glusterfs.pem"), "OLD CERT\n").unwrap();
+        let done = task.run(&ctx).await.unwrap();
+        assert_eq!(done.len(), 3, "the three files, no secure-access: {done:?}");
+        assert!(!dir.path().join("var/lib/glusterd/secure-access").exists());
+        assert_eq!(std::fs::read_to_string(ssl.join("glusterfs.pem")).unwrap(), "CERT\n");
+    }
+
     #[test]
     fn the_depth_is_bounded() {
-        let err = GlusterTls::from_proto(&v1::GlusterTls { certificate_depth: 10, allow_restart: false }).err();
+        let err = GlusterTls::from_proto(&v1::GlusterTls { certificate_depth: 10, ..Default::default() }).err();
         assert_eq!(err.expect("depth 10 accepted").to_string(), "certificate depth 10 is above 9");
     }
 

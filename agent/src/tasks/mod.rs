@@ -24,6 +24,7 @@ mod partition;
 mod peers;
 mod rebalance;
 mod reset_brick;
+mod restart_gluster;
 mod retire_mounts;
 mod selinux;
 mod volume;
@@ -67,6 +68,7 @@ pub fn from_proto(task: &v1::Task, peer: Option<IpAddr>) -> Result<Box<dyn AnyTa
         Kind::BrickSelinux(t) => Box::new(selinux::BrickSelinux::from_proto(t)?),
         Kind::GlusterTls(t) => Box::new(gluster_tls::GlusterTls::from_proto(t)?),
         Kind::VolumeTls(t) => Box::new(volume_tls::VolumeTls::from_proto(t)?),
+        Kind::RestartGluster(t) => Box::new(restart_gluster::RestartGluster::from_proto(t)?),
         Kind::RetireGlusterMounts(t) => Box::new(retire_mounts::RetireGlusterMounts::from_proto(t)?),
         Kind::DestroyVolume(t) => Box::new(volume_destroy::DestroyVolume::from_proto(t)?),
         Kind::RebalanceVolume(t) => Box::new(rebalance::RebalanceVolume::from_proto(t)?),

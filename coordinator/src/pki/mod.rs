@@ -7,7 +7,8 @@
 //! DIR/hosts/NAME.pem DIR/hosts/NAME.key     agent NAME, SAN = name + addresses, EKU serverAuth only
 //!                                           (no NAME.key when the agent made its own: `sign_host_csr`)
 //! DIR/tokens/                               join tokens, hashed (`token`)
-//! DIR/revoked.toml DIR/crl.pem              revoked serials and the CRL signed from them (`revoke`)
+//! DIR/revoked.toml DIR/crl.pem              revoked serials and the CRL signed from them (`revoke`;
+//!                                           `init` writes an empty one)
 //! ```
 //!
 //! The CA key may live outside DIR (`--ca-key PATH`, e.g. on an offline or encrypted volume):
@@ -145,6 +146,8 @@ pub fn init(dir: &Path, ca_key: Option<&Path>) -> Result<(), PkiError> {
     write_file(&layout.ca_cert, ca_cert.pem().as_bytes(), 0o644, true)?;
     write_file(&layout.coordinator_key, key.as_bytes(), 0o600, false)?;
     write_file(&layout.coordinator_cert, cert.as_bytes(), 0o644, false)?;
+    // An empty CRL from the start: gluster's ssl.crl-path needs one before anything is revoked.
+    revoke::resign(dir, Some(&ca_key_path), Duration::ZERO)?;
     Ok(())
 }
 

@@ -27,7 +27,7 @@ pub(super) fn check(spec: &Spec, issues: &mut Issues) {
                      in `auth_allow = [...]` on the volume",
                 );
             }
-            if crate::gluster_tls::OPTIONS.contains(&key.as_str()) {
+            if crate::gluster_tls::is_tls_option(key.as_str()) {
                 issues.push(
                     at!["volume", v, "options", key.as_str()],
                     "is set by Brickyard from `tls` under [pool] (GlusterFS TLS from the pool CA, on by default)",
