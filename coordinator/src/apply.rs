@@ -29,7 +29,7 @@ use crate::retire;
 use crate::run_graph::{self, NodeFailure, NodeOutcome};
 use crate::spec::Spec;
 
-/// Why a host's part of a phase failed.
+/// Why a host's batch (of the facts phase, a node, or `destroy`) failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostFailure {
     pub host: String,
@@ -51,10 +51,7 @@ impl HostFailure {
 
 impl fmt::Display for HostFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.task {
-            Some(task) => write!(f, "{}: task {task:?}: {}", self.host, self.error),
-            None => write!(f, "{}: {}", self.host, self.error),
-        }
+        write!(f, "{}: {}", self.host, self.cause())
     }
 }
 
@@ -134,7 +131,7 @@ pub async fn run(spec: &Spec, reporter: Arc<dyn Reporter>) -> Result<ApplyReport
     let started = Instant::now();
     let agents = Arc::new(Agents::new(spec));
     let mut report = ApplyReport::default();
-    let result = run_graph(spec, &agents, &reporter, &mut report).await;
+    let result = converge(spec, &agents, &reporter, &mut report).await;
     reporter.event(&Event::Done {
         ok: result.is_ok(),
         changed: report.changed,
@@ -144,7 +141,7 @@ pub async fn run(spec: &Spec, reporter: Arc<dyn Reporter>) -> Result<ApplyReport
     result.map(|()| report)
 }
 
-async fn run_graph(
+async fn converge(
     spec: &Spec,
     agents: &Arc<Agents>,
     reporter: &Arc<dyn Reporter>,

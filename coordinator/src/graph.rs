@@ -1,13 +1,16 @@
 //! The task graph of `apply`: the phases' batches (`crate::phases`) cut into nodes — one host's
 //! tasks each — with the nodes each one really needs. Every dependency rule of apply is written
 //! here, once:
-//! - a server's batch becomes its "glusterd" node (packages, /etc/hosts, firewall, TLS files,
-//!   UUID reset, glusterd) and its "disk" node (partition, mkfs, mount, brick dirs, SELinux
-//!   labels, FUSE); neither needs anything, so glusterd starts while the disk is prepared;
-//! - a probe needs the glusterd nodes of its own host and of every server it probes (not their
-//!   disks); each later pool step (the probe back, then the barrier) needs the step before it;
-//! - a server's brick check needs its disk node and the pool being formed (the barrier, or the
-//!   glusterds when there is no pool step);
+//! - a server's batch becomes four nodes: "packages" (packages, /etc/hosts) needs nothing;
+//!   "glusterd" (TLS files, UUID reset, glusterd) and "firewall" (which reads the brick port
+//!   range from the package's glusterd.vol) need its packages; "disk" (partition, mkfs, mount,
+//!   brick dirs, SELinux labels, FUSE) needs nothing — so glusterd starts while the disk is
+//!   prepared and the firewall written;
+//! - a probe needs the glusterd and firewall nodes of its own host and of every server it
+//!   probes (not their disks); each later pool step (the probe back, then the barrier) needs
+//!   the step before it;
+//! - a server's brick check needs its disk node and the pool being formed (the barrier, or
+//!   every server's glusterd and firewall when there is no pool step);
 //! - each volume (its drain, TLS guard and ensure) needs every brick check, the pool and the
 //!   retire nodes of clients that left the spec (they unmount before `auth.allow` drops them);
 //!   the detach of leaving servers needs every volume;
@@ -54,9 +57,11 @@ pub struct Graph {
     pub nodes: Vec<Node>,
 }
 
-/// The part of a server's batch a task belongs to.
+/// The node of a server's batch a task belongs to.
 fn server_part(kind: Option<&Kind>) -> &'static str {
     match kind {
+        Some(Kind::EnsurePackages(_) | Kind::EnsureHosts(_)) => PACKAGES,
+        Some(Kind::OpenPorts(_)) => FIREWALL,
         Some(
             Kind::PartitionDisk(_)
             | Kind::MakeFilesystem(_)
@@ -69,7 +74,9 @@ fn server_part(kind: Option<&Kind>) -> &'static str {
     }
 }
 
+const PACKAGES: &str = "packages";
 const GLUSTERD: &str = "glusterd";
+const FIREWALL: &str = "firewall";
 const DISK: &str = "disk";
 
 impl Graph {
@@ -80,7 +87,8 @@ impl Graph {
         // Retire nodes of the spec's clients (their mounts gone) and of clients that left it.
         let mut retire: BTreeMap<String, NodeId> = BTreeMap::new();
         let mut retired: Vec<NodeId> = Vec::new();
-        let mut glusterd: BTreeMap<String, NodeId> = BTreeMap::new();
+        // Per server: the nodes after which it serves the pool (glusterd, firewall).
+        let mut serving: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
         let mut disk: BTreeMap<String, NodeId> = BTreeMap::new();
         // The nodes after which the pool is formed: the last pool step (else the glusterds).
         let mut pool_ready: Vec<NodeId> = Vec::new();
@@ -102,14 +110,24 @@ impl Graph {
                 }
                 Phase::Servers => {
                     for batch in plan.steps.into_iter().flatten() {
-                        let (disk_tasks, glusterd_tasks): (Vec<_>, Vec<_>) =
-                            batch.tasks.into_iter().partition(|t| server_part(t.kind.as_ref()) == DISK);
-                        let g = graph.add(Phase::Servers, GLUSTERD, &batch.host, glusterd_tasks, Vec::new());
-                        glusterd.extend(g.map(|id| (batch.host.clone(), id)));
-                        let d = graph.add(Phase::Servers, DISK, &batch.host, disk_tasks, Vec::new());
-                        disk.extend(d.map(|id| (batch.host.clone(), id)));
+                        let host = batch.host;
+                        let mut parts: BTreeMap<&str, Vec<v1::Task>> = BTreeMap::new();
+                        for task in batch.tasks {
+                            parts.entry(server_part(task.kind.as_ref())).or_default().push(task);
+                        }
+                        let mut part = |name| parts.remove(name).unwrap_or_default();
+                        let packages: Vec<NodeId> = graph
+                            .add(Phase::Servers, PACKAGES, &host, part(PACKAGES), Vec::new())
+                            .into_iter()
+                            .collect();
+                        let glusterd = graph.add(Phase::Servers, GLUSTERD, &host, part(GLUSTERD), packages.clone());
+                        let firewall = graph.add(Phase::Servers, FIREWALL, &host, part(FIREWALL), packages);
+                        serving.insert(host.clone(), glusterd.into_iter().chain(firewall).collect());
+                        disk.extend(
+                            graph.add(Phase::Servers, DISK, &host, part(DISK), Vec::new()).map(|id| (host, id)),
+                        );
                     }
-                    pool_ready = glusterd.values().copied().collect();
+                    pool_ready = serving.values().flatten().copied().collect();
                 }
                 Phase::Pool => {
                     let mut previous: Option<Vec<NodeId>> = None;
@@ -120,7 +138,9 @@ impl Graph {
                                 Some(previous) => previous.clone(),
                                 None => probed_hosts(&batch.host, &batch.tasks)
                                     .iter()
-                                    .filter_map(|host| glusterd.get(host).copied())
+                                    .filter_map(|host| serving.get(host))
+                                    .flatten()
+                                    .copied()
                                     .collect(),
                             };
                             let name = pool_step_name(&batch.tasks);
@@ -174,13 +194,12 @@ impl Graph {
                 Phase::Clients => {
                     for batch in plan.steps.into_iter().flatten() {
                         let (mount_tasks, prep_tasks): (Vec<_>, Vec<_>) =
-                            batch.tasks.into_iter().partition(|t| matches!(t.kind, Some(Kind::MountGlusterVolume(_))));
+                            batch.tasks.into_iter().partition(|t| mounted_volume(t).is_some());
                         let prep = graph.add(Phase::Clients, "prep", &batch.host, prep_tasks, Vec::new());
-                        let own = prep.into_iter().chain(retire.get(&batch.host).copied());
-                        let own: Vec<NodeId> = own.collect();
+                        let own: Vec<NodeId> = prep.into_iter().chain(retire.get(&batch.host).copied()).collect();
                         for task in mount_tasks {
-                            let Some(Kind::MountGlusterVolume(mount)) = &task.kind else { unreachable!() };
-                            let needs = own.iter().copied().chain(volumes.get(&mount.volume).copied()).collect();
+                            let volume = mounted_volume(&task).and_then(|v| volumes.get(v)).copied();
+                            let needs = own.iter().copied().chain(volume).collect();
                             let name = task.id.clone();
                             mounts.extend(graph.add(Phase::Clients, &name, &batch.host, vec![task], needs));
                         }
@@ -216,17 +235,13 @@ impl Graph {
         self.nodes.push(Node { id, phase, name: name.to_owned(), host: host.to_owned(), tasks, needs });
         Some(id)
     }
+}
 
-    /// Every node `id` needs, directly or through others, in id order.
-    pub fn ancestors(&self, id: NodeId) -> Vec<NodeId> {
-        let mut seen = vec![false; self.nodes.len()];
-        let mut stack = self.nodes[id].needs.clone();
-        while let Some(next) = stack.pop() {
-            if !std::mem::replace(&mut seen[next], true) {
-                stack.extend(&self.nodes[next].needs);
-            }
-        }
-        (0..self.nodes.len()).filter(|&n| seen[n]).collect()
+/// The volume a client's mount task mounts (None: not a mount).
+fn mounted_volume(task: &v1::Task) -> Option<&str> {
+    match &task.kind {
+        Some(Kind::MountGlusterVolume(mount)) => Some(&mount.volume),
+        _ => None,
     }
 }
 
@@ -305,18 +320,29 @@ mounts = [{ volume = "v2", path = "/b" }]
         graph.nodes.iter().find(|n| n.name == name && n.host == host).unwrap_or_else(|| panic!("no {name} on {host}"))
     }
 
+    /// Every node `id` needs, directly or through others.
+    fn ancestors(graph: &Graph, id: NodeId) -> Vec<NodeId> {
+        let mut seen = vec![false; graph.nodes.len()];
+        let mut stack = graph.nodes[id].needs.clone();
+        while let Some(next) = stack.pop() {
+            if !std::mem::replace(&mut seen[next], true) {
+                stack.extend(&graph.nodes[next].needs);
+            }
+        }
+        (0..graph.nodes.len()).filter(|&n| seen[n]).collect()
+    }
+
     fn needs(graph: &Graph, name: &str, host: &str) -> Vec<String> {
         node(graph, name, host).needs.iter().map(|&n| graph.nodes[n].to_string()).collect()
     }
 
     #[test]
-    fn servers_split_into_glusterd_and_disk_which_need_nothing() {
+    fn servers_split_into_packages_then_glusterd_and_firewall_and_a_disk_that_needs_nothing() {
         let graph = graph();
         let ids = |name, host| node(&graph, name, host).tasks.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
-        assert_eq!(
-            ids("glusterd", "s1"),
-            ["packages (server)", "/etc/hosts", "firewall ports", "gluster tls", "glusterd"]
-        );
+        assert_eq!(ids("packages", "s1"), ["packages (server)", "/etc/hosts"]);
+        assert_eq!(ids("glusterd", "s1"), ["gluster tls", "glusterd"]);
+        assert_eq!(ids("firewall", "s1"), ["firewall ports"]);
         assert_eq!(
             ids("disk", "s1"),
             [
@@ -331,16 +357,21 @@ mounts = [{ volume = "v2", path = "/b" }]
             ]
         );
         for host in ["s1", "s2"] {
-            assert!(needs(&graph, "glusterd", host).is_empty());
+            assert!(needs(&graph, "packages", host).is_empty());
+            assert_eq!(needs(&graph, "glusterd", host), [format!("packages on {host}")]);
+            assert_eq!(needs(&graph, "firewall", host), [format!("packages on {host}")]);
             assert!(needs(&graph, "disk", host).is_empty());
         }
         assert!(graph.nodes.iter().all(|n| n.needs.iter().all(|&need| need < n.id)), "ids in dependency order");
     }
 
     #[test]
-    fn probe_needs_every_glusterd_and_no_disk_then_the_barrier_the_probes() {
+    fn probe_needs_every_glusterd_and_firewall_and_no_disk_then_the_barrier_the_probes() {
         let graph = graph();
-        assert_eq!(needs(&graph, "probe", "s1"), ["glusterd on s1", "glusterd on s2"]);
+        assert_eq!(
+            needs(&graph, "probe", "s1"),
+            ["glusterd on s1", "firewall on s1", "glusterd on s2", "firewall on s2"]
+        );
         assert_eq!(needs(&graph, "probe", "s2"), ["probe on s1"]);
         for host in ["s1", "s2"] {
             assert_eq!(needs(&graph, "barrier", host), ["probe on s2"]);
@@ -373,8 +404,8 @@ mounts = [{ volume = "v2", path = "/b" }]
         assert_eq!(needs(&graph, "mount v2 on /b", "c2"), ["retire on c2", "volume v2 on s1", "prep on c2"]);
         let mount = node(&graph, "mount v1 on /a", "c1");
         assert_eq!(mount.phase, Phase::Clients);
-        assert!(graph.ancestors(mount.id).iter().all(|&n| graph.nodes[n].name != "volume v2"));
-        assert!(graph.ancestors(mount.id).contains(&node(&graph, "disk", "s2").id));
+        assert!(ancestors(&graph, mount.id).iter().all(|&n| graph.nodes[n].name != "volume v2"));
+        assert!(ancestors(&graph, mount.id).contains(&node(&graph, "disk", "s2").id));
     }
 
     #[test]
@@ -386,13 +417,13 @@ mounts = [{ volume = "v2", path = "/b" }]
     }
 
     #[test]
-    fn one_server_volumes_need_its_glusterd() {
+    fn one_server_volumes_need_its_glusterd_and_firewall() {
         let text = SPEC.split("[[server]]\nname = \"s2\"").next().unwrap().to_owned()
             + "[[volume]]\nname = \"d\"\ntype = \"distribute\"\nbrick_dir = \"b\"\n";
         let spec = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
         let graph = Graph::build(&spec, crate::phases::build(&spec, &BTreeMap::new()).unwrap());
         assert!(graph.nodes.iter().all(|n| n.phase != Phase::Pool));
-        assert_eq!(needs(&graph, "bricks", "s1"), ["glusterd on s1", "disk on s1"]);
-        assert_eq!(needs(&graph, "volume d", "s1"), ["glusterd on s1", "bricks on s1"]);
+        assert_eq!(needs(&graph, "bricks", "s1"), ["glusterd on s1", "firewall on s1", "disk on s1"]);
+        assert_eq!(needs(&graph, "volume d", "s1"), ["glusterd on s1", "firewall on s1", "bricks on s1"]);
     }
 }
