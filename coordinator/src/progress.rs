@@ -231,8 +231,8 @@ impl Reporter for Plain {
 }
 
 /// A live view: one spinner line per running node ("host node"), showing first what it waited
-/// for, then its running task; phase starts, changes and failures are printed above the
-/// spinners as they happen.
+/// for, then its running task; phase starts, changes, failures and each node's summary are
+/// printed above the spinners as they happen.
 #[derive(Default)]
 pub struct Live {
     state: Mutex<LiveState>,
@@ -295,16 +295,11 @@ impl Reporter for Live {
                     Some(e) => format!("FAILED: {e}"),
                     None => format!("ok ({changed} changed, {unchanged} unchanged)"),
                 };
-                match state.bars.remove(&(host.clone(), node.clone())) {
-                    Some((bar, _)) => {
-                        bar.set_style(
-                            ProgressStyle::with_template("  {prefix:<30} {wide_msg}").expect("progress template"),
-                        );
-                        bar.finish_with_message(summary);
-                    }
-                    None if error.is_some() => state.println(format!("  {host} {node}: {summary}")),
-                    None => {}
+                // The spinner goes; the node's summary stays above the running ones.
+                if let Some((bar, _)) = state.bars.remove(&(host.clone(), node.clone())) {
+                    bar.finish_and_clear();
                 }
+                state.println(format!("  {host} {node}: {summary}"));
             }
             Event::HostDone { .. } => {}
             Event::PhaseDone { .. } => {
