@@ -264,44 +264,27 @@ fn pool_step_name(tasks: &[v1::Task]) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
     use crate::phases::HostBatch;
+    use crate::test_spec::SpecText;
 
-    const SPEC: &str = r#"version = 1
-[pool]
-name = "lab"
-[[server]]
-name = "s1"
-address = "10.0.0.1"
-disk = { device = "/dev/loop0", mount = "/vdisk" }
-[[server]]
-name = "s2"
-address = "10.0.0.2"
-disk = { device = "/dev/loop1", mount = "/vdisk" }
-[[volume]]
-name = "v1"
-type = "replicate"
-replica = 2
-allow_replica2 = true
-brick_dir = "b1"
-[[volume]]
-name = "v2"
-type = "distribute"
-brick_dir = "b2"
-[[client]]
-name = "c1"
-address = "10.0.0.21"
-mounts = [{ volume = "v1", path = "/a" }, { volume = "v2", path = "/b" }]
-[[client]]
-name = "c2"
-address = "10.0.0.22"
-mounts = [{ volume = "v2", path = "/b" }]
-"#;
+    /// Servers s1 and s2 with disks; volumes v1 (replica 2) and v2 (distribute); client c1
+    /// mounts both, c2 only v2.
+    fn spec_text() -> SpecText {
+        SpecText::pool("lab")
+            .numbered_server(1)
+            .numbered_server(2)
+            .volume("v1", "replicate", "b1")
+            .replica(2)
+            .volume("v2", "distribute", "b2")
+            .client("c1", "10.0.0.21")
+            .set("mounts", r#"[{ volume = "v1", path = "/a" }, { volume = "v2", path = "/b" }]"#)
+            .client("c2", "10.0.0.22")
+            .mount("v2", "/b")
+    }
 
     fn graph() -> Graph {
-        let spec = crate::validate::parse(SPEC, Path::new("cluster.toml")).unwrap();
+        let spec = spec_text().spec();
         let mut plans = crate::phases::build(&spec, &BTreeMap::new()).unwrap();
         let retire = |host: &str| HostBatch {
             host: host.into(),
@@ -418,9 +401,7 @@ mounts = [{ volume = "v2", path = "/b" }]
 
     #[test]
     fn one_server_volumes_need_its_glusterd_and_firewall() {
-        let text = SPEC.split("[[server]]\nname = \"s2\"").next().unwrap().to_owned()
-            + "[[volume]]\nname = \"d\"\ntype = \"distribute\"\nbrick_dir = \"b\"\n";
-        let spec = crate::validate::parse(&text, Path::new("c.toml")).unwrap();
+        let spec = SpecText::pool("lab").numbered_server(1).volume("d", "distribute", "b").spec();
         let graph = Graph::build(&spec, crate::phases::build(&spec, &BTreeMap::new()).unwrap());
         assert!(graph.nodes.iter().all(|n| n.phase != Phase::Pool));
         assert_eq!(needs(&graph, "bricks", "s1"), ["glusterd on s1", "firewall on s1", "disk on s1"]);
