@@ -1,12 +1,13 @@
-//! `brickyard apply`: facts from every host, then the phases of `crate::phases` in order, the
-//! hosts of a phase step in parallel, each through its agent's streaming `Apply` RPC. A
-//! failure lets the phase finish on the other hosts, is reported per host/task, and stops the
-//! run before the next phase; a re-run continues from what is done (every task is idempotent).
-//! When every server's glusterd already runs, all phases are first checked at once (`Plan`)
-//! and the leading phases with nothing to do are not applied again, so a converged re-apply
-//! costs one parallel round of checks. Clients that left the spec are retired first, and what
-//! cannot be retired or is no longer managed is reported on stderr (`crate::retire`). Changes
-//! hosts only through their agents.
+//! `brickyard apply`: facts from every host, then the phases' batches (`crate::phases`) as a
+//! task graph (`crate::graph`) run by `crate::run_graph`: each node — one host's batch, through
+//! its agent's streaming `Apply` RPC — starts as soon as the nodes it needs succeeded. A failure
+//! stops only what needs it; everything else finishes, and every failure is reported; a re-run
+//! continues from what is done (every task is idempotent). When every server's glusterd already
+//! runs, every node is first checked at once (`Plan`) and the nodes with nothing to do, nor
+//! anything to do before them, are not applied again, so a converged re-apply costs one parallel
+//! round of checks. Clients that left the spec give up their mounts before the volumes change
+//! (`crate::retire`), and what cannot be retired or is no longer managed is reported on stderr.
+//! Changes hosts only through their agents.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,14 +20,16 @@ use brickyard_proto::v1::task_verdict::Verdict;
 use tokio_stream::StreamExt;
 
 use crate::agents::{task_error, AgentError, Agents};
+use crate::graph::Graph;
 use crate::migrate::{self, MigrateError};
-use crate::phases::{self, HostBatch, PhaseError, PhasePlan};
+use crate::phases::{self, HostBatch, PhaseError};
 use crate::pool_view;
 use crate::progress::{Event, Reporter, TaskStatus};
 use crate::retire;
+use crate::run_graph::{self, NodeFailure, NodeOutcome};
 use crate::spec::Spec;
 
-/// Why a host's part of a phase failed.
+/// Why a host's batch (of the facts phase, a node, or `destroy`) failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostFailure {
     pub host: String,
@@ -36,12 +39,19 @@ pub struct HostFailure {
     pub error: String,
 }
 
+impl HostFailure {
+    /// The failure without the host: `task "T": error`, or the agent's error.
+    fn cause(&self) -> String {
+        match &self.task {
+            Some(task) => format!("task {task:?}: {}", self.error),
+            None => self.error.clone(),
+        }
+    }
+}
+
 impl fmt::Display for HostFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.task {
-            Some(task) => write!(f, "{}: task {task:?}: {}", self.host, self.error),
-            None => write!(f, "{}: {}", self.host, self.error),
-        }
+        write!(f, "{}: {}", self.host, self.cause())
     }
 }
 
@@ -49,6 +59,9 @@ impl fmt::Display for HostFailure {
 pub enum ApplyError {
     #[error("phase {phase} failed; stopped before the next phase:{}", failures.iter().map(|f| format!("\n  {f}")).collect::<String>())]
     Phase { phase: String, failures: Vec<HostFailure> },
+    /// Nodes of the task graph that failed or did not run; everything else finished.
+    #[error("apply failed; what did not need the failures finished:{}", failures.iter().map(|f| format!("\n  {f}")).collect::<String>())]
+    Nodes { failures: Vec<NodeFailure> },
     #[error(transparent)]
     Plan(#[from] PhaseError),
     #[error(transparent)]
@@ -62,7 +75,7 @@ pub struct ApplyReport {
     pub unchanged: usize,
 }
 
-/// What one host did in one phase step.
+/// What one host did with one batch.
 #[derive(Debug, Default)]
 struct HostOutcome {
     changed: usize,
@@ -118,7 +131,7 @@ pub async fn run(spec: &Spec, reporter: Arc<dyn Reporter>) -> Result<ApplyReport
     let started = Instant::now();
     let agents = Arc::new(Agents::new(spec));
     let mut report = ApplyReport::default();
-    let result = run_phases(spec, &agents, &reporter, &mut report).await;
+    let result = converge(spec, &agents, &reporter, &mut report).await;
     reporter.event(&Event::Done {
         ok: result.is_ok(),
         changed: report.changed,
@@ -128,7 +141,7 @@ pub async fn run(spec: &Spec, reporter: Arc<dyn Reporter>) -> Result<ApplyReport
     result.map(|()| report)
 }
 
-async fn run_phases(
+async fn converge(
     spec: &Spec,
     agents: &Arc<Agents>,
     reporter: &Arc<dyn Reporter>,
@@ -143,135 +156,105 @@ async fn run_phases(
         eprintln!("brickyard: apply: warning: {warning}");
     }
     plans.insert(0, survey.phase(spec));
-    let converged = if pool_is_up(spec, &facts) { converged_phases(agents, &plans).await } else { 0 };
-    for (index, plan) in plans.into_iter().enumerate() {
-        if plan.steps.iter().all(|s| s.is_empty()) {
-            continue;
-        }
-        let phase = plan.phase.to_string();
-        let all: Vec<(String, usize)> = plan.steps.iter().flatten().map(|b| (b.host.clone(), b.tasks.len())).collect();
-        reporter.event(&Event::PhaseStarted { phase: phase.clone(), hosts: all });
-        if index < converged {
-            report.unchanged += report_unchanged(&phase, &plan, reporter.as_ref());
-            finish_phase(&phase, Vec::new(), reporter.as_ref())?;
-            continue;
-        }
-        let mut failures = Vec::new();
-        for step in plan.steps {
-            let mut set = tokio::task::JoinSet::new();
-            for batch in step {
-                let (agents, reporter, phase) = (agents.clone(), reporter.clone(), phase.clone());
-                set.spawn(async move { apply_batch(&agents, &phase, batch, reporter.as_ref()).await });
-            }
-            while let Some(joined) = set.join_next().await {
-                let outcome = joined.expect("apply task panicked");
-                report.changed += outcome.changed;
-                report.unchanged += outcome.unchanged;
-                failures.extend(outcome.failure);
-            }
-            if !failures.is_empty() {
-                break;
+    let graph = Graph::build(spec, plans);
+    let converged =
+        if pool_is_up(spec, &facts) { converged_nodes(agents, &graph).await } else { vec![false; graph.nodes.len()] };
+    let run = run_graph::run(&graph, &converged, reporter.as_ref(), |node| {
+        let (agents, reporter) = (agents.clone(), reporter.clone());
+        let (phase, name) = (node.phase.to_string(), node.name.clone());
+        let batch = HostBatch { host: node.host.clone(), tasks: node.tasks.clone() };
+        async move {
+            let outcome = apply_batch(&agents, &phase, &name, batch, reporter.as_ref()).await;
+            NodeOutcome {
+                changed: outcome.changed,
+                unchanged: outcome.unchanged,
+                error: outcome.failure.as_ref().map(HostFailure::cause),
             }
         }
-        finish_phase(&phase, failures, reporter.as_ref())?;
+    })
+    .await;
+    report.changed += run.changed;
+    report.unchanged += run.unchanged;
+    if run.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::Nodes { failures: run.failures })
     }
-    Ok(())
 }
 
 /// Whether every server's glusterd already runs: then the pool is probably converged and
-/// checking all phases at once (one `Plan` round, hosts and phases in parallel) is cheaper than
-/// applying them one after the other. A fresh pool skips that round.
+/// checking every node at once (one `Plan` round, all hosts and nodes in parallel) is cheaper
+/// than applying them. A fresh pool skips that round.
 fn pool_is_up(spec: &Spec, facts: &BTreeMap<String, v1::Facts>) -> bool {
     !spec.servers.is_empty() && spec.servers.iter().all(|s| facts.get(&s.name).is_some_and(|f| f.glusterd_running))
 }
 
-/// How many leading phases have nothing to do, by asking every agent's `Plan` for every
-/// batch at once. Any change, refusal or error ends the run of converged phases (apply then
-/// re-checks from there, as always).
-async fn converged_phases(agents: &Arc<Agents>, plans: &[PhasePlan]) -> usize {
+/// Which nodes have nothing to do, by asking every agent's `Plan` for every node at once: a
+/// node is converged when its own plan and the plans of every node it needs, directly or not,
+/// are all unchanged. Any change, refusal or error leaves the node (and its dependents) to be
+/// applied, which re-checks as always.
+async fn converged_nodes(agents: &Arc<Agents>, graph: &Graph) -> Vec<bool> {
     let mut set = tokio::task::JoinSet::new();
-    for (index, plan) in plans.iter().enumerate() {
-        for batch in plan.steps.iter().flatten() {
-            let (agents, host, tasks) = (agents.clone(), batch.host.clone(), batch.tasks.clone());
-            set.spawn(async move {
-                let unchanged = match agents.plan(&host, tasks).await {
-                    Ok(report) => report.verdicts.iter().all(|v| matches!(v.verdict, Some(Verdict::Unchanged(_)))),
-                    Err(_) => false,
-                };
-                (index, unchanged)
-            });
-        }
-    }
-    let mut first_pending = plans.len();
-    while let Some(joined) = set.join_next().await {
-        let (index, unchanged) = joined.expect("plan task panicked");
-        if !unchanged {
-            first_pending = first_pending.min(index);
-        }
-    }
-    first_pending
-}
-
-/// Reports every task of a converged phase as unchanged; returns how many there were.
-fn report_unchanged(phase: &str, plan: &PhasePlan, reporter: &dyn Reporter) -> usize {
-    let mut count = 0;
-    for batch in plan.steps.iter().flatten() {
-        for task in &batch.tasks {
-            reporter.event(&Event::TaskDone {
-                phase: phase.to_owned(),
-                host: batch.host.clone(),
-                task: task.id.clone(),
-                status: TaskStatus::Unchanged,
-                changes: Vec::new(),
-                error: None,
-            });
-        }
-        count += batch.tasks.len();
-        reporter.event(&Event::HostDone {
-            phase: phase.to_owned(),
-            host: batch.host.clone(),
-            changed: 0,
-            unchanged: batch.tasks.len(),
-            error: None,
+    for node in &graph.nodes {
+        let (agents, id, host, tasks) = (agents.clone(), node.id, node.host.clone(), node.tasks.clone());
+        set.spawn(async move {
+            let unchanged = match agents.plan(&host, tasks).await {
+                Ok(report) => report.verdicts.iter().all(|v| matches!(v.verdict, Some(Verdict::Unchanged(_)))),
+                Err(_) => false,
+            };
+            (id, unchanged)
         });
     }
-    count
+    let mut converged = vec![false; graph.nodes.len()];
+    while let Some(joined) = set.join_next().await {
+        let (id, unchanged) = joined.expect("plan task panicked");
+        converged[id] = unchanged;
+    }
+    // Ids are in dependency order: a node's needs are settled before it.
+    for node in &graph.nodes {
+        converged[node.id] = converged[node.id] && node.needs.iter().all(|&need| converged[need]);
+    }
+    converged
 }
 
-/// Applies one host's batch outside the phases (`brickyard destroy`).
+/// Applies one host's batch outside the task graph (`brickyard destroy`), then reports the
+/// host done.
 pub(crate) async fn apply_single(
     agents: &Agents,
     phase: &str,
     batch: HostBatch,
     reporter: &dyn Reporter,
 ) -> Result<(), HostFailure> {
-    apply_batch(agents, phase, batch, reporter).await.failure.map_or(Ok(()), Err)
-}
-
-/// Streams one host's batch through `Apply`, reporting each task event.
-async fn apply_batch(agents: &Agents, phase: &str, batch: HostBatch, reporter: &dyn Reporter) -> HostOutcome {
     let host = batch.host.clone();
-    let mut outcome = HostOutcome::default();
-    let result = stream_batch(agents, phase, batch, reporter, &mut outcome).await;
-    if let Err(failure) = result {
-        outcome.failure = Some(failure);
-    }
+    let outcome = apply_batch(agents, phase, phase, batch, reporter).await;
     reporter.event(&Event::HostDone {
         phase: phase.to_owned(),
         host,
         changed: outcome.changed,
         unchanged: outcome.unchanged,
-        error: outcome.failure.as_ref().map(|f| match &f.task {
-            Some(task) => format!("{task}: {}", f.error),
-            None => f.error.clone(),
-        }),
+        error: outcome.failure.as_ref().map(HostFailure::cause),
     });
+    outcome.failure.map_or(Ok(()), Err)
+}
+
+/// Streams one host's batch (node `node`) through `Apply`, reporting each task event.
+async fn apply_batch(
+    agents: &Agents,
+    phase: &str,
+    node: &str,
+    batch: HostBatch,
+    reporter: &dyn Reporter,
+) -> HostOutcome {
+    let mut outcome = HostOutcome::default();
+    if let Err(failure) = stream_batch(agents, (phase, node), batch, reporter, &mut outcome).await {
+        outcome.failure = Some(failure);
+    }
     outcome
 }
 
 async fn stream_batch(
     agents: &Agents,
-    phase: &str,
+    (phase, node): (&str, &str),
     batch: HostBatch,
     reporter: &dyn Reporter,
     outcome: &mut HostOutcome,
@@ -293,12 +276,17 @@ async fn stream_batch(
         let task = event.id;
         let (status, changes, error) = match event.event {
             Some(AgentEvent::Started(_)) => {
-                reporter.event(&Event::TaskStarted { phase: phase.to_owned(), host: host.clone(), task: task.clone() });
+                reporter.event(&Event::TaskStarted {
+                    phase: phase.to_owned(),
+                    node: node.to_owned(),
+                    host: host.clone(),
+                    task: task.clone(),
+                });
                 current = Some(task);
                 continue;
             }
             Some(AgentEvent::Progress(p)) => {
-                reporter.event(&Event::progress(phase, &host, &task, p));
+                reporter.event(&Event::progress(phase, node, &host, &task, p));
                 continue;
             }
             Some(AgentEvent::Unchanged(_)) => (TaskStatus::Unchanged, Vec::new(), None),
@@ -315,7 +303,15 @@ async fn stream_batch(
             TaskStatus::Failed => failure = Some(fail(Some(task.clone()), error.clone().unwrap_or_default())),
             TaskStatus::Skipped => {}
         }
-        reporter.event(&Event::TaskDone { phase: phase.to_owned(), host: host.clone(), task, status, changes, error });
+        reporter.event(&Event::TaskDone {
+            phase: phase.to_owned(),
+            node: node.to_owned(),
+            host: host.clone(),
+            task,
+            status,
+            changes,
+            error,
+        });
     }
     if let Some(failure) = failure {
         return Err(failure);

@@ -1,5 +1,5 @@
 //! brickyard: the operator's CLI. Reads a cluster spec, asks every agent for facts, plans and
-//! applies typed tasks phase by phase, reads pool status. Stateless: the spec and what the
+//! applies typed tasks as a task graph, reads pool status. Stateless: the spec and what the
 //! agents report are the only truth. The lab (namespaced hosts on one machine) is a separate
 //! crate and binary, `brickyard-lab` (lab/), that uses this library; nothing here knows of it.
 pub mod adopt;
@@ -12,6 +12,7 @@ pub mod destroy;
 pub mod facts;
 pub mod gluster_roll;
 pub mod gluster_tls;
+pub mod graph;
 pub mod identity;
 pub mod migrate;
 pub mod output;
@@ -22,6 +23,7 @@ pub mod pool_view;
 pub mod progress;
 pub mod replacements;
 pub mod retire;
+pub mod run_graph;
 pub mod spec;
 pub mod status;
 #[cfg(test)]

@@ -8,7 +8,9 @@
 //! detached) → clients (packages, /etc/hosts, FUSE, mounts) → rebalance. Pure: the agents check
 //! and apply what this produces. Every volume's `auth.allow` is computed here: the pool's
 //! servers, the clients that mount the volume, and the spec's `auth_allow` additions.
-//! GlusterFS TLS adds its tasks and options through `crate::gluster_tls`.
+//! GlusterFS TLS adds its tasks and options through `crate::gluster_tls`. The order here is
+//! presentation; what really waits for what is `crate::graph`'s, which cuts these batches into
+//! the nodes apply runs.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -54,7 +56,7 @@ pub struct HostBatch {
     pub tasks: Vec<v1::Task>,
 }
 
-/// One phase: its steps run one after the other, the hosts of a step in parallel.
+/// One phase: its steps, each the batches of its hosts (`crate::graph` makes them nodes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhasePlan {
     pub phase: Phase,

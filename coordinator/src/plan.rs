@@ -1,11 +1,12 @@
-//! `brickyard plan`: facts from every host, then every phase's batches checked by their agents
-//! (`Plan` RPC: changes nothing), all hosts and phases at once. Later phases are checked
-//! against the current state, so a task the agent finds not ready (a brick whose disk is not
-//! mounted yet, a peer not probed yet) while an earlier change is pending is reported as
-//! "depends on an earlier change". Every other refusal — unsafe, conflict, invalid, failed, or
-//! not ready with nothing before it that could make it ready — is one apply would hit too:
-//! `plan` shows it as REFUSED and exits 1. Clients that left the spec are retired first and
-//! volumes that left it are warned about (`crate::retire`). Read-only.
+//! `brickyard plan`: facts from every host, then every node of apply's task graph
+//! (`crate::graph`) checked by its agent (`Plan` RPC: changes nothing), all at once, and shown
+//! by phase. Nodes are checked against the current state, so a task the agent finds not ready
+//! (a brick whose disk is not mounted yet, a peer not probed yet) while a node it needs, or an
+//! earlier task of its own node, has a change pending is reported as "depends on an earlier
+//! change". Every other refusal — unsafe, conflict, invalid, failed, or not ready with nothing
+//! before it that could make it ready — is one apply would hit too: `plan` shows it as REFUSED
+//! and exits 1. Clients that left the spec are retired first and volumes that left it are
+//! warned about (`crate::retire`). Read-only.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use brickyard_proto::v1::task_verdict::Verdict as AgentVerdict;
 use serde::Serialize;
 
 use crate::agents::{self, task_error, Agents};
+use crate::graph::Graph;
 use crate::migrate::{self, MigrateError};
 use crate::phases::{self, Phase};
 use crate::pool_view;
@@ -47,9 +49,12 @@ pub struct TaskReview {
     pub warnings: Vec<String>,
 }
 
+/// One node of the task graph (`crate::graph`): a host's batch.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostReview {
     pub host: String,
+    /// The node's name on its host (`glusterd`, `disk`, `volume gluV1`, ...).
+    pub node: String,
     pub tasks: Vec<TaskReview>,
     /// The agent could not be asked.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,54 +170,47 @@ pub async fn run(spec: &Spec) -> PlanReport {
     let survey = retire::survey(spec, &agents, &mut facts, &view).await;
     report.warnings.extend(survey.warnings(spec));
     plans.insert(0, survey.phase(spec));
+    let graph = Graph::build(spec, plans);
 
-    // Every (phase, step, host) batch checked concurrently; unreachable hosts are not asked.
+    // Every node checked concurrently; unreachable hosts are not asked.
     let mut set = tokio::task::JoinSet::new();
-    for (p, plan) in plans.iter().enumerate() {
-        for (s, step) in plan.steps.iter().enumerate() {
-            for (b, batch) in step.iter().enumerate() {
-                if !facts.contains_key(&batch.host) {
-                    continue;
-                }
-                let (agents, host, tasks) = (agents.clone(), batch.host.clone(), batch.tasks.clone());
-                set.spawn(async move { ((p, s, b), agents.plan(&host, tasks).await) });
-            }
-        }
+    for node in graph.nodes.iter().filter(|n| facts.contains_key(&n.host)) {
+        let (agents, id, host, tasks) = (agents.clone(), node.id, node.host.clone(), node.tasks.clone());
+        set.spawn(async move { (id, agents.plan(&host, tasks).await) });
     }
     let mut verdicts = BTreeMap::new();
     while let Some(joined) = set.join_next().await {
-        let (key, answer) = joined.expect("plan task panicked");
-        verdicts.insert(key, answer);
+        let (id, answer) = joined.expect("plan task panicked");
+        verdicts.insert(id, answer);
     }
 
-    // In phase order: a "not ready" depends on earlier changes when something before it (an
-    // earlier phase or step, or an earlier task of its batch) has changes to make.
-    let mut pending_before = !report.unreachable.is_empty();
-    for (p, plan) in plans.iter().enumerate() {
-        let mut review = PhaseReview { phase: plan.phase, hosts: Vec::new() };
-        for (s, step) in plan.steps.iter().enumerate() {
-            let mut step_pending = false;
-            for (b, batch) in step.iter().enumerate() {
-                let mut host = HostReview { host: batch.host.clone(), tasks: Vec::new(), error: None };
-                match verdicts.remove(&(p, s, b)) {
-                    None => host.error = Some("not checked: the host did not answer GetFacts".into()),
-                    Some(Err(e)) => host.error = Some(e.to_string()),
-                    Some(Ok(answer)) => {
-                        let mut pending = pending_before;
-                        for (task, verdict) in batch.tasks.iter().zip(answer.verdicts) {
-                            let review = review_task(&task.id, verdict, pending);
-                            pending |= !matches!(review.verdict, Verdict::Unchanged);
-                            step_pending |= !matches!(review.verdict, Verdict::Unchanged);
-                            host.tasks.push(review);
-                        }
-                    }
+    // A "not ready" depends on earlier changes when a node it needs (directly or not), or an
+    // earlier task of its own node, has changes to make — or a host could not be asked.
+    let anything_unknown = !report.unreachable.is_empty();
+    let mut pending = vec![false; graph.nodes.len()];
+    let mut by_phase: Vec<PhaseReview> = Vec::new();
+    for node in &graph.nodes {
+        let mut host = HostReview { host: node.host.clone(), node: node.name.clone(), tasks: Vec::new(), error: None };
+        let mut before = anything_unknown || node.needs.iter().any(|&need| pending[need]);
+        match verdicts.remove(&node.id) {
+            None => host.error = Some("not checked: the host did not answer GetFacts".into()),
+            Some(Err(e)) => host.error = Some(e.to_string()),
+            Some(Ok(answer)) => {
+                for (task, verdict) in node.tasks.iter().zip(answer.verdicts) {
+                    let review = review_task(&task.id, verdict, before);
+                    before |= !matches!(review.verdict, Verdict::Unchanged);
+                    host.tasks.push(review);
                 }
-                review.hosts.push(host);
             }
-            pending_before |= step_pending;
         }
-        report.phases.push(review);
+        pending[node.id] = before || host.error.is_some();
+        match by_phase.iter_mut().find(|p| p.phase == node.phase) {
+            Some(phase) => phase.hosts.push(host),
+            None => by_phase.push(PhaseReview { phase: node.phase, hosts: vec![host] }),
+        }
     }
+    by_phase.sort_by_key(|p| p.phase);
+    report.phases = by_phase;
     report
 }
 
@@ -248,7 +246,12 @@ pub fn render_text(report: &PlanReport) -> String {
         out.push_str(&format!("== {}\n", phase.phase));
         for host in &phase.hosts {
             let unchanged = host.tasks.iter().filter(|t| t.verdict == Verdict::Unchanged).count();
-            out.push_str(&format!("  {} ({unchanged} of {} tasks unchanged)\n", host.host, host.tasks.len()));
+            out.push_str(&format!(
+                "  {} {} ({unchanged} of {} tasks unchanged)\n",
+                host.host,
+                host.node,
+                host.tasks.len()
+            ));
             if let Some(error) = &host.error {
                 out.push_str(&format!("    ERROR: {error}\n"));
             }
@@ -319,7 +322,8 @@ mod tests {
     /// exists with two bricks is a conflict: REFUSED, exit 1, and the last line says apply fails.
     #[test]
     fn a_conflict_after_earlier_changes_is_still_a_refusal() {
-        let host = |name: &str, tasks: Vec<TaskReview>| HostReview { host: name.into(), tasks, error: None };
+        let host =
+            |name: &str, tasks: Vec<TaskReview>| HostReview { host: name.into(), node: "n".into(), tasks, error: None };
         let mut pending = false;
         let mut review = |task: &str, verdict: v1::TaskVerdict| {
             let r = review_task(task, verdict, pending);
@@ -368,6 +372,7 @@ mod tests {
             phase: Phase::Servers,
             hosts: vec![HostReview {
                 host: "s1".into(),
+                node: "glusterd".into(),
                 tasks: vec![TaskReview {
                     task: "glusterd".into(),
                     verdict: Verdict::Changes { changes: vec!["start glusterd".into()] },

@@ -1,6 +1,7 @@
 //! What `apply` reports while it runs: typed events, and the reporters that show them — a live
-//! per-host view on a terminal (indicatif), plain lines otherwise, or one JSON object per line
-//! (`--json`). Writes to stdout only.
+//! view on a terminal (indicatif: one line per running node of the task graph, with what it
+//! waited for), plain lines otherwise, or one JSON object per line (`--json`). Writes to stdout
+//! only.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -20,17 +21,30 @@ pub enum TaskStatus {
     Skipped,
 }
 
-/// One step of a run. `phase` is `facts`, `servers`, `pool`, `volumes`, `clients` or `rebalance`.
+/// One step of a run. `phase` is `facts`, `retire`, `servers`, `pool`, `volumes`, `clients` or
+/// `rebalance`: the label of the nodes of the task graph (`crate::graph`), whose phases overlap.
+/// `node` names a node on its host (`glusterd`, `disk`, `volume gluV1`, `prep`, ...); `at_ms`
+/// counts from the start of the graph's run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    /// A phase begins on these hosts, with this many tasks each.
+    /// The first node of a phase begins; the phase's hosts, with this many tasks each.
     PhaseStarted {
         phase: String,
         hosts: Vec<(String, usize)>,
     },
+    /// A node begins (every node it needs succeeded): `waited_for` lists those nodes.
+    NodeStarted {
+        phase: String,
+        node: String,
+        host: String,
+        tasks: usize,
+        waited_for: Vec<String>,
+        at_ms: u128,
+    },
     TaskStarted {
         phase: String,
+        node: String,
         host: String,
         task: String,
     },
@@ -38,6 +52,7 @@ pub enum Event {
     /// counts per node (`nodes`, empty for other tasks).
     TaskProgress {
         phase: String,
+        node: String,
         host: String,
         task: String,
         message: String,
@@ -46,6 +61,7 @@ pub enum Event {
     },
     TaskDone {
         phase: String,
+        node: String,
         host: String,
         task: String,
         status: TaskStatus,
@@ -54,7 +70,20 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
-    /// A host finished its part of a phase; `error` when it failed (a task, or the agent).
+    /// A node ended: `error` when it failed (a task, or the agent) or did not run (a node it
+    /// needs failed).
+    NodeDone {
+        phase: String,
+        node: String,
+        host: String,
+        changed: usize,
+        unchanged: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        at_ms: u128,
+    },
+    /// A host finished its part of a phase (every node of the phase on it ended); `error` when
+    /// one of them failed or did not run.
     HostDone {
         phase: String,
         host: String,
@@ -90,9 +119,10 @@ pub struct NodeProgress {
 
 impl Event {
     /// The event for an agent's progress report on `task`.
-    pub fn progress(phase: &str, host: &str, task: &str, p: brickyard_proto::v1::TaskProgress) -> Event {
+    pub fn progress(phase: &str, node: &str, host: &str, task: &str, p: brickyard_proto::v1::TaskProgress) -> Event {
         Event::TaskProgress {
             phase: phase.to_owned(),
+            node: node.to_owned(),
             host: host.to_owned(),
             task: task.to_owned(),
             message: p.message,
@@ -152,7 +182,11 @@ fn line(event: &Event) -> Option<String> {
             let names: Vec<&str> = hosts.iter().map(|(h, _)| h.as_str()).collect();
             Some(format!("== {phase}: {}", names.join(", ")))
         }
-        Event::TaskStarted { .. } => None,
+        Event::NodeStarted { .. } | Event::NodeDone { error: None, .. } | Event::TaskStarted { .. } => None,
+        Event::NodeDone { host, node, error: Some(e), .. } if e.starts_with(NOT_RUN) => {
+            Some(format!("  {host}: {node}: {e}"))
+        }
+        Event::NodeDone { .. } => None,
         Event::TaskProgress { host, task, message, .. } => Some(format!("  {host}: {task}: {message}")),
         Event::TaskDone { host, task, status: TaskStatus::Changed, changes, .. } => {
             Some(changes.iter().map(|c| format!("  {host}: {task}: {c}")).collect::<Vec<_>>().join("\n"))
@@ -163,7 +197,7 @@ fn line(event: &Event) -> Option<String> {
         Event::TaskDone { .. } => None,
         Event::HostDone { host, .. } => Some(format!("  {host}: {}", host_summary(event).unwrap_or_default())),
         Event::PhaseDone { phase, ok: false, failed_hosts } => {
-            Some(format!("== {phase} failed on {}; stopping before the next phase", failed_hosts.join(", ")))
+            Some(format!("== {phase} failed on {}; what needs it does not run", failed_hosts.join(", ")))
         }
         Event::PhaseDone { .. } => None,
         Event::Done { ok, changed, unchanged, elapsed_ms } => Some(format!(
@@ -173,6 +207,9 @@ fn line(event: &Event) -> Option<String> {
         )),
     }
 }
+
+/// How the error of a node that did not run begins.
+pub const NOT_RUN: &str = "not run: ";
 
 /// How a host ended its part of a phase: `ok (N changed, M unchanged)` or `FAILED: error`.
 fn host_summary(event: &Event) -> Option<String> {
@@ -193,8 +230,9 @@ impl Reporter for Plain {
     }
 }
 
-/// A live view: one spinner line per host of the current phase showing the running task;
-/// changes and failures are printed above the spinners as they happen.
+/// A live view: one spinner line per running node ("host node"), showing first what it waited
+/// for, then its running task; phase starts, changes, failures and each node's summary are
+/// printed above the spinners as they happen.
 #[derive(Default)]
 pub struct Live {
     state: Mutex<LiveState>,
@@ -203,55 +241,73 @@ pub struct Live {
 #[derive(Default)]
 struct LiveState {
     multi: Option<MultiProgress>,
-    bars: HashMap<String, (ProgressBar, usize)>,
+    /// The bar of each running node by (host, node), with its tasks done.
+    bars: HashMap<(String, String), (ProgressBar, usize)>,
+}
+
+impl LiveState {
+    fn multi(&mut self) -> &MultiProgress {
+        self.multi.get_or_insert_with(MultiProgress::new)
+    }
+
+    fn println(&mut self, text: String) {
+        let _ = self.multi().println(text);
+    }
 }
 
 impl Reporter for Live {
     fn event(&self, event: &Event) {
         let mut state = self.state.lock().expect("progress state");
         match event {
-            Event::PhaseStarted { phase, hosts } => {
-                let multi = MultiProgress::new();
-                let _ = multi.println(format!("== {phase}"));
-                let style = ProgressStyle::with_template("  {spinner} {prefix:<16} {pos}/{len} {wide_msg}")
+            Event::PhaseStarted { phase, .. } => state.println(format!("== {phase}")),
+            Event::NodeStarted { node, host, tasks, waited_for, .. } => {
+                let style = ProgressStyle::with_template("  {spinner} {prefix:<28} {pos}/{len} {wide_msg}")
                     .expect("progress template");
-                state.bars.clear();
-                let width = hosts.iter().map(|(h, _)| h.len()).max().unwrap_or(0);
-                for (host, tasks) in hosts {
-                    let bar = multi.add(ProgressBar::new(*tasks as u64).with_style(style.clone()));
-                    bar.set_prefix(format!("{host:<width$}"));
-                    bar.enable_steady_tick(Duration::from_millis(100));
-                    state.bars.insert(host.clone(), (bar, 0));
+                let bar = state.multi().add(ProgressBar::new(*tasks as u64).with_style(style));
+                bar.set_prefix(format!("{host} {node}"));
+                if !waited_for.is_empty() {
+                    bar.set_message(format!("after {}", waited_for.join(", ")));
                 }
-                state.multi = Some(multi);
+                bar.enable_steady_tick(Duration::from_millis(100));
+                state.bars.insert((host.clone(), node.clone()), (bar, 0));
             }
-            Event::TaskStarted { host, task, .. } => {
-                if let Some((bar, _)) = state.bars.get(host) {
+            Event::TaskStarted { node, host, task, .. } => {
+                if let Some((bar, _)) = state.bars.get(&(host.clone(), node.clone())) {
                     bar.set_message(task.clone());
                 }
             }
-            Event::TaskProgress { host, task, message, .. } => {
-                if let Some((bar, _)) = state.bars.get(host) {
+            Event::TaskProgress { node, host, task, message, .. } => {
+                if let Some((bar, _)) = state.bars.get(&(host.clone(), node.clone())) {
                     bar.set_message(format!("{task}: {message}"));
                 }
             }
-            Event::TaskDone { host, .. } => {
-                if let (Some(text), Some(multi)) = (line(event), &state.multi) {
-                    let _ = multi.println(text);
+            Event::TaskDone { node, host, .. } => {
+                if let Some(text) = line(event) {
+                    state.println(text);
                 }
-                if let Some((bar, done)) = state.bars.get_mut(host) {
+                if let Some((bar, done)) = state.bars.get_mut(&(host.clone(), node.clone())) {
                     *done += 1;
                     bar.set_position(*done as u64);
                 }
             }
-            Event::HostDone { host, .. } => {
-                if let Some((bar, _)) = state.bars.get(host) {
-                    let style = ProgressStyle::with_template("  {prefix:<16} {wide_msg}").expect("progress template");
-                    bar.set_style(style);
-                    bar.finish_with_message(host_summary(event).unwrap_or_default());
+            Event::NodeDone { node, host, changed, unchanged, error, .. } => {
+                let summary = match error {
+                    Some(e) => format!("FAILED: {e}"),
+                    None => format!("ok ({changed} changed, {unchanged} unchanged)"),
+                };
+                // The spinner goes; the node's summary stays above the running ones.
+                if let Some((bar, _)) = state.bars.remove(&(host.clone(), node.clone())) {
+                    bar.finish_and_clear();
+                }
+                state.println(format!("  {host} {node}: {summary}"));
+            }
+            Event::HostDone { .. } => {}
+            Event::PhaseDone { .. } => {
+                if let Some(text) = line(event) {
+                    state.println(text);
                 }
             }
-            Event::PhaseDone { .. } | Event::Done { .. } => {
+            Event::Done { .. } => {
                 state.bars.clear();
                 state.multi = None;
                 if let Some(text) = line(event) {
@@ -270,6 +326,7 @@ mod tests {
     fn json_events_are_tagged_lines() {
         let event = Event::TaskDone {
             phase: "servers".into(),
+            node: "glusterd".into(),
             host: "gluServer1".into(),
             task: "glusterd".into(),
             status: TaskStatus::Changed,
@@ -278,7 +335,7 @@ mod tests {
         };
         assert_eq!(
             serde_json::to_string(&event).unwrap(),
-            r#"{"event":"task_done","phase":"servers","host":"gluServer1","task":"glusterd","status":"changed","changes":["start glusterd"]}"#
+            r#"{"event":"task_done","phase":"servers","node":"glusterd","host":"gluServer1","task":"glusterd","status":"changed","changes":["start glusterd"]}"#
         );
     }
 
@@ -297,14 +354,17 @@ mod tests {
         };
         let message = "rebalance gv: gs1 200 scanned, 56 moved, 0 failures (in progress)".to_owned();
         let p = brickyard_proto::v1::TaskProgress { message: message.clone(), migration: Some(migration) };
-        let event = Event::progress("volumes", "gs1", "rebalance gv", p);
+        let event = Event::progress("volumes", "rebalance", "gs1", "rebalance gv", p);
         assert_eq!(line(&event).unwrap(), format!("  gs1: rebalance gv: {message}"));
         let json = serde_json::to_string(&event).unwrap();
-        assert!(json.starts_with(r#"{"event":"task_progress","phase":"volumes","host":"gs1""#), "{json}");
+        assert!(
+            json.starts_with(r#"{"event":"task_progress","phase":"volumes","node":"rebalance","host":"gs1""#),
+            "{json}"
+        );
         assert!(json.contains(r#""files_scanned":200,"files_moved":56"#), "{json}");
 
         let heal = brickyard_proto::v1::TaskProgress { message: "3 entries pending".into(), migration: None };
-        let json = serde_json::to_string(&Event::progress("volumes", "gs1", "volume gv", heal)).unwrap();
+        let json = serde_json::to_string(&Event::progress("volumes", "volume gv", "gs1", "volume gv", heal)).unwrap();
         assert!(!json.contains("nodes"), "{json}");
     }
 
@@ -312,6 +372,7 @@ mod tests {
     fn plain_lines_name_host_and_task() {
         let failed = Event::TaskDone {
             phase: "servers".into(),
+            node: "disk".into(),
             host: "s2".into(),
             task: "partition /dev/vdb".into(),
             status: TaskStatus::Failed,
@@ -321,6 +382,7 @@ mod tests {
         assert_eq!(line(&failed).unwrap(), "  s2: partition /dev/vdb: FAILED: refused: /dev/vdb holds ext4");
         let progress = Event::TaskProgress {
             phase: "volumes".into(),
+            node: "volume gluV1".into(),
             host: "s1".into(),
             task: "volume gluV1".into(),
             message: "heal gluV1: 12 entries pending heal (s1:/b 12, s2:/b 0) after 3 s".into(),

@@ -2,8 +2,10 @@
 //! `crate::rpc::limits`, serves `brickyard.v1.Agent` and the standard health service over
 //! mutual TLS only, and keeps every RPC thin: open a span, validate the
 //! whole batch into typed tasks before anything runs, call the task, convert the result
-//! (`crate::rpc::conversions`). One `Apply` runs at a time per agent so two coordinators cannot
-//! interleave changes on a host.
+//! (`crate::rpc::conversions`). `Apply` batches run at once unless they share a lane
+//! (`crate::tasks::Lane`: packages, /etc/hosts, firewall, disks, fstab, glusterd): a batch holds
+//! every lane its tasks use, so two batches (of one coordinator's task graph, or of two
+//! coordinators) never change the same resource or /etc file at the same time.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,7 +26,7 @@ use crate::rpc::conversions;
 use crate::rpc::identity::Identity;
 use crate::rpc::limits::{self, Limits};
 use crate::rpc::tls::{CoordinatorOnly, TlsError};
-use crate::tasks::{self, AnyTask};
+use crate::tasks::{self, AnyTask, Lane};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -36,18 +38,27 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// The `Agent` service: the host context, the lock that serialises `Apply` and the agent's
+/// The `Agent` service: the host context, one lock per lane of `Apply` batches and the agent's
 /// live TLS identity.
 pub struct AgentService {
     ctx: Arc<Context>,
-    apply_lock: Arc<Mutex<()>>,
+    lanes: Arc<[Arc<Mutex<()>>; Lane::ALL.len()]>,
     identity: Arc<Identity>,
 }
 
 impl AgentService {
     pub fn new(ctx: Context, identity: Arc<Identity>) -> Self {
-        Self { ctx: Arc::new(ctx), apply_lock: Arc::new(Mutex::new(())), identity }
+        let lanes = Arc::new(std::array::from_fn(|_| Arc::new(Mutex::new(()))));
+        Self { ctx: Arc::new(ctx), lanes, identity }
     }
+}
+
+/// The lanes the batch's tasks use, each once, in [`Lane`] order.
+fn batch_lanes(batch: &v1::TaskBatch) -> Vec<Lane> {
+    let mut lanes: Vec<Lane> = batch.tasks.iter().flat_map(tasks::lanes).copied().collect();
+    lanes.sort_unstable();
+    lanes.dedup();
+    lanes
 }
 
 fn rpc_span<T>(method: &'static str, request: &Request<T>) -> tracing::Span {
@@ -148,13 +159,19 @@ impl Agent for AgentService {
     async fn apply(&self, request: Request<v1::TaskBatch>) -> Result<Response<Self::ApplyStream>, Status> {
         let span = rpc_span("Apply", &request);
         let tasks = span.in_scope(|| validate(&request))?;
+        let lanes: Vec<Arc<Mutex<()>>> =
+            batch_lanes(request.get_ref()).into_iter().map(|lane| self.lanes[lane as usize].clone()).collect();
         let (tx, rx) = mpsc::channel(16);
         let ctx = self.ctx.clone();
-        let lock = self.apply_lock.clone();
         tokio::spawn(
             async move {
-                let _serialised = lock.lock().await;
+                // In lane order, every batch alike: no two batches wait on each other in a cycle.
+                let mut held = Vec::with_capacity(lanes.len());
+                for lane in lanes {
+                    held.push(lane.lock_owned().await);
+                }
                 apply_batch(&ctx, tasks, tx).await;
+                drop(held);
             }
             .instrument(span),
         );
@@ -263,4 +280,37 @@ pub async fn run(config: &Config, ctx: Context, shutdown: impl Future<Output = (
     })?;
     tracing::info!("listening on {addr}");
     serve(config, identity, listener, ctx, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use brickyard_proto::v1::task::Kind;
+
+    use super::*;
+
+    fn batch(kinds: Vec<Kind>) -> v1::TaskBatch {
+        v1::TaskBatch { tasks: kinds.into_iter().map(|k| v1::Task { id: "t".into(), kind: Some(k) }).collect() }
+    }
+
+    #[test]
+    fn glusterd_and_disk_batches_share_no_lane_but_both_fstab_writers_do() {
+        let glusterd = batch(vec![
+            Kind::EnsurePackages(Default::default()),
+            Kind::EnsureHosts(Default::default()),
+            Kind::OpenPorts(Default::default()),
+            Kind::GlusterTls(Default::default()),
+            Kind::EnsureGlusterd(Default::default()),
+        ]);
+        let disk = batch(vec![
+            Kind::PartitionDisk(Default::default()),
+            Kind::MountFilesystem(Default::default()),
+            Kind::BrickDir(Default::default()),
+            Kind::EnsureFuse(Default::default()),
+        ]);
+        assert_eq!(batch_lanes(&glusterd), [Lane::Packages, Lane::Hosts, Lane::Firewall, Lane::Gluster]);
+        assert_eq!(batch_lanes(&disk), [Lane::Disk, Lane::Fstab]);
+        let client_mount = batch(vec![Kind::MountGlusterVolume(Default::default())]);
+        assert_eq!(batch_lanes(&client_mount), [Lane::Fstab]);
+        assert!(batch_lanes(&batch(vec![Kind::EnsureFuse(Default::default())])).is_empty());
+    }
 }

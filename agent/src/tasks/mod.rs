@@ -2,7 +2,8 @@
 //! validates its proto message into a domain struct (`from_proto`, before anything runs),
 //! `plan`s typed changes without touching anything, and `apply`s a plan made just before, so
 //! apply always re-checks and a satisfied task is a no-op. Dispatch is one explicit `match`
-//! on the proto `oneof` ([`from_proto`]).
+//! on the proto `oneof` ([`from_proto`]); what each kind writes on the host — the lanes
+//! that batches running at once must not share — is one more ([`lanes`]).
 
 mod brick_dir;
 mod bricks;
@@ -76,4 +77,56 @@ pub fn from_proto(task: &v1::Task, peer: Option<IpAddr>) -> Result<Box<dyn AnyTa
         Kind::DetachPeers(t) => Box::new(detach::DetachPeers::from_proto(t)?),
         Kind::ResetEmptyBricks(t) => Box::new(reset_brick::ResetEmptyBricks::from_proto(t)?),
     })
+}
+
+/// A host resource that one task at a time may change. `Apply` batches that share no lane run
+/// at once; a batch holds every lane its tasks use, taken in this order (no deadlock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Lane {
+    /// The package manager (dpkg/rpm lock).
+    Packages,
+    /// /etc/hosts.
+    Hosts,
+    /// The firewall rules.
+    Firewall,
+    /// Block devices, filesystems and brick directories.
+    Disk,
+    /// /etc/fstab and the mounts it lists (disks and gluster mounts both write it).
+    Fstab,
+    /// glusterd: its service, /var/lib/glusterd, its TLS files and every gluster CLI change.
+    Gluster,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 6] = [Lane::Packages, Lane::Hosts, Lane::Firewall, Lane::Disk, Lane::Fstab, Lane::Gluster];
+}
+
+/// The lanes a task of this kind uses (none: it changes nothing another task changes).
+pub fn lanes(task: &v1::Task) -> &'static [Lane] {
+    use v1::task::Kind;
+    match &task.kind {
+        None | Some(Kind::EnsureFuse(_)) => &[],
+        Some(Kind::EnsurePackages(_)) => &[Lane::Packages],
+        Some(Kind::EnsureHosts(_)) => &[Lane::Hosts],
+        Some(Kind::OpenPorts(_)) => &[Lane::Firewall],
+        Some(Kind::PartitionDisk(_) | Kind::MakeFilesystem(_) | Kind::BrickDir(_) | Kind::BrickSelinux(_)) => {
+            &[Lane::Disk]
+        }
+        Some(Kind::MountFilesystem(_)) => &[Lane::Disk, Lane::Fstab],
+        Some(Kind::MountGlusterVolume(_) | Kind::RetireGlusterMounts(_)) => &[Lane::Fstab],
+        Some(Kind::EnsureBricks(_) | Kind::ResetEmptyBricks(_)) => &[Lane::Disk, Lane::Gluster],
+        Some(
+            Kind::EnsureGlusterd(_)
+            | Kind::ResetGlusterdUuid(_)
+            | Kind::GlusterTls(_)
+            | Kind::ProbePeers(_)
+            | Kind::AwaitPeers(_)
+            | Kind::EnsureVolume(_)
+            | Kind::VolumeTls(_)
+            | Kind::DestroyVolume(_)
+            | Kind::RebalanceVolume(_)
+            | Kind::RemoveBricks(_)
+            | Kind::DetachPeers(_),
+        ) => &[Lane::Gluster],
+    }
 }
