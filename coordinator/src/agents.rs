@@ -107,10 +107,10 @@ impl Agents {
         self.order.iter().cloned().zip(answers.into_iter().map(|(_, answer)| answer)).collect()
     }
 
-    /// The host's pool and mounts, and with `with_volumes` the volumes as it sees them.
-    pub async fn gluster_status(&self, host: &str, with_volumes: bool) -> Result<v1::GlusterStatus, AgentError> {
+    /// The host's pool and mounts, and the volumes as it sees them in as much `detail`.
+    pub async fn gluster_status(&self, host: &str, detail: v1::VolumeDetail) -> Result<v1::GlusterStatus, AgentError> {
         self.call(host, "GetGlusterStatus", |mut c| async move {
-            c.get_gluster_status(v1::GlusterStatusRequest { with_volumes }).await
+            c.get_gluster_status(v1::GlusterStatusRequest { volumes: detail.into() }).await
         })
         .await
     }

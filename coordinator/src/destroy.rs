@@ -76,7 +76,7 @@ async fn check_mounts(spec: &Spec, agents: &Arc<Agents>, volume: &str) -> Result
     let clients = spec.clients.iter().map(|c| c.name.clone()).chain(survey.retired.iter().map(|r| r.name.clone()));
     let mut mounting = Vec::new();
     for client in clients {
-        let status = agents.gluster_status(&client, false).await.map_err(|e| {
+        let status = agents.gluster_status(&client, v1::VolumeDetail::None).await.map_err(|e| {
             DestroyError::Refused(format!("cannot tell whether {client} mounts volume {volume}: {e}; nothing changed"))
         })?;
         mounting.extend(

@@ -190,16 +190,19 @@ pub async fn statvfs(path: &str) -> MountAnswer {
 
 /// The pool, volumes and glusterfs mounts as this host sees them (`GetGlusterStatus`). When
 /// glusterd does not answer (not installed, not running: a client), only mounts are reported.
-/// `with_volumes` false: the pool and mounts only (volumes look the same from every server, so
-/// the coordinator asks one server for them). The queries run at once: `pool list` and
-/// `volume info` are local reads and `heal info` a client of the bricks; only `volume status`
-/// takes glusterd's cluster lock.
-pub async fn status(ctx: &Context, with_volumes: bool) -> Result<v1::GlusterStatus, Error> {
+/// `detail` says how much of the volumes (`v1::VolumeDetail`: none, their layout, or also brick
+/// processes, heals and the last rebalance). The queries run at once: `pool list` and `volume
+/// info` are local reads and `heal info` a client of the bricks; only `volume status` takes
+/// glusterd's cluster lock.
+pub async fn status(ctx: &Context, detail: v1::VolumeDetail) -> Result<v1::GlusterStatus, Error> {
     let volumes = async {
-        if with_volumes {
-            Some(tokio::join!(volume_info(ctx), volume_status_detail(ctx)))
-        } else {
-            None
+        match detail {
+            v1::VolumeDetail::None => None,
+            v1::VolumeDetail::Layout => Some((volume_info(ctx).await, None)),
+            v1::VolumeDetail::Full => {
+                let (infos, processes) = tokio::join!(volume_info(ctx), volume_status_detail(ctx));
+                Some((infos, Some(processes)))
+            }
         }
     };
     let (mounts, pool, volumes) = tokio::join!(local_mounts(), pool_list(ctx), volumes);
@@ -225,6 +228,10 @@ pub async fn status(ctx: &Context, with_volumes: bool) -> Result<v1::GlusterStat
         return Ok(status);
     };
     let infos = infos?;
+    let Some(processes) = processes else {
+        status.volumes = infos.into_iter().map(|info| volume_status(info, &[])).collect();
+        return Ok(status);
+    };
     // With no volume started, `volume status` fails ("No volumes present" or not started).
     let processes = if infos.iter().any(VolumeInfo::started) { processes? } else { BTreeMap::new() };
     // Heal info and the last rebalance of every volume, all at once (neither takes the lock).
@@ -377,7 +384,7 @@ mod tests {
                 "/usr/sbin/gluster --mode=script --xml volume heal gv0 info summary",
                 &fixture("heal-info-summary-pending.xml"),
             );
-        let st = status(&ctx(runner), true).await.unwrap();
+        let st = status(&ctx(runner), v1::VolumeDetail::Full).await.unwrap();
         assert!(st.glusterd_running);
         assert_eq!(st.peers.len(), 2);
         assert_eq!(
@@ -403,8 +410,21 @@ mod tests {
     async fn status_without_volumes_asks_only_the_pool() {
         let runner =
             FakeRunner::default().expect("/usr/sbin/gluster --mode=script --xml pool list", &fixture("pool-list.xml"));
-        let st = status(&ctx(runner), false).await.unwrap();
+        let st = status(&ctx(runner), v1::VolumeDetail::None).await.unwrap();
         assert!(st.glusterd_running && st.peers.len() == 2 && st.volumes.is_empty());
+    }
+
+    /// The layout (what plan and apply compare with the spec) is `volume info` alone: no
+    /// cluster lock, no heal or rebalance queries.
+    #[tokio::test]
+    async fn status_with_the_layout_asks_only_pool_and_info() {
+        let runner = FakeRunner::default()
+            .expect("/usr/sbin/gluster --mode=script --xml pool list", &fixture("pool-list.xml"))
+            .expect("/usr/sbin/gluster --mode=script --xml volume info", &fixture("volume-info.xml"));
+        let st = status(&ctx(runner), v1::VolumeDetail::Layout).await.unwrap();
+        let v = &st.volumes[0];
+        assert_eq!((v.name.as_str(), v.replica, v.bricks.len()), ("gv0", 2, 2));
+        assert_eq!(v.options["performance.cache-size"], "512MB");
     }
 
     #[tokio::test]
@@ -414,7 +434,7 @@ mod tests {
             .expect_output("/usr/sbin/gluster --mode=script --xml pool list", down.clone())
             .expect_output("/usr/sbin/gluster --mode=script --xml volume info", down.clone())
             .expect_output("/usr/sbin/gluster --mode=script --xml volume status all detail", down);
-        let st = status(&ctx(runner), true).await.unwrap();
+        let st = status(&ctx(runner), v1::VolumeDetail::Full).await.unwrap();
         assert!(!st.glusterd_running && st.peers.is_empty() && st.volumes.is_empty());
     }
 

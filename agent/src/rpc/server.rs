@@ -166,9 +166,9 @@ impl Agent for AgentService {
         request: Request<v1::GlusterStatusRequest>,
     ) -> Result<Response<v1::GlusterStatus>, Status> {
         let span = rpc_span("GetGlusterStatus", &request);
-        let with_volumes = request.get_ref().with_volumes;
+        let detail = request.get_ref().volumes();
         async {
-            crate::gluster::status(&self.ctx, with_volumes)
+            crate::gluster::status(&self.ctx, detail)
                 .await
                 .map(Response::new)
                 .map_err(|e| conversions::status(&e.into()))
