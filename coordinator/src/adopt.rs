@@ -20,7 +20,7 @@ use std::sync::Arc;
 use brickyard_proto::v1;
 use brickyard_proto::v1::VolumeDetail;
 
-use crate::agents::{self, Agents};
+use crate::agents::{self, Agents, Devices};
 use crate::phases::{self, AUTH_ALLOW, AUTH_ALLOW_EVERYONE};
 use crate::spec::{EtcHosts, Pool, Spec};
 use crate::{plan, validate};
@@ -132,7 +132,7 @@ async fn read(agents: &Arc<Agents>, request: &Request) -> Result<Live, AdoptErro
     let answers = agents::each(names, |host| {
         let agents = agents.clone();
         let detail = if Some(host.as_str()) == first { VolumeDetail::Full } else { VolumeDetail::None };
-        async move { (agents.facts(&host).await, agents.gluster_status(&host, detail).await) }
+        async move { (agents.facts(&host, Devices::WithContents).await, agents.gluster_status(&host, detail).await) }
     })
     .await;
     let mut live = Live::default();

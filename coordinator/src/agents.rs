@@ -47,6 +47,15 @@ impl AgentError {
 /// One host's target and its connection, once made.
 type Slot = Arc<(HostTarget, OnceCell<AgentClient<Channel>>)>;
 
+/// How much of the block devices `GetFacts` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Devices {
+    /// The device tree (names, sizes, ids, mount points) from sysfs: what plan and apply need.
+    Tree,
+    /// Also each device's partition table, filesystem, label and UUID (`blkid -p` of each).
+    WithContents,
+}
+
 /// The agents of a spec's hosts (and of hosts that left it, once added), connected lazily.
 pub struct Agents {
     pki_dir: PathBuf,
@@ -92,16 +101,22 @@ impl Agents {
         }
     }
 
-    pub async fn facts(&self, host: &str) -> Result<v1::Facts, AgentError> {
-        self.call(host, "GetFacts", |mut c| async move { c.get_facts(v1::GetFactsRequest {}).await }).await
+    /// The host's facts; with `devices` [`Devices::WithContents`], also what each block device
+    /// holds (one probe per device the host sees, which plan and apply do not need).
+    pub async fn facts(&self, host: &str, devices: Devices) -> Result<v1::Facts, AgentError> {
+        let request = v1::GetFactsRequest { device_contents: devices == Devices::WithContents };
+        self.call(host, "GetFacts", |mut c| async move { c.get_facts(request).await }).await
     }
 
     /// `GetFacts` from every host of the spec at once (the one way facts are gathered, by
     /// `facts`, `plan` and `apply`); answers in spec order.
-    pub async fn every_host_facts(self: &Arc<Self>) -> Vec<(HostTarget, Result<v1::Facts, AgentError>)> {
+    pub async fn every_host_facts(
+        self: &Arc<Self>,
+        devices: Devices,
+    ) -> Vec<(HostTarget, Result<v1::Facts, AgentError>)> {
         let answers = each(self.order.iter().map(|h| h.name.as_str()), |host| {
             let agents = self.clone();
-            async move { agents.facts(&host).await }
+            async move { agents.facts(&host, devices).await }
         })
         .await;
         self.order.iter().cloned().zip(answers.into_iter().map(|(_, answer)| answer)).collect()

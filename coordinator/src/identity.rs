@@ -121,7 +121,7 @@ fn sign(run: &Run, target: &HostTarget, csr_pem: &str, expected_spki: Option<&[u
 /// A new connection checked against the pool: facts answer and the certificate is `serial`.
 async fn check_serves(run: &Run, target: &HostTarget, serial: &str) -> Result<(), String> {
     let (mut fresh, peer) = connect(run, target, ServerCheck::Pool).await?;
-    call(&target.name, "GetFacts", fresh.get_facts(v1::GetFactsRequest {})).await?;
+    call(&target.name, "GetFacts", fresh.get_facts(v1::GetFactsRequest::default())).await?;
     let (served, _) = serial_and_spki(&presented(&peer)?)?;
     if served != serial {
         return Err(format!("installed serial {serial}, but a new connection is served serial {served}"));
@@ -161,7 +161,7 @@ async fn rotate(run: &Run, target: &HostTarget) -> Result<String, String> {
     let install = v1::IdentityInstallRequest { cert_pem: signed };
     let serial = call(&target.name, "IdentityInstall", agent.identity_install(install)).await?.serial;
     // The connection made before the rotation keeps working; a new one gets the new certificate.
-    call(&target.name, "GetFacts", agent.get_facts(v1::GetFactsRequest {})).await?;
+    call(&target.name, "GetFacts", agent.get_facts(v1::GetFactsRequest::default())).await?;
     check_serves(run, target, &serial).await?;
     Ok(format!("rotated: serial {old} -> {serial}, valid {} days", run.signing.validity.whole_days()))
 }

@@ -29,8 +29,12 @@ pub enum Error {
 }
 
 /// Collects this host's facts.
-pub async fn collect(ctx: &Context) -> Result<v1::Facts, Error> {
-    let devices = blockdev::list(ctx.runner.as_ref(), &blockdev::HostPaths::system()).await?;
+/// The host's facts; `device_contents`: also probe what every block device holds (see
+/// `v1::GetFactsRequest`).
+pub async fn collect(ctx: &Context, device_contents: bool) -> Result<v1::Facts, Error> {
+    let paths = blockdev::HostPaths::system();
+    let devices =
+        if device_contents { blockdev::list(ctx.runner.as_ref(), &paths).await? } else { blockdev::tree(&paths)? };
     let glusterfs_version = gluster::version(ctx.runner.as_ref()).await?;
     let sys = System::new_with_specifics(
         RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()).with_memory(MemoryRefreshKind::nothing().with_ram()),

@@ -120,8 +120,10 @@ async fn apply_batch(ctx: &Context, tasks: Tasks, tx: mpsc::Sender<Result<v1::Ta
 impl Agent for AgentService {
     async fn get_facts(&self, request: Request<v1::GetFactsRequest>) -> Result<Response<v1::Facts>, Status> {
         let span = rpc_span("GetFacts", &request);
+        let device_contents = request.get_ref().device_contents;
         async {
-            let facts = crate::facts::collect(&self.ctx).await.map_err(|e| conversions::status(&e.into()))?;
+            let facts =
+                crate::facts::collect(&self.ctx, device_contents).await.map_err(|e| conversions::status(&e.into()))?;
             Ok(Response::new(facts))
         }
         .instrument(span)
