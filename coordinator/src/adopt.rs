@@ -132,7 +132,7 @@ async fn read(agents: &Arc<Agents>, request: &Request) -> Result<Live, AdoptErro
     let answers = agents::each(names, |host| {
         let agents = agents.clone();
         let detail = if Some(host.as_str()) == first { VolumeDetail::Full } else { VolumeDetail::None };
-        async move { (agents.facts(&host, Devices::WithContents).await, agents.gluster_status(&host, detail).await) }
+        async move { (agents.facts(&host, Devices::Listed).await, agents.gluster_status(&host, detail).await) }
     })
     .await;
     let mut live = Live::default();

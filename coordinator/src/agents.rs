@@ -47,13 +47,13 @@ impl AgentError {
 /// One host's target and its connection, once made.
 type Slot = Arc<(HostTarget, OnceCell<AgentClient<Channel>>)>;
 
-/// How much of the block devices `GetFacts` reports.
+/// Whether `GetFacts` lists the host's block devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Devices {
-    /// The device tree (names, sizes, ids, mount points) from sysfs: what plan and apply need.
-    Tree,
-    /// Also each device's partition table, filesystem, label and UUID (`blkid -p` of each).
-    WithContents,
+    /// Not listed: plan and apply do not need them (each disk task inspects its own disk).
+    Omitted,
+    /// Listed with what each holds (a sysfs scan and a `blkid -p` of every device).
+    Listed,
 }
 
 /// The agents of a spec's hosts (and of hosts that left it, once added), connected lazily.
@@ -101,10 +101,9 @@ impl Agents {
         }
     }
 
-    /// The host's facts; with `devices` [`Devices::WithContents`], also what each block device
-    /// holds (one probe per device the host sees, which plan and apply do not need).
+    /// The host's facts, its block devices listed or not.
     pub async fn facts(&self, host: &str, devices: Devices) -> Result<v1::Facts, AgentError> {
-        let request = v1::GetFactsRequest { device_contents: devices == Devices::WithContents };
+        let request = v1::GetFactsRequest { block_devices: devices == Devices::Listed };
         self.call(host, "GetFacts", |mut c| async move { c.get_facts(request).await }).await
     }
 

@@ -82,7 +82,7 @@ pub async fn facts(
         phase: phase.clone(),
         hosts: hosts.iter().map(|h| (h.name.clone(), 0)).collect(),
     });
-    let answers = agents.every_host_facts(Devices::Tree).await;
+    let answers = agents.every_host_facts(Devices::Omitted).await;
     let mut facts = BTreeMap::new();
     let mut failures = Vec::new();
     for (host, answer) in answers {

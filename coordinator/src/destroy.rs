@@ -65,7 +65,7 @@ fn mounts_volume(mount: &v1::GlusterMount, volume: &str) -> bool {
 /// Step 2: the hosts (spec clients and clients that left the spec) that still mount it.
 async fn check_mounts(spec: &Spec, agents: &Arc<Agents>, volume: &str) -> Result<(), DestroyError> {
     let mut facts = BTreeMap::new();
-    for (host, answer) in agents.every_host_facts(Devices::Tree).await {
+    for (host, answer) in agents.every_host_facts(Devices::Omitted).await {
         let answer = answer.map_err(|e| DestroyError::Refused(format!("{e}; nothing changed")))?;
         facts.insert(host.name, answer);
     }

@@ -21,7 +21,7 @@ pub struct HostFacts {
 pub async fn gather(spec: &Spec) -> Vec<HostFacts> {
     let agents = Arc::new(Agents::new(spec));
     agents
-        .every_host_facts(Devices::WithContents)
+        .every_host_facts(Devices::Listed)
         .await
         .into_iter()
         .map(|(host, result)| HostFacts { host, result })

@@ -135,7 +135,7 @@ pub async fn run(spec: &Spec) -> PlanReport {
     let agents = Arc::new(Agents::new(spec));
     let mut report = PlanReport { warnings: spec_warnings(spec), ..Default::default() };
     let mut facts = BTreeMap::new();
-    for (host, answer) in agents.every_host_facts(Devices::Tree).await {
+    for (host, answer) in agents.every_host_facts(Devices::Omitted).await {
         let host = host.name;
         match answer {
             Ok(f) => {

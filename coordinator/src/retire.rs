@@ -96,7 +96,7 @@ pub async fn survey(
     }
     let answers = agents::each(former.iter().map(|(name, _)| name.as_str()), |host| {
         let agents = agents.clone();
-        async move { agents.facts(&host, Devices::Tree).await }
+        async move { agents.facts(&host, Devices::Omitted).await }
     })
     .await;
     for ((name, address), (_, answer)) in former.into_iter().zip(answers) {

@@ -29,12 +29,13 @@ pub enum Error {
 }
 
 /// Collects this host's facts.
-/// The host's facts; `device_contents`: also probe what every block device holds (see
-/// `v1::GetFactsRequest`).
-pub async fn collect(ctx: &Context, device_contents: bool) -> Result<v1::Facts, Error> {
-    let paths = blockdev::HostPaths::system();
-    let devices =
-        if device_contents { blockdev::list(ctx.runner.as_ref(), &paths).await? } else { blockdev::tree(&paths)? };
+/// The host's facts, with its block devices only when asked (see `v1::GetFactsRequest`).
+pub async fn collect(ctx: &Context, block_devices: bool) -> Result<v1::Facts, Error> {
+    let devices = if block_devices {
+        blockdev::list(ctx.runner.as_ref(), &blockdev::HostPaths::system()).await?
+    } else {
+        Vec::new()
+    };
     let glusterfs_version = gluster::version(ctx.runner.as_ref()).await?;
     let sys = System::new_with_specifics(
         RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()).with_memory(MemoryRefreshKind::nothing().with_ram()),

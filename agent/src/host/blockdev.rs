@@ -125,16 +125,11 @@ impl HostPaths {
 }
 
 /// Every block device of the host as lsblk would list it, with every mount point of this
-/// mount namespace, from sysfs and mountinfo alone: no device is read, so no signatures.
-pub fn tree(paths: &HostPaths) -> Result<Vec<BlockDevice>, Error> {
-    sysfs::scan(paths)
-}
-
-/// The [`tree`] with the signatures `blkid -p` finds on each device (best effort: a device
-/// blkid may not read, e.g. a hypervisor's disk, stays without; a suspended device-mapper device
-/// is not read at all, as lsblk does not, since the read would block until it is resumed).
+/// mount namespace and the signatures `blkid -p` finds (best effort: a device blkid may not
+/// read, e.g. a hypervisor's disk, stays without; a suspended device-mapper device is not
+/// read at all, as lsblk does not, since the read would block until it is resumed).
 pub async fn list(runner: &dyn Runner, paths: &HostPaths) -> Result<Vec<BlockDevice>, Error> {
-    let mut devices = tree(paths)?;
+    let mut devices = sysfs::scan(paths)?;
     let mut probes: HashMap<String, Signature> = HashMap::new();
     for dev in devices.iter().flat_map(BlockDevice::walk) {
         if dev.suspended || probes.contains_key(&dev.kernel_name) {

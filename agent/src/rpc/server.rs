@@ -120,10 +120,10 @@ async fn apply_batch(ctx: &Context, tasks: Tasks, tx: mpsc::Sender<Result<v1::Ta
 impl Agent for AgentService {
     async fn get_facts(&self, request: Request<v1::GetFactsRequest>) -> Result<Response<v1::Facts>, Status> {
         let span = rpc_span("GetFacts", &request);
-        let device_contents = request.get_ref().device_contents;
+        let block_devices = request.get_ref().block_devices;
         async {
             let facts =
-                crate::facts::collect(&self.ctx, device_contents).await.map_err(|e| conversions::status(&e.into()))?;
+                crate::facts::collect(&self.ctx, block_devices).await.map_err(|e| conversions::status(&e.into()))?;
             Ok(Response::new(facts))
         }
         .instrument(span)
