@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use brickyard_proto::v1;
+use brickyard_proto::v1::VolumeDetail;
 
-use crate::agents::{self, Agents};
+use crate::agents::{self, Agents, Devices};
 use crate::phases::{self, AUTH_ALLOW, AUTH_ALLOW_EVERYONE};
 use crate::spec::{EtcHosts, Pool, Spec};
 use crate::{plan, validate};
@@ -130,8 +131,8 @@ async fn read(agents: &Arc<Agents>, request: &Request) -> Result<Live, AdoptErro
     let first = request.servers.first().map(|(n, _)| n.as_str());
     let answers = agents::each(names, |host| {
         let agents = agents.clone();
-        let with_volumes = Some(host.as_str()) == first;
-        async move { (agents.facts(&host).await, agents.gluster_status(&host, with_volumes).await) }
+        let detail = if Some(host.as_str()) == first { VolumeDetail::Full } else { VolumeDetail::None };
+        async move { (agents.facts(&host, Devices::Listed).await, agents.gluster_status(&host, detail).await) }
     })
     .await;
     let mut live = Live::default();

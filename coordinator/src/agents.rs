@@ -47,6 +47,15 @@ impl AgentError {
 /// One host's target and its connection, once made.
 type Slot = Arc<(HostTarget, OnceCell<AgentClient<Channel>>)>;
 
+/// Whether `GetFacts` lists the host's block devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Devices {
+    /// Not listed: plan and apply do not need them (each disk task inspects its own disk).
+    Omitted,
+    /// Listed with what each holds (a sysfs scan and a `blkid -p` of every device).
+    Listed,
+}
+
 /// The agents of a spec's hosts (and of hosts that left it, once added), connected lazily.
 pub struct Agents {
     pki_dir: PathBuf,
@@ -92,25 +101,30 @@ impl Agents {
         }
     }
 
-    pub async fn facts(&self, host: &str) -> Result<v1::Facts, AgentError> {
-        self.call(host, "GetFacts", |mut c| async move { c.get_facts(v1::GetFactsRequest {}).await }).await
+    /// The host's facts, its block devices listed or not.
+    pub async fn facts(&self, host: &str, devices: Devices) -> Result<v1::Facts, AgentError> {
+        let request = v1::GetFactsRequest { block_devices: devices == Devices::Listed };
+        self.call(host, "GetFacts", |mut c| async move { c.get_facts(request).await }).await
     }
 
     /// `GetFacts` from every host of the spec at once (the one way facts are gathered, by
     /// `facts`, `plan` and `apply`); answers in spec order.
-    pub async fn every_host_facts(self: &Arc<Self>) -> Vec<(HostTarget, Result<v1::Facts, AgentError>)> {
+    pub async fn every_host_facts(
+        self: &Arc<Self>,
+        devices: Devices,
+    ) -> Vec<(HostTarget, Result<v1::Facts, AgentError>)> {
         let answers = each(self.order.iter().map(|h| h.name.as_str()), |host| {
             let agents = self.clone();
-            async move { agents.facts(&host).await }
+            async move { agents.facts(&host, devices).await }
         })
         .await;
         self.order.iter().cloned().zip(answers.into_iter().map(|(_, answer)| answer)).collect()
     }
 
-    /// The host's pool and mounts, and with `with_volumes` the volumes as it sees them.
-    pub async fn gluster_status(&self, host: &str, with_volumes: bool) -> Result<v1::GlusterStatus, AgentError> {
+    /// The host's pool and mounts, and the volumes as it sees them in as much `detail`.
+    pub async fn gluster_status(&self, host: &str, detail: v1::VolumeDetail) -> Result<v1::GlusterStatus, AgentError> {
         self.call(host, "GetGlusterStatus", |mut c| async move {
-            c.get_gluster_status(v1::GlusterStatusRequest { with_volumes }).await
+            c.get_gluster_status(v1::GlusterStatusRequest { volumes: detail.into() }).await
         })
         .await
     }

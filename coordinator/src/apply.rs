@@ -19,7 +19,7 @@ use brickyard_proto::v1::task_event::Event as AgentEvent;
 use brickyard_proto::v1::task_verdict::Verdict;
 use tokio_stream::StreamExt;
 
-use crate::agents::{task_error, AgentError, Agents};
+use crate::agents::{task_error, AgentError, Agents, Devices};
 use crate::graph::Graph;
 use crate::migrate::{self, MigrateError};
 use crate::phases::{self, HostBatch, PhaseError};
@@ -95,7 +95,7 @@ pub async fn facts(
         phase: phase.clone(),
         hosts: hosts.iter().map(|h| (h.name.clone(), 0)).collect(),
     });
-    let answers = agents.every_host_facts().await;
+    let answers = agents.every_host_facts(Devices::Omitted).await;
     let mut facts = BTreeMap::new();
     let mut failures = Vec::new();
     for (host, answer) in answers {

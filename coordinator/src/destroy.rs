@@ -19,7 +19,7 @@ use brickyard_proto::v1;
 use brickyard_proto::v1::task::Kind;
 use brickyard_proto::v1::task_verdict::Verdict;
 
-use crate::agents::{task_error, Agents};
+use crate::agents::{task_error, Agents, Devices};
 use crate::apply;
 use crate::phases::HostBatch;
 use crate::pool_view;
@@ -65,7 +65,7 @@ fn mounts_volume(mount: &v1::GlusterMount, volume: &str) -> bool {
 /// Step 2: the hosts (spec clients and clients that left the spec) that still mount it.
 async fn check_mounts(spec: &Spec, agents: &Arc<Agents>, volume: &str) -> Result<(), DestroyError> {
     let mut facts = BTreeMap::new();
-    for (host, answer) in agents.every_host_facts().await {
+    for (host, answer) in agents.every_host_facts(Devices::Omitted).await {
         let answer = answer.map_err(|e| DestroyError::Refused(format!("{e}; nothing changed")))?;
         facts.insert(host.name, answer);
     }
@@ -76,7 +76,7 @@ async fn check_mounts(spec: &Spec, agents: &Arc<Agents>, volume: &str) -> Result
     let clients = spec.clients.iter().map(|c| c.name.clone()).chain(survey.retired.iter().map(|r| r.name.clone()));
     let mut mounting = Vec::new();
     for client in clients {
-        let status = agents.gluster_status(&client, false).await.map_err(|e| {
+        let status = agents.gluster_status(&client, v1::VolumeDetail::None).await.map_err(|e| {
             DestroyError::Refused(format!("cannot tell whether {client} mounts volume {volume}: {e}; nothing changed"))
         })?;
         mounting.extend(

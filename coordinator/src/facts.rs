@@ -6,7 +6,7 @@ use std::sync::Arc;
 use brickyard_proto::v1;
 use serde_json::{json, Value};
 
-use crate::agents::{AgentError, Agents};
+use crate::agents::{AgentError, Agents, Devices};
 use crate::output::{human_bytes, Table};
 use crate::spec::{HostTarget, Spec};
 
@@ -20,7 +20,12 @@ pub struct HostFacts {
 /// Facts of every host of the spec, asked concurrently; answers in spec order.
 pub async fn gather(spec: &Spec) -> Vec<HostFacts> {
     let agents = Arc::new(Agents::new(spec));
-    agents.every_host_facts().await.into_iter().map(|(host, result)| HostFacts { host, result }).collect()
+    agents
+        .every_host_facts(Devices::Listed)
+        .await
+        .into_iter()
+        .map(|(host, result)| HostFacts { host, result })
+        .collect()
 }
 
 fn yes_no(b: bool) -> &'static str {

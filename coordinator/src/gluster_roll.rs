@@ -122,7 +122,7 @@ async fn restart_server(agents: &Agents, server: &str, roll: &Roll) -> Result<bo
 
 /// Says so when a started TLS volume has no `ssl.crl-path` yet (a pool from before the CRL).
 async fn warn_missing_crl_path(agents: &Agents, server: &str) {
-    let Ok(status) = agents.gluster_status(server, true).await else { return };
+    let Ok(status) = agents.gluster_status(server, v1::VolumeDetail::Full).await else { return };
     for volume in status.volumes.iter().filter(|v| v.status == "Started") {
         let tls = volume.options.get("server.ssl").is_some_and(|v| v == "on");
         if tls && !volume.options.contains_key(gluster_tls::CRL_PATH_OPTION) {
@@ -142,7 +142,7 @@ async fn await_healthy(agents: &Agents, server: &str) -> Result<(), String> {
     let deadline = Instant::now() + HEALTHY_DEADLINE;
     let mut shown = String::new();
     loop {
-        let waiting = match agents.gluster_status(server, true).await {
+        let waiting = match agents.gluster_status(server, v1::VolumeDetail::Full).await {
             Ok(status) => unhealthy(&status),
             Err(err) => vec![format!("no status ({err})")],
         };

@@ -191,7 +191,7 @@ fn sign(run: &Run, target: &HostTarget, csr_pem: &str, expected_spki: Option<&[u
 /// A new connection checked against the pool: facts answer and the certificate is `serial`.
 async fn check_serves(run: &Run, target: &HostTarget, serial: &str) -> Result<(), String> {
     let (mut fresh, peer) = connect(run, target, ServerCheck::Pool).await?;
-    call(&target.name, "GetFacts", fresh.get_facts(v1::GetFactsRequest {})).await?;
+    call(&target.name, "GetFacts", fresh.get_facts(v1::GetFactsRequest::default())).await?;
     let (served, _) = serial_and_spki(&presented(&peer)?)?;
     if served != serial {
         return Err(format!("installed serial {serial}, but a new connection is served serial {served}"));
@@ -233,7 +233,7 @@ async fn rotate(run: &Run, target: &HostTarget) -> Result<String, String> {
     let install = v1::IdentityInstallRequest { cert_pem: signed };
     let serial = call(&target.name, "IdentityInstall", agent.identity_install(install)).await?.serial;
     // The connection made before the rotation keeps working; a new one gets the new certificate.
-    call(&target.name, "GetFacts", agent.get_facts(v1::GetFactsRequest {})).await?;
+    call(&target.name, "GetFacts", agent.get_facts(v1::GetFactsRequest::default())).await?;
     let crl = push_crl_on(run, target, &mut agent).await?;
     check_serves(run, target, &serial).await?;
     Ok(format!(

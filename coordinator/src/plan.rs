@@ -15,7 +15,7 @@ use brickyard_proto::v1;
 use brickyard_proto::v1::task_verdict::Verdict as AgentVerdict;
 use serde::Serialize;
 
-use crate::agents::{self, task_error, Agents};
+use crate::agents::{self, task_error, Agents, Devices};
 use crate::graph::Graph;
 use crate::migrate::{self, MigrateError};
 use crate::phases::{self, Phase};
@@ -140,7 +140,7 @@ pub async fn run(spec: &Spec) -> PlanReport {
     let agents = Arc::new(Agents::new(spec));
     let mut report = PlanReport { warnings: spec_warnings(spec), ..Default::default() };
     let mut facts = BTreeMap::new();
-    for (host, answer) in agents.every_host_facts().await {
+    for (host, answer) in agents.every_host_facts(Devices::Omitted).await {
         let host = host.name;
         match answer {
             Ok(f) => {

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use brickyard_proto::v1;
 use brickyard_proto::v1::task::Kind;
 
-use crate::agents::{self, Agents};
+use crate::agents::{self, Agents, Devices};
 use crate::phases::{HostBatch, Phase, PhasePlan};
 use crate::spec::{HostTarget, Spec};
 
@@ -96,7 +96,7 @@ pub async fn survey(
     }
     let answers = agents::each(former.iter().map(|(name, _)| name.as_str()), |host| {
         let agents = agents.clone();
-        async move { agents.facts(&host).await }
+        async move { agents.facts(&host, Devices::Omitted).await }
     })
     .await;
     for ((name, address), (_, answer)) in former.into_iter().zip(answers) {

@@ -11,6 +11,7 @@ pub mod volume_health;
 use std::sync::Arc;
 
 use brickyard_proto::v1;
+use brickyard_proto::v1::VolumeDetail;
 use serde_json::{json, Value};
 
 use crate::agents::{self, Agents};
@@ -74,8 +75,8 @@ pub async fn run(spec: &Spec) -> StatusReport {
         spec.servers.iter().map(|s| s.name.as_str()).chain(spec.clients.iter().map(|c| c.name.as_str())),
         |host| {
             let agents = agents.clone();
-            let with_volumes = Some(host.as_str()) == first_server;
-            async move { agents.gluster_status(&host, with_volumes).await }
+            let detail = if Some(host.as_str()) == first_server { VolumeDetail::Full } else { VolumeDetail::None };
+            async move { agents.gluster_status(&host, detail).await }
         },
     )
     .await;
@@ -92,7 +93,7 @@ pub async fn run(spec: &Spec) -> StatusReport {
             continue;
         }
         if Some(server.name.as_str()) != first_server {
-            match agents.gluster_status(&server.name, true).await {
+            match agents.gluster_status(&server.name, VolumeDetail::Full).await {
                 Ok(full) if full.glusterd_running => report.replace(&server.name, full),
                 _ => continue,
             }

@@ -216,7 +216,7 @@ async fn await_closed(flood: &mut Vec<TcpStream>, count: usize, within: Duration
 async fn coordinator_facts(pki: &TestPki, host: &HostTarget) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let mut client = brickyard::client::connect(&pki.dir, host).await?;
-    client.get_facts(v1::GetFactsRequest {}).await?;
+    client.get_facts(v1::GetFactsRequest::default()).await?;
     Ok(started.elapsed())
 }
 
@@ -300,12 +300,12 @@ async fn a_connection_flood_does_not_shut_the_coordinator_out() {
     let mut open = Vec::new();
     for _ in 0..MAX_CONNECTIONS {
         let mut client = raw_connect(&ca, Some(&coordinator), "agent1", agent.addr).await.unwrap();
-        client.get_facts(v1::GetFactsRequest {}).await.expect("a connection within the cap is served");
+        client.get_facts(v1::GetFactsRequest::default()).await.expect("a connection within the cap is served");
         open.push(client);
     }
     let over = async {
         let mut client = raw_connect(&ca, Some(&coordinator), "agent1", agent.addr).await?;
-        client.get_facts(v1::GetFactsRequest {}).await?;
+        client.get_facts(v1::GetFactsRequest::default()).await?;
         anyhow::Ok(())
     }
     .await;

@@ -68,7 +68,7 @@ fn replica2_grows_to_two_sets_with_add_brick_and_keeps_every_file() {
             let mut first = connect(&pki, servers[0]).await.expect("first server answers");
             converge(&mut first, &[replica2_volume(VOLUME, &servers, BRICK, &[], true)]).await;
             let status = first
-                .get_gluster_status(v1::GlusterStatusRequest { with_volumes: true })
+                .get_gluster_status(v1::GlusterStatusRequest { volumes: v1::VolumeDetail::Full.into() })
                 .await
                 .expect("status")
                 .into_inner();

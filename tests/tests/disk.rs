@@ -551,7 +551,9 @@ fn lab_agent_killed_after_mkfs_restarts_and_apply_converges() {
         rt().block_on(async {
             let mut client = loop {
                 let answer = match brickyard::client::connect(&pki, &target).await {
-                    Ok(mut c) => c.get_facts(v1::GetFactsRequest {}).await.map(|_| c).map_err(|e| e.to_string()),
+                    Ok(mut c) => {
+                        c.get_facts(v1::GetFactsRequest::default()).await.map(|_| c).map_err(|e| e.to_string())
+                    }
                     Err(e) => Err(e.to_string()),
                 };
                 match answer {

@@ -120,7 +120,7 @@ impl Pool {
     /// Facts over a pool-checked connection; the serial (hex) of the certificate served.
     async fn facts_and_serial(&self, name: &str) -> String {
         let (mut client, peer) = connect_with(&self.pki.dir, &self.target(name), ServerCheck::Pool).await.unwrap();
-        client.get_facts(v1::GetFactsRequest {}).await.unwrap();
+        client.get_facts(v1::GetFactsRequest::default()).await.unwrap();
         let der = peer.lock().unwrap().clone().unwrap();
         serial(&der)
     }
@@ -271,7 +271,7 @@ async fn a_revoked_coordinator_certificate_is_refused_by_agents() {
         let (ca, lost, addr) = (pool.pki.layout().ca_cert, lost.clone(), agent.addr);
         async move {
             let mut client = raw_connect(&ca, Some(&lost), "glu1", addr).await?;
-            client.get_facts(v1::GetFactsRequest {}).await?;
+            client.get_facts(v1::GetFactsRequest::default()).await?;
             anyhow::Ok(())
         }
     };
@@ -320,7 +320,7 @@ async fn rotation_serves_a_new_certificate_live_and_open_connections_keep_workin
     assert!(pool.on_spec(&["enroll"], &[]).status.success());
     let key_before = std::fs::read(dir.key()).unwrap();
     let (mut before, peer) = connect_with(&pool.pki.dir, &pool.target("glu1"), ServerCheck::Pool).await.unwrap();
-    before.get_facts(v1::GetFactsRequest {}).await.unwrap();
+    before.get_facts(v1::GetFactsRequest::default()).await.unwrap();
     let old = serial(&peer.lock().unwrap().clone().unwrap());
 
     let started = std::time::Instant::now();
@@ -340,7 +340,7 @@ async fn rotation_serves_a_new_certificate_live_and_open_connections_keep_workin
     assert!(stdout.contains("glu1: gluster processes already started with the current TLS files"), "{stdout}");
     // The connection made before the rotation still answers; the agent was not restarted
     // (same process, same port) and made a new key, 0600.
-    before.get_facts(v1::GetFactsRequest {}).await.expect("facts on the connection made before the rotation");
+    before.get_facts(v1::GetFactsRequest::default()).await.expect("facts on the connection made before the rotation");
     assert_eq!(pool.target("glu1").port, agent.addr.port());
     assert_ne!(std::fs::read(dir.key()).unwrap(), key_before);
     assert_eq!(mode(&dir.key()), 0o600);

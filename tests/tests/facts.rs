@@ -52,7 +52,7 @@ impl Drop for LoopDevice {
 async fn facts(pki: &TestPki, agent: &AgentProcess) -> v1::Facts {
     let host = HostTarget { name: "agent1".into(), address: "127.0.0.1".into(), port: agent.addr.port() };
     let mut client = brickyard::client::connect(&pki.dir, &host).await.unwrap();
-    client.get_facts(v1::GetFactsRequest {}).await.unwrap().into_inner()
+    client.get_facts(v1::GetFactsRequest { block_devices: true }).await.unwrap().into_inner()
 }
 
 fn find<'a>(devices: &'a [v1::BlockDevice], path: &str) -> Option<&'a v1::BlockDevice> {

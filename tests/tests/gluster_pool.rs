@@ -85,7 +85,7 @@ fn two_servers_one_replica_volume_two_clients() {
             }
             for (c, other) in [(&mut c1, s2), (&mut c2, s1)] {
                 let status = c
-                    .get_gluster_status(v1::GlusterStatusRequest { with_volumes: true })
+                    .get_gluster_status(v1::GlusterStatusRequest { volumes: v1::VolumeDetail::Full.into() })
                     .await
                     .expect("status")
                     .into_inner();
@@ -117,7 +117,7 @@ fn two_servers_one_replica_volume_two_clients() {
             converge(&mut c1, &[replica2_volume(VOLUME, &servers, BRICK, CACHE_SIZE, true)]).await;
             eprintln!("volume created, started and tuned in {:?}", started.elapsed());
             let status = c1
-                .get_gluster_status(v1::GlusterStatusRequest { with_volumes: true })
+                .get_gluster_status(v1::GlusterStatusRequest { volumes: v1::VolumeDetail::Full.into() })
                 .await
                 .expect("status")
                 .into_inner();
@@ -155,7 +155,7 @@ fn two_servers_one_replica_volume_two_clients() {
                 let mut agent = connect(&pki, c).await.expect("client agent answers");
                 converge(&mut agent, &[hosts_task.clone(), mount.clone()]).await;
                 let status = agent
-                    .get_gluster_status(v1::GlusterStatusRequest { with_volumes: true })
+                    .get_gluster_status(v1::GlusterStatusRequest { volumes: v1::VolumeDetail::Full.into() })
                     .await
                     .expect("status")
                     .into_inner();

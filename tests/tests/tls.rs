@@ -36,7 +36,7 @@ fn tls_refusal(pki: &TestPki, agent: &AgentProcess, client: Option<&brickyard::p
 async fn coordinator_error(pki: &TestPki, host: &HostTarget) -> String {
     let result = async {
         let mut client = brickyard::client::connect(&pki.dir, host).await?;
-        client.get_facts(v1::GetFactsRequest {}).await.map_err(|s| anyhow::anyhow!(error_chain(&s)))?;
+        client.get_facts(v1::GetFactsRequest::default()).await.map_err(|s| anyhow::anyhow!(error_chain(&s)))?;
         anyhow::Ok(())
     }
     .await;
@@ -48,7 +48,7 @@ async fn facts_and_health_with_the_right_certificates() {
     let pki = TestPki::new().unwrap();
     let agent = start(&pki, "agent1");
     let mut client = brickyard::client::connect(&pki.dir, &target("agent1", &agent)).await.unwrap();
-    let facts = client.get_facts(v1::GetFactsRequest {}).await.unwrap().into_inner();
+    let facts = client.get_facts(v1::GetFactsRequest::default()).await.unwrap().into_inner();
     assert!(!facts.hostname.is_empty() && !facts.kernel.is_empty() && facts.cpus > 0, "{facts:?}");
     assert!(facts.memory_bytes > 0);
     assert_eq!(facts.service_manager(), v1::ServiceManager::Direct);
@@ -99,7 +99,7 @@ async fn refuses_clients_that_are_not_the_coordinator() {
     for (what, cert) in [("agent certificate as a client", &agent2), ("client certificate named agent2", &agent_named)]
     {
         let mut client = raw_connect(&pki.layout().ca_cert, Some(cert), "agent1", agent.addr).await.unwrap();
-        let status = client.get_facts(v1::GetFactsRequest {}).await.expect_err(what);
+        let status = client.get_facts(v1::GetFactsRequest::default()).await.expect_err(what);
         assert_eq!(status.code(), tonic::Code::PermissionDenied, "{what}: {status}");
         assert_eq!(
             status.message(),
@@ -112,7 +112,7 @@ async fn refuses_clients_that_are_not_the_coordinator() {
 
     // The agent is still healthy and serves the real coordinator afterwards.
     let mut client = brickyard::client::connect(&pki.dir, &target("agent1", &agent)).await.unwrap();
-    client.get_facts(v1::GetFactsRequest {}).await.unwrap();
+    client.get_facts(v1::GetFactsRequest::default()).await.unwrap();
     eprintln!(
         "refusals:\n no client cert: {none}\n other CA: {other_ca}\n expired coordinator: {expired}\n agent cert as \
          client: {agent_as_client}\n agent-named client cert: {identity}"
@@ -167,7 +167,7 @@ async fn plaintext_and_dead_ports_are_refused_for_what_they_are() {
     // Plaintext HTTP/2 (h2c) against the TLS port: the agent's TLS stack drops it.
     let plaintext = async {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", agent.addr))?.connect().await?;
-        v1::agent_client::AgentClient::new(channel).get_facts(v1::GetFactsRequest {}).await?;
+        v1::agent_client::AgentClient::new(channel).get_facts(v1::GetFactsRequest::default()).await?;
         anyhow::Ok(())
     }
     .await
@@ -213,7 +213,7 @@ async fn plaintext_and_dead_ports_are_refused_for_what_they_are() {
 
     // The agent still serves the coordinator.
     let mut client = brickyard::client::connect(&pki.dir, &target("agent1", &agent)).await.unwrap();
-    client.get_facts(v1::GetFactsRequest {}).await.unwrap();
+    client.get_facts(v1::GetFactsRequest::default()).await.unwrap();
     eprintln!("plaintext: {plaintext}\nplaintext answer: {alert:02x?}\nclosed port: {refused}\nsilent port ({waited:?}): {hung}");
 }
 

@@ -1,11 +1,10 @@
-//! Gluster facts: the installed glusterfs version (`glusterfs --version`), whether glusterd
-//! runs (its pid file + /proc) and the node UUID from /var/lib/glusterd/glusterd.info.
+//! Gluster facts: the installed glusterfs version (`glusterfs --version`) and the node UUID
+//! from /var/lib/glusterd/glusterd.info (whether glusterd runs: `crate::gluster`).
 //! Parsers are pure; the rest reads those files and runs that one program.
 
 use crate::host::runner::{CommandError, Runner};
 
 pub const GLUSTERD_INFO: &str = "/var/lib/glusterd/glusterd.info";
-pub const GLUSTERD_PID_FILES: &[&str] = &["/run/glusterd.pid", "/var/run/glusterd.pid"];
 
 /// `glusterfs 10.3` (first line of `glusterfs --version`) → `10.3`.
 pub fn parse_version(stdout: &str) -> Option<String> {
@@ -28,10 +27,6 @@ pub async fn version(runner: &dyn Runner) -> Result<Option<String>, CommandError
     };
     let out = runner.run(&cmd.arg("--version")).await?;
     Ok(parse_version(&out.stdout))
-}
-
-pub fn glusterd_running() -> bool {
-    crate::host::process::running(GLUSTERD_PID_FILES, "glusterd")
 }
 
 pub fn glusterd_uuid() -> Option<String> {

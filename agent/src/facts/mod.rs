@@ -29,8 +29,13 @@ pub enum Error {
 }
 
 /// Collects this host's facts.
-pub async fn collect(ctx: &Context) -> Result<v1::Facts, Error> {
-    let devices = blockdev::list(ctx.runner.as_ref(), &blockdev::HostPaths::system()).await?;
+/// The host's facts, with its block devices only when asked (see `v1::GetFactsRequest`).
+pub async fn collect(ctx: &Context, block_devices: bool) -> Result<v1::Facts, Error> {
+    let devices = if block_devices {
+        blockdev::list(ctx.runner.as_ref(), &blockdev::HostPaths::system()).await?
+    } else {
+        Vec::new()
+    };
     let glusterfs_version = gluster::version(ctx.runner.as_ref()).await?;
     let sys = System::new_with_specifics(
         RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()).with_memory(MemoryRefreshKind::nothing().with_ram()),
@@ -46,7 +51,7 @@ pub async fn collect(ctx: &Context) -> Result<v1::Facts, Error> {
         memory_bytes: sys.total_memory(),
         block_devices: devices.iter().map(devices::to_proto).collect(),
         glusterfs_version: glusterfs_version.unwrap_or_default(),
-        glusterd_running: gluster::glusterd_running(),
+        glusterd_running: crate::gluster::glusterd_running(),
         glusterd_uuid: gluster::glusterd_uuid().unwrap_or_default(),
         fuse_available: host::fuse_available(),
         firewall: Some(host::firewall(ctx.runner.as_ref())),

@@ -201,21 +201,50 @@ pub async fn statvfs(path: &str) -> MountAnswer {
     }
 }
 
+/// Where glusterd's pid file is (systemd's unit and the agent's direct mode: the first; older
+/// units: the second).
+const GLUSTERD_PID_FILES: &[&str] = &["/run/glusterd.pid", "/var/run/glusterd.pid"];
+
+/// Whether glusterd runs here: its pid file names a live process called glusterd.
+pub fn glusterd_running() -> bool {
+    crate::host::process::running(GLUSTERD_PID_FILES, "glusterd")
+}
+
 /// The pool, volumes and glusterfs mounts as this host sees them (`GetGlusterStatus`). When
-/// glusterd does not answer (not installed, not running: a client), only mounts are reported.
-/// `with_volumes` false: the pool and mounts only (volumes look the same from every server, so
-/// the coordinator asks one server for them). The queries run at once: `pool list` and
-/// `volume info` are local reads and `heal info` a client of the bricks; only `volume status`
-/// takes glusterd's cluster lock.
-pub async fn status(ctx: &Context, with_volumes: bool) -> Result<v1::GlusterStatus, Error> {
-    let volumes = async {
-        if with_volumes {
-            Some(tokio::join!(volume_info(ctx), volume_status_detail(ctx)))
+/// glusterd does not run (not installed, not started: a client) or does not answer, only mounts
+/// are reported; a host without a running glusterd is not asked through the gluster CLI at all
+/// (starting it only to hear "Connection failed" costs a client more than the rest).
+/// `detail` says how much of the volumes (`v1::VolumeDetail`: none, their layout, or also brick
+/// processes, heals and the last rebalance). The queries run at once: `pool list` and `volume
+/// info` are local reads and `heal info` a client of the bricks; only `volume status` takes
+/// glusterd's cluster lock.
+pub async fn status(ctx: &Context, detail: v1::VolumeDetail) -> Result<v1::GlusterStatus, Error> {
+    status_with(ctx, detail, glusterd_running()).await
+}
+
+/// [`status`], told whether glusterd runs.
+async fn status_with(ctx: &Context, detail: v1::VolumeDetail, running: bool) -> Result<v1::GlusterStatus, Error> {
+    let pool = async {
+        if running {
+            pool_list(ctx).await
         } else {
-            None
+            Err(Error::NotReady("glusterd is not running".into()))
         }
     };
-    let (mounts, pool, volumes) = tokio::join!(local_mounts(), pool_list(ctx), volumes);
+    let volumes = async {
+        if !running {
+            return None;
+        }
+        match detail {
+            v1::VolumeDetail::None => None,
+            v1::VolumeDetail::Layout => Some((volume_info(ctx).await, None)),
+            v1::VolumeDetail::Full => {
+                let (infos, processes) = tokio::join!(volume_info(ctx), volume_status_detail(ctx));
+                Some((infos, Some(processes)))
+            }
+        }
+    };
+    let (mounts, pool, volumes) = tokio::join!(local_mounts(), pool, volumes);
     let fstab = etcfile::read_or_empty(Path::new(FSTAB))
         .map_err(|source| Error::Io { context: format!("reading {FSTAB}"), source })?;
     let mut status = v1::GlusterStatus { mounts: mounts?, fstab: fstab_gluster_lines(&fstab), ..Default::default() };
@@ -238,6 +267,10 @@ pub async fn status(ctx: &Context, with_volumes: bool) -> Result<v1::GlusterStat
         return Ok(status);
     };
     let infos = infos?;
+    let Some(processes) = processes else {
+        status.volumes = infos.into_iter().map(|info| volume_status(info, &[])).collect();
+        return Ok(status);
+    };
     // With no volume started, `volume status` fails ("No volumes present" or not started).
     let processes = if infos.iter().any(VolumeInfo::started) { processes? } else { BTreeMap::new() };
     // Heal info and the last rebalance of every volume, all at once (neither takes the lock).
@@ -390,7 +423,7 @@ mod tests {
                 "/usr/sbin/gluster --mode=script --xml volume heal gv0 info summary",
                 &fixture("heal-info-summary-pending.xml"),
             );
-        let st = status(&ctx(runner), true).await.unwrap();
+        let st = status_with(&ctx(runner), v1::VolumeDetail::Full, true).await.unwrap();
         assert!(st.glusterd_running);
         assert_eq!(st.peers.len(), 2);
         assert_eq!(
@@ -416,8 +449,28 @@ mod tests {
     async fn status_without_volumes_asks_only_the_pool() {
         let runner =
             FakeRunner::default().expect("/usr/sbin/gluster --mode=script --xml pool list", &fixture("pool-list.xml"));
-        let st = status(&ctx(runner), false).await.unwrap();
+        let st = status_with(&ctx(runner), v1::VolumeDetail::None, true).await.unwrap();
         assert!(st.glusterd_running && st.peers.len() == 2 && st.volumes.is_empty());
+    }
+
+    /// The layout (what plan and apply compare with the spec) is `volume info` alone: no
+    /// cluster lock, no heal or rebalance queries.
+    #[tokio::test]
+    async fn status_with_the_layout_asks_only_pool_and_info() {
+        let runner = FakeRunner::default()
+            .expect("/usr/sbin/gluster --mode=script --xml pool list", &fixture("pool-list.xml"))
+            .expect("/usr/sbin/gluster --mode=script --xml volume info", &fixture("volume-info.xml"));
+        let st = status_with(&ctx(runner), v1::VolumeDetail::Layout, true).await.unwrap();
+        let v = &st.volumes[0];
+        assert_eq!((v.name.as_str(), v.replica, v.bricks.len()), ("gv0", 2, 2));
+        assert_eq!(v.options["performance.cache-size"], "512MB");
+    }
+
+    /// Where glusterd does not run (a client), the gluster CLI is not started at all.
+    #[tokio::test]
+    async fn status_where_glusterd_does_not_run_runs_no_gluster_command() {
+        let st = status_with(&ctx(FakeRunner::default()), v1::VolumeDetail::Full, false).await.unwrap();
+        assert!(!st.glusterd_running && st.peers.is_empty() && st.volumes.is_empty());
     }
 
     #[tokio::test]
@@ -427,7 +480,7 @@ mod tests {
             .expect_output("/usr/sbin/gluster --mode=script --xml pool list", down.clone())
             .expect_output("/usr/sbin/gluster --mode=script --xml volume info", down.clone())
             .expect_output("/usr/sbin/gluster --mode=script --xml volume status all detail", down);
-        let st = status(&ctx(runner), true).await.unwrap();
+        let st = status_with(&ctx(runner), v1::VolumeDetail::Full, true).await.unwrap();
         assert!(!st.glusterd_running && st.peers.is_empty() && st.volumes.is_empty());
     }
 

@@ -131,8 +131,10 @@ async fn apply_batch(ctx: &Context, tasks: Tasks, tx: mpsc::Sender<Result<v1::Ta
 impl Agent for AgentService {
     async fn get_facts(&self, request: Request<v1::GetFactsRequest>) -> Result<Response<v1::Facts>, Status> {
         let span = rpc_span("GetFacts", &request);
+        let block_devices = request.get_ref().block_devices;
         async {
-            let facts = crate::facts::collect(&self.ctx).await.map_err(|e| conversions::status(&e.into()))?;
+            let facts =
+                crate::facts::collect(&self.ctx, block_devices).await.map_err(|e| conversions::status(&e.into()))?;
             Ok(Response::new(facts))
         }
         .instrument(span)
@@ -183,9 +185,9 @@ impl Agent for AgentService {
         request: Request<v1::GlusterStatusRequest>,
     ) -> Result<Response<v1::GlusterStatus>, Status> {
         let span = rpc_span("GetGlusterStatus", &request);
-        let with_volumes = request.get_ref().with_volumes;
+        let detail = request.get_ref().volumes();
         async {
-            crate::gluster::status(&self.ctx, with_volumes)
+            crate::gluster::status(&self.ctx, detail)
                 .await
                 .map(Response::new)
                 .map_err(|e| conversions::status(&e.into()))

@@ -24,11 +24,20 @@ use crate::host::etcfile;
 use crate::host::mountinfo::{self, Mount};
 use crate::host::pathcheck::{self, MountPoint};
 use crate::host::poll::{self, Look};
+use crate::host::runner::{Cmd, CommandError};
 use crate::host::Context;
 
-/// How long a fresh mount may take to show up and answer statvfs().
+/// How long a fresh mount may take to succeed, and then to show up and answer statvfs().
 const MOUNT_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Between two mount(8) runs whose client process exited (see `MountGlusterVolume::mount`).
+const MOUNT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Whether mount.glusterfs says its client process started and then exited: the mount itself
+/// was accepted, what it needed from the servers was not there (yet).
+fn client_exited(stderr: &str) -> bool {
+    stderr.contains("Mount failed")
+}
 
 pub struct MountGlusterVolume {
     volume: VolumeName,
@@ -214,6 +223,36 @@ impl MountGlusterVolume {
     }
 
     /// Polls mountinfo until the volume is mounted at the mount point and answers statvfs().
+    /// Runs mount(8), again while its client process starts and then exits before the mount
+    /// answers (mount.glusterfs: "Mount failed. Check the log file ..."): a volfile fetch can
+    /// fail when many clients ask one glusterd at once, and the next one succeed. Gives up after
+    /// `MOUNT_TIMEOUT` with the client log's last error. Any other failure is final at once.
+    async fn mount(&self, ctx: &Context, cmd: &Cmd) -> Result<(), TaskError> {
+        let what = format!("{} to mount at {}", self.source(), self.mount_point);
+        poll::until(what, MOUNT_TIMEOUT, MOUNT_RETRY_INTERVAL, || async {
+            match ctx.runner.run(cmd).await {
+                Ok(_) => Ok(Look::Done(())),
+                Err(CommandError::Failed { stderr, .. }) if client_exited(&stderr) => {
+                    Ok(Look::NotYet(self.client_log_error(&stderr)))
+                }
+                Err(e) => Err(TaskError::from(e)),
+            }
+        })
+        .await
+    }
+
+    /// The last error line of the client log that mount.glusterfs names in `stderr`, or
+    /// `stderr` itself when the log cannot be read.
+    fn client_log_error(&self, stderr: &str) -> String {
+        let said = stderr.trim().to_owned();
+        let Some(log) = stderr.split_whitespace().skip_while(|w| *w != "file").nth(1) else { return said };
+        let Ok(text) = std::fs::read_to_string(self.paths.host(log)) else { return said };
+        match text.lines().rev().find(|line| line.contains("] E [")) {
+            Some(line) => format!("{said} (last error in {log}: {})", line.trim()),
+            None => said,
+        }
+    }
+
     async fn wait_mounted(&self) -> Result<(), TaskError> {
         let mp = self.mount_point.as_str();
         let what = format!("{} to be mounted and answering at {mp}", self.source());
@@ -265,7 +304,7 @@ impl Task for MountGlusterVolume {
                     if let Some(backup) = backup {
                         cmd = cmd.arg("-o").arg(backup);
                     }
-                    ctx.runner.run(&cmd).await?;
+                    self.mount(ctx, &cmd).await?;
                     self.wait_mounted().await?;
                 }
                 MountChange::Fstab { contents, .. } => {
@@ -285,6 +324,7 @@ mod tests {
     use super::*;
     use crate::host::blockdev::testhost::FakeHost;
     use crate::host::runner::fake::FakeRunner;
+    use crate::host::runner::Output;
     use crate::tasks::testing::converges;
 
     fn task(servers: &[&str], mount_point: &str) -> Result<MountGlusterVolume, TaskError> {
@@ -414,5 +454,57 @@ mod tests {
         );
         assert!(host.paths.host("/mnt/gv").is_dir());
         assert!(std::fs::read_to_string(host.paths.fstab()).unwrap().starts_with(FSTAB));
+    }
+
+    const MOUNT_FAILED: &str = "Mount failed. Check the log file /var/log/glusterfs/mnt-gv.log for more details.";
+
+    fn failed(stderr: &str) -> Output {
+        Output { code: Some(1), stdout: String::new(), stderr: stderr.into() }
+    }
+
+    /// A client process that exits before the mount answers is mounted again; any other
+    /// failure of mount(8) is final at once.
+    #[tokio::test]
+    async fn mount_is_retried_only_when_its_client_exited() {
+        let host = Arc::new(FakeHost::default());
+        std::fs::write(host.paths.fstab(), FSTAB).unwrap();
+        let t = MountGlusterVolume { paths: host.paths.clone(), ..task(&["gs1"], "/mnt/gv").unwrap() };
+        let kernel = host.clone();
+        let runner = FakeRunner::default()
+            .expect_output("/usr/bin/mount -t glusterfs gs1:/gv0 /mnt/gv", failed(MOUNT_FAILED))
+            .expect("/usr/bin/mount -t glusterfs gs1:/gv0 /mnt/gv", "")
+            .then(move || {
+                kernel.mountinfo(&format!("{ROOT_MOUNT}\n{}\n", real_mount()));
+            });
+        let (_, done) = converges(&t, &Context::direct(runner)).await;
+        assert_eq!(done[1], "mount -t glusterfs gs1:/gv0 /mnt/gv");
+
+        let t = MountGlusterVolume { paths: host.paths.clone(), ..task(&["gs1"], "/mnt/other").unwrap() };
+        let runner = FakeRunner::default().expect_output(
+            "/usr/bin/mount -t glusterfs gs1:/gv0 /mnt/other",
+            failed("Mounting glusterfs on /mnt/other failed."),
+        );
+        let ctx = Context::direct(runner);
+        let plan = t.plan(&ctx).await.unwrap();
+        let e = t.apply(&ctx, plan).await.unwrap_err().to_string();
+        assert!(e.contains("Mounting glusterfs on /mnt/other failed."), "{e}");
+    }
+
+    #[test]
+    fn a_failed_mount_names_the_client_logs_last_error() {
+        let host = FakeHost::default();
+        let t = MountGlusterVolume { paths: host.paths.clone(), ..task(&["gs1"], "/mnt/gv").unwrap() };
+        assert_eq!(t.client_log_error(MOUNT_FAILED), MOUNT_FAILED, "no log: what mount said");
+        let log = host.paths.host("/var/log/glusterfs/mnt-gv.log");
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        std::fs::write(
+            &log,
+            "[2026-12-02 05:00:00.1] E [glusterfsd-mgmt.c:2339:mgmt_getspec_cbk] 0-mgmt: failed to fetch volume file (key:gv0)\n\
+             [2026-12-02 05:00:00.2] W [glusterfsd.c:1596:cleanup_and_exit] 0-: received signum (0), shutting down\n",
+        )
+        .unwrap();
+        let e = t.client_log_error(MOUNT_FAILED);
+        assert!(e.starts_with(MOUNT_FAILED), "{e}");
+        assert!(e.ends_with("0-mgmt: failed to fetch volume file (key:gv0))"), "{e}");
     }
 }

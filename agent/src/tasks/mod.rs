@@ -126,7 +126,8 @@ pub fn lanes(task: &v1::Task) -> &'static [Lane] {
             | Kind::DestroyVolume(_)
             | Kind::RebalanceVolume(_)
             | Kind::RemoveBricks(_)
-            | Kind::DetachPeers(_),
+            | Kind::DetachPeers(_)
+            | Kind::RestartGluster(_),
         ) => &[Lane::Gluster],
     }
 }
