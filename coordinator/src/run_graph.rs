@@ -1,5 +1,6 @@
 //! Runs a task graph (`crate::graph`): every node whose needs all succeeded starts at once
-//! (a `JoinSet`), through the `apply` function it is given; a node whose needs failed or did
+//! (a `JoinSet`; client mounts up to `graph::MOUNTS_AT_ONCE`), through the `apply` function it
+//! is given; a node whose needs failed or did
 //! not run is not run, naming what it needed; all the others finish. Nodes found converged
 //! beforehand are reported unchanged without running. Emits the node events and, as the nodes
 //! of a phase settle, the phase and host events (`crate::progress`). Knows no agent: apply
@@ -10,7 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Instant;
 
-use crate::graph::{Graph, Node, NodeId};
+use crate::graph::{Graph, Node, NodeId, MOUNTS_AT_ONCE};
 use crate::phases::Phase;
 use crate::progress::{Event, Reporter, TaskStatus, NOT_RUN};
 
@@ -159,6 +160,7 @@ where
     let mut tally = Tally::new(graph, reporter);
     let mut run = GraphRun::default();
     let mut set = tokio::task::JoinSet::new();
+    let mut mounting = 0;
     loop {
         // Ids are in dependency order: one pass settles every cascade.
         for node in &graph.nodes {
@@ -184,6 +186,10 @@ where
             if !node.needs.iter().all(|&need| state[need] == State::Succeeded) {
                 continue;
             }
+            let converged_node = converged.get(node.id).copied().unwrap_or(false);
+            if node.mount && !converged_node && mounting >= MOUNTS_AT_ONCE {
+                continue; // waits for a running mount to end
+            }
             tally.touch(node.phase);
             reporter.event(&Event::NodeStarted {
                 phase: node.phase.to_string(),
@@ -193,18 +199,20 @@ where
                 waited_for: node.needs.iter().map(|&n| graph.nodes[n].to_string()).collect(),
                 at_ms: at_ms(),
             });
-            if converged.get(node.id).copied().unwrap_or(false) {
+            if converged_node {
                 state[node.id] = State::Succeeded;
                 let outcome = report_unchanged(node, reporter);
                 node_done(node, &outcome, at_ms(), &mut tally, &mut run);
             } else {
                 state[node.id] = State::Running;
+                mounting += usize::from(node.mount);
                 let (id, work) = (node.id, apply(node));
                 set.spawn(async move { (id, work.await) });
             }
         }
         let Some(joined) = set.join_next().await else { break };
         let (id, outcome) = joined.expect("node task panicked");
+        mounting -= usize::from(graph.nodes[id].mount);
         state[id] = if outcome.error.is_some() { State::Stopped(id) } else { State::Succeeded };
         node_done(&graph.nodes[id], &outcome, at_ms(), &mut tally, &mut run);
     }
@@ -278,6 +286,7 @@ mod tests {
             host: host.into(),
             tasks: vec![v1::Task { id: format!("{name} task"), kind: None }],
             needs,
+            mount: name.starts_with("mount"),
         };
         Graph {
             nodes: vec![
@@ -387,5 +396,44 @@ mod tests {
         let unchanged =
             events.iter().filter(|e| matches!(e, Event::TaskDone { status: TaskStatus::Unchanged, .. })).count();
         assert_eq!(unchanged, 5);
+    }
+
+    /// However many clients mount at once, at most `MOUNTS_AT_ONCE` mounts run at a time, and
+    /// every one of them runs.
+    #[tokio::test]
+    async fn mounts_run_at_most_so_many_at_once() {
+        let mut graph = Graph::default();
+        for id in 0..MOUNTS_AT_ONCE * 2 + 3 {
+            graph.nodes.push(Node {
+                id,
+                phase: Phase::Clients,
+                name: "mount v".into(),
+                host: format!("c{id}"),
+                tasks: vec![v1::Task { id: "mount v".into(), kind: None }],
+                needs: Vec::new(),
+                mount: true,
+            });
+        }
+        let (running, most) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
+        let result = run(&graph, &[], &Recorder::default(), |_| {
+            let (running, most) = (running.clone(), most.clone());
+            async move {
+                let now = {
+                    let mut running = running.lock().unwrap();
+                    *running += 1;
+                    *running
+                };
+                {
+                    let mut most = most.lock().unwrap();
+                    *most = now.max(*most);
+                }
+                tokio::task::yield_now().await;
+                *running.lock().unwrap() -= 1;
+                NodeOutcome { changed: 1, ..Default::default() }
+            }
+        })
+        .await;
+        assert_eq!(result.changed, graph.nodes.len());
+        assert_eq!(*most.lock().unwrap(), MOUNTS_AT_ONCE);
     }
 }

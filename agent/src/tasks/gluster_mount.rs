@@ -241,12 +241,23 @@ impl MountGlusterVolume {
         .await
     }
 
-    /// The last error line of the client log that mount.glusterfs names in `stderr`, or
-    /// `stderr` itself when the log cannot be read.
+    /// The last error line of the client log (the one mount.glusterfs names in `stderr`, else
+    /// glusterfs's default for the mount point: `/mnt/gv` logs to
+    /// `/var/log/glusterfs/mnt-gv.log`), after what `stderr` said; `stderr` alone when the log
+    /// cannot be read.
     fn client_log_error(&self, stderr: &str) -> String {
         let said = stderr.trim().to_owned();
-        let Some(log) = stderr.split_whitespace().skip_while(|w| *w != "file").nth(1) else { return said };
-        let Ok(text) = std::fs::read_to_string(self.paths.host(log)) else { return said };
+        let named = stderr.split_whitespace().skip_while(|w| *w != "file").nth(1).filter(|w| w.starts_with('/'));
+        let log = named.map_or_else(
+            || {
+                format!(
+                    "/var/log/glusterfs/{}.log",
+                    self.mount_point.as_str().trim_start_matches('/').replace('/', "-")
+                )
+            },
+            str::to_owned,
+        );
+        let Ok(text) = std::fs::read_to_string(self.paths.host(&log)) else { return said };
         match text.lines().rev().find(|line| line.contains("] E [")) {
             Some(line) => format!("{said} (last error in {log}: {})", line.trim()),
             None => said,
@@ -506,5 +517,9 @@ mod tests {
         let e = t.client_log_error(MOUNT_FAILED);
         assert!(e.starts_with(MOUNT_FAILED), "{e}");
         assert!(e.ends_with("0-mgmt: failed to fetch volume file (key:gv0))"), "{e}");
+        // mount.glusterfs without a log-file option names none: glusterfs's default is read.
+        let unnamed = "Mount failed. Check the log file  for more details.";
+        let e = t.client_log_error(unnamed);
+        assert!(e.contains("(last error in /var/log/glusterfs/mnt-gv.log: "), "{e}");
     }
 }
