@@ -414,7 +414,8 @@ mod tests {
                 "s1: peer s2 is Peer in Cluster (disconnected)",
                 "s2: glusterd is not running — `brickyard apply` starts it",
                 "volume v: brick s2:/vdisk/b is offline — `brickyard apply` restarts it",
-                "volume v: 3 entries pending heal",
+                "volume v: 3 entries pending heal (the self-heal daemons' next crawl is cluster.heal-timeout, 600 s by \
+                 default, after their last; `gluster volume heal v` starts one now)",
                 "c1: volume v is not mounted on /data — `brickyard apply` mounts it"
             ]
         );

@@ -23,7 +23,11 @@ pub fn cells(v: &v1::VolumeStatus) -> [String; 2] {
 pub fn problems(v: &v1::VolumeStatus) -> Vec<String> {
     let mut problems = Vec::new();
     if v.pending_heals > 0 {
-        problems.push(format!("volume {}: {} entries pending heal", v.name, v.pending_heals));
+        problems.push(format!(
+            "volume {}: {} entries pending heal (the self-heal daemons' next crawl is cluster.heal-timeout, 600 s by \
+             default, after their last; `gluster volume heal {}` starts one now)",
+            v.name, v.pending_heals, v.name
+        ));
     }
     if v.split_brain > 0 {
         problems.push(format!(
@@ -51,7 +55,8 @@ mod tests {
         v.pending_heals = 12;
         v.split_brain = 2;
         let found = problems(&v);
-        assert_eq!(found[0], "volume gluV1: 12 entries pending heal");
+        assert!(found[0].starts_with("volume gluV1: 12 entries pending heal ("), "{found:?}");
+        assert!(found[0].ends_with("`gluster volume heal gluV1` starts one now)"), "{found:?}");
         assert!(found[1].starts_with("volume gluV1: 2 entries in split-brain, which no heal resolves"), "{found:?}");
     }
 }
