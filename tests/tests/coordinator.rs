@@ -3,7 +3,7 @@
 //! `plan --detailed-exitcode`, a no-op second `apply` and `status`; a 3-server lab carries an
 //! arbiter and a disperse volume; a 4-server 2 x replica 2 pool converges on its first apply,
 //! plan refuses a conflicting change behind earlier ones, apply repairs a dead brick, an
-//! unmounted disk, a dead glusterd, a stale and a missing client mount, and recovers a volume
+//! unmounted disk, a dead glusterd, a stale, a hung (crashed) and a missing client mount, and recovers a volume
 //! deleted by hand when its bricks hold only gluster's metadata — and refuses, touching
 //! nothing, when they hold a user's file; servers cloned with the same glusterd UUID are
 //! refused before any probe (and converge once `reset_duplicate_uuids` allows a fresh UUID);
@@ -309,6 +309,23 @@ fn four_servers_converge_at_once_are_repaired_and_never_left_stuck() {
          mounts it again",
     );
     assert!(expect(&lab, "apply", spec, 0).contains("umount -l /dataShare"));
+    expect(&lab, "status", spec, 0);
+    // The client's FUSE process hung after a crash, as gluster 10.3's was seen to on a full
+    // brick: stopped, with the crash report its handler writes before it deadlocks (requests to
+    // the mount then wait forever). Apply kills it and mounts again.
+    let fuse = on(&lab, "client1", &["pgrep", "-f", "glusterfs .*/dataShare$"]);
+    on(&lab, "client1", &["kill", "-STOP", fuse.trim()]);
+    let crash =
+        "pending frames:\nframe : type(0) op(0)\nsignal received: 6\ntime of crash: \n2026-12-02 13:58:23 +0000\n";
+    on(&lab, "client1", &["sh", "-c", &format!("printf '{crash}' >> /var/log/glusterfs/dataShare.log")]);
+    await_problem(
+        &lab,
+        spec,
+        "client1: volume gluV1 on /dataShare is a stale mount (its glusterfs client process crashed (signal 6 at \
+         2026-12-02 13:58:23 +0000; see /var/log/glusterfs/dataShare.log) and hangs instead of exiting) — `brickyard \
+         apply` mounts it again",
+    );
+    assert!(expect(&lab, "apply", spec, 0).contains("kill -KILL its glusterfs client; umount -l /dataShare"));
     expect(&lab, "status", spec, 0);
     on(&lab, "client1", &["umount", "/dataShare"]);
     await_problem(&lab, spec, "client1: volume gluV1 is not mounted on /dataShare — `brickyard apply` mounts it");

@@ -1,7 +1,9 @@
 //! Faults under load on real lab hosts with real glusterd.
 //! - A brick filesystem fills up: `status` warns (more than 95% used, naming host, brick and
-//!   percent) before it is full; once full, client writes fail with ENOSPC; `apply` changes
-//!   nothing; a file written before keeps its checksum on the client and on both bricks; once
+//!   percent) before it is full; once full, client writes fail with ENOSPC (or, when gluster
+//!   10.3's client crashes on such a write, `status` shows the mount as stale, naming the crash
+//!   when the client hangs, and `apply` mounts it again, killing a hung client first, which ends
+//!   the write); `apply` then changes nothing; a file written before keeps its checksum on the client and on both bricks; once
 //!   space is freed the pool is healthy again.
 //! - A server is cut off the network while a client writes, at gluster's default
 //!   `network.ping-timeout`: writes stall for up to about twice that (79-82 s measured), then go
@@ -25,6 +27,59 @@ fn applied_lab(prefix: &str, servers: usize) -> TestLab {
     let out = lab.brickyard(&["apply", "-f", lab.spec_path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     lab
+}
+
+/// How long the write on the full volume may take to fail.
+const WRITE_ENDS: Duration = Duration::from_secs(120);
+
+/// Where client1 keeps the background write's exit status (`.rc`) and stderr (`.err`).
+fn write_files(lab: &TestLab) -> String {
+    format!("/tmp/{}-after", lab.name())
+}
+
+/// Starts writing 8 MiB to /dataShare/after on client1 in the background, its exit status and
+/// stderr to files, so a client that hangs cannot hang the test.
+fn start_write_after(lab: &TestLab) {
+    let files = write_files(lab);
+    lab.sh(
+        "client1",
+        &format!(
+            "rm -f {files}.rc; (head -c 8388608 /dev/urandom > /dataShare/after 2> {files}.err; echo $? > {files}.rc) \
+             < /dev/null > /dev/null 2>&1 &"
+        ),
+    );
+}
+
+/// Polls until the background write ended, for at most `within`: `(exit status, stderr)`, or
+/// `None` when it still runs.
+fn await_write_after(lab: &TestLab, within: Duration) -> Option<(String, String)> {
+    let files = write_files(lab);
+    let deadline = Instant::now() + within;
+    while !lab.exec("client1", &["test", "-e", &format!("{files}.rc")]).status.success() {
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ended = (lab.sh("client1", &format!("cat {files}.rc")), lab.sh("client1", &format!("cat {files}.err")));
+    lab.sh("client1", &format!("rm -f {files}.rc {files}.err"));
+    Some(ended)
+}
+
+/// gluster 10.3's client was seen to crash on a write to a full brick (heap corruption): it
+/// exits (the mount answers ENOTCONN), or its crash handler deadlocks and it hangs with every
+/// request to the mount. Either way `status` shows the mount as stale (`shows`: how) and
+/// `apply` mounts it again, killing a hung client first.
+fn recover_client(lab: &TestLab, shows: &str) {
+    let (out, _) =
+        lab.await_status("client1's mount as stale", SHOWS, |out| String::from_utf8_lossy(&out.stdout).contains(shows));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let problem = stdout.lines().find(|l| l.contains(shows)).unwrap_or_default().to_owned();
+    assert!(problem.ends_with("`brickyard apply` mounts it again"), "{stdout}");
+    eprintln!("status: {problem}");
+    let out = lab.brickyard(&["apply", "-f", lab.spec_path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("umount -l /dataShare"), "{}", text(&out));
 }
 
 /// Fills /vdisk on `server` with a preallocated file until `leave_percent` of it (and 4 MiB for
@@ -59,18 +114,35 @@ fn a_full_brick_is_reported_refuses_writes_with_enospc_and_recovers() {
     for server in ["gluServer1", "gluServer2"] {
         fill(&lab, server, "filler2", 0);
     }
-    let write = lab.exec("client1", &["sh", "-c", "head -c 8388608 /dev/urandom > /dataShare/after"]);
-    let stderr = String::from_utf8_lossy(&write.stderr);
-    assert!(!write.status.success() && stderr.contains("No space left on device"), "{}", text(&write));
-    eprintln!("write on a full volume: {}", stderr.trim());
+    start_write_after(&lab);
+    match await_write_after(&lab, WRITE_ENDS) {
+        Some((rc, stderr)) if rc != "0" && stderr.contains("No space left on device") => {
+            eprintln!("write on a full volume: exit {rc}: {}", stderr.trim());
+        }
+        Some((rc, stderr)) if stderr.contains("Transport endpoint is not connected") => {
+            let log = lab.sh("client1", "tail -c 1048576 /var/log/glusterfs/dataShare.log");
+            let end = &log[log.len().saturating_sub(4000)..];
+            assert!(log.contains("signal received: "), "exit {rc}: {stderr}; client1's log shows no crash:\n{end}");
+            eprintln!("write on a full volume: exit {rc}: {}: its client crashed and exited", stderr.trim());
+            recover_client(&lab, "is a stale mount (Transport endpoint is not connected)");
+        }
+        Some((rc, stderr)) => panic!("a write on the full volume: exit {rc}: {stderr}"),
+        None => {
+            eprintln!("write on a full volume still running after {WRITE_ENDS:?}");
+            recover_client(&lab, "is a stale mount (its glusterfs client process crashed (signal ");
+            let (rc, stderr) = await_write_after(&lab, SHOWS).expect("the hung write ends once its client is killed");
+            eprintln!("the hung write ended once apply killed its client: exit {rc}: {}", stderr.trim());
+        }
+    }
 
     // apply makes nothing worse: it changes nothing.
     lab.assert_apply_changes_nothing("apply on a full pool");
     eprintln!("apply on the full pool: exit 0, nothing changed");
 
     // Space freed: the failed write removed (retried while the client reconnects: under load its
-    // brick connections can time out while the volume is full; its pending heal goes with it),
-    // then healthy, the earlier file intact everywhere.
+    // brick connections can time out while the volume is full), then, as `status` advises for
+    // what that left pending, an index heal started rather than waiting up to 600 s for the
+    // self-heal daemons' next crawl; healthy, the earlier file intact everywhere.
     for server in ["gluServer1", "gluServer2"] {
         lab.sh(server, "rm /vdisk/filler /vdisk/filler2");
     }
@@ -79,8 +151,9 @@ fn a_full_brick_is_reported_refuses_writes_with_enospc_and_recovers() {
         assert!(std::time::Instant::now() < deadline, "client1 could not remove the failed write within {SHOWS:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    lab.sh("gluServer1", "gluster volume heal gluV1");
     let (_, took) = lab.await_status("a healthy pool", SHOWS, |out| out.status.code() == Some(0));
-    eprintln!("healthy {took:?} after space was freed");
+    eprintln!("healthy {took:?} after space was freed and a heal started");
     assert_eq!(lab.sh("client1", "sha256sum < /dataShare/before"), before);
     for server in ["gluServer1", "gluServer2"] {
         assert_eq!(lab.sh(server, &format!("sha256sum < {BRICK}/before")), before, "brick of {server}");

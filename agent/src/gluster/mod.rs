@@ -5,6 +5,7 @@
 //! them). Reads /proc/self/mountinfo, statvfs()s glusterfs mounts and reads the glusterfs lines
 //! of /etc/fstab for the status.
 
+pub mod client;
 pub mod heal;
 pub mod rebalance;
 pub mod xml;
@@ -156,7 +157,7 @@ pub fn fuse_mounts(mounts: &[Mount]) -> impl Iterator<Item = &Mount> {
 }
 
 /// How the filesystem at a mount point answered statvfs().
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountAnswer {
     /// Total and free bytes.
     Sizes(u64, u64),
@@ -165,23 +166,41 @@ pub enum MountAnswer {
     Error(nix::errno::Errno),
     /// No answer within a few seconds (servers away: a FUSE mount can hang a statvfs forever).
     Silent,
+    /// No answer, and the client log says why: its process crashed and hangs (see
+    /// [`client`]); the mount is stale, its process is to be killed.
+    Crashed(String),
 }
 
 impl MountAnswer {
-    pub fn sizes(self) -> Option<(u64, u64)> {
+    pub fn sizes(&self) -> Option<(u64, u64)> {
         match self {
-            MountAnswer::Sizes(total, free) => Some((total, free)),
+            MountAnswer::Sizes(total, free) => Some((*total, *free)),
             _ => None,
         }
     }
 
+    /// Whether the mount is stale: its client is gone or dead, so it is to be mounted again.
+    pub fn stale(&self) -> bool {
+        matches!(self, MountAnswer::Error(_) | MountAnswer::Crashed(_))
+    }
+
     /// Why the mount does not answer ("" when it does).
-    pub fn problem(self) -> String {
+    pub fn problem(&self) -> String {
         match self {
             MountAnswer::Sizes(..) => String::new(),
             MountAnswer::Error(errno) => errno.desc().to_owned(),
             MountAnswer::Silent => format!("no answer to statvfs() within {}s", FS_TIMEOUT.as_secs()),
+            MountAnswer::Crashed(why) => why.clone(),
         }
+    }
+}
+
+/// How the mount of `mount_point` (at `dir` on this host) answers: statvfs(), and when that
+/// gives no answer, its client's log (`log`, on this host) for a crash.
+pub async fn mount_answer(dir: &str, mount_point: &str, log: &Path) -> MountAnswer {
+    match statvfs(dir).await {
+        MountAnswer::Silent => client::crashed(mount_point, log).map_or(MountAnswer::Silent, MountAnswer::Crashed),
+        answer => answer,
     }
 }
 
@@ -350,7 +369,8 @@ pub async fn local_mounts() -> Result<Vec<v1::GlusterMount>, Error> {
         mountinfo::read().map_err(|source| Error::Io { context: "reading /proc/self/mountinfo".into(), source })?;
     let mut out = Vec::new();
     for m in fuse_mounts(&mounts) {
-        let answer = statvfs(&m.mount_point).await;
+        let log = client::default_log(&m.mount_point);
+        let answer = mount_answer(&m.mount_point, &m.mount_point, Path::new(&log)).await;
         let (size_total, size_free) = answer.sizes().unwrap_or_default();
         out.push(v1::GlusterMount {
             source: m.source.clone(),
@@ -358,7 +378,7 @@ pub async fn local_mounts() -> Result<Vec<v1::GlusterMount>, Error> {
             size_total,
             size_free,
             error: answer.problem(),
-            stale: matches!(answer, MountAnswer::Error(_)),
+            stale: answer.stale(),
         });
     }
     Ok(out)

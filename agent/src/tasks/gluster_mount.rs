@@ -4,7 +4,9 @@
 //! 0 0` (managed, written atomically; `_netdev` and `nofail` so a boot with the pool away neither
 //! waits for the mount nor fails on it). A mount whose statvfs() fails (its client process is
 //! gone: "Transport endpoint is not connected") is stale: it is lazily unmounted (`umount -l`)
-//! and mounted again. The mount point obeys the path policy (no system tree; no symlink on the
+//! and mounted again; so is one whose client process crashed and hangs (its log says so, see
+//! `gluster::client`), after that process is killed. One that only does not answer (servers
+//! away) is left alone. The mount point obeys the path policy (no system tree; no symlink on the
 //! way; absent or empty before the first mount, checked off the async workers with a deadline).
 //! Creates the mount point directory, runs mount(8) and umount(8), reads /proc/self/mountinfo,
 //! edits /etc/fstab (all
@@ -50,10 +52,12 @@ pub struct MountGlusterVolume {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountChange {
     Mkdir(AbsPath),
-    /// `umount -l MOUNT_POINT` of our mount gone stale, for `why` (statvfs()'s error).
+    /// `umount -l MOUNT_POINT` of our mount gone stale, for `why` (statvfs()'s error, or the
+    /// crash its client log reports), after killing its client process when that hangs.
     Unmount {
         mount_point: AbsPath,
         why: String,
+        kill_client: bool,
     },
     /// `mount -t glusterfs SOURCE MOUNT_POINT [-o BACKUP]`.
     Mount {
@@ -72,8 +76,9 @@ impl fmt::Display for MountChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MountChange::Mkdir(dir) => write!(f, "create directory {dir}"),
-            MountChange::Unmount { mount_point, why } => {
-                write!(f, "unmount the stale mount at {mount_point} ({why}): umount -l {mount_point}")
+            MountChange::Unmount { mount_point, why, kill_client } => {
+                let kill = if *kill_client { "kill -KILL its glusterfs client; " } else { "" };
+                write!(f, "unmount the stale mount at {mount_point} ({why}): {kill}umount -l {mount_point}")
             }
             MountChange::Mount { source, mount_point, backup } => {
                 let backup = backup.as_ref().map(|o| format!(" -o {o}")).unwrap_or_default();
@@ -154,8 +159,8 @@ impl MountGlusterVolume {
         let mut stale = None;
         let mounted = match mountinfo::at(mounts, mp) {
             Some(m) if self.is_ours(m) => match answer {
-                Some(MountAnswer::Error(errno)) => {
-                    stale = Some(errno.desc().to_owned());
+                Some(answer) if answer.stale() => {
+                    stale = Some((answer.problem(), matches!(answer, MountAnswer::Crashed(_))));
                     false
                 }
                 Some(silent @ MountAnswer::Silent) => {
@@ -204,8 +209,8 @@ impl MountGlusterVolume {
         if !mounted && stale.is_none() && !dir_exists {
             changes.push(MountChange::Mkdir(self.mount_point.clone()));
         }
-        if let Some(why) = stale {
-            changes.push(MountChange::Unmount { mount_point: self.mount_point.clone(), why });
+        if let Some((why, kill_client)) = stale {
+            changes.push(MountChange::Unmount { mount_point: self.mount_point.clone(), why, kill_client });
         }
         if !mounted {
             changes.push(MountChange::Mount {
@@ -248,15 +253,7 @@ impl MountGlusterVolume {
     fn client_log_error(&self, stderr: &str) -> String {
         let said = stderr.trim().to_owned();
         let named = stderr.split_whitespace().skip_while(|w| *w != "file").nth(1).filter(|w| w.starts_with('/'));
-        let log = named.map_or_else(
-            || {
-                format!(
-                    "/var/log/glusterfs/{}.log",
-                    self.mount_point.as_str().trim_start_matches('/').replace('/', "-")
-                )
-            },
-            str::to_owned,
-        );
+        let log = named.map_or_else(|| gluster::client::default_log(self.mount_point.as_str()), str::to_owned);
         let Ok(text) = std::fs::read_to_string(self.paths.host(&log)) else { return said };
         match text.lines().rev().find(|line| line.contains("] E [")) {
             Some(line) => format!("{said} (last error in {log}: {})", line.trim()),
@@ -288,8 +285,12 @@ impl Task for MountGlusterVolume {
         let dir = self.paths.host(self.mount_point.as_str());
         let mounts = self.paths.mounts()?;
         // Only an unmounted mount point is looked at (a mount there may hang, see statvfs).
-        let (answer, dir_exists) = match mountinfo::at(&mounts, self.mount_point.as_str()) {
-            Some(m) if self.is_ours(m) => (Some(gluster::statvfs(&dir.to_string_lossy()).await), true),
+        let mp = self.mount_point.as_str();
+        let (answer, dir_exists) = match mountinfo::at(&mounts, mp) {
+            Some(m) if self.is_ours(m) => {
+                let log = self.paths.host(&gluster::client::default_log(mp));
+                (Some(gluster::mount_answer(&dir.to_string_lossy(), mp, &log).await), true)
+            }
             Some(_) => (None, true),
             None => (None, pathcheck::new_mount_point(&dir).await? == MountPoint::EmptyDir),
         };
@@ -307,7 +308,10 @@ impl Task for MountGlusterVolume {
                     std::fs::create_dir_all(self.paths.host(dir.as_str()))
                         .map_err(TaskError::io(format!("creating {dir}")))?;
                 }
-                MountChange::Unmount { mount_point, .. } => {
+                MountChange::Unmount { mount_point, kill_client, .. } => {
+                    if *kill_client {
+                        kill_client_of(mount_point).await?;
+                    }
                     ctx.runner.run(&ctx.runner.cmd("umount")?.args(["-l", mount_point.as_str()])).await?;
                 }
                 MountChange::Mount { source, mount_point, backup } => {
@@ -326,6 +330,23 @@ impl Task for MountGlusterVolume {
         }
         Ok(plan.changes)
     }
+}
+
+/// Kills the glusterfs client process of `mount_point` (hung after a crash) and waits until it
+/// is gone: then the kernel has failed every request still waiting on the mount.
+async fn kill_client_of(mount_point: &AbsPath) -> Result<(), TaskError> {
+    use nix::sys::signal::{kill, Signal};
+    let mp = mount_point.as_str();
+    for pid in gluster::client::pids(mp) {
+        // An error: it exited meanwhile, which is what is wanted.
+        let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let what = format!("the glusterfs client process of {mp} to exit after SIGKILL");
+    poll::until(what, MOUNT_TIMEOUT, POLL_INTERVAL, || async {
+        let left = gluster::client::pids(mp);
+        Ok::<_, TaskError>(if left.is_empty() { Look::Done(()) } else { Look::NotYet(format!("pids {left:?}")) })
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -402,6 +423,15 @@ mod tests {
                 "mount -t glusterfs gs1:/gv0 /mnt/gv -o backup-volfile-servers=gs2:gs3"
             ]
         );
+        // Its client process crashed and hangs: killed, then as above.
+        let hung = Some(MountAnswer::Crashed("its glusterfs client process crashed (signal 6)".into()));
+        let crashed = t.plan_with(&mounts(&real_mount()), hung, contents, true).unwrap().shown();
+        assert_eq!(
+            crashed.changes[0],
+            "unmount the stale mount at /mnt/gv (its glusterfs client process crashed (signal 6)): kill -KILL its \
+             glusterfs client; umount -l /mnt/gv"
+        );
+        assert_eq!(crashed.changes.len(), 2, "{crashed:?}");
         // Not answering (servers away) is left alone, with a warning.
         let silent = t.plan_with(&mounts(&real_mount()), Some(MountAnswer::Silent), contents, true).unwrap();
         assert!(silent.changes.is_empty());
