@@ -41,7 +41,7 @@ pub struct HostFailure {
 
 impl HostFailure {
     /// The failure without the host: `task "T": error`, or the agent's error.
-    fn cause(&self) -> String {
+    pub fn cause(&self) -> String {
         match &self.task {
             Some(task) => format!("task {task:?}: {}", self.error),
             None => self.error.clone(),
@@ -235,6 +235,29 @@ pub(crate) async fn apply_single(
         error: outcome.failure.as_ref().map(HostFailure::cause),
     });
     outcome.failure.map_or(Ok(()), Err)
+}
+
+/// Applies `tasks` on `host` outside any phase and report (`pki rotate`'s gluster roll): the
+/// changes they made, or why the first failing one failed.
+pub(crate) async fn apply_quietly(agents: &Agents, host: &str, tasks: Vec<v1::Task>) -> Result<Vec<String>, String> {
+    let changes = Changes::default();
+    let outcome = apply_batch(agents, "", "", HostBatch { host: host.to_owned(), tasks }, &changes).await;
+    match outcome.failure {
+        Some(failure) => Err(failure.cause()),
+        None => Ok(changes.0.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())),
+    }
+}
+
+/// A reporter that only keeps the changes of the tasks done.
+#[derive(Default)]
+struct Changes(std::sync::Mutex<Vec<String>>);
+
+impl Reporter for Changes {
+    fn event(&self, event: &Event) {
+        if let Event::TaskDone { changes, .. } = event {
+            self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend(changes.iter().cloned());
+        }
+    }
 }
 
 /// Streams one host's batch (node `node`) through `Apply`, reporting each task event.

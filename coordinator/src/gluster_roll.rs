@@ -18,16 +18,19 @@
 //! Clients are not remounted: their FUSE processes reconnect to each restarted brick with the
 //! refreshed files. Network only (through the agents).
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use brickyard_proto::poll::{self, Look};
 use brickyard_proto::v1;
 use brickyard_proto::v1::task::Kind;
-use brickyard_proto::v1::task_event::Event as AgentEvent;
 
-use crate::agents::{task_error, AgentError, Agents};
+use crate::agents::Agents;
+use crate::apply;
 use crate::gluster_tls;
 use crate::spec::{HostTarget, Spec};
+use crate::status::volume_health;
 
 /// How long a server's volumes may take to be healthy again after its restart (the heal of
 /// what was written while its bricks were down).
@@ -50,7 +53,7 @@ pub async fn run(spec: &Spec, hosts: &[HostTarget], roll: &Roll) -> usize {
     let refresh = gluster_tls::refresh_task(spec);
     let answers = crate::agents::each(hosts.iter().map(|h| h.name.as_str()), |host| {
         let (agents, task) = (agents.clone(), refresh.clone());
-        async move { apply_tasks(&agents, &host, vec![task]).await }
+        async move { apply::apply_quietly(&agents, &host, vec![task]).await }
     })
     .await;
     let mut failed = 0;
@@ -104,7 +107,7 @@ async fn restart_server(agents: &Agents, server: &str, roll: &Roll) -> Result<bo
         "{server}: restarting gluster if it predates its TLS files (then waiting for its bricks and their clients)"
     );
     let started = Instant::now();
-    let changes = apply_tasks(agents, server, vec![task]).await?;
+    let changes = apply::apply_quietly(agents, server, vec![task]).await?;
     if changes.is_empty() {
         println!("{server}: gluster processes already started with the current TLS files");
         return Ok(false);
@@ -139,26 +142,24 @@ async fn warn_missing_crl_path(agents: &Agents, server: &str) {
 /// Polls `server`'s view of the pool until every brick of every started volume is online and
 /// no heal is pending; prints what it still waits for whenever that changes.
 async fn await_healthy(agents: &Agents, server: &str) -> Result<(), String> {
-    let deadline = Instant::now() + HEALTHY_DEADLINE;
-    let mut shown = String::new();
-    loop {
+    let shown = RefCell::new(String::new());
+    let what = format!("the pool to be healthy again after {server}'s restart");
+    poll::until(what, HEALTHY_DEADLINE, POLL, || async {
         let waiting = match agents.gluster_status(server, v1::VolumeDetail::Full).await {
             Ok(status) => unhealthy(&status),
             Err(err) => vec![format!("no status ({err})")],
         };
         if waiting.is_empty() {
-            return Ok(());
+            return Ok(Look::Done(()));
         }
         let now = waiting.join(", ");
-        if Instant::now() >= deadline {
-            return Err(format!("the pool is not healthy {HEALTHY_DEADLINE:?} after the restart: {now}"));
-        }
-        if now != shown {
+        if *shown.borrow() != now {
             println!("{server}: waiting for {now}");
-            shown = now;
+            shown.replace(now.clone());
         }
-        tokio::time::sleep(POLL).await;
-    }
+        Ok::<_, String>(Look::NotYet(now))
+    })
+    .await
 }
 
 /// What keeps the pool from being healthy: offline bricks, pending heals.
@@ -168,8 +169,7 @@ fn unhealthy(status: &v1::GlusterStatus) -> Vec<String> {
         waiting.push("glusterd".to_owned());
     }
     for volume in status.volumes.iter().filter(|v| v.status == "Started") {
-        let offline: Vec<String> =
-            volume.bricks.iter().filter(|b| !b.online).map(|b| format!("{}:{}", b.host, b.path)).collect();
+        let offline = volume_health::offline_bricks(volume);
         if !offline.is_empty() {
             waiting.push(format!("{} bricks of {} to be online ({})", offline.len(), volume.name, offline.join(" ")));
         }
@@ -178,26 +178,6 @@ fn unhealthy(status: &v1::GlusterStatus) -> Vec<String> {
         }
     }
     waiting
-}
-
-/// Applies `tasks` on `host`; the changes they made, or the first failure.
-async fn apply_tasks(agents: &Agents, host: &str, tasks: Vec<v1::Task>) -> Result<Vec<String>, String> {
-    let mut client = agents.client(host).await.map_err(|e| e.to_string())?;
-    let mut stream = client
-        .apply(v1::TaskBatch { tasks })
-        .await
-        .map_err(|s| AgentError::rpc(host, "Apply", s).to_string())?
-        .into_inner();
-    let mut changes = Vec::new();
-    while let Some(event) = stream.message().await.map_err(|s| AgentError::rpc(host, "Apply", s).to_string())? {
-        match event.event {
-            Some(AgentEvent::Changed(c)) => changes.extend(c.changes),
-            Some(AgentEvent::Failed(e)) => return Err(format!("{}: {}", event.id, task_error(&e))),
-            Some(AgentEvent::Skipped(e)) => return Err(format!("{}: skipped: {}", event.id, e.message)),
-            _ => {}
-        }
-    }
-    Ok(changes)
 }
 
 #[cfg(test)]

@@ -159,11 +159,9 @@ pub fn problems(spec: &Spec, report: &StatusReport) -> Vec<String> {
                 ));
                 continue;
             }
-            for brick in live.bricks.iter().filter(|b| !b.online) {
-                problems.push(fixed_by_apply(
-                    format!("volume {}: brick {}:{} is offline", volume.name, brick.host, brick.path),
-                    "restarts it",
-                ));
+            for brick in volume_health::offline_bricks(live) {
+                problems
+                    .push(fixed_by_apply(format!("volume {}: brick {brick} is offline", volume.name), "restarts it"));
             }
             problems.extend(volume_health::brick_usage_problems(live));
             problems.extend(volume_health::migration_problems(live));

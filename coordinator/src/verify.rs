@@ -8,8 +8,9 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use brickyard_proto::poll::{self, Look};
 use brickyard_proto::v1;
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -177,19 +178,15 @@ async fn read_back(
     request: v1::VerifyFileRequest,
     expected: &str,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + READ_BACK_DEADLINE;
-    loop {
-        let last = match agents.verify_file(client, request.clone()).await {
+    poll::until("every append to show", READ_BACK_DEADLINE, READ_BACK_INTERVAL, || async {
+        Ok(match agents.verify_file(client, request.clone()).await {
             Err(e) => return Err(e.to_string()),
-            Ok(r) if !r.exists => "the file is missing".to_owned(),
-            Ok(r) if r.content != expected => format!("read {:?}, expected {expected:?}", r.content),
-            Ok(_) => return Ok(()),
-        };
-        if Instant::now() >= deadline {
-            return Err(format!("{last} (after waiting {READ_BACK_DEADLINE:?} for every append to show)"));
-        }
-        tokio::time::sleep(READ_BACK_INTERVAL).await;
-    }
+            Ok(r) if !r.exists => Look::NotYet("the file is missing".to_owned()),
+            Ok(r) if r.content != expected => Look::NotYet(format!("read {:?}, expected {expected:?}", r.content)),
+            Ok(_) => Look::Done(()),
+        })
+    })
+    .await
 }
 
 /// Exactly one replica/disperse set holds the file, on every brick of the set.

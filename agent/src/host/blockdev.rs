@@ -26,8 +26,8 @@ pub use xfs_sb::test_superblock;
 pub use xfs_sb::{parse_xfs_inprogress, xfs_unfinished};
 
 use crate::host::mountinfo::{self, Mount};
-use crate::host::poll::{self, Look, TimedOut};
 use crate::host::runner::{Cmd, CommandError, Runner};
+use brickyard_proto::poll::{self, Look, TimedOut};
 
 /// How long a new partition may take to show up in sysfs and /dev.
 pub const PARTITION_TIMEOUT: Duration = Duration::from_secs(10);

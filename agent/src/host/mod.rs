@@ -9,7 +9,6 @@ pub mod fault;
 pub mod mountinfo;
 pub mod os_release;
 pub mod pathcheck;
-pub mod poll;
 pub mod process;
 pub mod progress;
 pub mod runner;

@@ -25,9 +25,9 @@ use crate::host::blockdev::HostPaths;
 use crate::host::etcfile;
 use crate::host::mountinfo::{self, Mount};
 use crate::host::pathcheck::{self, MountPoint};
-use crate::host::poll::{self, Look};
 use crate::host::runner::{Cmd, CommandError};
 use crate::host::Context;
+use brickyard_proto::poll::{self, Look};
 
 /// How long a fresh mount may take to succeed, and then to show up and answer statvfs().
 const MOUNT_TIMEOUT: Duration = Duration::from_secs(30);

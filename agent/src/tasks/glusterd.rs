@@ -20,9 +20,9 @@ use nix::unistd::Pid;
 
 use super::shape::{Plan, Task, TaskError};
 use crate::gluster;
-use crate::host::poll::{self, Look};
 use crate::host::process;
 use crate::host::{Context, ServiceManager};
+use brickyard_proto::poll::{self, Look};
 
 /// The pid file of a glusterd the agent started itself.
 pub(super) const PID_FILE: &str = brickyard_proto::agent_config::DIRECT_GLUSTERD_PID_FILE;

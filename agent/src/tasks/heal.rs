@@ -18,8 +18,8 @@ use tokio::time::Instant;
 use super::shape::TaskError;
 use crate::gluster;
 use crate::gluster::heal::{self, Crawl};
-use crate::host::poll::{self, Look};
 use crate::host::{progress, Context};
+use brickyard_proto::poll::{self, Look};
 
 /// How long a full heal may take when the task does not say.
 pub const DEFAULT_HEAL_TIMEOUT: Duration = Duration::from_secs(30 * 60);

@@ -18,8 +18,8 @@ use brickyard_proto::v1;
 
 use super::shape::{Plan, Task, TaskError};
 use crate::gluster::{self, PeerInfo};
-use crate::host::poll::{self, Look};
 use crate::host::Context;
+use brickyard_proto::poll::{self, Look};
 
 /// How long to wait for the peers when the task does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -16,9 +16,9 @@ use brickyard_proto::v1;
 use super::shape::{Plan, Task, TaskError};
 use crate::gluster;
 use crate::gluster::rebalance::{self as migration, Found, Migration, NodeProgress, State};
-use crate::host::poll::{self, Look};
 use crate::host::progress;
 use crate::host::Context;
+use brickyard_proto::poll::{self, Look};
 
 /// How long a migration may run when the task does not say.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);

@@ -34,8 +34,8 @@ use super::gluster_tls::tls_files_changed;
 use super::glusterd;
 use super::shape::{Plan, Task, TaskError};
 use crate::gluster::{self, VolumeProcess};
-use crate::host::poll::{self, Look};
 use crate::host::{process, Context, ServiceManager};
+use brickyard_proto::poll::{self, Look};
 
 /// How long a brick process may take to exit after SIGTERM.
 const STOP_DEADLINE: Duration = Duration::from_secs(30);

@@ -12,10 +12,10 @@ use brickyard_proto::types::InvalidValue;
 
 use crate::host::blockdev;
 use crate::host::pathcheck::PathError;
-use crate::host::poll::TimedOut;
 use crate::host::runner::CommandError;
 use crate::host::Context;
 use crate::{facts, gluster};
+use brickyard_proto::poll::TimedOut;
 
 /// One kind of task: what it would change on this host, and making it so.
 #[async_trait]

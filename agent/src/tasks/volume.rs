@@ -32,8 +32,8 @@ use super::heal::{self, Healed};
 use super::shape::{Plan, Task, TaskError};
 use super::volume_options;
 use crate::gluster::{self, VolumeInfo};
-use crate::host::poll::{self, Look};
 use crate::host::Context;
+use brickyard_proto::poll::{self, Look};
 
 /// The layout of an existing volume, from `volume info` counts.
 fn layout_of(v: &VolumeInfo) -> Layout {

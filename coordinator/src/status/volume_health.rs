@@ -62,6 +62,11 @@ pub fn migration_problems(volume: &v1::VolumeStatus) -> Vec<String> {
     )]
 }
 
+/// The bricks of `volume` that are not online, as `HOST:PATH`.
+pub fn offline_bricks(volume: &v1::VolumeStatus) -> Vec<String> {
+    volume.bricks.iter().filter(|b| !b.online).map(|b| format!("{}:{}", b.host, b.path)).collect()
+}
+
 /// Percent of `brick`'s filesystem in use, rounded up (`None`: its size is unknown).
 pub fn brick_used_percent(brick: &v1::BrickStatus) -> Option<u64> {
     // In u128: an agent reports what gluster says, and `used * 100` of a u64 can overflow.

@@ -1,7 +1,7 @@
-//! Waiting for the host to reach a state, the one way the agent does it: look, and look again
-//! after an interval, until the state is reached, a look fails, or the deadline passes. No
-//! fixed sleeps anywhere else. The timeout error says what was awaited, for how long, and
-//! what the last look saw.
+//! Waiting for a state (of the host, for the agent; of the pool, for the coordinator), the one
+//! way both do it: look, and look again after an interval, until the state is reached, a look
+//! fails, or the deadline passes. No fixed sleeps anywhere else. The timeout error says what
+//! was awaited, for how long, and what the last look saw.
 
 use std::future::Future;
 use std::time::Duration;
@@ -26,6 +26,13 @@ pub struct TimedOut {
     pub after: Duration,
     /// What the last look saw.
     pub last: String,
+}
+
+/// A timeout as a message, for callers whose errors are messages.
+impl From<TimedOut> for String {
+    fn from(timed_out: TimedOut) -> Self {
+        timed_out.to_string()
+    }
 }
 
 /// Looks with `look` every `interval` until it is done (its value), fails (its error) or
