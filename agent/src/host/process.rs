@@ -1,5 +1,6 @@
 //! Is a daemon running? Decided from its pid file and /proc (never by process-name search:
-//! lab hosts may share one process table). Pure parsers + a small read of /proc.
+//! lab hosts may share one process table; a search only proves that no such process runs,
+//! see [`any_alive_named`]). Pure parsers + a small read of /proc.
 
 use std::path::Path;
 
@@ -25,7 +26,20 @@ pub fn is_named(comm: &str, cmdline: &str, name: &str) -> bool {
 
 /// Whether process `pid` is alive (not a zombie) and is `name` (see [`is_named`]).
 pub fn alive_and_named(pid: u32, name: &str) -> bool {
-    let proc_dir = Path::new("/proc").join(pid.to_string());
+    alive_and_named_in(Path::new("/proc"), pid, name)
+}
+
+/// Whether any process in `proc` (`/proc`, or a fake host's) is alive and is `name`. No means
+/// none runs here; yes may be another lab host's, so only ask the daemon itself after a yes.
+pub fn any_alive_named(proc: &Path, name: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(proc) else { return false };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| alive_and_named_in(proc, pid, name))
+}
+
+fn alive_and_named_in(proc: &Path, pid: u32, name: &str) -> bool {
+    let proc_dir = proc.join(pid.to_string());
     let read = |file: &str| std::fs::read_to_string(proc_dir.join(file)).unwrap_or_default();
     let alive = matches!(parse_stat_state(&read("stat")), Some(s) if s != 'Z' && s != 'X');
     alive && is_named(&read("comm"), &read("cmdline"), name)
