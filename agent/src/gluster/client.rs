@@ -17,6 +17,8 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+use crate::host::process;
+
 /// How much of the end of a client log is read: a crash report lists every pending frame
 /// before the signal, a line each.
 const LOG_TAIL: u64 = 1 << 20;
@@ -43,16 +45,11 @@ pub fn crash_in(log: &str) -> Option<String> {
     })
 }
 
-/// Why the client mounted at `mount_point` is dead while its process lives, from its default
-/// log at `log` (a path on this host): `None` when the log shows no crash since its start or
-/// cannot be read.
-pub fn crashed(mount_point: &str, log: &Path) -> Option<String> {
-    let tail = read_tail(log).ok()?;
-    let crash = crash_in(&tail)?;
-    Some(format!(
-        "its glusterfs client process crashed ({crash}; see {}) and hangs instead of exiting",
-        default_log(mount_point)
-    ))
+/// Why a client is dead while its process lives, from its log `log` (its [`default_log`], on
+/// this host): `None` when the log shows no crash since its start or cannot be read.
+pub fn crashed(log: &Path) -> Option<String> {
+    let crash = crash_in(&read_tail(log).ok()?)?;
+    Some(format!("its glusterfs client process crashed ({crash}; see {}) and hangs instead of exiting", log.display()))
 }
 
 fn read_tail(path: &Path) -> std::io::Result<String> {
@@ -73,11 +70,9 @@ pub fn is_client_of(cmdline: &str, mount_point: &str) -> bool {
 
 /// The pids of the glusterfs client processes mounted at `mount_point` in the agent's own
 /// mount namespace.
-pub fn pids(mount_point: &str) -> Vec<i32> {
+pub fn pids(mount_point: &str) -> Vec<u32> {
     let own = std::fs::read_link("/proc/self/ns/mnt").ok();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+    process::pids_in(Path::new("/proc"))
         .filter(|pid| {
             let dir = Path::new("/proc").join(pid.to_string());
             let cmdline = std::fs::read_to_string(dir.join("cmdline")).unwrap_or_default();

@@ -195,11 +195,11 @@ impl MountAnswer {
     }
 }
 
-/// How the mount of `mount_point` (at `dir` on this host) answers: statvfs(), and when that
-/// gives no answer, its client's log (`log`, on this host) for a crash.
-pub async fn mount_answer(dir: &str, mount_point: &str, log: &Path) -> MountAnswer {
+/// How the mount at `dir` (on this host) answers: statvfs(), and when that gives no answer,
+/// its client's log (`log`, on this host) for a crash.
+pub async fn mount_answer(dir: &str, log: &Path) -> MountAnswer {
     match statvfs(dir).await {
-        MountAnswer::Silent => client::crashed(mount_point, log).map_or(MountAnswer::Silent, MountAnswer::Crashed),
+        MountAnswer::Silent => client::crashed(log).map_or(MountAnswer::Silent, MountAnswer::Crashed),
         answer => answer,
     }
 }
@@ -370,7 +370,7 @@ pub async fn local_mounts() -> Result<Vec<v1::GlusterMount>, Error> {
     let mut out = Vec::new();
     for m in fuse_mounts(&mounts) {
         let log = client::default_log(&m.mount_point);
-        let answer = mount_answer(&m.mount_point, &m.mount_point, Path::new(&log)).await;
+        let answer = mount_answer(&m.mount_point, Path::new(&log)).await;
         let (size_total, size_free) = answer.sizes().unwrap_or_default();
         out.push(v1::GlusterMount {
             source: m.source.clone(),

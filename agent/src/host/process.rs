@@ -32,10 +32,12 @@ pub fn alive_and_named(pid: u32, name: &str) -> bool {
 /// Whether any process in `proc` (`/proc`, or a fake host's) is alive and is `name`. No means
 /// none runs here; yes may be another lab host's, so only ask the daemon itself after a yes.
 pub fn any_alive_named(proc: &Path, name: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir(proc) else { return false };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .any(|pid| alive_and_named_in(proc, pid, name))
+    pids_in(proc).any(|pid| alive_and_named_in(proc, pid, name))
+}
+
+/// The pids listed in `proc` (`/proc`, or a fake host's); none when it cannot be read.
+pub fn pids_in(proc: &Path) -> impl Iterator<Item = u32> {
+    std::fs::read_dir(proc).into_iter().flatten().filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
 }
 
 fn alive_and_named_in(proc: &Path, pid: u32, name: &str) -> bool {

@@ -289,7 +289,7 @@ impl Task for MountGlusterVolume {
         let (answer, dir_exists) = match mountinfo::at(&mounts, mp) {
             Some(m) if self.is_ours(m) => {
                 let log = self.paths.host(&gluster::client::default_log(mp));
-                (Some(gluster::mount_answer(&dir.to_string_lossy(), mp, &log).await), true)
+                (Some(gluster::mount_answer(&dir.to_string_lossy(), &log).await), true)
             }
             Some(_) => (None, true),
             None => (None, pathcheck::new_mount_point(&dir).await? == MountPoint::EmptyDir),
@@ -338,8 +338,8 @@ async fn kill_client_of(mount_point: &AbsPath) -> Result<(), TaskError> {
     use nix::sys::signal::{kill, Signal};
     let mp = mount_point.as_str();
     for pid in gluster::client::pids(mp) {
-        // An error: it exited meanwhile, which is what is wanted.
-        let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        // /proc lists pids within pid_t. An error: it exited meanwhile, which is what is wanted.
+        let _ = kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
     }
     let what = format!("the glusterfs client process of {mp} to exit after SIGKILL");
     poll::until(what, MOUNT_TIMEOUT, POLL_INTERVAL, || async {
