@@ -189,6 +189,14 @@ pub enum Found {
 /// gluster's words for "no such migration" and "nothing to rebalance" (`opErrstr`).
 const NOT_STARTED: &str = "not started for volume";
 const NOT_DISTRIBUTED: &str = "is not a distribute volume";
+/// What `... status` says when a node's rebalance process does not answer glusterd yet (seen
+/// on gluster 10.3 right after `remove-brick ... start`, on the servers being drained).
+const NODE_NOT_ANSWERING: &str = "Glusterd Syncop Mgmt brick op 'Rebalance' failed";
+
+/// Whether a failed `... status` only means that a node's rebalance process is still starting.
+pub fn node_not_answering(error: &Error) -> bool {
+    matches!(error, Error::Command(CommandError::Failed { stderr, .. }) if stderr.contains(NODE_NOT_ANSWERING))
+}
 
 /// `... status` of `migration`, with the local node's "localhost" replaced by `local` (this
 /// host's name).

@@ -251,6 +251,8 @@ mod tests {
                 .expect(&format!("{G} volume info"), &info)
                 .expect_output(&format!("{G} {RB} status"), not_started())
                 .expect(&format!("{G} {RB} start"), &fixture("remove-brick-start.xml"))
+                // Right after the start, the drained servers' rebalance processes may not answer yet.
+                .expect(&format!("{G} {RB} status"), &fixture("remove-brick-status-node-not-answering.xml"))
                 .expect(&format!("{G} {RB} status"), &fixture("remove-brick-status-in-progress.xml"))
                 .expect(&format!("{G} {RB} status"), &fixture("remove-brick-status-completed.xml"))
                 .expect(&format!("{G} {RB} status"), &fixture("remove-brick-status-completed.xml"))

@@ -54,7 +54,11 @@ pub async fn watch(ctx: &Context, migration: &Migration, timeout: Duration) -> R
     let local = gluster::local_hostname()?;
     let what = format!("the {} of volume {} to complete on every node", migration.operation(), migration.volume());
     poll::until(what, timeout, POLL_INTERVAL, || async {
-        Ok::<_, TaskError>(match migration::status(ctx, migration, &local).await? {
+        let found = match migration::status(ctx, migration, &local).await {
+            Err(e) if migration::node_not_answering(&e) => return Ok(Look::NotYet(e.to_string())),
+            found => found?,
+        };
+        Ok::<_, TaskError>(match found {
             Found::Nodes(nodes) => {
                 progress::report_migration(progress_of(migration, &nodes));
                 if nodes.iter().any(|n| n.state == State::InProgress) || nodes.is_empty() {
