@@ -1,8 +1,49 @@
 //! Is a daemon running? Decided from its pid file and /proc (never by process-name search:
 //! lab hosts may share one process table; a search only proves that no such process runs,
-//! see [`any_alive_named`]). Pure parsers + a small read of /proc.
+//! see [`any_alive_named`]). Pure parsers + a small read of /proc, and [`stop`]: a signal and
+//! the wait until the process is gone.
 
 use std::path::Path;
+use std::time::Duration;
+
+use brickyard_proto::poll::{self, Look, TimedOut};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// How long a signalled process may take to exit.
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// Why [`stop`] could not end a process.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error("sending {signal} to {what} (pid {pid}): {source}")]
+    Signal { what: String, pid: u32, signal: Signal, source: nix::Error },
+    #[error(transparent)]
+    TimedOut(#[from] TimedOut),
+}
+
+/// Sends `signal` to `pid` while it still is `name`, then waits until it is gone (or no longer
+/// `name`: its pid reused). `what` names the process in errors, e.g. "glusterd".
+pub async fn stop(pid: u32, name: &str, signal: Signal, what: &str) -> Result<(), StopError> {
+    if !alive_and_named(pid, name) {
+        return Ok(());
+    }
+    // Pids here are parsed as positive pid_t values: the cast is lossless, never a process group.
+    match kill(Pid::from_raw(pid as i32), signal) {
+        // It exited meanwhile, which is what is wanted.
+        Ok(()) | Err(nix::Error::ESRCH) => {}
+        Err(source) => return Err(StopError::Signal { what: what.to_owned(), pid, signal, source }),
+    }
+    poll::until(format!("{what} (pid {pid}) to exit after {signal}"), STOP_DEADLINE, STOP_POLL, || async {
+        Ok::<_, StopError>(if alive_and_named(pid, name) {
+            Look::NotYet("it still runs".into())
+        } else {
+            Look::Done(())
+        })
+    })
+    .await
+}
 
 /// The pid in a pid file's text (first line, trimmed).
 pub fn parse_pid(text: &str) -> Option<u32> {
@@ -113,6 +154,17 @@ mod tests {
         let stat = "4242 (glusterfsd) S 1 4242 4242 0 -1 4194624 5 0 0 0 1 2 0 0 20 0 20 0 987654 1 2";
         assert_eq!(parse_stat_start_ticks(stat), Some(987654));
         assert_eq!(parse_boot_time("cpu  1 2 3\nbtime 1764650000\nprocesses 9\n"), Some(1764650000));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_process_is_gone_and_another_name_is_left_alone() {
+        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let pid = child.id();
+        stop(pid, "glusterd", Signal::SIGTERM, "not glusterd").await.unwrap();
+        assert!(alive_and_named(pid, "sleep"), "a process of another name was signalled");
+        stop(pid, "sleep", Signal::SIGTERM, "a sleep").await.unwrap();
+        assert!(!alive_and_named(pid, "sleep"));
+        assert_eq!(child.wait().unwrap().code(), None, "ended by a signal");
     }
 
     #[test]

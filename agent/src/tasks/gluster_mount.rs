@@ -22,11 +22,11 @@ use brickyard_proto::v1;
 use super::shape::{Plan, Task, TaskError};
 use crate::gluster::{self, MountAnswer, FUSE_FSTYPE};
 use crate::host::blockdev::HostPaths;
-use crate::host::etcfile;
 use crate::host::mountinfo::{self, Mount};
 use crate::host::pathcheck::{self, MountPoint};
 use crate::host::runner::{Cmd, CommandError};
 use crate::host::Context;
+use crate::host::{etcfile, process};
 use brickyard_proto::poll::{self, Look};
 
 /// How long a fresh mount may take to succeed, and then to show up and answer statvfs().
@@ -335,18 +335,11 @@ impl Task for MountGlusterVolume {
 /// Kills the glusterfs client process of `mount_point` (hung after a crash) and waits until it
 /// is gone: then the kernel has failed every request still waiting on the mount.
 async fn kill_client_of(mount_point: &AbsPath) -> Result<(), TaskError> {
-    use nix::sys::signal::{kill, Signal};
-    let mp = mount_point.as_str();
-    for pid in gluster::client::pids(mp) {
-        // /proc lists pids within pid_t. An error: it exited meanwhile, which is what is wanted.
-        let _ = kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
+    let what = format!("the glusterfs client process of {mount_point}");
+    for pid in gluster::client::pids(mount_point.as_str()) {
+        process::stop(pid, "glusterfs", nix::sys::signal::Signal::SIGKILL, &what).await?;
     }
-    let what = format!("the glusterfs client process of {mp} to exit after SIGKILL");
-    poll::until(what, MOUNT_TIMEOUT, POLL_INTERVAL, || async {
-        let left = gluster::client::pids(mp);
-        Ok::<_, TaskError>(if left.is_empty() { Look::Done(()) } else { Look::NotYet(format!("pids {left:?}")) })
-    })
-    .await
+    Ok(())
 }
 
 #[cfg(test)]

@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use brickyard_proto::v1;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use super::shape::{Plan, Task, TaskError};
 use crate::gluster;
@@ -29,7 +28,6 @@ pub(super) const PID_FILE: &str = brickyard_proto::agent_config::DIRECT_GLUSTERD
 /// How long glusterd may take to answer on its socket after a start (≈1 s measured here).
 const START_DEADLINE: Duration = Duration::from_secs(60);
 /// How long glusterd may take to exit after SIGTERM / `systemctl stop`.
-const STOP_DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
 
 pub struct EnsureGlusterd {
@@ -150,17 +148,7 @@ pub(super) async fn stop(ctx: &Context, pid_file: &Path) -> Result<(), TaskError
         }
         ServiceManager::Direct => {
             let Some(pid) = running_pid(pid_file)? else { return Ok(()) };
-            // parse_pid keeps pids within pid_t: the cast is lossless, never a process group.
-            kill(Pid::from_raw(pid as i32), Signal::SIGTERM)
-                .map_err(|e| TaskError::io(format!("stopping glusterd (pid {pid})"))(e.into()))?;
-            let what = format!("glusterd (pid {pid}) to exit after SIGTERM");
-            poll::until(what, STOP_DEADLINE, POLL, || async {
-                Ok::<_, TaskError>(match running_pid(pid_file)? {
-                    Some(_) => Look::NotYet("it still runs".into()),
-                    None => Look::Done(()),
-                })
-            })
-            .await?;
+            process::stop(pid, "glusterd", Signal::SIGTERM, "glusterd").await?;
         }
     }
     Ok(())

@@ -27,8 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use brickyard_proto::v1;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use super::gluster_tls::tls_files_changed;
 use super::glusterd;
@@ -38,7 +37,6 @@ use crate::host::{process, Context, ServiceManager};
 use brickyard_proto::poll::{self, Look};
 
 /// How long a brick process may take to exit after SIGTERM.
-const STOP_DEADLINE: Duration = Duration::from_secs(30);
 /// How long the bricks may take to come back online, and their clients to reconnect (a
 /// client retries every few seconds), after glusterd started.
 const ONLINE_DEADLINE: Duration = Duration::from_secs(120);
@@ -183,7 +181,7 @@ impl Task for RestartGluster {
             }
             glusterd::stop(ctx, &self.pid_file).await?;
             for (program, pid, what) in &restart.processes {
-                stop_process(program, *pid, what).await?;
+                process::stop(*pid, program, Signal::SIGTERM, what).await?;
             }
             glusterd::start(ctx, &self.pid_file).await?;
             for volume in &restart.volumes {
@@ -193,24 +191,6 @@ impl Task for RestartGluster {
         }
         Ok(plan.changes)
     }
-}
-
-/// SIGTERM to `pid` when it still is `program`, then waits until it is gone.
-async fn stop_process(program: &str, pid: u32, what: &str) -> Result<(), TaskError> {
-    if !process::alive_and_named(pid, program) {
-        return Ok(());
-    }
-    // Pids from `volume status` are positive and within pid_t (parsed as such).
-    kill(Pid::from_raw(pid as i32), Signal::SIGTERM)
-        .map_err(|e| TaskError::io(format!("stopping {what} (pid {pid})"))(e.into()))?;
-    poll::until(format!("{what} (pid {pid}) to exit after SIGTERM"), STOP_DEADLINE, POLL, || async {
-        Ok::<_, TaskError>(if process::alive_and_named(pid, program) {
-            Look::NotYet("it still runs".into())
-        } else {
-            Look::Done(())
-        })
-    })
-    .await
 }
 
 /// The entries of `clients` that are this server's bricks.

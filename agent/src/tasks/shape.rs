@@ -10,10 +10,10 @@ use std::fmt;
 use async_trait::async_trait;
 use brickyard_proto::types::InvalidValue;
 
-use crate::host::blockdev;
 use crate::host::pathcheck::PathError;
 use crate::host::runner::CommandError;
 use crate::host::Context;
+use crate::host::{blockdev, process};
 use crate::{facts, gluster};
 use brickyard_proto::poll::TimedOut;
 
@@ -162,6 +162,15 @@ impl From<PathError> for TaskError {
                 TaskError::Timeout(format!("{what} to answer ({after:?}; a hung mount?)"))
             }
             PathError::Io { context, source } => TaskError::Io { context, source },
+        }
+    }
+}
+
+impl From<process::StopError> for TaskError {
+    fn from(err: process::StopError) -> Self {
+        match err {
+            process::StopError::Signal { .. } => TaskError::Failed(err.to_string()),
+            process::StopError::TimedOut(timed_out) => timed_out.into(),
         }
     }
 }
