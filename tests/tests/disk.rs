@@ -191,6 +191,7 @@ fn this_host() -> Context {
         runner: Arc::new(SystemRunner),
         service_manager: ServiceManager::Direct,
         key_material: Default::default(),
+        shared_runs: Default::default(),
     }
 }
 

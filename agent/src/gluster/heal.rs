@@ -89,7 +89,10 @@ pub fn summary(root: &Element) -> Result<HealSummary, XmlError> {
 
 /// `volume heal VOL info summary`.
 pub async fn heal_summary(ctx: &Context, volume: &str) -> Result<HealSummary, Error> {
-    parsed("volume heal info summary", summary(&super::cli(ctx, &["volume", "heal", volume, "info", "summary"]).await?))
+    parsed(
+        "volume heal info summary",
+        summary(&super::query(ctx, &["volume", "heal", volume, "info", "summary"]).await?),
+    )
 }
 
 /// Which entries a heal crawl visits.
@@ -109,7 +112,9 @@ pub async fn start_heal(ctx: &Context, volume: &str, crawl: Crawl) -> Result<(),
     if crawl == Crawl::Full {
         cmd = cmd.arg("full");
     }
-    let out = ctx.runner.output(&cmd).await?;
+    let out = ctx.runner.output(&cmd).await;
+    ctx.shared_runs.changed();
+    let out = out?;
     if out.success() {
         return Ok(());
     }

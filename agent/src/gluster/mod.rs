@@ -50,7 +50,21 @@ pub enum Error {
 /// bring them).
 pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, Error> {
     let cmd = cli_program(ctx)?.args(args.iter().copied());
-    let out = ctx.runner.output(&cmd).await?;
+    let out = ctx.runner.output(&cmd).await;
+    ctx.shared_runs.changed();
+    answer(&cmd, out?)
+}
+
+/// Runs a gluster query (a command that changes nothing), sharing the run of an identical
+/// query running now (see [`crate::host::shared_runs`]).
+async fn query(ctx: &Context, args: &[&str]) -> Result<xml::Element, Error> {
+    let cmd = cli_program(ctx)?.args(args.iter().copied());
+    let out = ctx.shared_runs.output(ctx.runner.as_ref(), &cmd).await?;
+    answer(&cmd, out)
+}
+
+/// The XML answer of a gluster command, or why it failed.
+fn answer(cmd: &crate::host::runner::Cmd, out: crate::host::runner::Output) -> Result<xml::Element, Error> {
     xml::cli_output(&out.stdout).map_err(|e| {
         let stderr = match e {
             xml::XmlError::Gluster { message, .. } => message,
@@ -94,38 +108,38 @@ pub const VOLUME_ID: &str = "trusted.glusterfs.volume-id";
 
 /// Every node of the trusted pool, this one included (`is_local`).
 pub async fn pool_list(ctx: &Context) -> Result<Vec<PeerInfo>, Error> {
-    parsed("pool list", xml::peers(&cli(ctx, &["pool", "list"]).await?))
+    parsed("pool list", xml::peers(&query(ctx, &["pool", "list"]).await?))
 }
 
 /// The other nodes of the pool with their probe state.
 pub async fn peer_status(ctx: &Context) -> Result<Vec<PeerInfo>, Error> {
-    parsed("peer status", xml::peers(&cli(ctx, &["peer", "status"]).await?))
+    parsed("peer status", xml::peers(&query(ctx, &["peer", "status"]).await?))
 }
 
 /// Every volume of the pool.
 pub async fn volume_info(ctx: &Context) -> Result<Vec<VolumeInfo>, Error> {
-    parsed("volume info", xml::volumes(&cli(ctx, &["volume", "info"]).await?))
+    parsed("volume info", xml::volumes(&query(ctx, &["volume", "info"]).await?))
 }
 
 /// The live value of every option of `volume` (defaults included).
 pub async fn volume_get_all(ctx: &Context, volume: &str) -> Result<BTreeMap<String, String>, Error> {
-    parsed("volume get", xml::volume_options(&cli(ctx, &["volume", "get", volume, "all"]).await?))
+    parsed("volume get", xml::volume_options(&query(ctx, &["volume", "get", volume, "all"]).await?))
 }
 
 /// Brick processes (online, port, pid) of one started volume.
 pub async fn brick_processes(ctx: &Context, volume: &str) -> Result<Vec<BrickProcess>, Error> {
-    let mut all = parsed("volume status", xml::volume_status(&cli(ctx, &["volume", "status", volume]).await?))?;
+    let mut all = parsed("volume status", xml::volume_status(&query(ctx, &["volume", "status", volume]).await?))?;
     Ok(all.remove(volume).unwrap_or_default())
 }
 
 /// Brick processes (online, port, sizes) of every started volume.
 pub async fn volume_status_detail(ctx: &Context) -> Result<BTreeMap<String, Vec<BrickProcess>>, Error> {
-    parsed("volume status", xml::volume_status(&cli(ctx, &["volume", "status", "all", "detail"]).await?))
+    parsed("volume status", xml::volume_status(&query(ctx, &["volume", "status", "all", "detail"]).await?))
 }
 
 /// Every brick process and volume daemon of every started volume, with pids.
 pub async fn volume_processes(ctx: &Context) -> Result<Vec<VolumeProcess>, Error> {
-    parsed("volume status", xml::volume_processes(&cli(ctx, &["volume", "status", "all"]).await?))
+    parsed("volume status", xml::volume_processes(&query(ctx, &["volume", "status", "all"]).await?))
 }
 
 /// The addresses connected to each brick (`HOST:PATH`) of `volume`.
@@ -133,7 +147,7 @@ pub async fn brick_clients(
     ctx: &Context,
     volume: &str,
 ) -> Result<BTreeMap<String, std::collections::BTreeSet<String>>, Error> {
-    parsed("volume status clients", xml::brick_clients(&cli(ctx, &["volume", "status", volume, "clients"]).await?))
+    parsed("volume status clients", xml::brick_clients(&query(ctx, &["volume", "status", volume, "clients"]).await?))
 }
 
 /// This host's name (the UTS hostname).

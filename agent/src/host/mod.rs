@@ -1,6 +1,6 @@
 //! Host primitives, the bottom layer: the command runner, /etc files, mountinfo, block
 //! devices, pid files, os-release, the run-time path checks, the test-only failure points and
-//! the poll-with-deadline helper, a running task's progress lines, plus [`Context`], what every layer above may use on the host.
+//! the poll-with-deadline helper, a running task's progress lines, queries shared while they run, plus [`Context`], what every layer above may use on the host.
 //! Imports nothing above it.
 
 pub mod blockdev;
@@ -12,6 +12,7 @@ pub mod pathcheck;
 pub mod process;
 pub mod progress;
 pub mod runner;
+pub mod shared_runs;
 pub mod subject_hash;
 
 use std::path::PathBuf;
@@ -48,13 +49,20 @@ pub struct Context {
     pub runner: Arc<dyn Runner>,
     pub service_manager: ServiceManager,
     pub key_material: KeyMaterial,
+    /// Identical queries running at once share one run (the gluster CLI's).
+    pub shared_runs: shared_runs::SharedRuns,
 }
 
 #[cfg(test)]
 impl Context {
     /// A host whose programs are `runner`'s, starting daemons itself (unit tests).
     pub fn direct(runner: impl Runner + 'static) -> Self {
-        Self { runner: Arc::new(runner), service_manager: ServiceManager::Direct, key_material: KeyMaterial::default() }
+        Self {
+            runner: Arc::new(runner),
+            service_manager: ServiceManager::Direct,
+            key_material: KeyMaterial::default(),
+            shared_runs: Default::default(),
+        }
     }
 
     /// A host whose programs are `runner`'s, with systemd (unit tests).
@@ -63,6 +71,7 @@ impl Context {
             runner: Arc::new(runner),
             service_manager: ServiceManager::Systemd,
             key_material: KeyMaterial::default(),
+            shared_runs: Default::default(),
         }
     }
 }

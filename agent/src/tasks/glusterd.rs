@@ -137,6 +137,7 @@ pub(super) async fn start(ctx: &Context, pid_file: &Path) -> Result<(), TaskErro
             }
         }
     }
+    ctx.shared_runs.changed();
     wait_for_cli(ctx).await
 }
 
@@ -151,6 +152,7 @@ pub(super) async fn stop(ctx: &Context, pid_file: &Path) -> Result<(), TaskError
             process::stop(pid, "glusterd", Signal::SIGTERM, "glusterd").await?;
         }
     }
+    ctx.shared_runs.changed();
     Ok(())
 }
 
