@@ -82,13 +82,23 @@ fn answer(cmd: &crate::host::runner::Cmd, out: crate::host::runner::Output) -> R
     })
 }
 
+/// Where gluster packages install geo-replication's gsyncd, which the CLI runs on every start
+/// (RHEL's libexec, Debian's multiarch lib dirs); hidden from the CLI Brickyard runs, which
+/// never uses geo-replication (see [`crate::host::hidden_files`]).
+const GSYNCD: &[&str] = &[
+    "/usr/libexec/glusterfs/gsyncd",
+    "/usr/lib/x86_64-linux-gnu/glusterfs/gsyncd",
+    "/usr/lib/aarch64-linux-gnu/glusterfs/gsyncd",
+    "/usr/lib/glusterfs/gsyncd",
+];
+
 /// `gluster --mode=script --xml`, without the command yet.
 fn cli_program(ctx: &Context) -> Result<crate::host::runner::Cmd, Error> {
     let program = ctx
         .runner
         .cmd("gluster")
         .map_err(|e| Error::NotReady(format!("the gluster CLI is not installed ({e}): EnsurePackages installs it")))?;
-    Ok(program.args(["--mode=script", "--xml"]))
+    Ok(program.args(["--mode=script", "--xml"]).hiding(GSYNCD))
 }
 
 /// Wraps a parse failure of a successful command's XML as a command error naming the command.

@@ -1,11 +1,13 @@
 //! Host primitives, the bottom layer: the command runner, /etc files, mountinfo, block
-//! devices, pid files, os-release, the run-time path checks, the test-only failure points and
-//! the poll-with-deadline helper, a running task's progress lines, queries shared while they run, plus [`Context`], what every layer above may use on the host.
+//! devices, pid files, os-release, the run-time path checks, the test-only failure points, a
+//! running task's progress lines, queries shared while they run, files hidden from a program,
+//! plus [`Context`], what every layer above may use on the host.
 //! Imports nothing above it.
 
 pub mod blockdev;
 pub mod etcfile;
 pub mod fault;
+pub mod hidden_files;
 pub mod mountinfo;
 pub mod os_release;
 pub mod pathcheck;

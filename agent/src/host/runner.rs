@@ -24,12 +24,20 @@ pub struct Cmd {
     pub args: Vec<OsString>,
     pub stdin: Option<Vec<u8>>,
     pub timeout: Duration,
+    /// Files the program must not see (see [`super::hidden_files`]).
+    pub hidden: Vec<PathBuf>,
 }
 
 impl Cmd {
     /// `program` is an absolute path (see [`Runner::find`]).
     pub fn new(program: impl Into<PathBuf>) -> Self {
-        Self { program: program.into(), args: Vec::new(), stdin: None, timeout: DEFAULT_TIMEOUT }
+        Self { program: program.into(), args: Vec::new(), stdin: None, timeout: DEFAULT_TIMEOUT, hidden: Vec::new() }
+    }
+
+    /// Runs the program with `files` out of its sight.
+    pub fn hiding(mut self, files: &[&str]) -> Self {
+        self.hidden.extend(files.iter().map(PathBuf::from));
+        self
     }
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
@@ -146,15 +154,16 @@ impl Runner for SystemRunner {
             return Err(spawn_err(std::io::Error::other("program path must be absolute")));
         }
         tracing::debug!(cmd = %cmd.display(), "run");
-        let mut child = tokio::process::Command::new(&cmd.program)
+        let mut command = tokio::process::Command::new(&cmd.program);
+        command
             .args(&cmd.args)
             .env("LC_ALL", "C")
             .stdin(if cmd.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(spawn_err)?;
+            .kill_on_drop(true);
+        super::hidden_files::hide(&mut command, &cmd.hidden);
+        let mut child = command.spawn().map_err(spawn_err)?;
         super::fault::during_command(&cmd.display(), child.id());
         if let (Some(input), Some(mut pipe)) = (cmd.stdin.clone(), child.stdin.take()) {
             tokio::spawn(async move {
