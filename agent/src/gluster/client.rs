@@ -10,13 +10,19 @@
 //! from a slow one by its log: a crash report (`signal received: N`) after the mount's last
 //! `FUSE inited`.
 //!
+//! A fresh mount answers before it has reached every brick: a brick started a moment ago may
+//! not be known to glusterd's port map yet, and the client tries it again seconds later. Its
+//! connections show in the mount's meta directory: `.meta/graphs/active/VOL-client-N/private`
+//! holds `connected = 1` for each brick it reached.
+//!
 //! The process is found in /proc by its command line (`glusterfs ... MOUNT_POINT`) and by
 //! sharing the agent's mount namespace: lab hosts share one process table, each with its own
 //! mounts.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use crate::host::pathcheck::{self, FS_TIMEOUT};
 use crate::host::process;
 
 /// How much of the end of a client log is read: a crash report lists every pending frame
@@ -52,6 +58,30 @@ pub fn crashed(log: &Path) -> Option<String> {
     Some(format!("its glusterfs client process crashed ({crash}; see {}) and hangs instead of exiting", log.display()))
 }
 
+/// Whether a protocol/client translator's private dump says it is connected to its brick.
+pub fn connected_in(private: &str) -> bool {
+    private.lines().any(|l| l.split_once('=').is_some_and(|(k, v)| k.trim() == "connected" && v.trim() == "1"))
+}
+
+/// The bricks the client mounted at `dir` (on this host) has not reached yet, by translator
+/// name (`gluV1-client-1`); `None` when the mount shows no meta directory or does not answer.
+pub async fn unreached_bricks(dir: &str) -> Option<Vec<String>> {
+    let active = PathBuf::from(dir).join(".meta/graphs/active");
+    let read = move || {
+        let io = |source| pathcheck::PathError::Io { context: active.display().to_string(), source };
+        let mut unreached = Vec::new();
+        for entry in std::fs::read_dir(&active).map_err(io)? {
+            let name = entry.map_err(io)?.file_name().to_string_lossy().into_owned();
+            let private = std::fs::read_to_string(active.join(&name).join("private"));
+            if name.contains("-client-") && !private.is_ok_and(|p| connected_in(&p)) {
+                unreached.push(name);
+            }
+        }
+        Ok(unreached)
+    };
+    pathcheck::off_workers(format!("the brick connections of {dir}"), FS_TIMEOUT, read).await.ok()
+}
+
 fn read_tail(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let length = file.metadata()?.len();
@@ -84,6 +114,24 @@ pub fn pids(mount_point: &str) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn bricks_not_connected_in_the_meta_directory_are_unreached() {
+        let mount = tempfile::tempdir().unwrap();
+        let active = mount.path().join(".meta/graphs/active");
+        for (xlator, private) in [
+            ("gluV1-client-0", "[xlator.protocol.client.gluV1-client-0.priv]\nconnected = 1\nping_timeout = 42\n"),
+            ("gluV1-client-1", "[xlator.protocol.client.gluV1-client-1.priv]\nconnected = 0\n"),
+            ("gluV1-replicate-0", "[xlator.cluster.afr.gluV1-replicate-0.priv]\n"),
+        ] {
+            std::fs::create_dir_all(active.join(xlator)).unwrap();
+            std::fs::write(active.join(xlator).join("private"), private).unwrap();
+        }
+        let dir = mount.path().to_str().unwrap();
+        assert_eq!(unreached_bricks(dir).await, Some(vec!["gluV1-client-1".to_owned()]));
+        let none = tempfile::tempdir().unwrap();
+        assert_eq!(unreached_bricks(none.path().to_str().unwrap()).await, None, "no meta directory");
+    }
 
     /// The end of a client log from a lab run where glusterfs 10.3's crash handler hung.
     const HUNG: &str = "\

@@ -32,6 +32,9 @@ use brickyard_proto::poll::{self, Look};
 /// How long a fresh mount may take to succeed, and then to show up and answer statvfs().
 const MOUNT_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a fresh mount may take to reach every brick (see `gluster::client`); a brick that
+/// stays unreached (its server down) does not fail the mount: `status` shows it.
+const BRICKS_REACHED: Duration = Duration::from_secs(10);
 /// Between two mount(8) runs whose client process exited (see `MountGlusterVolume::mount`).
 const MOUNT_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -273,7 +276,19 @@ impl MountGlusterVolume {
                 _ => Look::NotYet(format!("not mounted at {mp}")),
             })
         })
-        .await
+        .await?;
+        let what = format!("{} at {mp} to reach every brick", self.source());
+        let reached = poll::until(what, BRICKS_REACHED, POLL_INTERVAL, || async {
+            Ok::<_, TaskError>(match gluster::client::unreached_bricks(&dir).await {
+                Some(unreached) if !unreached.is_empty() => Look::NotYet(format!("not yet {}", unreached.join(", "))),
+                _ => Look::Done(()),
+            })
+        })
+        .await;
+        if let Err(unreached) = reached {
+            tracing::warn!("{unreached}");
+        }
+        Ok(())
     }
 }
 
