@@ -75,15 +75,39 @@ impl SharedRuns {
 mod tests {
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
 
     use async_trait::async_trait;
+    use tokio::sync::Semaphore;
 
     use super::*;
 
-    /// Answers every command with its own run number, after a pause long enough to overlap.
-    #[derive(Default)]
-    struct Counting(AtomicUsize);
+    /// Answers every command with its own run number once the test opens the gate, so that
+    /// the test decides which runs overlap, not a clock.
+    struct Counting {
+        runs: AtomicUsize,
+        gate: Semaphore,
+    }
+
+    impl Default for Counting {
+        fn default() -> Self {
+            Self { runs: AtomicUsize::new(0), gate: Semaphore::new(0) }
+        }
+    }
+
+    impl Counting {
+        /// Opens the gate once `started` runs are under way (joiners start none), or when the
+        /// other futures had 100 turns without starting them: a query that joined when it
+        /// should have run then shows in the counts rather than as a hang.
+        async fn open_after(&self, started: usize) {
+            for _ in 0..100 {
+                if self.runs.load(Ordering::SeqCst) >= started {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            self.gate.add_permits(1);
+        }
+    }
 
     #[async_trait]
     impl Runner for Counting {
@@ -92,8 +116,8 @@ mod tests {
         }
 
         async fn output(&self, _cmd: &Cmd) -> Result<Output, CommandError> {
-            let run = self.0.fetch_add(1, Ordering::SeqCst) + 1;
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+            drop(self.gate.acquire().await.expect("the gate is never closed"));
             Ok(Output { code: Some(0), stdout: run.to_string(), stderr: String::new() })
         }
     }
@@ -106,13 +130,18 @@ mod tests {
     async fn identical_queries_at_once_share_one_run_and_later_ones_run_again() {
         let (runs, runner) = (SharedRuns::default(), Counting::default());
         let (info, list) = (cmd(&runner, "info"), cmd(&runner, "list"));
-        let (a, b, c) =
-            tokio::join!(runs.output(&runner, &info), runs.output(&runner, &info), runs.output(&runner, &list));
+        // Polled in order: both `info`s and the `list` are under way before the gate opens.
+        let (a, b, c, ()) = tokio::join!(
+            runs.output(&runner, &info),
+            runs.output(&runner, &info),
+            runs.output(&runner, &list),
+            runner.open_after(2)
+        );
         let stdout = |r: Result<Output, CommandError>| r.unwrap().stdout;
         let (a, b, c) = (stdout(a), stdout(b), stdout(c));
         assert_eq!(a, b, "the second `info` joined the first");
         assert_ne!(a, c, "`list` ran on its own");
-        assert_eq!(runner.0.load(Ordering::SeqCst), 2);
+        assert_eq!(runner.runs.load(Ordering::SeqCst), 2);
         assert_eq!(stdout(runs.output(&runner, &info).await), "3", "a query after the shared one ended runs again");
     }
 
@@ -120,12 +149,15 @@ mod tests {
     async fn a_query_after_a_change_does_not_join_one_from_before() {
         let (runs, runner) = (SharedRuns::default(), Counting::default());
         let info = cmd(&runner, "info");
-        let (before, after) = tokio::join!(runs.output(&runner, &info), async {
-            tokio::task::yield_now().await;
-            runs.changed();
-            runs.output(&runner, &info).await
-        });
+        let (before, after, ()) = tokio::join!(
+            runs.output(&runner, &info),
+            async {
+                runs.changed();
+                runs.output(&runner, &info).await
+            },
+            runner.open_after(2)
+        );
         assert_ne!(before.unwrap().stdout, after.unwrap().stdout);
-        assert_eq!(runner.0.load(Ordering::SeqCst), 2);
+        assert_eq!(runner.runs.load(Ordering::SeqCst), 2);
     }
 }
