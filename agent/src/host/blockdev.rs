@@ -179,8 +179,7 @@ impl Disk {
     /// Looks `disk` up: resolves the reference to the kernel's device, reads sysfs and mountinfo.
     pub fn inspect(paths: &HostPaths, disk: &DiskRef) -> Result<Disk, Error> {
         let name = reference::resolve(paths, disk)?;
-        let devices = sysfs::scan(paths)?;
-        let device = find(&devices, &name).cloned().ok_or_else(|| {
+        let device = sysfs::scan_one(paths, &name)?.ok_or_else(|| {
             Error::NotFound(format!(
                 "{disk}: the kernel shows {name} without data (size 0 in /sys/class/block/{name}/size, or a RAM disk)"
             ))
@@ -823,6 +822,33 @@ mod tests {
         assert_eq!(err, "/dev/loop0 is in use: loop0p1 is mounted at /vdisk (never changed, even with wipe)");
         let err = Disk::inspect(&host.paths, &path("/dev/loop1")).unwrap_err();
         assert!(matches!(err, Error::NotFound(_)) && err.to_string().starts_with("device /dev/loop1: "), "{err}");
+    }
+
+    #[test]
+    fn one_device_is_scanned_as_the_whole_scan_finds_it() {
+        let cases = [
+            "dm-crypt",
+            "loop-gpt-xfs",
+            "lvm-member",
+            "md-member",
+            "nvme-lvm-root",
+            "plain-disk",
+            "virtio-cinder",
+            "virtio-root",
+        ];
+        for case in cases {
+            let paths = fixture(case);
+            let devices = sysfs::scan(&paths).unwrap();
+            for dev in devices.iter().flat_map(BlockDevice::walk) {
+                let one = sysfs::scan_one(&paths, &dev.kernel_name).unwrap();
+                assert_eq!(one.as_ref(), Some(dev), "{case}: {}", dev.kernel_name);
+            }
+            assert_eq!(sysfs::scan_one(&paths, "nosuchdev").unwrap(), None, "{case}");
+        }
+        let host = FakeHost::default();
+        host.disk("loop0", 1048576).disk("loop1", 0);
+        assert!(sysfs::scan_one(&host.paths, "loop0").unwrap().is_some());
+        assert_eq!(sysfs::scan_one(&host.paths, "loop1").unwrap(), None, "a loop device without a file has no data");
     }
 
     #[test]

@@ -226,13 +226,30 @@ pub fn scan(paths: &HostPaths) -> Result<Vec<BlockDevice>, Error> {
     let mut top = Vec::new();
     for (name, dir) in whole_devices(paths)? {
         let stacked = std::fs::read_dir(dir.join("slaves")).is_ok_and(|mut d| d.next().is_some());
-        let empty = read_number(&dir.join("size")).unwrap_or(0) == 0;
-        let ram = read_text(&dir.join("dev")).is_some_and(|d| d.starts_with("1:"));
-        if !stacked && !empty && !ram {
+        if !stacked && !without_data(&dir) {
             top.push(scanner.device(&dir, &name, &mut Vec::new()));
         }
     }
     Ok(top)
+}
+
+/// The device whose kernel name is `name`, as [`find`] finds it in [`scan`]'s list, without
+/// walking the host's other devices (a task's one disk on a host with a hundred). None when
+/// there is no such device or it is a whole device the scan leaves out (no data).
+pub fn scan_one(paths: &HostPaths, name: &str) -> Result<Option<BlockDevice>, Error> {
+    let dir = paths.sys_block(name);
+    if !dir.exists() || (!dir.join("partition").exists() && without_data(&dir)) {
+        return Ok(None);
+    }
+    Ok(Some(Scanner::new(paths)?.device(&dir, name, &mut Vec::new())))
+}
+
+/// A whole device the kernel shows without data: size 0 (an unused loop or nbd device) or a
+/// RAM disk (major 1).
+fn without_data(dir: &Path) -> bool {
+    let empty = read_number(&dir.join("size")).unwrap_or(0) == 0;
+    let ram = read_text(&dir.join("dev")).is_some_and(|d| d.starts_with("1:"));
+    empty || ram
 }
 
 /// What the scan looks devices up in besides sysfs.
