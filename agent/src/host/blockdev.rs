@@ -159,6 +159,11 @@ pub fn first_partition_name(disk: &str) -> String {
     }
 }
 
+/// Held across each exclusive open [`Disk::refuse_hidden_use`] makes (and its close): checks
+/// of one disk run at once (a `Plan`'s checks do), and one must not take the other's open
+/// for a use hidden from this mount namespace.
+static EXCLUSIVE_OPEN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Everything we know about one whole disk before changing it.
 #[derive(Debug, Clone)]
 pub struct Disk {
@@ -318,7 +323,10 @@ impl Disk {
             if self.partition_device(&name).is_some_and(|d| refuse_in_use(d, &label).is_err()) {
                 continue; // a use we can see; refuse_in_use names it when a change is needed
             }
-            let open = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_EXCL).open(paths.host(&path));
+            let open = {
+                let _one_at_a_time = EXCLUSIVE_OPEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                std::fs::OpenOptions::new().read(true).custom_flags(libc::O_EXCL).open(paths.host(&path)).map(drop)
+            };
             match open {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
