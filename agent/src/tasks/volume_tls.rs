@@ -57,6 +57,9 @@ impl Task for VolumeTls {
         if !live.started() {
             return Ok(Plan::unchanged());
         }
+        if live.options.get(SERVER_SSL).is_some_and(|v| v == "on") {
+            return Ok(Plan::unchanged()); // set on the volume: `volume info` shows it
+        }
         let options = gluster::volume_get_all(ctx, self.volume.as_str()).await?;
         let server_ssl = options.get(SERVER_SSL).map_or("(unset)", String::as_str);
         if server_ssl == "on" {
@@ -144,5 +147,14 @@ mod tests {
         );
         assert!(task("gv0", false).check(&ctx).await.unwrap().changes.is_empty());
         assert!(task("other", false).check(&ctx).await.unwrap().changes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn tls_set_on_the_volume_is_seen_in_volume_info_alone() {
+        let with_tls = fixture("volume-info.xml")
+            .replace("<options>", "<options><option><name>server.ssl</name><value>on</value></option>");
+        // No `volume get` expected: the fake runner fails a command it was not told of.
+        let ctx = Context::direct(FakeRunner::default().expect(&format!("{G} volume info"), &with_tls));
+        assert!(task("gv0", false).check(&ctx).await.unwrap().changes.is_empty());
     }
 }
