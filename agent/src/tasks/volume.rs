@@ -31,7 +31,7 @@ mod reshape;
 use super::heal::{self, Healed};
 use super::shape::{Plan, Task, TaskError};
 use super::volume_options;
-use crate::gluster::{self, VolumeInfo};
+use crate::gluster::{self, BrickProcess, VolumeInfo};
 use crate::host::Context;
 use brickyard_proto::poll::{self, Look};
 
@@ -165,22 +165,15 @@ impl EnsureVolume {
         }
     }
 
-    /// The bricks of `live` (a started volume) that `volume status` does not show online, but
-    /// those in `moving` (bricks replace-brick takes off their host).
-    async fn offline_bricks(
-        &self,
-        ctx: &Context,
-        live: &VolumeInfo,
-        moving: &[String],
-    ) -> Result<Vec<String>, TaskError> {
-        let processes = gluster::brick_processes(ctx, self.name.as_str()).await?;
-        Ok(live
-            .bricks
+    /// The bricks of `live` (a started volume) that `volume status` (`processes`) does not show
+    /// online, but those in `moving` (bricks replace-brick takes off their host).
+    fn offline_bricks(live: &VolumeInfo, processes: &[BrickProcess], moving: &[String]) -> Vec<String> {
+        live.bricks
             .iter()
             .filter(|b| !processes.iter().any(|p| p.online && p.host == b.host && p.path == b.path))
             .map(|b| b.spec())
             .filter(|b| !moving.contains(b))
-            .collect())
+            .collect()
     }
 
     /// Polls `volume status` until no brick is offline, after `volume start VOL force`
@@ -195,7 +188,7 @@ impl EnsureVolume {
             let live = gluster::volume_info(ctx).await?.into_iter().find(|v| v.name == name).ok_or_else(|| {
                 TaskError::Failed(format!("volume {name} disappeared while its bricks {} restarted", offline.join(" ")))
             })?;
-            let still = self.offline_bricks(ctx, &live, &[]).await?;
+            let still = Self::offline_bricks(&live, &gluster::brick_processes(ctx, name).await?, &[]);
             Ok::<_, TaskError>(if still.is_empty() {
                 Look::Done(())
             } else {
@@ -371,7 +364,12 @@ impl Task for EnsureVolume {
     type Change = VolumeChange;
 
     async fn plan(&self, ctx: &Context) -> Result<Plan<VolumeChange>, TaskError> {
-        let volumes = gluster::volume_info(ctx).await?;
+        // `volume status` (which bricks run) beside `volume info`: on a started volume, as in a
+        // converged pool, the two are the whole check; otherwise its answer (no such volume, not
+        // started) is not looked at.
+        let (volumes, processes) =
+            tokio::join!(gluster::volume_info(ctx), gluster::brick_processes(ctx, self.name.as_str()));
+        let volumes = volumes?;
         let mut changes = Vec::new();
         let mut warnings = Vec::new();
         let mut found = volumes.into_iter().find(|v| v.name == self.name.as_str());
@@ -443,7 +441,7 @@ impl Task for EnsureVolume {
                 changes.extend(reshape);
                 changes.extend((!live.started()).then(|| VolumeChange::Start(self.name.clone())));
                 if live.started() {
-                    let offline = self.offline_bricks(ctx, live, &moving).await?;
+                    let offline = Self::offline_bricks(live, &processes?, &moving);
                     if !offline.is_empty() {
                         changes.push(VolumeChange::Restart { volume: volume.clone(), offline });
                     }
@@ -621,7 +619,9 @@ mod tests {
         // Plan, plan and apply, and a plan that finds the volume as asked.
         let c = ctx(FakeRunner::default()
             .expect(&format!("{G} volume info"), &fixture("volume-info-none.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status-missing.xml"))
             .expect(&format!("{G} volume info"), &fixture("volume-info-none.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status-missing.xml"))
             .expect(
                 &format!("{G} volume create gv0 replica 2 gs1:/srv/b1 gs2:/srv/b1"),
                 &fixture("volume-create-replica2.xml"),
@@ -660,8 +660,8 @@ mod tests {
         // E.g. a pool built by hand and adopted: the record waits for the next option change.
         let c = ctx(FakeRunner::default()
             .expect(&format!("{G} volume info"), &fixture("volume-info-all.xml"))
-            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
-            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml")));
         assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().plan(&c).await.unwrap(), Plan::unchanged());
     }
 
@@ -692,6 +692,7 @@ mod tests {
     async fn created_volume_is_started() {
         let c = ctx(FakeRunner::default()
             .expect(&format!("{G} volume info"), &recorded("volume-info-created.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status-stopped.xml"))
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume start gv0"), &fixture("volume-start.xml")));
         assert_eq!(EnsureVolume::from_proto(&replica2()).unwrap().run(&c).await.unwrap(), ["start volume gv0"]);
@@ -699,7 +700,9 @@ mod tests {
 
     #[tokio::test]
     async fn existing_volume_with_another_layout_is_refused_untouched() {
-        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &recorded("volume-info.xml")));
+        let c = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
         let t =
             EnsureVolume::from_proto(&proto(v1::VolumeType::Arbiter, 3, &["gs2:/srv/b1", "gs1:/srv/b1", "gs3:/srv/a"]))
                 .unwrap();
@@ -775,7 +778,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_brick_of_a_host_nobody_replaces_is_a_conflict() {
-        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &recorded("volume-info.xml")));
+        let c = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
         let mut p = proto(v1::VolumeType::Replicate, 2, &["gs1:/srv/b1", "gs4:/srv/b1"]);
         p.replaces = [("gs4".to_owned(), "gs3".to_owned())].into();
         let e = EnsureVolume::from_proto(&p).unwrap().run(&c).await.unwrap_err();
@@ -802,7 +807,9 @@ mod tests {
 
     #[tokio::test]
     async fn reordered_bricks_are_not_an_expansion() {
-        let c = ctx(FakeRunner::default().expect(&format!("{G} volume info"), &recorded("volume-info.xml")));
+        let c = ctx(FakeRunner::default()
+            .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
+            .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml")));
         let swapped =
             proto(v1::VolumeType::Replicate, 2, &["gs2:/srv/b1", "gs1:/srv/b1", "gs3:/srv/b1", "gs4:/srv/b1"]);
         let e = EnsureVolume::from_proto(&swapped).unwrap().run(&c).await.unwrap_err();
@@ -814,8 +821,8 @@ mod tests {
         let out = Output { code: Some(1), stdout: fixture("volume-set-bad.xml"), stderr: String::new() };
         let c = ctx(FakeRunner::default()
             .expect(&format!("{G} volume info"), &recorded("volume-info.xml"))
-            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             .expect(&format!("{G} volume status gv0"), &fixture("volume-status.xml"))
+            .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             // The recorded option left the task: reset before the new one is set.
             .expect(&format!("{G} volume reset gv0 performance.cache-size"), &fixture("volume-set.xml"))
             .expect_output(&format!("{G} volume set gv0 no.such-option 1"), out));
