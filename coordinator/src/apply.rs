@@ -19,7 +19,7 @@ use brickyard_proto::v1::task_event::Event as AgentEvent;
 use brickyard_proto::v1::task_verdict::Verdict;
 use tokio_stream::StreamExt;
 
-use crate::agents::{task_error, AgentError, Agents, Devices};
+use crate::agents::{task_error, AgentError, Agents};
 use crate::graph::Graph;
 use crate::migrate::{self, MigrateError};
 use crate::phases::{self, HostBatch, PhaseError};
@@ -83,19 +83,20 @@ struct HostOutcome {
     failure: Option<HostFailure>,
 }
 
-/// Facts from every host; any host that does not answer fails the facts phase.
-pub async fn facts(
+/// The facts phase: every host's facts, and the pool view read beside them; any host that does
+/// not answer fails the phase.
+async fn facts_and_view(
     agents: &Arc<Agents>,
     spec: &Spec,
     reporter: &dyn Reporter,
-) -> Result<BTreeMap<String, v1::Facts>, ApplyError> {
+) -> Result<(BTreeMap<String, v1::Facts>, v1::GlusterStatus), ApplyError> {
     let hosts = spec.hosts();
     let phase = "facts".to_owned();
     reporter.event(&Event::PhaseStarted {
         phase: phase.clone(),
         hosts: hosts.iter().map(|h| (h.name.clone(), 0)).collect(),
     });
-    let answers = agents.every_host_facts(Devices::Omitted).await;
+    let (answers, view) = pool_view::read_with_facts(spec, agents).await;
     let mut facts = BTreeMap::new();
     let mut failures = Vec::new();
     for (host, answer) in answers {
@@ -110,7 +111,7 @@ pub async fn facts(
         }
     }
     finish_phase(&phase, failures, reporter)?;
-    Ok(facts)
+    Ok((facts, view.map_err(MigrateError::from)?))
 }
 
 fn finish_phase(phase: &str, failures: Vec<HostFailure>, reporter: &dyn Reporter) -> Result<(), ApplyError> {
@@ -147,8 +148,7 @@ async fn converge(
     reporter: &Arc<dyn Reporter>,
     report: &mut ApplyReport,
 ) -> Result<(), ApplyError> {
-    let mut facts = facts(agents, spec, reporter.as_ref()).await?;
-    let view = pool_view::read(spec, agents, &facts).await.map_err(MigrateError::from)?;
+    let (mut facts, view) = facts_and_view(agents, spec, reporter.as_ref()).await?;
     migrate::removed_servers(spec, &view).map_err(MigrateError::from)?;
     let mut plans = phases::build(spec, &facts)?;
     let survey = retire::survey(spec, agents, &mut facts, &view).await;

@@ -19,7 +19,7 @@ use brickyard_proto::v1;
 use brickyard_proto::v1::task::Kind;
 use brickyard_proto::v1::task_verdict::Verdict;
 
-use crate::agents::{task_error, Agents, Devices};
+use crate::agents::{task_error, Agents};
 use crate::apply;
 use crate::phases::HostBatch;
 use crate::pool_view;
@@ -65,13 +65,12 @@ fn mounts_volume(mount: &v1::GlusterMount, volume: &str) -> bool {
 /// Step 2: the hosts (spec clients and clients that left the spec) that still mount it.
 async fn check_mounts(spec: &Spec, agents: &Arc<Agents>, volume: &str) -> Result<(), DestroyError> {
     let mut facts = BTreeMap::new();
-    for (host, answer) in agents.every_host_facts(Devices::Omitted).await {
+    let (answers, view) = pool_view::read_with_facts(spec, agents).await;
+    for (host, answer) in answers {
         let answer = answer.map_err(|e| DestroyError::Refused(format!("{e}; nothing changed")))?;
         facts.insert(host.name, answer);
     }
-    let view = pool_view::read(spec, agents, &facts)
-        .await
-        .map_err(|e| DestroyError::Refused(format!("cannot read the pool: {e}; nothing changed")))?;
+    let view = view.map_err(|e| DestroyError::Refused(format!("cannot read the pool: {e}; nothing changed")))?;
     let survey = retire::survey(spec, agents, &mut facts, &view).await;
     let clients = spec.clients.iter().map(|c| c.name.clone()).chain(survey.retired.iter().map(|r| r.name.clone()));
     let mut mounting = Vec::new();

@@ -15,7 +15,7 @@ use brickyard_proto::v1;
 use brickyard_proto::v1::task_verdict::Verdict as AgentVerdict;
 use serde::Serialize;
 
-use crate::agents::{self, task_error, Agents, Devices};
+use crate::agents::{self, task_error, Agents};
 use crate::graph::Graph;
 use crate::migrate::{self, MigrateError};
 use crate::phases::{self, Phase};
@@ -140,7 +140,8 @@ pub async fn run(spec: &Spec) -> PlanReport {
     let agents = Arc::new(Agents::new(spec));
     let mut report = PlanReport { warnings: spec_warnings(spec), ..Default::default() };
     let mut facts = BTreeMap::new();
-    for (host, answer) in agents.every_host_facts(Devices::Omitted).await {
+    let (answers, view) = pool_view::read_with_facts(spec, &agents).await;
+    for (host, answer) in answers {
         let host = host.name;
         match answer {
             Ok(f) => {
@@ -149,7 +150,7 @@ pub async fn run(spec: &Spec) -> PlanReport {
             Err(e) => report.unreachable.push(Unreachable { host, error: e.to_string() }),
         }
     }
-    let view = match pool_view::read(spec, &agents, &facts).await {
+    let view = match view {
         Ok(view) => view,
         Err(e) => {
             report.errors.push(MigrateError::from(e).to_string());
