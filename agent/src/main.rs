@@ -53,12 +53,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let key_material = KeyMaterial { ca: config.ca.clone(), cert: config.cert.clone(), key: config.key.clone() };
-    let ctx = Context {
-        runner: Arc::new(SystemRunner),
-        service_manager: config.service_manager(),
-        key_material,
-        shared_runs: Default::default(),
-    };
+    let ctx = Context::new(Arc::new(SystemRunner), config.service_manager(), key_material);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

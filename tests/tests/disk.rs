@@ -187,12 +187,7 @@ fn seed(disk: &str, wipe: bool) -> Vec<v1::Task> {
 
 /// This machine as the agent sees its host: real programs, daemons started directly.
 fn this_host() -> Context {
-    Context {
-        runner: Arc::new(SystemRunner),
-        service_manager: ServiceManager::Direct,
-        key_material: Default::default(),
-        shared_runs: Default::default(),
-    }
+    Context::new(Arc::new(SystemRunner), ServiceManager::Direct, Default::default())
 }
 
 /// Applies `tasks` in order as the agent's Apply does; stops at the first failure. Returns

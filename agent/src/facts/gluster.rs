@@ -2,7 +2,8 @@
 //! from /var/lib/glusterd/glusterd.info (whether glusterd runs: `crate::gluster`).
 //! Parsers are pure; the rest reads those files and runs that one program.
 
-use crate::host::runner::{CommandError, Runner};
+use crate::host::runner::CommandError;
+use crate::host::Context;
 
 pub const GLUSTERD_INFO: &str = "/var/lib/glusterd/glusterd.info";
 
@@ -18,14 +19,16 @@ pub fn parse_glusterd_info(text: &str) -> Option<String> {
     text.lines().find_map(|l| l.trim().strip_prefix("UUID=")).map(|u| u.trim().to_owned()).filter(|u| !u.is_empty())
 }
 
-/// The installed glusterfs version; `None` when glusterfs is not installed.
-pub async fn version(runner: &dyn Runner) -> Result<Option<String>, CommandError> {
-    let cmd = match runner.cmd("glusterfs") {
-        Ok(cmd) => cmd,
+/// The installed glusterfs version; `None` when glusterfs is not installed. Asked again only
+/// when the program's file changed (an upgrade replaces it).
+pub async fn version(ctx: &Context) -> Result<Option<String>, CommandError> {
+    let cmd = match ctx.runner.cmd("glusterfs") {
+        Ok(cmd) => cmd.arg("--version"),
         Err(CommandError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let out = runner.run(&cmd.arg("--version")).await?;
+    let program = cmd.program.clone();
+    let out = ctx.stamped_answers.output(ctx.runner.as_ref(), &cmd, &[program]).await?.exited_0(&cmd)?;
     Ok(parse_version(&out.stdout))
 }
 

@@ -36,7 +36,7 @@ pub async fn collect(ctx: &Context, block_devices: bool) -> Result<v1::Facts, Er
     } else {
         Vec::new()
     };
-    let glusterfs_version = gluster::version(ctx.runner.as_ref()).await?;
+    let glusterfs_version = gluster::version(ctx).await?;
     let sys = System::new_with_specifics(
         RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()).with_memory(MemoryRefreshKind::nothing().with_ram()),
     );

@@ -1,6 +1,7 @@
 //! Host primitives, the bottom layer: the command runner, /etc files, mountinfo, block
 //! devices, pid files, os-release, the run-time path checks, the test-only failure points, a
-//! running task's progress lines, queries shared while they run, files hidden from a program,
+//! running task's progress lines, queries shared while they run, answers kept while their
+//! files are unchanged, files hidden from a program,
 //! plus [`Context`], what every layer above may use on the host.
 //! Imports nothing above it.
 
@@ -15,6 +16,7 @@ pub mod process;
 pub mod progress;
 pub mod runner;
 pub mod shared_runs;
+pub mod stamped_answers;
 pub mod subject_hash;
 
 use std::path::PathBuf;
@@ -53,27 +55,32 @@ pub struct Context {
     pub key_material: KeyMaterial,
     /// Identical queries running at once share one run (the gluster CLI's).
     pub shared_runs: shared_runs::SharedRuns,
+    /// Answers of costly queries on a file or two, kept while those files are unchanged.
+    pub stamped_answers: stamped_answers::StampedAnswers,
+}
+
+impl Context {
+    /// A host whose programs are `runner`'s, with nothing asked yet.
+    pub fn new(runner: Arc<dyn Runner>, service_manager: ServiceManager, key_material: KeyMaterial) -> Self {
+        Self {
+            runner,
+            service_manager,
+            key_material,
+            shared_runs: Default::default(),
+            stamped_answers: Default::default(),
+        }
+    }
 }
 
 #[cfg(test)]
 impl Context {
     /// A host whose programs are `runner`'s, starting daemons itself (unit tests).
     pub fn direct(runner: impl Runner + 'static) -> Self {
-        Self {
-            runner: Arc::new(runner),
-            service_manager: ServiceManager::Direct,
-            key_material: KeyMaterial::default(),
-            shared_runs: Default::default(),
-        }
+        Self::new(Arc::new(runner), ServiceManager::Direct, KeyMaterial::default())
     }
 
     /// A host whose programs are `runner`'s, with systemd (unit tests).
     pub fn systemd(runner: impl Runner + 'static) -> Self {
-        Self {
-            runner: Arc::new(runner),
-            service_manager: ServiceManager::Systemd,
-            key_material: KeyMaterial::default(),
-            shared_runs: Default::default(),
-        }
+        Self::new(Arc::new(runner), ServiceManager::Systemd, KeyMaterial::default())
     }
 }

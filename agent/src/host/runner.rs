@@ -88,6 +88,15 @@ impl Output {
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }
+
+    /// This output of `cmd` when it exited 0, else the failure naming it.
+    pub fn exited_0(self, cmd: &Cmd) -> Result<Output, CommandError> {
+        if self.success() {
+            Ok(self)
+        } else {
+            Err(CommandError::Failed { cmd: cmd.display(), code: self.code, stdout: self.stdout, stderr: self.stderr })
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,12 +134,7 @@ pub trait Runner: Send + Sync {
 
     /// Runs `cmd` and fails unless it exits 0.
     async fn run(&self, cmd: &Cmd) -> Result<Output, CommandError> {
-        let out = self.output(cmd).await?;
-        if out.success() {
-            Ok(out)
-        } else {
-            Err(CommandError::Failed { cmd: cmd.display(), code: out.code, stdout: out.stdout, stderr: out.stderr })
-        }
+        self.output(cmd).await?.exited_0(cmd)
     }
 }
 
