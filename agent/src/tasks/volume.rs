@@ -460,7 +460,16 @@ impl Task for EnsureVolume {
     async fn apply(&self, ctx: &Context, plan: Plan<VolumeChange>) -> Result<Vec<VolumeChange>, TaskError> {
         let created = plan.changes.iter().any(|c| matches!(c, VolumeChange::Create { .. }));
         let mut done = Vec::new();
-        for change in plan.changes.into_iter().filter(|c| !created || !matches!(c, VolumeChange::Set { .. })) {
+        let mut changes =
+            plan.changes.into_iter().filter(|c| !created || !matches!(c, VolumeChange::Set { .. })).peekable();
+        while let Some(change) = changes.next() {
+            if let VolumeChange::Set { .. } = change {
+                let mut sets = vec![change];
+                sets.extend(std::iter::from_fn(|| changes.next_if(|c| matches!(c, VolumeChange::Set { .. }))));
+                set_at_once(ctx, &sets).await?;
+                done.extend(sets);
+                continue;
+            }
             if let VolumeChange::Heal { volume, .. } = change {
                 let healed = heal::full_heal(ctx, volume.as_str(), self.heal_timeout).await?;
                 done.push(VolumeChange::Heal { volume, healed: Some(healed) });
@@ -495,12 +504,26 @@ impl EnsureVolume {
             gluster::volume_get_all(ctx, self.name.as_str()).await?,
             &reconfigured.unwrap_or_default(),
         );
-        for change in self.option_changes(&live) {
-            gluster::cli(ctx, &change.cli_args().iter().map(String::as_str).collect::<Vec<_>>()).await?;
-            done.push(change);
-        }
+        let sets = self.option_changes(&live);
+        set_at_once(ctx, &sets).await?;
+        done.extend(sets);
         Ok(())
     }
+}
+
+/// Runs `sets` (of one volume) as one `volume set VOL K1 V1 K2 V2 ...`: one cluster
+/// transaction instead of one per option (the seed's volume took eight), and all or none:
+/// gluster refuses the whole command when one key or value is bad, naming it.
+async fn set_at_once(ctx: &Context, sets: &[VolumeChange]) -> Result<(), TaskError> {
+    let Some((first, rest)) = sets.split_first() else { return Ok(()) };
+    let mut args = first.cli_args();
+    for set in rest {
+        if let VolumeChange::Set { key, value, .. } = set {
+            args.extend([key.clone(), value.clone()]);
+        }
+    }
+    gluster::cli(ctx, &args.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+    Ok(())
 }
 
 fn same_host(a: &HostName, b: &HostName) -> bool {
@@ -631,9 +654,11 @@ mod tests {
                 &format!("{G} volume get gv0 all"),
                 &fixture("volume-get.xml").replace("<Value>512MB</Value>", "<Value>32MB (DEFAULT)</Value>"),
             )
-            .expect(&format!("{G} volume set gv0 performance.cache-size 512MB"), &fixture("volume-set.xml"))
+            // Every option in one transaction, the record with them.
             .expect(
-                &format!("{G} volume set gv0 user.brickyard.options performance.cache-size"),
+                &format!(
+                    "{G} volume set gv0 performance.cache-size 512MB user.brickyard.options performance.cache-size"
+                ),
                 &fixture("volume-set.xml"),
             )
             .expect(&format!("{G} volume start gv0"), &fixture("volume-start.xml"))
@@ -825,7 +850,8 @@ mod tests {
             .expect(&format!("{G} volume get gv0 all"), &fixture("volume-get.xml"))
             // The recorded option left the task: reset before the new one is set.
             .expect(&format!("{G} volume reset gv0 performance.cache-size"), &fixture("volume-set.xml"))
-            .expect_output(&format!("{G} volume set gv0 no.such-option 1"), out));
+            // The whole set is refused (gluster names the bad key): the record is not written.
+            .expect_output(&format!("{G} volume set gv0 no.such-option 1 user.brickyard.options no.such-option"), out));
         let mut p = replica2();
         p.options = [("no.such-option".to_owned(), "1".to_owned())].into();
         let e = EnsureVolume::from_proto(&p).unwrap().run(&c).await.unwrap_err().to_string();
