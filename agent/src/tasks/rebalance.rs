@@ -47,12 +47,54 @@ fn progress_of(migration: &Migration, nodes: &[NodeProgress]) -> v1::MigrationPr
     }
 }
 
+/// How many looks in a row (one a second) a node may say "in progress" with its counts and
+/// run time unchanged before its migration process counts as ended unseen. A running process
+/// answers each look with its run time grown; glusterd misses the end of one that finishes
+/// before glusterd has connected to it (a rebalance with nothing to move, in a fraction of a
+/// second; gluster's defrag connection race, glusterfs#1339), and then says "in progress" for
+/// ever: CI saw it once in the day-2 drain test.
+const STALLED_LOOKS: u32 = 30;
+
+/// How a watch ended.
+enum Watched {
+    /// No node in progress: the nodes' final counts.
+    Done(Vec<NodeProgress>),
+    /// This node's part stood still for [`STALLED_LOOKS`] looks.
+    Lost(NodeProgress),
+}
+
 /// Polls `... status` of `migration` (started) until no node is in progress, reporting
-/// progress on each look; returns the nodes' final counts. A deadline error names what the
-/// nodes were doing at the last look.
+/// progress on each look; returns the nodes' final counts. A node whose process ended
+/// without glusterd seeing it (see [`STALLED_LOOKS`]) has the migration stopped and started
+/// again, once. A deadline error names what the nodes were doing at the last look.
 pub async fn watch(ctx: &Context, migration: &Migration, timeout: Duration) -> Result<Vec<NodeProgress>, TaskError> {
+    let lost = match watch_once(ctx, migration, timeout).await? {
+        Watched::Done(nodes) => return Ok(nodes),
+        Watched::Lost(node) => node,
+    };
+    tracing::warn!(volume = migration.volume(), node = %lost.node, "migration lost by glusterd; starting it again");
+    gluster::cli(ctx, &migration.args("stop")).await?;
+    gluster::cli(ctx, &migration.args("start")).await?;
+    match watch_once(ctx, migration, timeout).await? {
+        Watched::Done(nodes) => Ok(nodes),
+        Watched::Lost(node) => Err(TaskError::Failed(format!(
+            "the {} of volume {} on {} says \"in progress\" with nothing changing for {STALLED_LOOKS} s, twice \
+             ({}): its process has ended without glusterd seeing it (see /var/log/glusterfs/{}-rebalance.log there; \
+             restarting glusterd on that server makes it read the outcome again)",
+            migration.operation(),
+            migration.volume(),
+            node.node,
+            node.describe(),
+            migration.volume()
+        ))),
+    }
+}
+
+async fn watch_once(ctx: &Context, migration: &Migration, timeout: Duration) -> Result<Watched, TaskError> {
     let local = gluster::local_hostname()?;
     let what = format!("the {} of volume {} to complete on every node", migration.operation(), migration.volume());
+    // Each node's last answer, and for how many looks in a row it has been the same.
+    let unchanged: std::sync::Mutex<Vec<(NodeProgress, u32)>> = Default::default();
     poll::until(what, timeout, POLL_INTERVAL, || async {
         let found = match migration::status(ctx, migration, &local).await {
             Err(e) if migration::node_not_answering(&e) => return Ok(Look::NotYet(e.to_string())),
@@ -61,10 +103,12 @@ pub async fn watch(ctx: &Context, migration: &Migration, timeout: Duration) -> R
         Ok::<_, TaskError>(match found {
             Found::Nodes(nodes) => {
                 progress::report_migration(progress_of(migration, &nodes));
-                if nodes.iter().any(|n| n.state == State::InProgress) || nodes.is_empty() {
+                if let Some(lost) = stalled(&mut unchanged.lock().unwrap_or_else(|p| p.into_inner()), &nodes) {
+                    Look::Done(Watched::Lost(lost))
+                } else if nodes.iter().any(|n| n.state == State::InProgress) || nodes.is_empty() {
                     Look::NotYet(describe(&nodes))
                 } else {
-                    Look::Done(nodes)
+                    Look::Done(Watched::Done(nodes))
                 }
             }
             Found::NotStarted => Look::NotYet("gluster says it is not started".into()),
@@ -78,6 +122,20 @@ pub async fn watch(ctx: &Context, migration: &Migration, timeout: Duration) -> R
         })
     })
     .await
+}
+
+/// Counts this look into `unchanged`; the first node in progress that has now looked the
+/// same [`STALLED_LOOKS`] times in a row.
+fn stalled(unchanged: &mut Vec<(NodeProgress, u32)>, nodes: &[NodeProgress]) -> Option<NodeProgress> {
+    let next: Vec<(NodeProgress, u32)> = nodes
+        .iter()
+        .map(|n| {
+            let before = unchanged.iter().find(|(last, _)| last == n).map_or(0, |(_, looks)| *looks);
+            (n.clone(), before + 1)
+        })
+        .collect();
+    *unchanged = next;
+    unchanged.iter().find(|(n, looks)| n.state == State::InProgress && *looks >= STALLED_LOOKS).map(|(n, _)| n.clone())
 }
 
 /// Nodes whose part did not complete cleanly, described ("" when every node did).
@@ -300,6 +358,48 @@ mod tests {
         let e = e.to_string();
         assert!(e.contains("gluServer2: failed, 200 scanned, 47 moved, 2 failures"), "{e}");
         assert!(!e.contains("gluServer3"), "only the failed node is named: {e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_stuck_in_progress_has_the_rebalance_started_again() {
+        let stuck = fixture("rebalance-status-in-progress.xml");
+        let mut runner = FakeRunner::default()
+            .expect(&format!("{G} volume info"), &fixture("volume-info-grown.xml"))
+            .expect(&format!("{G} volume rebalance gluV1 status"), &stuck);
+        // The plan's look, then the watch's: the same answer, run time and all, 30 times.
+        for _ in 0..STALLED_LOOKS {
+            runner = runner.expect(&format!("{G} volume rebalance gluV1 status"), &stuck);
+        }
+        let c = Context::direct(
+            runner
+                .expect(&format!("{G} volume rebalance gluV1 stop"), &fixture("rebalance-start.xml"))
+                .expect(&format!("{G} volume rebalance gluV1 start"), &fixture("rebalance-start.xml"))
+                .expect(&format!("{G} volume rebalance gluV1 status"), &fixture("rebalance-status-completed.xml")),
+        );
+        // The default timeout: the 30 looks take 30 s (of paused time).
+        let task = RebalanceVolume { timeout: DEFAULT_TIMEOUT, ..task() };
+        let done = task.run(&c).await.unwrap();
+        assert!(done[1].contains("gluServer2: completed, 200 scanned, 47 moved, 0 failures"), "{done:?}");
+    }
+
+    #[test]
+    fn only_a_node_in_progress_that_stands_still_is_stalled() {
+        let status = fixture("rebalance-status-in-progress.xml");
+        let nodes = |runtime: &str| {
+            let answer = gluster::xml::cli_output(&status.replace("<runtime>1.00</runtime>", runtime)).unwrap();
+            migration::nodes(&answer, "volRebalance").unwrap()
+        };
+        let mut unchanged = Vec::new();
+        for look in 0..STALLED_LOOKS * 2 {
+            // gluServer2 and this node run (their run time grows); the completed ones are done.
+            let runtime = format!("<runtime>{look}.00</runtime>");
+            assert_eq!(stalled(&mut unchanged, &nodes(&runtime)), None, "look {look}");
+        }
+        let frozen = nodes("<runtime>7.00</runtime>");
+        for look in 1..STALLED_LOOKS {
+            assert_eq!(stalled(&mut unchanged, &frozen), None, "look {look} of the frozen answer");
+        }
+        assert_eq!(stalled(&mut unchanged, &frozen).map(|n| n.node), Some("gluServer2".to_owned()));
     }
 
     #[tokio::test]
