@@ -67,12 +67,26 @@ pub async fn full_heal(ctx: &Context, volume: &str, timeout: Duration) -> Result
         },
     )
     .await?;
+    let most_pending = until_healed(ctx, volume, timeout, started, "full heal").await?;
+    Ok(Healed { elapsed: started.elapsed(), most_pending })
+}
+
+/// Waits, up to `timeout`, until no brick of `volume` has an entry pending (an index heal
+/// started whenever none healed for [`STALL_LOOKS`] looks), reporting each look with the time
+/// since `started`; the most entries pending at one look. `what` names the wait.
+pub async fn until_healed(
+    ctx: &Context,
+    volume: &str,
+    timeout: Duration,
+    started: Instant,
+    what: &str,
+) -> Result<i64, TaskError> {
     let most_pending = AtomicI64::new(0);
     // The lowest pending count seen, and the looks since it last fell.
     let lowest = std::sync::Mutex::new((i64::MAX, 0u32));
     poll::until(
         format!(
-            "the full heal of volume {volume} to leave no entry pending (`gluster volume heal {volume} info summary`)"
+            "the {what} of volume {volume} to leave no entry pending (`gluster volume heal {volume} info summary`)"
         ),
         timeout,
         WATCH_INTERVAL,
@@ -102,7 +116,7 @@ pub async fn full_heal(ctx: &Context, volume: &str, timeout: Duration) -> Result
         },
     )
     .await?;
-    Ok(Healed { elapsed: started.elapsed(), most_pending: most_pending.into_inner() })
+    Ok(most_pending.into_inner())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `RebalanceVolume`: after a volume grew, `volume rebalance VOL start`, watched with
 //! `rebalance VOL status` until every node has completed (progress reported on each look), a
-//! failure on any node being an error naming the node and its counts. Needed when the volume
+//! failure on any node being an error naming the node and its counts; then, on a volume that
+//! self-heals, until no entry is pending. Needed when the volume
 //! has more than one distribute set and a server holding one of its bricks took no part in a
 //! completed, failure-free rebalance (gluster keeps the last rebalance's record through
 //! `add-brick`, so the new servers are missing from it; a volume never rebalanced has none).
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use brickyard_proto::types::{HostName, VolumeName};
 use brickyard_proto::v1;
 
+use super::heal;
 use super::shape::{Plan, Task, TaskError};
 use crate::gluster;
 use crate::gluster::rebalance::{self as migration, Found, Migration, NodeProgress, State};
@@ -248,6 +250,12 @@ impl Task for RebalanceVolume {
                 self.volume, self.volume
             )));
         }
+        // The files it moved last may still have an entry pending in a replica set (AFR
+        // clears it after the write, `cluster.post-op-delay-secs` later): apply ends with none.
+        if gluster::volume_info(ctx).await?.iter().any(|v| v.name == self.volume.as_str() && v.heals()) {
+            heal::until_healed(ctx, self.volume.as_str(), heal::DEFAULT_HEAL_TIMEOUT, started.into(), "rebalance")
+                .await?;
+        }
         let mut done = plan.changes;
         done.push(RebalanceChange::Completed {
             volume: self.volume.to_string(),
@@ -374,7 +382,9 @@ mod tests {
             runner
                 .expect(&format!("{G} volume rebalance gluV1 stop"), &fixture("rebalance-start.xml"))
                 .expect(&format!("{G} volume rebalance gluV1 start"), &fixture("rebalance-start.xml"))
-                .expect(&format!("{G} volume rebalance gluV1 status"), &fixture("rebalance-status-completed.xml")),
+                .expect(&format!("{G} volume rebalance gluV1 status"), &fixture("rebalance-status-completed.xml"))
+                .expect(&format!("{G} volume info"), &fixture("volume-info-grown.xml"))
+                .expect(&format!("{G} volume heal gluV1 info summary"), &fixture("heal-info-summary.xml")),
         );
         // The default timeout: the 30 looks take 30 s (of paused time).
         let task = RebalanceVolume { timeout: DEFAULT_TIMEOUT, ..task() };
@@ -409,7 +419,11 @@ mod tests {
             FakeRunner::default()
                 .expect(&format!("{G} volume info"), &info)
                 .expect(&format!("{G} volume rebalance gluV1 status"), &fixture("rebalance-status-in-progress.xml"))
-                .expect(&format!("{G} volume rebalance gluV1 status"), &fixture("rebalance-status-completed.xml")),
+                .expect(&format!("{G} volume rebalance gluV1 status"), &fixture("rebalance-status-completed.xml"))
+                // A replicated volume: the entries the last moves left pending are waited for.
+                .expect(&format!("{G} volume info"), &info)
+                .expect(&format!("{G} volume heal gluV1 info summary"), &fixture("heal-info-summary-pending.xml"))
+                .expect(&format!("{G} volume heal gluV1 info summary"), &fixture("heal-info-summary.xml")),
         );
         let done = task().run(&c).await.unwrap();
         assert_eq!(done[0], "wait for the running rebalance of volume gluV1");
