@@ -123,7 +123,11 @@ fn replica2_grows_from_two_to_four_servers_and_rebalances_onto_both_sets() {
     let (json, seconds) = apply(&lab, &four);
     let progress: Vec<_> = events(&json, "task_progress", "rebalance gluV1").collect();
     assert!(!progress.is_empty(), "no rebalance progress in apply:\n{json}");
-    assert!(progress.iter().all(|p| p["nodes"].as_array().is_some_and(|n| !n.is_empty())), "{progress:?}");
+    let message = |p: &&serde_json::Value| p["message"].as_str().unwrap_or_default().to_owned();
+    let (looks, heal): (Vec<_>, Vec<_>) = progress.iter().partition(|p| message(p).starts_with("rebalance gluV1: "));
+    assert!(looks.iter().all(|p| p["nodes"].as_array().is_some_and(|n| !n.is_empty())), "{progress:?}");
+    // Then the wait for the entries the last moves left pending heal, to none.
+    assert!(heal.last().is_some_and(|p| message(p).starts_with("heal gluV1: 0 entries pending")), "{progress:?}");
     let done: Vec<_> = events(&json, "task_done", "rebalance gluV1").collect();
     let changes = done[0]["changes"].to_string();
     assert!(changes.contains("rebalanced volume gluV1 in "), "{changes}");
