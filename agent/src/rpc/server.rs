@@ -263,7 +263,14 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AgentServer<AgentService>>().await;
     let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config());
-    let incoming = limits::incoming(listener, Limits::default(), move |tcp| acceptor.accept(tcp));
+    let incoming = limits::incoming(listener, Limits::default(), move |tcp| {
+        // A reply goes out as it is written: with Nagle's algorithm its last small HTTP/2
+        // frames waited for the coordinator's delayed ACK, some 25 ms on every call.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("TCP_NODELAY on a connection: {e}");
+        }
+        acceptor.accept(tcp)
+    });
     Server::builder()
         .http2_keepalive_interval(Some(limits::KEEPALIVE_INTERVAL))
         .add_service(InterceptedService::new(health_service, only_coordinator.clone()))
