@@ -2,9 +2,9 @@
 //! brick process running, with these options. Creates it (`gluster volume create`,
 //! `--mode=script` so replica 2 does not stop to ask), starts it, restarts offline bricks of a
 //! started volume (`volume start VOL force`, which starts only the bricks that are down, then
-//! waits until `volume status` shows them online), `volume set`s only the options whose
-//! live value differs (before a start: bricks read some options, such as `server.ssl`, only
-//! when they start), and `volume reset`s the options it set before that the task no longer
+//! waits until `volume status` shows them online), `volume set`s the options whose live
+//! value differs, every option on a volume it creates (before a start: bricks read some
+//! options, such as `server.ssl`, only when they start), and `volume reset`s the options it set before that the task no longer
 //! asks for (which options are Brickyard's: `volume_options`). A volume whose live bricks are
 //! the first of the task's bricks, with the
 //! same layout, is expanded with `volume add-brick VOL BRICK...` (the new bricks come in whole
@@ -453,10 +453,11 @@ impl Task for EnsureVolume {
         Ok(Plan { warnings, ..Plan::of(changes) })
     }
 
-    /// Runs the commands in order; offline bricks are waited for once restarted; the options
-    /// of a volume it creates are compared with the new volume's live values (gluster's
-    /// defaults) right after the create, and only those that differ set. Options are set
-    /// before a start, since bricks take some (`server.ssl`) only when they start.
+    /// Runs the commands in order; offline bricks are waited for once restarted; a volume it
+    /// creates gets every option of the task, as planned (no read of gluster's defaults first;
+    /// each option then shows in `volume info`, so a later check needs no `volume get`).
+    /// Options are set before a start, since bricks take some (`server.ssl`) only when they
+    /// start.
     async fn apply(&self, ctx: &Context, plan: Plan<VolumeChange>) -> Result<Vec<VolumeChange>, TaskError> {
         let mut done = Vec::new();
         let mut changes = plan.changes.into_iter().peekable();
@@ -477,11 +478,9 @@ impl Task for EnsureVolume {
             if let VolumeChange::Restart { offline, .. } = &change {
                 self.await_bricks_online(ctx, offline).await?;
             }
-            // A new volume gets every option of the task as planned (the sets right after the
-            // create), no read of gluster's defaults first: each option is then shown in `volume
-            // info`, and a re-apply needs no `volume get`. `replace-brick` and a replica increase
-            // rewrite `auth.allow` for the mount they make (keeping the old list in
-            // `old.auth.allow`): the options are set to the task's again right after.
+            // `replace-brick` and a replica increase rewrite `auth.allow` for the mount they
+            // make (keeping the old list in `old.auth.allow`): the options are set to the
+            // task's again right after.
             let options_again = matches!(change, VolumeChange::ReplaceBrick { .. } | VolumeChange::RaiseReplica { .. });
             done.push(change);
             if options_again {
