@@ -274,6 +274,17 @@ fn four_servers_converge_at_once_are_repaired_and_never_left_stuck() {
     kill_from_pid_file(&lab, &servers[0], &format!("/run/gluster/vols/gluV1/{}-vdisk-brick1.pid", servers[0]));
     let offline = format!("volume gluV1: brick {}:{BRICK} is offline — `brickyard apply` restarts it", servers[0]);
     await_problem(&lab, spec, &offline);
+    // verify then names the brick the client cannot reach, instead of writing a file that
+    // would miss it.
+    let verified = expect(&lab, "verify", spec, 1);
+    let unreached = format!(
+        "to reach every brick (see /var/log/glusterfs/dataShare.log) (after 20s: not yet {}:{BRICK})",
+        servers[0]
+    );
+    assert!(
+        verified.contains("FAIL  gluV1: client1 writes /dataShare/") && verified.contains(&unreached),
+        "{verified}"
+    );
     let applied = expect(&lab, "apply", spec, 0);
     assert!(applied.contains(&format!("restart offline bricks {}:{BRICK} (volume start gluV1 force)", servers[0])));
     expect(&lab, "status", spec, 0);

@@ -13,7 +13,11 @@
 //! A fresh mount answers before it has reached every brick: a brick started a moment ago may
 //! not be known to glusterd's port map yet, and the client tries it again seconds later. Its
 //! connections show in the mount's meta directory: `.meta/graphs/active/VOL-client-N/private`
-//! holds `connected = 1` for each brick it reached.
+//! holds `connected = 1` for each brick it reached, and `options/remote-host` and
+//! `options/remote-subvolume` beside it name that brick. A file written before then misses the
+//! unreached bricks until the self-heal daemon's next crawl (client-side heals are off by
+//! default), so a fresh mount, and `verify` before each write, wait for every brick a while
+//! ([`await_every_brick`]).
 //!
 //! The process is found in /proc by its command line (`glusterfs ... MOUNT_POINT`) and by
 //! sharing the agent's mount namespace: lab hosts share one process table, each with its own
@@ -21,6 +25,9 @@
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use brickyard_proto::poll::{self, Look, TimedOut};
 
 use crate::host::pathcheck::{self, FS_TIMEOUT};
 use crate::host::process;
@@ -28,6 +35,9 @@ use crate::host::process;
 /// How much of the end of a client log is read: a crash report lists every pending frame
 /// before the signal, a line each.
 const LOG_TAIL: u64 = 1 << 20;
+/// Between two looks at a mount's brick connections (each a few reads the client answers
+/// itself).
+const REACH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// glusterfs's default log of the client mounted at `mount_point`: `/mnt/gv` logs to
 /// `/var/log/glusterfs/mnt-gv.log`.
@@ -63,8 +73,9 @@ pub fn connected_in(private: &str) -> bool {
     private.lines().any(|l| l.split_once('=').is_some_and(|(k, v)| k.trim() == "connected" && v.trim() == "1"))
 }
 
-/// The bricks the client mounted at `dir` (on this host) has not reached yet, by translator
-/// name (`gluV1-client-1`); `None` when the mount shows no meta directory or does not answer.
+/// The bricks the client mounted at `dir` (on this host) has not reached yet, as `host:path`
+/// (the translator's name, `gluV1-client-1`, when its options do not say); `None` when the
+/// mount shows no meta directory or does not answer.
 pub async fn unreached_bricks(dir: &str) -> Option<Vec<String>> {
     let active = PathBuf::from(dir).join(".meta/graphs/active");
     let read = move || {
@@ -72,14 +83,34 @@ pub async fn unreached_bricks(dir: &str) -> Option<Vec<String>> {
         let mut unreached = Vec::new();
         for entry in std::fs::read_dir(&active).map_err(io)? {
             let name = entry.map_err(io)?.file_name().to_string_lossy().into_owned();
-            let private = std::fs::read_to_string(active.join(&name).join("private"));
+            let xlator = active.join(&name);
+            let private = std::fs::read_to_string(xlator.join("private"));
             if name.contains("-client-") && !private.is_ok_and(|p| connected_in(&p)) {
-                unreached.push(name);
+                let option = |key: &str| std::fs::read_to_string(xlator.join("options").join(key)).ok();
+                unreached.push(match (option("remote-host"), option("remote-subvolume")) {
+                    (Some(host), Some(path)) => format!("{}:{}", host.trim(), path.trim()),
+                    _ => name,
+                });
             }
         }
+        unreached.sort();
         Ok(unreached)
     };
     pathcheck::off_workers(format!("the brick connections of {dir}"), FS_TIMEOUT, read).await.ok()
+}
+
+/// Waits until the client mounted at `dir` has reached every brick, for at most `within`;
+/// the timeout names the bricks still unreached and the client's log (`log`). A mount without
+/// a meta directory is taken as reaching them (there is nothing to wait on).
+pub async fn await_every_brick(dir: &str, log: &str, within: Duration) -> Result<(), TimedOut> {
+    let what = format!("the glusterfs client mounted at {dir} to reach every brick (see {log})");
+    poll::until(what, within, REACH_INTERVAL, || async {
+        Ok(match unreached_bricks(dir).await {
+            Some(unreached) if !unreached.is_empty() => Look::NotYet(format!("not yet {}", unreached.join(", "))),
+            _ => Look::Done(()),
+        })
+    })
+    .await
 }
 
 fn read_tail(path: &Path) -> std::io::Result<String> {
@@ -116,19 +147,34 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn bricks_not_connected_in_the_meta_directory_are_unreached() {
+    async fn bricks_not_connected_in_the_meta_directory_are_unreached_and_named() {
         let mount = tempfile::tempdir().unwrap();
         let active = mount.path().join(".meta/graphs/active");
         for (xlator, private) in [
             ("gluV1-client-0", "[xlator.protocol.client.gluV1-client-0.priv]\nconnected = 1\nping_timeout = 42\n"),
             ("gluV1-client-1", "[xlator.protocol.client.gluV1-client-1.priv]\nconnected = 0\n"),
+            ("gluV1-client-2", ""),
             ("gluV1-replicate-0", "[xlator.cluster.afr.gluV1-replicate-0.priv]\n"),
         ] {
-            std::fs::create_dir_all(active.join(xlator)).unwrap();
+            std::fs::create_dir_all(active.join(xlator).join("options")).unwrap();
             std::fs::write(active.join(xlator).join("private"), private).unwrap();
         }
+        let options = active.join("gluV1-client-1/options");
+        std::fs::write(options.join("remote-host"), "gluServer2\n").unwrap();
+        std::fs::write(options.join("remote-subvolume"), "/vdisk/brick1\n").unwrap();
         let dir = mount.path().to_str().unwrap();
-        assert_eq!(unreached_bricks(dir).await, Some(vec!["gluV1-client-1".to_owned()]));
+        let unreached = vec!["gluServer2:/vdisk/brick1".to_owned(), "gluV1-client-2".to_owned()];
+        assert_eq!(unreached_bricks(dir).await, Some(unreached), "named by their options, else by translator");
+        let e = await_every_brick(dir, "/var/log/glusterfs/mnt.log", Duration::ZERO).await.unwrap_err().to_string();
+        assert!(
+            e.contains("(see /var/log/glusterfs/mnt.log)")
+                && e.ends_with("not yet gluServer2:/vdisk/brick1, gluV1-client-2)"),
+            "{e}"
+        );
+
+        std::fs::write(active.join("gluV1-client-1/private"), "connected = 1\n").unwrap();
+        std::fs::write(active.join("gluV1-client-2/private"), "connected = 1\n").unwrap();
+        assert_eq!(await_every_brick(dir, "mnt.log", Duration::ZERO).await, Ok(()));
         let none = tempfile::tempdir().unwrap();
         assert_eq!(unreached_bricks(none.path().to_str().unwrap()).await, None, "no meta directory");
     }

@@ -1,9 +1,11 @@
 //! `VerifyFile`: the seed's file test. Appends to, reads or removes one file named
 //! `.brickyard-verify-[A-Za-z0-9._-]+` directly in `dir`, where `dir` must be a glusterfs FUSE
-//! mount point of this host (all operations) or, for reads only, a brick directory on this host
-//! (it carries gluster's `trusted.glusterfs.volume-id`, which only root and glusterd set; one
-//! getxattr instead of two gluster CLI calls per read). Everything else is refused. Reads /proc/self/mountinfo; opens files without following symlinks; every
-//! file operation has a timeout (a FUSE mount whose servers are gone can block forever).
+//! mount point of this host (all operations; an append first waits until the mount's client
+//! has reached every brick, see `gluster::client`) or, for reads only, a brick directory on
+//! this host (it carries gluster's `trusted.glusterfs.volume-id`, which only root and glusterd
+//! set; one getxattr instead of two gluster CLI calls per read). Everything else is refused.
+//! Reads /proc/self/mountinfo; opens files without following symlinks; every file operation
+//! has a timeout (a FUSE mount whose servers are gone can block forever).
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
@@ -14,7 +16,7 @@ use std::time::Duration;
 use brickyard_proto::types::AbsPath;
 use brickyard_proto::v1;
 
-use crate::gluster::{FUSE_FSTYPE, VOLUME_ID};
+use crate::gluster::{self, FUSE_FSTYPE, VOLUME_ID};
 use crate::host::mountinfo;
 use crate::host::pathcheck::{self, PathError};
 use crate::tasks::TaskError;
@@ -25,6 +27,9 @@ const MAX_LINE: usize = 4096;
 /// The most of a file a read returns.
 const MAX_READ: u64 = 1 << 20;
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a write waits for its mount to reach every brick: a fresh mount has waited for
+/// that already (10 s, not failing when it did not), a busy pool can take longer.
+const BRICKS_REACHED: Duration = Duration::from_secs(20);
 
 /// Checks `name` against `.brickyard-verify-[A-Za-z0-9._-]+`.
 fn check_file_name(name: &str) -> Result<(), TaskError> {
@@ -68,6 +73,13 @@ pub async fn handle(req: &v1::VerifyFileRequest) -> Result<v1::VerifyFileRespons
         )));
     }
 
+    if op == v1::VerifyOp::Append {
+        // A file written before the client reached every brick would miss some of them until
+        // the self-heal daemon's next crawl: the check would fail on those bricks, for no fault
+        // of theirs. Wait for the client; if it still has not reached them, say which.
+        let log = gluster::client::default_log(dir.as_str());
+        gluster::client::await_every_brick(dir.as_str(), &log, BRICKS_REACHED).await?;
+    }
     let brick_read = !on_mount;
     let path = Path::new(dir.as_str()).join(&req.file_name);
     let line = req.line.clone();

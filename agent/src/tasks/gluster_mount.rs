@@ -277,15 +277,8 @@ impl MountGlusterVolume {
             })
         })
         .await?;
-        let what = format!("{} at {mp} to reach every brick", self.source());
-        let reached = poll::until(what, BRICKS_REACHED, POLL_INTERVAL, || async {
-            Ok::<_, TaskError>(match gluster::client::unreached_bricks(&dir).await {
-                Some(unreached) if !unreached.is_empty() => Look::NotYet(format!("not yet {}", unreached.join(", "))),
-                _ => Look::Done(()),
-            })
-        })
-        .await;
-        if let Err(unreached) = reached {
+        let log = gluster::client::default_log(mp);
+        if let Err(unreached) = gluster::client::await_every_brick(&dir, &log, BRICKS_REACHED).await {
             tracing::warn!("{unreached}");
         }
         Ok(())
