@@ -11,14 +11,17 @@ pub mod rebalance;
 pub mod xml;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use brickyard_proto::poll::{self, Look, TimedOut};
 use brickyard_proto::v1;
 
 use crate::host::etcfile;
 use crate::host::mountinfo::{self, Mount};
 use crate::host::pathcheck::{self, FS_TIMEOUT};
-use crate::host::runner::CommandError;
+use crate::host::runner::{Cmd, CommandError};
 use crate::host::Context;
 
 pub use xml::{BrickInfo, BrickProcess, PeerInfo, VolumeInfo, VolumeProcess};
@@ -41,30 +44,68 @@ pub enum Error {
     Command(#[from] CommandError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    /// A lock another gluster transaction held was not released in time ([`cli`]).
+    #[error(transparent)]
+    LockHeld(#[from] TimedOut),
 }
 
 /// Runs `gluster --mode=script --xml ARGS` and returns its `<cliOutput>` when `opRet` is 0.
 /// gluster exits non-zero with the reason in `opErrstr`: that reason becomes the error's
 /// stderr, so the message reads `gluster ... failed (exit status 1): Volume gv0 already exists`.
 /// No gluster CLI, or no glusterd answering, is `NotReady` (EnsurePackages and EnsureGlusterd
-/// bring them).
+/// bring them). A command refused for a lock another transaction holds runs again
+/// ([`when_unlocked`]).
 pub async fn cli(ctx: &Context, args: &[&str]) -> Result<xml::Element, Error> {
     let cmd = cli_program(ctx)?.args(args.iter().copied());
-    let out = ctx.runner.output(&cmd).await;
-    ctx.shared_runs.changed();
-    answer(&cmd, out?)
+    when_unlocked(&cmd, || async {
+        let out = ctx.runner.output(&cmd).await;
+        ctx.shared_runs.changed();
+        answer(&cmd, out?)
+    })
+    .await
 }
 
 /// Runs a gluster query (a command that changes nothing), sharing the run of an identical
-/// query running now (see [`crate::host::shared_runs`]).
+/// query running now (see [`crate::host::shared_runs`]); again while a lock is held, as
+/// [`cli`].
 async fn query(ctx: &Context, args: &[&str]) -> Result<xml::Element, Error> {
     let cmd = cli_program(ctx)?.args(args.iter().copied());
-    let out = ctx.shared_runs.output(ctx.runner.as_ref(), &cmd).await?;
-    answer(&cmd, out)
+    when_unlocked(&cmd, || async { answer(&cmd, ctx.shared_runs.output(ctx.runner.as_ref(), &cmd).await?) }).await
+}
+
+/// What gluster answers when another transaction holds a lock the command needs (its
+/// volume's, or the pool's; here or on a peer): the command was refused before it changed
+/// anything. Two of the agent's own queries can meet so (`volume status` and `rebalance
+/// status` of one volume, planned at once), as can any other gluster client of the pool.
+const LOCK_HELD: [&str; 3] =
+    ["Another transaction is in progress", "Another transaction could be in progress", "Locking failed on"];
+/// How long a command waits for such a lock; gluster's transactions take well under a second
+/// each, a volume start a few.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+const LOCK_INTERVAL: Duration = Duration::from_millis(200);
+
+fn lock_held(e: &Error) -> bool {
+    matches!(e, Error::Command(CommandError::Failed { stderr, .. }) if LOCK_HELD.iter().any(|m| stderr.contains(m)))
+}
+
+/// `run` (one run of `cmd`), again while gluster refuses it for a lock held elsewhere, until
+/// [`LOCK_WAIT`] has passed.
+async fn when_unlocked<Fut>(cmd: &Cmd, run: impl Fn() -> Fut) -> Result<xml::Element, Error>
+where
+    Fut: Future<Output = Result<xml::Element, Error>>,
+{
+    let what = format!("the lock `{}` needs (another gluster transaction holds it)", cmd.display());
+    poll::until(what, LOCK_WAIT, LOCK_INTERVAL, || async {
+        match run().await {
+            Err(e) if lock_held(&e) => Ok(Look::NotYet(e.to_string())),
+            answer => answer.map(Look::Done),
+        }
+    })
+    .await
 }
 
 /// The XML answer of a gluster command, or why it failed.
-fn answer(cmd: &crate::host::runner::Cmd, out: crate::host::runner::Output) -> Result<xml::Element, Error> {
+fn answer(cmd: &Cmd, out: crate::host::runner::Output) -> Result<xml::Element, Error> {
     xml::cli_output(&out.stdout).map_err(|e| {
         let stderr = match e {
             xml::XmlError::Gluster { message, .. } => message,
@@ -452,6 +493,30 @@ mod tests {
         let err = cli(&c, &["pool", "list"]).await.unwrap_err();
         assert!(matches!(err, Error::NotReady(_)), "{err}");
         assert!(err.to_string().contains("Connection failed") && err.to_string().contains("EnsureGlusterd"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_command_refused_for_a_lock_held_elsewhere_runs_again() {
+        let held = |what: &str| Output {
+            code: Some(1),
+            stdout: format!("<cliOutput><opRet>-1</opRet><opErrno>0</opErrno><opErrstr>{what}</opErrstr></cliOutput>"),
+            stderr: String::new(),
+        };
+        let status = "/usr/sbin/gluster --mode=script --xml volume status gv0";
+        let runner = FakeRunner::default()
+            .expect_output(
+                status,
+                held("Another transaction is in progress for gv0. Please try again after some time."),
+            )
+            .expect_output(status, held("Locking failed on gs2. Please check log file for details."))
+            .expect(status, &fixture("volume-status-brick-down.xml"));
+        assert!(!brick_processes(&ctx(runner), "gv0").await.unwrap().is_empty(), "answered on the third run");
+
+        // Other refusals are not retried.
+        let create = "/usr/sbin/gluster --mode=script --xml volume create gv0";
+        let out = Output { code: Some(1), stdout: fixture("volume-create-exists.xml"), stderr: String::new() };
+        let err = cli(&ctx(FakeRunner::default().expect_output(create, out)), &["volume", "create", "gv0"]).await;
+        assert!(err.unwrap_err().to_string().ends_with("Volume gv0 already exists"));
     }
 
     #[tokio::test]

@@ -187,6 +187,7 @@ impl From<gluster::Error> for TaskError {
             gluster::Error::NotReady(msg) => TaskError::NotReady(msg),
             gluster::Error::Command(e) => TaskError::Command(e),
             gluster::Error::Io { context, source } => TaskError::Io { context, source },
+            gluster::Error::LockHeld(timed_out) => timed_out.into(),
         }
     }
 }
