@@ -249,16 +249,21 @@ impl TestLab {
 
 impl TestLab {
     /// After a failed test, before the lab goes: each server's glusterd errors and its last
-    /// gluster commands, so that a refusal gluster only explains in its own log ("Commit failed
+    /// gluster commands, each client's mount log errors, so that a refusal gluster only explains in its own log ("Commit failed
     /// on gluServer2. Please check log file") can still be read from the test's output.
     fn print_gluster_logs(&self) {
         const LOGS: &str =
             "grep -h '\\] [EW] \\[' /var/log/glusterfs/glusterd.log | tail -n 40; echo '-- cmd_history:'; \
                             tail -n 15 /var/log/glusterfs/cmd_history.log";
+        const MOUNT_LOGS: &str = "cd /var/log/glusterfs && grep -E '^\\[[^]]*\\] [EW] ' *.log | tail -n 40";
         let Ok(spec) = brickyard::validate::load(&self.spec_path()) else { return };
         for server in &spec.servers {
             let out = self.exec(&server.name, &["sh", "-c", LOGS]);
             eprintln!("---- lab {}: {} glusterd.log (errors, warnings) ----\n{}", self.name, server.name, text(&out));
+        }
+        for client in &spec.clients {
+            let out = self.exec(&client.name, &["sh", "-c", MOUNT_LOGS]);
+            eprintln!("---- lab {}: {} mount logs (errors, warnings) ----\n{}", self.name, client.name, text(&out));
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct MountGlusterVolume {
     servers: Vec<HostName>,
     mount_point: AbsPath,
     paths: HostPaths,
+    /// How long a fresh mount's client may take to reach every brick ([`BRICKS_REACHED`]).
+    bricks_reached: Duration,
 }
 
 /// One step of apply, in order.
@@ -67,6 +69,12 @@ pub enum MountChange {
         source: String,
         mount_point: AbsPath,
         backup: Option<String>,
+    },
+    /// The fresh mount at `mount_point` unmounted and mounted once more, done by apply when
+    /// its client had not reached every brick (`why`: which, after how long).
+    Remount {
+        mount_point: AbsPath,
+        why: String,
     },
     /// The managed /etc/fstab entry `line`, and the file's new `contents` with it.
     Fstab {
@@ -87,6 +95,9 @@ impl fmt::Display for MountChange {
                 let backup = backup.as_ref().map(|o| format!(" -o {o}")).unwrap_or_default();
                 write!(f, "mount -t glusterfs {source} {mount_point}{backup}")
             }
+            MountChange::Remount { mount_point, why } => {
+                write!(f, "umount {mount_point} and mount it again: timed out waiting for {why}")
+            }
             MountChange::Fstab { line, .. } => write!(f, "/etc/fstab: {line}"),
         }
     }
@@ -103,7 +114,7 @@ impl MountGlusterVolume {
         if let Err(e) = mount_point.require_outside_system() {
             return Err(TaskError::InvalidTask(format!("mount point for volume {volume}: {e}")));
         }
-        Ok(Self { volume, servers, mount_point, paths: HostPaths::system() })
+        Ok(Self { volume, servers, mount_point, paths: HostPaths::system(), bricks_reached: BRICKS_REACHED })
     }
 
     fn source(&self) -> String {
@@ -276,12 +287,35 @@ impl MountGlusterVolume {
                 _ => Look::NotYet(format!("not mounted at {mp}")),
             })
         })
-        .await?;
+        .await
+    }
+
+    /// Mounts with `cmd` and waits until the mount answers and its client has reached every
+    /// brick. A client that has not within `bricks_reached` is unmounted and mounted once
+    /// more (the `Remount` returned, for the changes done): a brick's port query can go unanswered (seen
+    /// with glusterd's TLS management connection failing a write), and that client then
+    /// waits for it far longer than a new client takes. If the new one does not reach them
+    /// either (their server down), the mount stays; `status` shows the bricks.
+    async fn mount_reaching_bricks(&self, ctx: &Context, cmd: &Cmd) -> Result<Option<MountChange>, TaskError> {
+        let mp = self.mount_point.as_str();
+        let dir = self.paths.host(mp).to_string_lossy().into_owned();
         let log = gluster::client::default_log(mp);
-        if let Err(unreached) = gluster::client::await_every_brick(&dir, &log, BRICKS_REACHED).await {
-            tracing::warn!("{unreached}");
+        self.mount(ctx, cmd).await?;
+        self.wait_mounted().await?;
+        let Err(unreached) = gluster::client::await_every_brick(&dir, &log, self.bricks_reached).await else {
+            return Ok(None);
+        };
+        // Not lazy: a mount someone already uses is kept as it is.
+        if let Err(busy) = ctx.runner.run(&ctx.runner.cmd("umount")?.arg(mp)).await {
+            tracing::warn!("{unreached}; not mounted again: {busy}");
+            return Ok(None);
         }
-        Ok(())
+        self.mount(ctx, cmd).await?;
+        self.wait_mounted().await?;
+        if let Err(still) = gluster::client::await_every_brick(&dir, &log, self.bricks_reached).await {
+            tracing::warn!("{still}");
+        }
+        Ok(Some(MountChange::Remount { mount_point: self.mount_point.clone(), why: unreached.to_string() }))
     }
 }
 
@@ -310,8 +344,10 @@ impl Task for MountGlusterVolume {
 
     /// Unmounts a stale mount, mounts, waits until the mount answers, and writes fstab.
     async fn apply(&self, ctx: &Context, plan: Plan<MountChange>) -> Result<Vec<MountChange>, TaskError> {
-        for change in &plan.changes {
-            match change {
+        let mut done = Vec::new();
+        for change in plan.changes {
+            let mut remount = None;
+            match &change {
                 MountChange::Mkdir(dir) => {
                     std::fs::create_dir_all(self.paths.host(dir.as_str()))
                         .map_err(TaskError::io(format!("creating {dir}")))?;
@@ -327,16 +363,18 @@ impl Task for MountGlusterVolume {
                     if let Some(backup) = backup {
                         cmd = cmd.arg("-o").arg(backup);
                     }
-                    self.mount(ctx, &cmd).await?;
-                    self.wait_mounted().await?;
+                    remount = self.mount_reaching_bricks(ctx, &cmd).await?;
                 }
                 MountChange::Fstab { contents, .. } => {
                     etcfile::atomic_write(&self.paths.fstab(), contents.as_bytes(), 0o644)
                         .map_err(TaskError::io("writing /etc/fstab"))?;
                 }
+                MountChange::Remount { .. } => {}
             }
+            done.push(change);
+            done.extend(remount);
         }
-        Ok(plan.changes)
+        Ok(done)
     }
 }
 
@@ -496,6 +534,42 @@ mod tests {
         );
         assert!(host.paths.host("/mnt/gv").is_dir());
         assert!(std::fs::read_to_string(host.paths.fstab()).unwrap().starts_with(FSTAB));
+    }
+
+    /// A client that has not reached every brick in time is unmounted and mounted once more;
+    /// the new one reaches them.
+    #[tokio::test]
+    async fn a_client_that_does_not_reach_every_brick_is_mounted_again() {
+        let host = Arc::new(FakeHost::default());
+        std::fs::write(host.paths.fstab(), FSTAB).unwrap();
+        let t = MountGlusterVolume {
+            paths: host.paths.clone(),
+            bricks_reached: Duration::ZERO,
+            ..task(&["gs1"], "/mnt/gv").unwrap()
+        };
+        let brick = host.paths.host("/mnt/gv/.meta/graphs/active/gv0-client-1");
+        let (kernel, first, second) = (host.clone(), brick.clone(), brick.clone());
+        let runner = FakeRunner::default()
+            .expect("/usr/bin/mount -t glusterfs gs1:/gv0 /mnt/gv", "")
+            .then(move || {
+                kernel.mountinfo(&format!("{ROOT_MOUNT}\n{}\n", real_mount()));
+                std::fs::create_dir_all(first.join("options")).unwrap();
+                std::fs::write(first.join("options/remote-host"), "gs2").unwrap();
+                std::fs::write(first.join("options/remote-subvolume"), "/vdisk/b").unwrap();
+                std::fs::write(first.join("private"), "connected = 0\n").unwrap();
+            })
+            .expect("/usr/bin/umount /mnt/gv", "")
+            .expect("/usr/bin/mount -t glusterfs gs1:/gv0 /mnt/gv", "")
+            .then(move || std::fs::write(second.join("private"), "connected = 1\n").unwrap());
+        let (_, done) = converges(&t, &Context::direct(runner)).await;
+        assert_eq!(done[1], "mount -t glusterfs gs1:/gv0 /mnt/gv");
+        assert!(
+            done[2].starts_with(
+                "umount /mnt/gv and mount it again: timed out waiting for the glusterfs client mounted at "
+            ) && done[2].ends_with("(see /var/log/glusterfs/mnt-gv.log) (after 0ns: not yet gs2:/vdisk/b)"),
+            "{done:?}"
+        );
+        assert!(done[3].starts_with("/etc/fstab: "), "{done:?}");
     }
 
     const MOUNT_FAILED: &str = "Mount failed. Check the log file /var/log/glusterfs/mnt-gv.log for more details.";
