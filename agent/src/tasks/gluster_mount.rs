@@ -6,7 +6,8 @@
 //! gone: "Transport endpoint is not connected") is stale: it is lazily unmounted (`umount -l`)
 //! and mounted again; so is one whose client process crashed and hangs (its log says so, see
 //! `gluster::client`), after that process is killed. One that only does not answer (servers
-//! away) is left alone. The mount point obeys the path policy (no system tree; no symlink on the
+//! away) is left alone. A fresh mount whose client has not reached every brick in 10 s is
+//! mounted once more (see `mount_reaching_bricks`). The mount point obeys the path policy (no system tree; no symlink on the
 //! way; absent or empty before the first mount, checked off the async workers with a deadline).
 //! Creates the mount point directory, runs mount(8) and umount(8), reads /proc/self/mountinfo,
 //! edits /etc/fstab (all
